@@ -1,0 +1,268 @@
+import CNghttp2
+import NIOCore
+import NIOPosix
+
+/// Channel settings.
+public struct ChannelOptions: Sendable {
+    /// Largest response message accepted (after decompression).
+    public var maxReceiveMessageSize = 4 * 1024 * 1024
+    /// Largest response header list accepted.
+    public var maxHeaderListSize = 16 * 1024
+    /// Request compression when a call names none.
+    public var defaultCompression = CompressionAlgorithm.identity
+    /// HTTP/2 initial stream window.
+    public var initialWindowSize = 1 << 20
+    /// Threads that run completion callbacks.
+    public var callbackThreads = 4
+    /// Put before the library's own user-agent.
+    public var userAgentPrefix: String?
+    /// Connect timeout in seconds.
+    public var connectTimeout: Double = 20
+    public init() {}
+}
+
+/// One HTTP/2 connection of a channel (event loop only).
+final class ClientConnection {
+    let session: H2Session
+    let handler: H2ConnectionHandler
+    var channel: Channel?
+    var draining = false
+    var lostConnection = false
+
+    init(options: ChannelOptions) {
+        session = H2Session(isServer: false, maxHeaderListSize: options.maxHeaderListSize,
+                            maxConcurrentStreams: nil, initialWindowSize: options.initialWindowSize)
+        handler = H2ConnectionHandler(session: session)
+    }
+
+    func open(_ call: ClientCall, authority: String) -> Bool {
+        let stream = H2Stream(session: session)
+        stream.delegate = call
+        guard session.submitRequest(stream, call.requestHeaders(authority: authority)) else { return false }
+        call.attached(stream, self)
+        call.applyPending()
+        return true
+    }
+}
+
+/// A client channel to one target: lazy connect, one multiplexed HTTP/2 connection,
+/// reconnect with exponential backoff, wait-for-ready.
+public final class GRPCChannel: @unchecked Sendable {
+    public let target: String
+    public let options: ChannelOptions
+    let endpoint: Endpoint
+    let authority: String
+    let userAgent: String
+    private let group: MultiThreadedEventLoopGroup
+    let eventLoop: EventLoop
+    let callbackPool: NIOThreadPool
+
+    // Event-loop state.
+    private enum State {
+        case idle
+        case connecting
+        case ready(ClientConnection)
+        case backoff(untilNanos: UInt64, error: String)
+    }
+    private var state = State.idle
+    private var waiting: [ClientCall] = []
+    private var backoffSeconds = 1.0
+    private var retryTask: Scheduled<Void>?
+    private var closed = false
+    private let closeState = Monitor()
+    private var closeStarted = false
+
+    /// Creates a channel to "host:port", "[v6]:port" or "unix:PATH".
+    public init(target: String, options: ChannelOptions = ChannelOptions()) throws {
+        do { endpoint = try Endpoint.parse(target) } catch let e as EndpointError {
+            throw RuntimeError(.invalidArgument, "invalid target: \(e.message)")
+        }
+        if case .host(_, let p) = endpoint, p == 0 {
+            throw RuntimeError(.invalidArgument, "invalid target '\(target)': port 0")
+        }
+        self.target = target
+        self.options = options
+        switch endpoint {
+        case .host: authority = endpoint.description
+        case .unix: authority = "localhost"
+        }
+        userAgent = (options.userAgentPrefix.map { $0 + " " } ?? "") + GRPCHelperVersion.userAgent
+        group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        eventLoop = group.next()
+        callbackPool = NIOThreadPool(numberOfThreads: max(1, options.callbackThreads))
+        callbackPool.start()
+    }
+
+    deinit {
+        close()
+    }
+
+    /// Creates a call; start it with `start()` (or use the convenience functions).
+    public func makeCall(_ method: String, options: CallOptions = CallOptions()) -> ClientCall {
+        ClientCall(channel: self, method: method, options: options)
+    }
+
+    /// Cancels every call, closes the connection and stops the channel's threads. Idempotent.
+    public func close() {
+        let first: Bool = closeState.withLock {
+            if closeStarted { return false }
+            closeStarted = true
+            return true
+        }
+        guard first else { return }
+        let wasClosed: Bool = (try? eventLoop.submit { () -> Bool in
+            if self.closed { return true }
+            self.closed = true
+            self.retryTask?.cancel()
+            let w = self.waiting
+            self.waiting.removeAll()
+            for c in w { c.fail(Status(.cancelled, "channel closed")) }
+            if case .ready(let conn) = self.state {
+                for (_, s) in conn.session.streams {
+                    (s.delegate as? ClientCall)?.fail(Status(.cancelled, "channel closed"))
+                }
+                conn.channel?.close(promise: nil)
+            }
+            self.state = .idle
+            return false
+        }.wait()) ?? true
+        if wasClosed { return }
+        try? callbackPool.syncShutdownGracefully()
+        try? group.syncShutdownGracefully()
+    }
+
+    func callFinished(_ call: ClientCall) {}
+
+    // MARK: event loop
+
+    func startOnEventLoop(_ call: ClientCall) {
+        debugLog("startOnEventLoop state=\(state)")
+        if closed {
+            call.fail(Status(.cancelled, "channel closed"))
+            return
+        }
+        switch state {
+        case .ready(let conn) where !conn.draining && !conn.lostConnection:
+            if !conn.open(call, authority: authority) {
+                call.fail(Status(.unavailable, "cannot open a stream on the connection"))
+            }
+        case .ready, .idle:
+            waiting.append(call)
+            connect()
+        case .connecting:
+            waiting.append(call)
+        case .backoff(let until, let error):
+            if monotonicNanos() >= until {
+                waiting.append(call)
+                connect()
+            } else if call.options.waitForReady {
+                waiting.append(call)
+            } else {
+                call.fail(Status(.unavailable, "failed to connect to \(target): \(error)"))
+            }
+        }
+    }
+
+    private func connect() {
+        state = .connecting
+        let conn = ClientConnection(options: options)
+        let bootstrap = ClientBootstrap(group: eventLoop)
+            .connectTimeout(.nanoseconds(Int64(options.connectTimeout * 1e9)))
+            .channelOption(NIOCore.ChannelOptions.socketOption(.tcp_nodelay), value: 1)
+            .channelInitializer { ch in ch.pipeline.addHandler(conn.handler) }
+        let future: EventLoopFuture<Channel>
+        switch endpoint {
+        case .host(let h, let p): future = bootstrap.connect(host: h, port: p)
+        case .unix(let path): future = bootstrap.connect(unixDomainSocketPath: path)
+        }
+        future.whenComplete { result in
+            switch result {
+            case .success(let ch): self.connected(conn, ch)
+            case .failure(let err): self.connectFailed("\(err)")
+            }
+        }
+    }
+
+    private func connected(_ conn: ClientConnection, _ ch: Channel) {
+        debugLog("connected")
+        if closed {
+            ch.close(promise: nil)
+            return
+        }
+        conn.channel = ch
+        state = .ready(conn)
+        backoffSeconds = 1.0
+        conn.session.onGoAway = { [weak self, weak conn] _, _ in
+            guard let self = self, let conn = conn else { return }
+            conn.draining = true
+            if case .ready(let c) = self.state, c === conn { self.state = .idle }
+        }
+        conn.handler.onInactive = { [weak self, weak conn] in
+            guard let self = self, let conn = conn else { return }
+            conn.lostConnection = true
+            if case .ready(let c) = self.state, c === conn { self.state = .idle }
+        }
+        let w = waiting
+        waiting.removeAll()
+        for call in w where call.status == nil {
+            if !conn.open(call, authority: authority) {
+                call.fail(Status(.unavailable, "cannot open a stream on the connection"))
+            }
+        }
+        conn.handler.flush()
+    }
+
+    private func connectFailed(_ error: String) {
+        debugLog("connectFailed \(error)")
+        let until = monotonicNanos() + UInt64(backoffSeconds * 1e9)
+        state = .backoff(untilNanos: until, error: error)
+        // Exponential backoff with jitter (gRPC connection-backoff: x1.6, max 120 s).
+        let jitter = Double.random(in: 0.8...1.2)
+        backoffSeconds = min(backoffSeconds * 1.6 * jitter, 120)
+        let w = waiting
+        waiting.removeAll()
+        for call in w where call.status == nil {
+            if call.options.waitForReady {
+                waiting.append(call)
+            } else {
+                call.fail(Status(.unavailable, "failed to connect to \(target): \(error)"))
+            }
+        }
+        if !waiting.isEmpty {
+            let delay = Int64(until - min(until, monotonicNanos()))
+            retryTask = eventLoop.scheduleTask(in: .nanoseconds(delay)) { [weak self] in
+                guard let self = self, !self.closed else { return }
+                self.waiting.removeAll { $0.status != nil }
+                if !self.waiting.isEmpty, case .backoff = self.state { self.connect() }
+            }
+        }
+    }
+
+    // MARK: conveniences
+
+    /// A blocking unary call. Throws `RPCError` with the status when it is not OK.
+    public func unary(_ method: String, _ request: [UInt8], options: CallOptions = CallOptions()) throws -> [UInt8] {
+        let call = makeCall(method, options: options)
+        call.start()
+        try? call.send(request)
+        call.closeSend()
+        let response = try call.receive()
+        let status = call.waitStatus()
+        guard status.isOK else { throw RPCError(status, trailers: call.trailingMetadata) }
+        guard let r = response else { throw RPCError(.internalError, "no response message") }
+        return r
+    }
+
+    /// An async unary call.
+    public func unary(_ method: String, _ request: [UInt8], options: CallOptions = CallOptions()) async throws -> [UInt8] {
+        let call = makeCall(method, options: options)
+        call.start()
+        try? await call.send(request)
+        call.closeSend()
+        let response = try await call.receive()
+        let status = await call.statusAsync()
+        guard status.isOK else { throw RPCError(status, trailers: call.trailingMetadata) }
+        guard let r = response else { throw RPCError(.internalError, "no response message") }
+        return r
+    }
+}

@@ -1,0 +1,97 @@
+import CNghttp2
+import NIOCore
+
+/// Drives an `H2Session` from a NIO channel: bytes in → `nghttp2_session_mem_recv`,
+/// bytes out ← `nghttp2_session_mem_send`. Everything here runs on the channel's event loop.
+final class H2ConnectionHandler: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    let session: H2Session
+    private(set) var context: ChannelHandlerContext?
+    private var flushPending = false
+    /// Called once when the connection is gone (closed or failed).
+    var onInactive: (() -> Void)?
+    /// Called when the connection becomes active.
+    var onActive: ((ChannelHandlerContext) -> Void)?
+
+    init(session: H2Session) {
+        self.session = session
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        if context.channel.isActive { activate(context) }
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        activate(context)
+        context.fireChannelActive()
+    }
+
+    private var activated = false
+    private func activate(_ context: ChannelHandlerContext) {
+        guard !activated else { return }
+        activated = true
+        onActive?(context)
+        flush()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let buffer = unwrapInboundIn(data)
+        let ok = buffer.withUnsafeReadableBytes { session.receive($0) }
+        if !ok {
+            // Fatal protocol error: nghttp2 queued a GOAWAY; send it and close.
+            flush()
+            context.close(promise: nil)
+            return
+        }
+        flushPending = true
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        if flushPending { flush() }
+        context.fireChannelReadComplete()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        shutdownStreams()
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        context.close(promise: nil)
+    }
+
+    private var inactiveReported = false
+    private func shutdownStreams() {
+        guard !inactiveReported else { return }
+        inactiveReported = true
+        // Every open stream is gone with the connection.
+        let open = session.streams
+        session.streams.removeAll()
+        for (_, s) in open {
+            s.closed = true
+            s.delegate?.h2StreamClosed(s, errorCode: UInt32(NGHTTP2_INTERNAL_ERROR.rawValue))
+        }
+        onInactive?()
+    }
+
+    /// Writes everything nghttp2 has to send. Call after submitting frames.
+    func flush() {
+        flushPending = false
+        guard let context = context, context.channel.isActive else { return }
+        var out = context.channel.allocator.buffer(capacity: 0)
+        let ok = session.drainOutput(into: &out)
+        if out.readableBytes > 0 {
+            context.writeAndFlush(NIOAny(out), promise: nil)
+        }
+        if !ok {
+            context.close(promise: nil)
+            return
+        }
+        if !session.wantsRead && !session.wantsWrite {
+            context.close(promise: nil)
+        }
+    }
+}

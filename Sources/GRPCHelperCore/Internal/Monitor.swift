@@ -1,0 +1,114 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// A mutex with a condition variable that also wakes Swift-concurrency waiters.
+/// Blocking waits are for worker threads (C and Python handlers, blocking client
+/// calls); async waits are for Swift `async` code. Never block an event loop on it.
+final class Monitor: @unchecked Sendable {
+    private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+    private let cond = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
+    private var asyncWaiters: [CheckedContinuation<Void, Never>] = []
+
+    init() {
+        pthread_mutex_init(mutex, nil)
+        var attr = pthread_condattr_t()
+        pthread_condattr_init(&attr)
+        pthread_condattr_setclock(&attr, CLOCK_MONOTONIC)
+        pthread_cond_init(cond, &attr)
+        pthread_condattr_destroy(&attr)
+    }
+
+    deinit {
+        pthread_cond_destroy(cond)
+        pthread_mutex_destroy(mutex)
+        cond.deallocate()
+        mutex.deallocate()
+    }
+
+    @inline(__always)
+    func lock() { pthread_mutex_lock(mutex) }
+    @inline(__always)
+    func unlock() { pthread_mutex_unlock(mutex) }
+
+    @inline(__always)
+    func withLock<T>(_ body: () throws -> T) rethrows -> T {
+        pthread_mutex_lock(mutex)
+        defer { pthread_mutex_unlock(mutex) }
+        return try body()
+    }
+
+    /// Wakes every waiter. Call with the lock held.
+    func broadcastLocked() -> [CheckedContinuation<Void, Never>] {
+        pthread_cond_broadcast(cond)
+        let w = asyncWaiters
+        asyncWaiters.removeAll()
+        return w
+    }
+
+    /// Takes the lock, runs `body`, wakes every waiter.
+    func mutateAndNotify<T>(_ body: () throws -> T) rethrows -> T {
+        pthread_mutex_lock(mutex)
+        let r: T
+        do { r = try body() } catch { pthread_mutex_unlock(mutex); throw error }
+        let w = broadcastLocked()
+        pthread_mutex_unlock(mutex)
+        for c in w { c.resume() }
+        return r
+    }
+
+    /// Blocks until `ready()` (evaluated under the lock) is true, or until the
+    /// monotonic `deadlineNanos` (nil: no limit). Returns whether `ready()` became true.
+    /// Runs `body` under the lock once ready.
+    func wait<T>(until ready: () -> Bool, deadlineNanos: UInt64? = nil, then body: () -> T) -> T? {
+        pthread_mutex_lock(mutex)
+        defer { pthread_mutex_unlock(mutex) }
+        while !ready() {
+            if let d = deadlineNanos {
+                var ts = timespec(tv_sec: Int(d / 1_000_000_000), tv_nsec: Int(d % 1_000_000_000))
+                let rc = pthread_cond_timedwait(cond, mutex, &ts)
+                if rc == ETIMEDOUT && !ready() { return nil }
+            } else {
+                pthread_cond_wait(cond, mutex)
+            }
+        }
+        return body()
+    }
+
+    /// Suspends until `ready()` (evaluated under the lock) is true, then runs `body` under the lock.
+    func waitAsync<T>(until ready: @escaping () -> Bool, then body: @escaping () -> T) async -> T {
+        while true {
+            var result: T?
+            await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+                pthread_mutex_lock(mutex)
+                if ready() {
+                    result = body()
+                    pthread_mutex_unlock(mutex)
+                    c.resume()
+                } else {
+                    asyncWaiters.append(c)
+                    pthread_mutex_unlock(mutex)
+                }
+            }
+            if let r = result { return r }
+        }
+    }
+}
+
+/// Monotonic clock in nanoseconds (CLOCK_MONOTONIC, the clock NIODeadline uses too).
+@inline(__always)
+func monotonicNanos() -> UInt64 {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
+}
+
+let debugEnabled = getenv("GH_DEBUG") != nil
+@inline(__always)
+func debugLog(_ s: @autoclosure () -> String) {
+    if debugEnabled { fputs("[gh] \(s())\n", stderr) }
+}

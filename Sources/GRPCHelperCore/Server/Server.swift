@@ -1,0 +1,251 @@
+import NIOCore
+import NIOPosix
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A gRPC server: listeners, registered methods, a worker pool for blocking handlers.
+public final class Server: @unchecked Sendable {
+    struct Registered {
+        let cardinality: RPCCardinality
+        let handler: ServerHandler
+    }
+
+    public let options: ServerOptions
+    private(set) var registry: [String: Registered] = [:]
+    private var endpoints: [Endpoint] = []
+    private var listeners: [Channel] = []
+    private var group: MultiThreadedEventLoopGroup?
+    private var pool: NIOThreadPool?
+
+    private let state = Monitor()
+    private var started = false
+    private var stopping = false
+    private var stopped = false
+    private var connections: [ObjectIdentifier: ServerConnection] = [:]
+    private var runningHandlers = 0
+
+    public init(options: ServerOptions = ServerOptions()) {
+        self.options = options
+    }
+
+    deinit {
+        if started && !stopped { shutdown(grace: 0) }
+    }
+
+    /// Registers a handler for "/package.Service/Method". Before `start()`.
+    public func register(_ method: String, cardinality: RPCCardinality, handler: ServerHandler) throws {
+        try state.withLock {
+            guard !started else { throw RuntimeError(.invalidState, "cannot register methods after start") }
+            guard method.hasPrefix("/"), method.dropFirst().contains("/") else {
+                throw RuntimeError(.invalidArgument, "method path must look like /package.Service/Method, got '\(method)'")
+            }
+            registry[method] = Registered(cardinality: cardinality, handler: handler)
+        }
+    }
+
+    /// Adds an address to listen on ("host:port", "[v6]:port", "unix:PATH"). Before `start()`.
+    @discardableResult
+    public func addListener(_ address: String) throws -> Int {
+        let e: Endpoint
+        do { e = try Endpoint.parse(address) } catch let err as EndpointError {
+            throw RuntimeError(.invalidArgument, "invalid listen address: \(err.message)")
+        }
+        return try state.withLock {
+            guard !started else { throw RuntimeError(.invalidState, "cannot add listeners after start") }
+            endpoints.append(e)
+            return endpoints.count - 1
+        }
+    }
+
+    /// Binds every listener and starts serving. Throws `RuntimeError(.bind, ...)` when an
+    /// address cannot be bound (everything already bound is closed again).
+    public func start() throws {
+        try state.withLock {
+            guard !started else { throw RuntimeError(.invalidState, "server already started") }
+            guard !endpoints.isEmpty else { throw RuntimeError(.invalidState, "no listen address added") }
+            started = true
+        }
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, options.eventLoopThreads))
+        let pool = NIOThreadPool(numberOfThreads: max(1, options.maxWorkers))
+        pool.start()
+        self.group = group
+        self.pool = pool
+        let bootstrap = ServerBootstrap(group: group)
+            .serverChannelOption(NIOCore.ChannelOptions.backlog, value: 256)
+            .serverChannelOption(NIOCore.ChannelOptions.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(NIOCore.ChannelOptions.socketOption(.tcp_nodelay), value: 1)
+            .childChannelInitializer { [weak self] channel in
+                guard let self = self else { return channel.close() }
+                return self.accept(channel)
+            }
+        var bound: [Channel] = []
+        do {
+            for e in endpoints {
+                switch e {
+                case .host(let h, let p):
+                    bound.append(try bootstrap.bind(host: h, port: p).wait())
+                case .unix(let path):
+                    bound.append(try bootstrap.bind(unixDomainSocketPath: path, cleanupExistingSocketFile: true).wait())
+                }
+            }
+        } catch {
+            for c in bound { try? c.close().wait() }
+            try? pool.syncShutdownGracefully()
+            try? group.syncShutdownGracefully()
+            self.group = nil
+            self.pool = nil
+            state.withLock { started = false }
+            let which = endpoints[bound.count]
+            throw RuntimeError(.bind, "cannot listen on \(which): \(error)")
+        }
+        listeners = bound
+    }
+
+    /// The port bound by listener `index` (0 for unix sockets), after `start()`.
+    public func port(listener index: Int = 0) -> Int? {
+        guard index >= 0, index < listeners.count else { return nil }
+        return listeners[index].localAddress?.port ?? 0
+    }
+
+    var acceptsCalls: Bool { state.withLock { !stopping } }
+
+    private func accept(_ channel: Channel) -> EventLoopFuture<Void> {
+        let allowed: Bool = state.withLock { !stopping }
+        guard allowed else { return channel.close() }
+        let conn = ServerConnection(server: self, channel: channel)
+        let id = ObjectIdentifier(conn)
+        state.withLock { connections[id] = conn }
+        conn.handler.onInactive = { [weak self] in
+            self?.state.mutateAndNotify { _ = self?.connections.removeValue(forKey: id) }
+        }
+        return channel.pipeline.addHandler(conn.handler)
+    }
+
+    /// Runs a handler for a call (called on the event loop).
+    func run(_ call: ServerCall, _ handler: ServerHandler) {
+        state.withLock { runningHandlers += 1 }
+        switch handler {
+        case .blocking(let body):
+            pool?.submit { [self] st in
+                if st == .active { self.invoke(call) { try body(call) } } else {
+                    self.complete(call, thrown: RPCError(.unavailable, "server shutting down"))
+                }
+                self.handlerDone()
+            }
+        case .async(let body):
+            Task {
+                do {
+                    try await body(call)
+                    self.complete(call, thrown: nil)
+                } catch {
+                    self.complete(call, thrown: error)
+                }
+                self.handlerDone()
+            }
+        }
+    }
+
+    private func invoke(_ call: ServerCall, _ body: () throws -> Void) {
+        do {
+            try body()
+            complete(call, thrown: nil)
+        } catch {
+            complete(call, thrown: error)
+        }
+    }
+
+    /// Finishes a call whose handler returned or threw, if the handler did not finish it.
+    func complete(_ call: ServerCall, thrown: Error?) {
+        guard !call.isFinishQueued else { return }
+        let status: Status
+        var trailers: Metadata?
+        switch thrown {
+        case nil:
+            if !call.cardinality.streamsResponses && call.responseCount == 0 && !call.isCancelled {
+                status = Status(.internalError, "handler returned without a response")
+            } else {
+                status = .ok
+            }
+        case let e as RPCError:
+            status = e.status
+            trailers = e.trailers
+        case let s as Status:
+            status = s
+        default:
+            status = Status(.unknown, "Exception calling application: \(thrown!)")
+        }
+        try? call.finish(status, trailers: trailers)
+    }
+
+    private func handlerDone() {
+        state.mutateAndNotify { runningHandlers -= 1 }
+    }
+
+    /// Graceful shutdown: stop accepting, send GOAWAY, let calls in flight run for up to
+    /// `grace` seconds (nil: no limit), cancel the rest, wait for every handler to return.
+    /// Idempotent; other callers wait for the first to finish.
+    public func shutdown(grace: Double?) {
+        let first: Bool = state.withLock {
+            if stopping { return false }
+            stopping = true
+            return true
+        }
+        guard first else {
+            wait()
+            return
+        }
+        guard let group = group else {
+            state.mutateAndNotify { stopped = true }
+            return
+        }
+        for l in listeners { try? l.close().wait() }
+        let conns = state.withLock { Array(connections.values) }
+        for c in conns { c.eventLoop.execute { c.goAway() } }
+        let deadline = grace.map { monotonicNanos() + UInt64(max(0, $0) * 1e9) }
+        _ = state.wait(until: { self.runningHandlers == 0 }, deadlineNanos: deadline, then: {})
+        let remaining = state.withLock { Array(connections.values) }
+        for c in remaining {
+            try? c.eventLoop.submit { c.cancelAll() }.wait()
+        }
+        _ = state.wait(until: { self.runningHandlers == 0 }, then: {})
+        for c in remaining {
+            try? c.eventLoop.submit { c.handler.context?.close(promise: nil) }.wait()
+        }
+        try? pool?.syncShutdownGracefully()
+        try? group.syncShutdownGracefully()
+        state.mutateAndNotify { stopped = true }
+    }
+
+    /// Async variant of `shutdown(grace:)`.
+    public func shutdown(grace: Double?) async {
+        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+            Thread.detach { self.shutdown(grace: grace); c.resume() }
+        }
+    }
+
+    /// Blocks until the server has been shut down.
+    public func wait() {
+        _ = state.wait(until: { self.stopped }, then: {})
+    }
+
+    public var isRunning: Bool { state.withLock { started && !stopped } }
+}
+
+/// A tiny detached thread helper (no Foundation dependency).
+enum Thread {
+    static func detach(_ body: @escaping () -> Void) {
+        final class Box { let body: () -> Void; init(_ b: @escaping () -> Void) { body = b } }
+        let box = Unmanaged.passRetained(Box(body)).toOpaque()
+        var tid = pthread_t()
+        let rc = pthread_create(&tid, nil, { arg in
+            let b = Unmanaged<AnyObject>.fromOpaque(arg!).takeRetainedValue() as! Box
+            b.body()
+            return nil
+        }, box)
+        if rc == 0 { pthread_detach(tid) } else {
+            Unmanaged<AnyObject>.fromOpaque(box).release()
+            body()
+        }
+    }
+}

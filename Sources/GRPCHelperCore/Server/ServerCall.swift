@@ -1,0 +1,342 @@
+import CNghttp2
+import NIOCore
+
+/// The server side of one RPC, as seen by a handler.
+///
+/// Reads and sends come from the handler's thread (one at a time per call); the
+/// HTTP/2 side runs on the connection's event loop. Shared state is guarded by `monitor`.
+public final class ServerCall: @unchecked Sendable {
+    /// "/package.Service/Method"
+    public let method: String
+    public let cardinality: RPCCardinality
+    /// The request metadata (reserved headers excluded).
+    public let requestMetadata: Metadata
+    /// "ipv4:host:port", "ipv6:[host]:port" or "unix:path".
+    public let peer: String
+    /// Monotonic deadline in nanoseconds, if the client set one.
+    public let deadlineNanos: UInt64?
+    /// The request's message encoding.
+    public let requestEncoding: CompressionAlgorithm
+
+    unowned let connection: ServerConnection
+    let stream: H2Stream
+    let maxReceiveMessageSize: Int
+
+    // Shared with the event loop (guarded by monitor).
+    let monitor = Monitor()
+    private var inbound: [[UInt8]] = []
+    private var inboundHead = 0
+    private var inboundEnded = false
+    private var cancelStatus: Status?       // set once the call is cancelled/expired
+    private var windowHeld = false          // the event loop holds back WINDOW_UPDATEs
+    // Pending outbound operations, applied on the event loop.
+    private var pendingHeaders: Metadata?
+    private var pendingChunks: [[UInt8]] = []
+    private var pendingFinish: (Status, Metadata)?
+    private var pendingReleaseWindow = false
+    private var scheduled = false
+    private var unsentBytes = 0
+    // Handler-side state (handler thread only, but read under monitor where shared).
+    private var headersQueued = false
+    private var finishQueued = false
+    private var responsesSent = 0
+    private var trailingMetadata = Metadata()
+    private var responseCompression: CompressionAlgorithm
+    private var compressor: MessageCompressor?
+    private let acceptedByClient: [String]
+
+    // Event-loop-only state.
+    var deframer: MessageDeframer
+    var decompressor: MessageDecompressor?
+    var responseStarted = false
+    var elFinished = false
+    var dispatched = false
+    var deadlineTask: Scheduled<Void>?
+
+    /// Backpressure thresholds for queued response bytes.
+    static let highWater = 1 << 20
+    static let lowWater = 256 << 10
+
+    init(method: String, cardinality: RPCCardinality, metadata: Metadata, peer: String,
+         deadlineNanos: UInt64?, requestEncoding: CompressionAlgorithm, acceptEncoding: [String],
+         defaultCompression: CompressionAlgorithm, connection: ServerConnection, stream: H2Stream,
+         maxReceiveMessageSize: Int) {
+        self.method = method
+        self.cardinality = cardinality
+        self.requestMetadata = metadata
+        self.peer = peer
+        self.deadlineNanos = deadlineNanos
+        self.requestEncoding = requestEncoding
+        self.connection = connection
+        self.stream = stream
+        self.maxReceiveMessageSize = maxReceiveMessageSize
+        self.deframer = MessageDeframer(maxMessageSize: maxReceiveMessageSize)
+        self.acceptedByClient = acceptEncoding
+        // Answer in the request's algorithm when it is compressed; else the server default,
+        // if the client accepts it.
+        if requestEncoding != .identity {
+            responseCompression = requestEncoding
+        } else if defaultCompression != .identity && acceptEncoding.contains(defaultCompression.name) {
+            responseCompression = defaultCompression
+        } else {
+            responseCompression = .identity
+        }
+        if requestEncoding != .identity {
+            decompressor = MessageDecompressor(requestEncoding)
+        }
+    }
+
+    // MARK: handler API
+
+    /// Seconds left before the deadline (negative once passed); nil without a deadline.
+    public var timeRemaining: Double? {
+        guard let d = deadlineNanos else { return nil }
+        let now = monotonicNanos()
+        return d >= now ? Double(d - now) / 1e9 : -Double(now - d) / 1e9
+    }
+
+    /// True once the call is cancelled (by the client, the deadline or server shutdown).
+    public var isCancelled: Bool { monitor.withLock { cancelStatus != nil } }
+
+    /// Why the call was cancelled, if it was.
+    public var cancellationStatus: Status? { monitor.withLock { cancelStatus } }
+
+    /// Blocks for the next request message: nil at the end of the request stream.
+    /// Throws `RPCError` (CANCELLED / DEADLINE_EXCEEDED) once the call is cancelled.
+    public func receiveMessage() throws -> [UInt8]? {
+        let r = monitor.wait(until: { self.readable }, then: { self.popLocked() })!
+        return try finishPop(r)
+    }
+
+    /// Async variant of `receiveMessage()`.
+    public func receive() async throws -> [UInt8]? {
+        let r = await monitor.waitAsync(until: { self.readable }, then: { self.popLocked() })
+        return try finishPop(r)
+    }
+
+    private var readable: Bool { inboundHead < inbound.count || inboundEnded || cancelStatus != nil }
+
+    private enum Pop { case message([UInt8], release: Bool), end, cancelled(Status) }
+
+    private func popLocked() -> Pop {
+        if inboundHead < inbound.count {
+            let m = inbound[inboundHead]
+            inbound[inboundHead] = []
+            inboundHead += 1
+            if inboundHead == inbound.count {
+                inbound.removeAll(keepingCapacity: true)
+                inboundHead = 0
+            }
+            var release = false
+            if inbound.isEmpty && windowHeld {
+                windowHeld = false
+                pendingReleaseWindow = true
+                release = !scheduled
+                scheduled = true
+            }
+            return .message(m, release: release)
+        }
+        if let s = cancelStatus { return .cancelled(s) }
+        return .end
+    }
+
+    private func finishPop(_ r: Pop) throws -> [UInt8]? {
+        switch r {
+        case .message(let m, let release):
+            if release { connection.schedule(self) }
+            return m
+        case .end: return nil
+        case .cancelled(let s): throw RPCError(s)
+        }
+    }
+
+    /// Sets the response compression (before the first response message).
+    public func setCompression(_ algorithm: CompressionAlgorithm) throws {
+        try monitor.withLock {
+            guard responsesSent == 0 else {
+                throw RPCError(.internalError, "compression must be set before the first message")
+            }
+            responseCompression = algorithm
+        }
+    }
+
+    /// Sends the response headers now with `metadata`.
+    public func sendInitialMetadata(_ metadata: Metadata) throws {
+        let schedule: Bool = try monitor.withLock {
+            if let s = cancelStatus { throw RPCError(s) }
+            guard !headersQueued, !finishQueued else {
+                throw RPCError(.internalError, "initial metadata already sent")
+            }
+            headersQueued = true
+            pendingHeaders = metadata
+            return takeScheduleLocked()
+        }
+        if schedule { connection.schedule(self) }
+    }
+
+    /// Sets trailing metadata sent with the status.
+    public func setTrailingMetadata(_ metadata: Metadata) {
+        monitor.withLock { trailingMetadata = metadata }
+    }
+
+    /// Sends one response message, blocking while the client is not reading.
+    public func sendMessage(_ message: [UInt8], compress: Bool = true) throws {
+        let schedule = try queueMessage(message, compress: compress)
+        if schedule { connection.schedule(self) }
+        monitor.wait(until: { self.unsentBytes <= ServerCall.highWater || self.cancelStatus != nil || self.elFinishedShared },
+                     then: {})
+    }
+
+    /// Async variant of `sendMessage`.
+    public func send(_ message: [UInt8], compress: Bool = true) async throws {
+        let schedule = try queueMessage(message, compress: compress)
+        if schedule { connection.schedule(self) }
+        await monitor.waitAsync(until: { self.unsentBytes <= ServerCall.highWater || self.cancelStatus != nil || self.elFinishedShared },
+                                then: {})
+    }
+
+    private var elFinishedShared = false
+
+    private func queueMessage(_ message: [UInt8], compress: Bool) throws -> Bool {
+        let (alg, count): (CompressionAlgorithm, Int) = try monitor.withLock {
+            if let s = cancelStatus { throw RPCError(s) }
+            guard !finishQueued else { throw RPCError(.internalError, "call already finished") }
+            if !cardinality.streamsResponses && responsesSent > 0 {
+                throw RPCError(.internalError, "a unary method sends exactly one response")
+            }
+            responsesSent += 1
+            return (responseCompression, responsesSent)
+        }
+        _ = count
+        var framed: [UInt8]
+        if alg != .identity && compress {
+            if compressor == nil { compressor = MessageCompressor(alg) }
+            let c = try compressor!.compress(message)
+            framed = MessageFramer.frame(c, compressed: true)
+        } else {
+            framed = MessageFramer.frame(message, compressed: false)
+        }
+        return try monitor.withLock {
+            if let s = cancelStatus { throw RPCError(s) }
+            if !headersQueued {
+                headersQueued = true
+                pendingHeaders = Metadata()
+            }
+            unsentBytes += framed.count
+            pendingChunks.append(framed)
+            return takeScheduleLocked()
+        }
+    }
+
+    /// Ends the call with `status` (trailing metadata from `setTrailingMetadata` or `trailers`).
+    public func finish(_ status: Status, trailers: Metadata? = nil) throws {
+        let schedule: Bool = try monitor.withLock {
+            guard !finishQueued else { throw RPCError(.internalError, "call already finished") }
+            finishQueued = true
+            if let t = trailers { trailingMetadata = t }
+            pendingFinish = (status, trailingMetadata)
+            return takeScheduleLocked()
+        }
+        if schedule { connection.schedule(self) }
+    }
+
+    var isFinishQueued: Bool { monitor.withLock { finishQueued } }
+    var responseCount: Int { monitor.withLock { responsesSent } }
+
+    private func takeScheduleLocked() -> Bool {
+        if scheduled { return false }
+        scheduled = true
+        return true
+    }
+
+    /// The response encoding currently chosen.
+    var currentResponseCompression: CompressionAlgorithm { monitor.withLock { responseCompression } }
+
+    // MARK: event-loop side
+
+    /// Delivers a complete request message.
+    func deliver(_ message: [UInt8]) {
+        let hold: Bool = monitor.mutateAndNotify {
+            inbound.append(message)
+            if inbound.count - inboundHead > 1 && !windowHeld {
+                windowHeld = true
+                return true
+            }
+            return false
+        }
+        if hold { stream.holdWindow = true }
+    }
+
+    func deliverEnd() {
+        monitor.mutateAndNotify { inboundEnded = true }
+    }
+
+    /// Marks the call cancelled (idempotent); wakes blocked readers and senders.
+    func markCancelled(_ status: Status) {
+        monitor.mutateAndNotify {
+            if cancelStatus == nil && !elFinishedShared { cancelStatus = status }
+        }
+    }
+
+    /// Applies the handler's queued operations (event loop).
+    func applyPending() {
+        var headers: Metadata?
+        var chunks: [[UInt8]] = []
+        var finish: (Status, Metadata)?
+        var release = false
+        var compression = CompressionAlgorithm.identity
+        monitor.withLock {
+            headers = pendingHeaders; pendingHeaders = nil
+            chunks = pendingChunks; pendingChunks.removeAll()
+            finish = pendingFinish; pendingFinish = nil
+            release = pendingReleaseWindow; pendingReleaseWindow = false
+            compression = responseCompression
+            scheduled = false
+        }
+        if release {
+            stream.holdWindow = false
+            let n = stream.unconsumed
+            stream.unconsumed = 0
+            connection.session.consume(stream, n)
+        }
+        guard !stream.closed, !elFinished else { return }
+        if let finish = finish, !responseStarted, chunks.isEmpty {
+            // Nothing sent yet: a trailers-only response.
+            var fields = connection.responseHeaderFields(compression: nil, metadata: headers)
+            fields.append(contentsOf: ServerConnection.statusFields(finish.0, finish.1))
+            connection.session.submitResponse(stream, fields, withBody: false)
+            finishedOnEventLoop()
+            return
+        }
+        if let headers = headers, !responseStarted {
+            responseStarted = true
+            let fields = connection.responseHeaderFields(
+                compression: compression == .identity ? nil : compression, metadata: headers)
+            connection.session.submitResponse(stream, fields, withBody: true)
+        }
+        for c in chunks { stream.enqueue(c) }
+        if let finish = finish {
+            stream.endOutbound(trailers: ServerConnection.statusFields(finish.0, finish.1))
+            finishedOnEventLoop()
+        }
+    }
+
+    private func finishedOnEventLoop() {
+        elFinished = true
+        deadlineTask?.cancel()
+        monitor.mutateAndNotify { elFinishedShared = true }
+    }
+
+    /// nghttp2 took `n` queued bytes.
+    func drained(_ n: Int) {
+        monitor.withLock {
+            let before = unsentBytes
+            unsentBytes -= n
+            if before > ServerCall.highWater && unsentBytes <= ServerCall.highWater {
+                let w = monitor.broadcastLocked()
+                // resume outside? continuations may be resumed under the lock safely:
+                for c in w { c.resume() }
+            }
+        }
+    }
+}

@@ -1,0 +1,288 @@
+import CNghttp2
+import NIOCore
+import NIOPosix
+
+/// The gRPC server logic for one accepted connection (event loop only, except `schedule`).
+final class ServerConnection: H2StreamDelegate {
+    let server: Server
+    let session: H2Session
+    let handler: H2ConnectionHandler
+    let eventLoop: EventLoop
+    let peer: String
+    private var calls: [ObjectIdentifier: ServerCall] = [:]
+
+    // Cross-thread scheduling of call operations.
+    private let scheduleLock = Monitor()
+    private var scheduledCalls: [ServerCall] = []
+    private var drainScheduled = false
+
+    init(server: Server, channel: Channel) {
+        self.server = server
+        let o = server.options
+        self.session = H2Session(isServer: true, maxHeaderListSize: o.maxHeaderListSize,
+                                 maxConcurrentStreams: o.maxConcurrentStreams,
+                                 initialWindowSize: o.initialWindowSize)
+        self.handler = H2ConnectionHandler(session: session)
+        self.eventLoop = channel.eventLoop
+        self.peer = peerDescription(channel.remoteAddress)
+        session.onNewStream = { [unowned self] stream in stream.delegate = self }
+    }
+
+    // MARK: scheduling from handler threads
+
+    func schedule(_ call: ServerCall) {
+        let needTask: Bool = scheduleLock.withLock {
+            scheduledCalls.append(call)
+            if drainScheduled { return false }
+            drainScheduled = true
+            return true
+        }
+        if needTask {
+            eventLoop.execute { self.drainScheduledCalls() }
+        }
+    }
+
+    private func drainScheduledCalls() {
+        let batch: [ServerCall] = scheduleLock.withLock {
+            let b = scheduledCalls
+            scheduledCalls.removeAll(keepingCapacity: true)
+            drainScheduled = false
+            return b
+        }
+        for c in batch { c.applyPending() }
+        handler.flush()
+    }
+
+    // MARK: header helpers
+
+    func responseHeaderFields(compression: CompressionAlgorithm?, metadata: Metadata?) -> [HeaderField] {
+        var f: [HeaderField] = [(":status", "200"), ("content-type", "application/grpc")]
+        if let c = compression { f.append(("grpc-encoding", c.name)) }
+        f.append(("grpc-accept-encoding", CompressionAlgorithm.acceptEncodingHeader))
+        if let m = metadata { f.append(contentsOf: m.headerFields()) }
+        return f
+    }
+
+    static func statusFields(_ status: Status, _ trailers: Metadata) -> [HeaderField] {
+        var f: [HeaderField] = [("grpc-status", String(status.code.rawValue))]
+        if !status.message.isEmpty { f.append(("grpc-message", GRPCMessageCoding.encode(status.message))) }
+        if let d = status.details { f.append(("grpc-status-details-bin", Base64.encode(d))) }
+        f.append(contentsOf: trailers.headerFields())
+        return f
+    }
+
+    /// Answers a stream that never reached a handler.
+    private func reject(_ stream: H2Stream, httpStatus: Int = 200, _ status: Status) {
+        var f: [HeaderField] = [(":status", String(httpStatus)), ("content-type", "application/grpc")]
+        if status.code == .unimplemented {
+            f.append(("grpc-accept-encoding", CompressionAlgorithm.acceptEncodingHeader))
+        }
+        f.append(contentsOf: ServerConnection.statusFields(status, Metadata()))
+        session.submitResponse(stream, f, withBody: false)
+    }
+
+    // MARK: H2StreamDelegate
+
+    private func call(for stream: H2Stream) -> ServerCall? {
+        calls[ObjectIdentifier(stream)]
+    }
+
+    func h2ReceivedHeaders(_ stream: H2Stream, _ fields: [HeaderField], endStream: Bool) {
+        if let call = call(for: stream) {
+            // Trailers from a client are not part of gRPC; treat as end of stream.
+            if endStream { endOfRequest(call) }
+            return
+        }
+        openCall(stream, fields, endStream: endStream)
+    }
+
+    func h2HeadersTooLarge(_ stream: H2Stream, size: Int) {
+        if let call = call(for: stream) {
+            fail(call, Status(.resourceExhausted, "trailers too large (\(size) bytes)"))
+            return
+        }
+        reject(stream, Status(.resourceExhausted,
+                              "request header list of \(size) bytes exceeds the limit of \(server.options.maxHeaderListSize)"))
+    }
+
+    private func openCall(_ stream: H2Stream, _ fields: [HeaderField], endStream: Bool) {
+        var method = "", path = "", contentType = "", timeout: String?, encoding: String?
+        var accept: String?
+        for f in fields {
+            switch f.name {
+            case ":method": method = f.value
+            case ":path": path = f.value
+            case "content-type": contentType = f.value
+            case "grpc-timeout": timeout = f.value
+            case "grpc-encoding": encoding = f.value
+            case "grpc-accept-encoding": accept = f.value
+            default: break
+            }
+        }
+        // The fixed order of checks: method, content-type, path, timeout, encoding.
+        guard method == "POST" else {
+            reject(stream, httpStatus: 405, Status(.internalError, "method \(method) not allowed; gRPC requires POST"))
+            return
+        }
+        guard contentType.hasPrefix("application/grpc") else {
+            reject(stream, httpStatus: 415, Status(.internalError, "invalid content-type '\(contentType)'"))
+            return
+        }
+        guard let registered = server.registry[path] else {
+            reject(stream, Status(.unimplemented, "Method not found: \(path)"))
+            return
+        }
+        var deadline: UInt64?
+        if let t = timeout {
+            guard let ns = GRPCTimeout.parse(t) else {
+                reject(stream, Status(.internalError, "malformed grpc-timeout header '\(t)'"))
+                return
+            }
+            let now = monotonicNanos()
+            deadline = UInt64(ns) > UInt64.max - now ? UInt64.max : now + UInt64(ns)
+        }
+        var requestEncoding = CompressionAlgorithm.identity
+        if let e = encoding {
+            guard let alg = CompressionAlgorithm(name: e) else {
+                reject(stream, Status(.unimplemented, "Compression algorithm '\(e)' is not supported"))
+                return
+            }
+            requestEncoding = alg
+        }
+        guard server.acceptsCalls else {
+            reject(stream, Status(.unavailable, "server is shutting down"))
+            return
+        }
+        let call = ServerCall(
+            method: path, cardinality: registered.cardinality,
+            metadata: Metadata.fromHeaderFields(fields), peer: peer, deadlineNanos: deadline,
+            requestEncoding: requestEncoding,
+            acceptEncoding: accept.map(CompressionAlgorithm.parseAcceptEncoding) ?? ["identity"],
+            defaultCompression: server.options.defaultCompression, connection: self, stream: stream,
+            maxReceiveMessageSize: server.options.maxReceiveMessageSize)
+        calls[ObjectIdentifier(stream)] = call
+        stream.onDrained = { [unowned call] n in call.drained(n) }
+        if let d = deadline {
+            let now = monotonicNanos()
+            let delay = d > now ? Int64(min(d - now, UInt64(Int64.max))) : 0
+            call.deadlineTask = eventLoop.scheduleTask(in: .nanoseconds(delay)) { [weak self, weak call] in
+                guard let self = self, let call = call else { return }
+                self.expire(call)
+            }
+        }
+        if registered.cardinality.streamsRequests {
+            dispatch(call, registered.handler)
+        } else {
+            pendingDispatch[ObjectIdentifier(stream)] = registered.handler
+        }
+        if endStream { endOfRequest(call) }
+    }
+
+    private var pendingDispatch: [ObjectIdentifier: ServerHandler] = [:]
+
+    private func dispatch(_ call: ServerCall, _ h: ServerHandler) {
+        call.dispatched = true
+        server.run(call, h)
+    }
+
+    private func endOfRequest(_ call: ServerCall) {
+        if call.deframer.bufferedByteCount > 0 {
+            fail(call, Status(.internalError, "request stream ended inside a message"))
+            return
+        }
+        call.deliverEnd()
+        if let h = pendingDispatch.removeValue(forKey: ObjectIdentifier(call.stream)) {
+            dispatch(call, h)
+        }
+    }
+
+    func h2ReceivedData(_ stream: H2Stream, _ bytes: UnsafeRawBufferPointer) {
+        guard let call = call(for: stream), !call.elFinished else { return }
+        call.deframer.append(bytes)
+        do {
+            while let (compressed, payload) = try call.deframer.next() {
+                var message = payload
+                if compressed {
+                    guard let d = call.decompressor else {
+                        fail(call, Status(.internalError, "compressed message received without grpc-encoding"))
+                        return
+                    }
+                    message = try d.decompress(payload, limit: call.maxReceiveMessageSize)
+                }
+                call.deliver(message)
+            }
+        } catch let e as DeframeError {
+            fail(call, Status(.resourceExhausted, e.description))
+        } catch let e as CompressionError {
+            if e.limitExceeded {
+                fail(call, Status(.resourceExhausted,
+                                  "decompressed message larger than max (\(call.maxReceiveMessageSize))"))
+            } else {
+                fail(call, Status(.internalError, "could not decompress message: \(e.message)"))
+            }
+        } catch {
+            fail(call, Status(.internalError, "\(error)"))
+        }
+    }
+
+    func h2ReceivedEndStream(_ stream: H2Stream) {
+        if let call = call(for: stream) { endOfRequest(call) }
+    }
+
+    func h2StreamClosed(_ stream: H2Stream, errorCode: UInt32) {
+        pendingDispatch.removeValue(forKey: ObjectIdentifier(stream))
+        guard let call = calls.removeValue(forKey: ObjectIdentifier(stream)) else { return }
+        call.deadlineTask?.cancel()
+        if !call.elFinished {
+            call.markCancelled(Status(.cancelled, errorCode == NGHTTP2_CANCEL.rawValue
+                ? "cancelled by the client" : "stream closed (HTTP/2 error \(errorCode))"))
+        }
+        call.deliverEnd()
+        stream.onDrained = nil
+    }
+
+    /// Ends a call with an error status decided by the transport (not the handler).
+    private func fail(_ call: ServerCall, _ status: Status) {
+        call.markCancelled(status)
+        if !call.elFinished && !call.stream.closed {
+            call.elFinished = true
+            if call.responseStarted {
+                call.stream.endOutbound(trailers: ServerConnection.statusFields(status, Metadata()))
+            } else {
+                reject(call.stream, status)
+            }
+            // Stop the client sending more.
+            session.resetStream(call.stream, errorCode: UInt32(NGHTTP2_NO_ERROR.rawValue))
+        }
+        pendingDispatch.removeValue(forKey: ObjectIdentifier(call.stream))
+    }
+
+    private func expire(_ call: ServerCall) {
+        guard !call.elFinished else { return }
+        call.markCancelled(Status(.deadlineExceeded, "Deadline Exceeded"))
+        call.elFinished = true
+        pendingDispatch.removeValue(forKey: ObjectIdentifier(call.stream))
+        session.resetStream(call.stream, errorCode: UInt32(NGHTTP2_CANCEL.rawValue))
+        handler.flush()
+    }
+
+    /// Graceful shutdown, step 1: announce GOAWAY (event loop).
+    func goAway() {
+        session.submitShutdownNotice()
+        session.submitGoAway()
+        handler.flush()
+    }
+
+    /// Shutdown, step 2: cancel everything still running (event loop).
+    func cancelAll() {
+        for (_, call) in calls where !call.elFinished {
+            call.markCancelled(Status(.unavailable, "server shutting down"))
+            call.elFinished = true
+            session.resetStream(call.stream, errorCode: UInt32(NGHTTP2_CANCEL.rawValue))
+        }
+        pendingDispatch.removeAll()
+        handler.flush()
+    }
+
+    var activeCallCount: Int { calls.count }
+}

@@ -1,0 +1,123 @@
+import NIOCore
+
+/// The library version, as reported by `gh_version()` and in the user-agent.
+public enum GRPCHelperVersion {
+    public static let major = 0, minor = 1, patch = 0
+    public static let string = "0.1.0"
+    public static let number = (major << 16) | (minor << 8) | patch
+    public static let userAgent = "grpchelper-swift/\(string)"
+}
+
+/// The four call patterns.
+public enum RPCCardinality: Int, Sendable {
+    case unary = 0, clientStreaming = 1, serverStreaming = 2, bidiStreaming = 3
+    public var streamsRequests: Bool { self == .clientStreaming || self == .bidiStreaming }
+    public var streamsResponses: Bool { self == .serverStreaming || self == .bidiStreaming }
+}
+
+/// A failed RPC thrown by a handler: its status plus trailing metadata.
+public struct RPCError: Error, Sendable, CustomStringConvertible {
+    public var status: Status
+    public var trailers: Metadata
+    public init(_ status: Status, trailers: Metadata = Metadata()) {
+        self.status = status
+        self.trailers = trailers
+    }
+    public init(_ code: StatusCode, _ message: String, details: [UInt8]? = nil, trailers: Metadata = Metadata()) {
+        self.init(Status(code, message, details: details), trailers: trailers)
+    }
+    public var description: String { "RPCError(\(status))" }
+}
+
+/// A server method handler.
+public enum ServerHandler: Sendable {
+    /// Runs on the server's bounded worker pool; may block (reads and sends block).
+    case blocking(@Sendable (ServerCall) throws -> Void)
+    /// Runs as a Swift task; use the `async` read and send functions.
+    case async(@Sendable (ServerCall) async throws -> Void)
+}
+
+/// Server settings.
+public struct ServerOptions: Sendable {
+    /// Worker threads running blocking handlers.
+    public var maxWorkers = 30
+    /// Largest request message accepted (after decompression).
+    public var maxReceiveMessageSize = 4 * 1024 * 1024
+    /// SETTINGS_MAX_CONCURRENT_STREAMS advertised to clients.
+    public var maxConcurrentStreams = 100
+    /// Largest request header list accepted (also advertised).
+    public var maxHeaderListSize = 16 * 1024
+    /// Response compression when the request names none the server supports.
+    public var defaultCompression = CompressionAlgorithm.identity
+    /// I/O threads.
+    public var eventLoopThreads = System.coreCount
+    /// HTTP/2 initial stream window.
+    public var initialWindowSize = 1 << 20
+    public init() {}
+}
+
+/// Where a server listens or a channel connects.
+public enum Endpoint: Sendable, Equatable, CustomStringConvertible {
+    case host(String, port: Int)
+    case unix(String)
+
+    /// Parses "host:port", "[v6]:port", "unix:PATH" (also "unix://PATH").
+    public static func parse(_ text: String) throws -> Endpoint {
+        if text.hasPrefix("unix:") {
+            var path = String(text.dropFirst(5))
+            if path.hasPrefix("//") { path = String(path.dropFirst(2)) }
+            guard !path.isEmpty else { throw EndpointError("empty unix socket path in '\(text)'") }
+            return .unix(path)
+        }
+        var host: Substring
+        var rest: Substring
+        if text.hasPrefix("[") {
+            guard let close = text.firstIndex(of: "]") else { throw EndpointError("missing ']' in '\(text)'") }
+            host = text[text.index(after: text.startIndex)..<close]
+            rest = text[text.index(after: close)...]
+            guard rest.hasPrefix(":") else { throw EndpointError("missing port in '\(text)'") }
+            rest = rest.dropFirst()
+        } else {
+            guard let colon = text.lastIndex(of: ":") else { throw EndpointError("missing port in '\(text)'") }
+            host = text[..<colon]
+            rest = text[text.index(after: colon)...]
+            if host.contains(":") { throw EndpointError("IPv6 address must be in brackets in '\(text)'") }
+        }
+        guard let port = Int(rest), (0...65535).contains(port) else {
+            throw EndpointError("invalid port '\(rest)' in '\(text)'")
+        }
+        if host.isEmpty { host = "0.0.0.0" }
+        return .host(String(host), port: port)
+    }
+
+    public var description: String {
+        switch self {
+        case .host(let h, let p): return h.contains(":") ? "[\(h)]:\(p)" : "\(h):\(p)"
+        case .unix(let p): return "unix:\(p)"
+        }
+    }
+}
+
+public struct EndpointError: Error, CustomStringConvertible, Sendable {
+    public let message: String
+    init(_ message: String) { self.message = message }
+    public var description: String { message }
+}
+
+/// A failure of the server or channel as a whole (not of one RPC).
+public struct RuntimeError: Error, CustomStringConvertible, Sendable {
+    public enum Kind: Sendable { case bind, invalidState, invalidArgument }
+    public let kind: Kind
+    public let message: String
+    public init(_ kind: Kind, _ message: String) { self.kind = kind; self.message = message }
+    public var description: String { message }
+}
+
+func peerDescription(_ address: SocketAddress?) -> String {
+    guard let address = address else { return "unknown" }
+    switch address {
+    case .v4(let a): return "ipv4:\(a.host):\(address.port ?? 0)"
+    case .v6(let a): return "ipv6:[\(a.host)]:\(address.port ?? 0)"
+    case .unixDomainSocket: return "unix:\(address.pathname ?? "")"
+    }
+}

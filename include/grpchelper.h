@@ -1,0 +1,511 @@
+/*
+ * grpchelper.h — the stable C ABI of libgrpchelper.
+ *
+ * libgrpchelper is a gRPC implementation (server and client) written in Swift on
+ * libnghttp2, zlib and SwiftNIO. This header is its C interface; it is an ABI
+ * promise: functions are only ever added, never changed or removed, and enum
+ * values are only ever appended.
+ *
+ * Conventions
+ * - Every name starts with gh_ / GH_. Handles are opaque (incomplete structs).
+ * - Functions that can fail return int: GH_OK (0) or a negative gh_error code.
+ *   The text of the latest error on the calling thread is gh_last_error().
+ *   Function results are never gRPC status codes; a call's status is read with
+ *   gh_call_status().
+ * - Constructors fill an out-pointer on success and leave it untouched on
+ *   failure. Destructors (*_free) accept NULL.
+ * - Ownership is stated per argument with three phrases: "copied" (the library
+ *   keeps its own copy, the caller keeps theirs), "borrowed for the call" (the
+ *   library uses it only during the call), and "valid until ..." (memory owned by
+ *   the library, to be used by the caller only until the named event). Memory
+ *   that the library hands over to the caller is released with gh_free().
+ * - Every function has a "Threads:" line. "Any thread" means it may be called
+ *   from any thread, concurrently with other calls on the same handle.
+ * - Callbacks never run on an I/O (event-loop) thread: server handlers run on the
+ *   server's worker pool; client completion callbacks run on the channel's
+ *   callback threads. Each callback receives the user_data given with it.
+ */
+#ifndef GRPCHELPER_H
+#define GRPCHELPER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ------------------------------------------------------------------------ */
+/* Versions                                                                 */
+/* ------------------------------------------------------------------------ */
+
+#define GH_VERSION_MAJOR 0
+#define GH_VERSION_MINOR 1
+#define GH_VERSION_PATCH 0
+#define GH_VERSION_STR "0.1.0"
+/* 0xXXYYZZ: major, minor, patch. */
+#define GH_VERSION_NUM 0x000100
+#define GH_VERSION_AT_LEAST(x, y, z) \
+    (GH_VERSION_NUM >= (((x) << 16) | ((y) << 8) | (z)))
+
+#if defined(__GNUC__) || defined(__clang__)
+#define GH_DEPRECATED(msg) __attribute__((deprecated(msg)))
+#else
+#define GH_DEPRECATED(msg)
+#endif
+
+/* Run-time version information. Fields are only ever appended; |age| says
+ * which exist (age 1: version_num, version_str). */
+typedef struct {
+    int age;
+    int version_num;
+    const char *version_str;
+} gh_info;
+
+/* Returns the library's version information if the library's version number is
+ * at least |least_version_num| (0 accepts any), else NULL. The struct is static.
+ * Threads: any thread. */
+const gh_info *gh_version(int least_version_num);
+
+/* ------------------------------------------------------------------------ */
+/* Errors and memory                                                        */
+/* ------------------------------------------------------------------------ */
+
+typedef enum {
+    GH_OK = 0,
+    /* An argument is NULL, out of range or malformed (bad target, bad metadata
+     * key or value, unknown option, ...). */
+    GH_ERR_INVALID_ARGUMENT = -501,
+    /* The object is not in a state that allows this (e.g. a server option set
+     * after start, a second finish, a message sent after finish). */
+    GH_ERR_INVALID_STATE = -502,
+    /* The call has ended (cancelled, deadline exceeded, finished, reset by the
+     * peer); nothing more can be sent or read. */
+    GH_ERR_CLOSED = -503,
+    /* An address could not be bound or listened on (e.g. port in use). */
+    GH_ERR_BIND = -504,
+    /* The RPC ended with a non-OK status; read it with gh_call_status(). */
+    GH_ERR_RPC = -505,
+    /* A message is larger than the configured limit. */
+    GH_ERR_TOO_LARGE = -506,
+    /* Errors at or below GH_ERR_FATAL leave the handle usable only for *_free. */
+    GH_ERR_FATAL = -900,
+    GH_ERR_NOMEM = -901,
+    GH_ERR_INTERNAL = -902
+} gh_error;
+
+/* Static English text for a gh_error code (never NULL).
+ * Threads: any thread. */
+const char *gh_strerror(int code);
+
+/* Non-zero if |code| is fatal (at or below GH_ERR_FATAL).
+ * Threads: any thread. */
+int gh_is_fatal(int code);
+
+/* The message of the latest failed gh_ function on the calling thread, or "" if
+ * none. Valid until the next gh_ call on the same thread.
+ * Threads: any thread (the text is per thread). */
+const char *gh_last_error(void);
+
+/* Releases memory that the library handed over to the caller (documented as
+ * "release with gh_free"). NULL does nothing.
+ * Threads: any thread. */
+void gh_free(void *p);
+
+/* ------------------------------------------------------------------------ */
+/* gRPC status codes, call cardinality, compression                         */
+/* ------------------------------------------------------------------------ */
+
+typedef enum {
+    GH_STATUS_OK = 0,
+    GH_STATUS_CANCELLED = 1,
+    GH_STATUS_UNKNOWN = 2,
+    GH_STATUS_INVALID_ARGUMENT = 3,
+    GH_STATUS_DEADLINE_EXCEEDED = 4,
+    GH_STATUS_NOT_FOUND = 5,
+    GH_STATUS_ALREADY_EXISTS = 6,
+    GH_STATUS_PERMISSION_DENIED = 7,
+    GH_STATUS_RESOURCE_EXHAUSTED = 8,
+    GH_STATUS_FAILED_PRECONDITION = 9,
+    GH_STATUS_ABORTED = 10,
+    GH_STATUS_OUT_OF_RANGE = 11,
+    GH_STATUS_UNIMPLEMENTED = 12,
+    GH_STATUS_INTERNAL = 13,
+    GH_STATUS_UNAVAILABLE = 14,
+    GH_STATUS_DATA_LOSS = 15,
+    GH_STATUS_UNAUTHENTICATED = 16
+} gh_status_code;
+
+typedef enum {
+    GH_UNARY = 0,             /* one request, one response */
+    GH_CLIENT_STREAMING = 1,  /* request stream, one response */
+    GH_SERVER_STREAMING = 2,  /* one request, response stream */
+    GH_BIDI_STREAMING = 3     /* both streams, freely interleaved */
+} gh_cardinality;
+
+typedef enum {
+    GH_COMPRESSION_DEFAULT = -1, /* per call: use the channel's/server's default */
+    GH_COMPRESSION_NONE = 0,     /* identity */
+    GH_COMPRESSION_DEFLATE = 1,
+    GH_COMPRESSION_GZIP = 2
+} gh_compression;
+
+/* Flags for gh_server_call_send / gh_call_send. */
+#define GH_WRITE_NO_COMPRESS 0x1 /* send this message uncompressed */
+
+/* ------------------------------------------------------------------------ */
+/* Metadata                                                                 */
+/* ------------------------------------------------------------------------ */
+
+/* An ordered list of (key, value) entries; a key may repeat. Keys ending in
+ * "-bin" hold bytes (base64 on the wire); other keys hold printable ASCII. */
+typedef struct gh_metadata gh_metadata;
+
+/* Creates an empty list in *out. Release with gh_metadata_free.
+ * Threads: any thread. */
+int gh_metadata_new(gh_metadata **out);
+
+/* Frees |md|; NULL does nothing. Must not be a list owned by a call.
+ * Threads: one thread at a time per list. */
+void gh_metadata_free(gh_metadata *md);
+
+/* Appends a text entry. |key| and |value| are copied. GH_ERR_INVALID_ARGUMENT
+ * (nothing added) when the key is empty, not lowercase [0-9a-z_.-], ends in
+ * "-bin", is reserved (":...", "grpc-...", content-type, te, user-agent, ...),
+ * or the value has a byte outside printable ASCII.
+ * Threads: one thread at a time per list. */
+int gh_metadata_add(gh_metadata *md, const char *key, const char *value);
+
+/* Appends a binary entry; |key| must end in "-bin". |key| and the |len| bytes at
+ * |value| are copied (|value| may be NULL when |len| is 0).
+ * Threads: one thread at a time per list. */
+int gh_metadata_add_bin(gh_metadata *md, const char *key, const uint8_t *value,
+                        size_t len);
+
+/* Number of entries; 0 for NULL.
+ * Threads: any thread, if nobody modifies the list meanwhile. */
+size_t gh_metadata_count(const gh_metadata *md);
+
+/* Reads entry |index|: *key (NUL-terminated), *value and *len are valid until
+ * |md| is modified or freed. Text values are also NUL-terminated.
+ * Threads: any thread, if nobody modifies the list meanwhile. */
+int gh_metadata_get(const gh_metadata *md, size_t index, const char **key,
+                    const uint8_t **value, size_t *len);
+
+/* Finds the first entry with |key| (borrowed for the call). Returns GH_OK and
+ * fills *value/*len (valid as for gh_metadata_get), or GH_ERR_INVALID_ARGUMENT
+ * when there is none.
+ * Threads: any thread, if nobody modifies the list meanwhile. */
+int gh_metadata_find(const gh_metadata *md, const char *key,
+                     const uint8_t **value, size_t *len);
+
+/* ------------------------------------------------------------------------ */
+/* Options (type-tagged ids, typed setters)                                 */
+/* ------------------------------------------------------------------------ */
+
+enum { GH_OPTTYPE_INT = 0, GH_OPTTYPE_STR = 10000 };
+
+typedef enum {
+    /* server: size of the worker pool running handlers (default 30) */
+    GH_OPT_MAX_WORKERS = GH_OPTTYPE_INT + 1,
+    /* server and channel: largest message accepted, in bytes (default 4 MiB) */
+    GH_OPT_MAX_RECV_MESSAGE_SIZE = GH_OPTTYPE_INT + 2,
+    /* server: SETTINGS_MAX_CONCURRENT_STREAMS per connection (default 100) */
+    GH_OPT_MAX_CONCURRENT_STREAMS = GH_OPTTYPE_INT + 3,
+    /* server and channel: largest header list accepted (default 16 KiB) */
+    GH_OPT_MAX_HEADER_LIST_SIZE = GH_OPTTYPE_INT + 4,
+    /* server and channel: default compression, a gh_compression (default NONE) */
+    GH_OPT_DEFAULT_COMPRESSION = GH_OPTTYPE_INT + 5,
+    /* server and channel: number of I/O event-loop threads (default: cores) */
+    GH_OPT_EVENT_LOOP_THREADS = GH_OPTTYPE_INT + 6,
+    /* server and channel: HTTP/2 initial stream window in bytes (default 1 MiB) */
+    GH_OPT_INITIAL_WINDOW_SIZE = GH_OPTTYPE_INT + 7,
+    /* channel: number of threads running completion callbacks (default 4) */
+    GH_OPT_CALLBACK_THREADS = GH_OPTTYPE_INT + 8,
+    /* channel: text put before the library's own user-agent */
+    GH_OPT_USER_AGENT_PREFIX = GH_OPTTYPE_STR + 1
+} gh_opt;
+
+/* ------------------------------------------------------------------------ */
+/* Server                                                                   */
+/* ------------------------------------------------------------------------ */
+
+typedef struct gh_server gh_server;
+typedef struct gh_server_call gh_server_call;
+
+/* A method handler. It runs on a worker-pool thread, never on an I/O thread,
+ * and drives the call with the gh_server_call_* functions. |call| is valid until
+ * the handler returns. A handler that returns without gh_server_call_finish
+ * finishes the call with OK (or INTERNAL if a unary response was never sent). */
+typedef void (*gh_handler_fn)(gh_server_call *call, void *user_data);
+
+/* Creates a server in *out (not yet listening). Release with gh_server_free.
+ * Threads: any thread. */
+int gh_server_new(gh_server **out);
+
+/* Sets an integer option (GH_OPT_MAX_WORKERS, GH_OPT_MAX_RECV_MESSAGE_SIZE,
+ * GH_OPT_MAX_CONCURRENT_STREAMS, GH_OPT_MAX_HEADER_LIST_SIZE,
+ * GH_OPT_DEFAULT_COMPRESSION, GH_OPT_EVENT_LOOP_THREADS,
+ * GH_OPT_INITIAL_WINDOW_SIZE). Before gh_server_start only.
+ * Threads: one thread at a time per server. */
+int gh_server_set_int(gh_server *s, gh_opt option, int64_t value);
+
+/* Sets a string option; |value| is copied. No server string option exists yet:
+ * GH_ERR_INVALID_ARGUMENT for every id today.
+ * Threads: one thread at a time per server. */
+int gh_server_set_str(gh_server *s, gh_opt option, const char *value);
+
+/* Adds an address to listen on: "host:port" (IPv4 name or address),
+ * "[v6addr]:port", or "unix:PATH". Port 0 picks a free port (see
+ * gh_server_port). |address| is copied. Before gh_server_start only.
+ * Threads: one thread at a time per server. */
+int gh_server_add_listener(gh_server *s, const char *address);
+
+/* Registers |fn| for |method| ("/package.Service/Method"; copied). |user_data|
+ * is passed to every invocation; |free_user_data| (may be NULL) is called with
+ * it once when the server is freed. Before gh_server_start only.
+ * Threads: one thread at a time per server. */
+int gh_server_register(gh_server *s, const char *method,
+                       gh_cardinality cardinality, gh_handler_fn fn,
+                       void *user_data, void (*free_user_data)(void *));
+
+/* Binds every listener and starts serving in the background. GH_ERR_BIND (with
+ * the address and reason in gh_last_error) if an address cannot be bound.
+ * Threads: one thread at a time per server. */
+int gh_server_start(gh_server *s);
+
+/* Writes the port bound by listener |index| (in gh_server_add_listener order)
+ * to *port; 0 for unix listeners. After gh_server_start.
+ * Threads: any thread. */
+int gh_server_port(const gh_server *s, size_t index, int *port);
+
+/* Graceful shutdown: sends GOAWAY, stops accepting, lets calls in flight run
+ * for up to |grace_seconds| (< 0: wait without limit), then cancels the rest,
+ * and returns when every handler has returned. Idempotent.
+ * Threads: any thread except a handler of this server. */
+int gh_server_shutdown(gh_server *s, double grace_seconds);
+
+/* Blocks until the server has been shut down (by any thread).
+ * Threads: any thread except a handler of this server. */
+int gh_server_wait(gh_server *s);
+
+/* Shuts down immediately (grace 0) if still running, then frees the server and
+ * calls every free_user_data. NULL does nothing.
+ * Threads: one thread, once, not from a handler. */
+void gh_server_free(gh_server *s);
+
+/* --- the server side of a call (inside a handler) ------------------------ */
+
+/* The method path, valid until the handler returns.
+ * Threads: any thread while the handler runs. */
+const char *gh_server_call_method(const gh_server_call *call);
+
+/* The request metadata, valid until the handler returns (do not free).
+ * Threads: any thread while the handler runs. */
+const gh_metadata *gh_server_call_request_metadata(const gh_server_call *call);
+
+/* The peer address ("ipv4:1.2.3.4:5", "ipv6:[::1]:5", "unix:PATH"), valid
+ * until the handler returns.
+ * Threads: any thread while the handler runs. */
+const char *gh_server_call_peer(const gh_server_call *call);
+
+/* Seconds left before the call's deadline (negative once passed), or
+ * HUGE_VAL when the client set no deadline.
+ * Threads: any thread while the handler runs. */
+double gh_server_call_time_remaining(const gh_server_call *call);
+
+/* Non-zero once the call is cancelled: by the client, by the deadline, or by
+ * server shutdown.
+ * Threads: any thread while the handler runs. */
+int gh_server_call_is_cancelled(const gh_server_call *call);
+
+/* Reads the next request message, blocking. Returns 1 with *data/*len set
+ * (valid until the next gh_server_call_read or the handler returns), 0 at the
+ * end of the request stream, or GH_ERR_CLOSED when the call was cancelled.
+ * Threads: one thread at a time per call. */
+int gh_server_call_read(gh_server_call *call, const uint8_t **data, size_t *len);
+
+/* Sends response headers with |md| (copied; may be NULL) now, instead of with
+ * the first message. GH_ERR_INVALID_STATE if headers were already sent.
+ * Threads: one thread at a time per call. */
+int gh_server_call_send_initial_metadata(gh_server_call *call,
+                                         const gh_metadata *md);
+
+/* Sets the compression of the response messages (a gh_compression). By default
+ * the server answers in the request's algorithm when it supports it, else in
+ * its default. Before the first message.
+ * Threads: one thread at a time per call. */
+int gh_server_call_set_compression(gh_server_call *call, int compression);
+
+/* Sends one response message (|data| copied). Blocks while the client is not
+ * reading (HTTP/2 flow control). |flags|: 0 or GH_WRITE_NO_COMPRESS.
+ * GH_ERR_CLOSED once the call has ended.
+ * Threads: one thread at a time per call. */
+int gh_server_call_send(gh_server_call *call, const uint8_t *data, size_t len,
+                        int flags);
+
+/* Sets trailing metadata (copied) to go with the status.
+ * Threads: one thread at a time per call. */
+int gh_server_call_set_trailing_metadata(gh_server_call *call,
+                                         const gh_metadata *md);
+
+/* Ends the call with |code| (a gh_status_code), |message| (UTF-8, may be NULL;
+ * copied) and |details| (grpc-status-details-bin bytes, may be NULL; copied).
+ * GH_ERR_INVALID_STATE if already finished.
+ * Threads: one thread at a time per call. */
+int gh_server_call_finish(gh_server_call *call, int code, const char *message,
+                          const uint8_t *details, size_t details_len);
+
+/* ------------------------------------------------------------------------ */
+/* Channel (client)                                                         */
+/* ------------------------------------------------------------------------ */
+
+typedef struct gh_channel gh_channel;
+typedef struct gh_call gh_call;
+
+/* Creates a channel to |target| ("host:port", "[v6]:port", "unix:PATH";
+ * copied). Connects lazily, on the first call; reconnects (with backoff) after
+ * a drop. Release with gh_channel_free.
+ * Threads: any thread. */
+int gh_channel_new(gh_channel **out, const char *target);
+
+/* Sets an integer option (GH_OPT_MAX_RECV_MESSAGE_SIZE,
+ * GH_OPT_MAX_HEADER_LIST_SIZE, GH_OPT_DEFAULT_COMPRESSION,
+ * GH_OPT_EVENT_LOOP_THREADS, GH_OPT_INITIAL_WINDOW_SIZE,
+ * GH_OPT_CALLBACK_THREADS). Before the first call only.
+ * Threads: one thread at a time per channel. */
+int gh_channel_set_int(gh_channel *ch, gh_opt option, int64_t value);
+
+/* Sets a string option (GH_OPT_USER_AGENT_PREFIX); |value| is copied. Before
+ * the first call only.
+ * Threads: one thread at a time per channel. */
+int gh_channel_set_str(gh_channel *ch, gh_opt option, const char *value);
+
+/* Cancels calls in flight, closes the connection and frees the channel. Calls
+ * created on it must be freed too (before or after). NULL does nothing.
+ * Threads: one thread, once. */
+void gh_channel_free(gh_channel *ch);
+
+/* --- client calls --------------------------------------------------------- */
+
+/* Creates a call of |method| ("/package.Service/Method"; copied) on |ch|. Set
+ * its options, then start it with gh_call_start, gh_call_start_async or
+ * gh_call_unary. Release with gh_call_free.
+ * Threads: any thread. */
+int gh_call_new(gh_channel *ch, const char *method, gh_call **out);
+
+/* Per-call timeout in seconds (<= 0: none). Before start.
+ * Threads: one thread at a time per call. */
+int gh_call_set_timeout(gh_call *call, double seconds);
+
+/* Request metadata (copied). Before start.
+ * Threads: one thread at a time per call. */
+int gh_call_set_metadata(gh_call *call, const gh_metadata *md);
+
+/* Compression of the request messages (a gh_compression; DEFAULT: the
+ * channel's). Before start.
+ * Threads: one thread at a time per call. */
+int gh_call_set_compression(gh_call *call, int compression);
+
+/* Non-zero: if the server cannot be reached, keep trying until the deadline
+ * instead of failing with UNAVAILABLE at once. Before start.
+ * Threads: one thread at a time per call. */
+int gh_call_set_wait_for_ready(gh_call *call, int enabled);
+
+/* Starts the call (connecting if needed) for blocking use with gh_call_send,
+ * gh_call_close_send, gh_call_recv and gh_call_wait. It does not block; if the
+ * server cannot be reached, the failure is reported by recv/wait.
+ * Threads: one thread at a time per call. */
+int gh_call_start(gh_call *call);
+
+/* Sends one request message (|data| copied), blocking while the server is not
+ * reading. |flags|: 0 or GH_WRITE_NO_COMPRESS. GH_ERR_CLOSED if the call ended.
+ * Threads: one thread at a time per call (may differ from the reading thread). */
+int gh_call_send(gh_call *call, const uint8_t *data, size_t len, int flags);
+
+/* Half-closes: no more request messages.
+ * Threads: one thread at a time per call. */
+int gh_call_close_send(gh_call *call);
+
+/* Reads the next response message, blocking. Returns 1 with *data/*len set
+ * (valid until the next gh_call_recv or gh_call_free), 0 when the response
+ * stream ended (read the status with gh_call_wait/gh_call_status), or a
+ * negative gh_error. Not with gh_call_start_async.
+ * Threads: one thread at a time per call (may differ from the sending thread). */
+int gh_call_recv(gh_call *call, const uint8_t **data, size_t *len);
+
+/* Blocks until the call has its status; returns the gh_status_code (>= 0).
+ * Threads: any thread. */
+int gh_call_wait(gh_call *call);
+
+/* The status code, or -1 while the call is still running.
+ * Threads: any thread. */
+int gh_call_status(const gh_call *call);
+
+/* The status message (UTF-8, "" if none), valid until gh_call_free. NULL while
+ * the call is still running.
+ * Threads: any thread. */
+const char *gh_call_status_message(const gh_call *call);
+
+/* The grpc-status-details-bin bytes: *data/*len valid until gh_call_free
+ * (*data NULL, *len 0 when none). GH_ERR_INVALID_STATE while running.
+ * Threads: any thread. */
+int gh_call_status_details(const gh_call *call, const uint8_t **data,
+                           size_t *len);
+
+/* The response headers' metadata, blocking until they arrive or the call ends
+ * (then empty for a trailers-only response). Valid until gh_call_free; do not
+ * free.
+ * Threads: any thread. */
+const gh_metadata *gh_call_initial_metadata(gh_call *call);
+
+/* The trailing metadata, valid until gh_call_free; NULL while running.
+ * Threads: any thread. */
+const gh_metadata *gh_call_trailing_metadata(const gh_call *call);
+
+/* Cancels the call: RST_STREAM(CANCEL) to the server, status CANCELLED
+ * locally. No effect on a call that has ended.
+ * Threads: any thread. */
+int gh_call_cancel(gh_call *call);
+
+/* Unary convenience: starts the call, sends |request| (copied), half-closes and
+ * waits for the response. GH_OK with *response/*response_len set (valid until
+ * gh_call_free) when the status is OK; GH_ERR_RPC otherwise (read the status
+ * with gh_call_status / gh_call_status_message).
+ * Threads: one thread at a time per call. */
+int gh_call_unary(gh_call *call, const uint8_t *request, size_t request_len,
+                  const uint8_t **response, size_t *response_len);
+
+/* Completion callbacks. They run on the channel's callback threads, one at a
+ * time per call, in order: every on_message, then on_done once. |data| is valid
+ * only during the callback. The call stays valid until gh_call_free, which may
+ * be called from on_done. */
+typedef void (*gh_message_fn)(gh_call *call, const uint8_t *data, size_t len,
+                              void *user_data);
+typedef void (*gh_done_fn)(gh_call *call, int status_code, void *user_data);
+
+/* Starts the call in callback mode: each response message is passed to
+ * |on_message| (may be NULL), then |on_done| (may be NULL) gets the status.
+ * Request messages are sent with gh_call_send / gh_call_close_send. For unary
+ * and server-streaming calls use gh_call_start_unary_async.
+ * Threads: one thread at a time per call. */
+int gh_call_start_async(gh_call *call, gh_message_fn on_message,
+                        gh_done_fn on_done, void *user_data);
+
+/* Starts a call with one request (|request| copied) already sent and the
+ * request stream closed, in callback mode as gh_call_start_async. Does not
+ * block.
+ * Threads: one thread at a time per call. */
+int gh_call_start_unary_async(gh_call *call, const uint8_t *request,
+                              size_t request_len, gh_message_fn on_message,
+                              gh_done_fn on_done, void *user_data);
+
+/* Frees the call, cancelling it if it is still running. NULL does nothing.
+ * Threads: one thread, once. */
+void gh_call_free(gh_call *call);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* GRPCHELPER_H */
