@@ -86,7 +86,7 @@ typedef enum {
     GH_ERR_BIND = -504,
     /* The RPC ended with a non-OK status; read it with gh_call_status(). */
     GH_ERR_RPC = -505,
-    /* A message is larger than the configured limit. */
+    /* Reserved for send-side message limits (not returned by this version). */
     GH_ERR_TOO_LARGE = -506,
     /* Errors at or below GH_ERR_FATAL leave the handle usable only for *_free. */
     GH_ERR_FATAL = -900,
@@ -170,9 +170,11 @@ int gh_metadata_new(gh_metadata **out);
 void gh_metadata_free(gh_metadata *md);
 
 /* Appends a text entry. |key| and |value| are copied. GH_ERR_INVALID_ARGUMENT
- * (nothing added) when the key is empty, not lowercase [0-9a-z_.-], ends in
- * "-bin", is reserved (":...", "grpc-...", content-type, te, user-agent, ...),
- * or the value has a byte outside printable ASCII.
+ * (nothing added, reason in gh_last_error) when the key is empty, not lowercase
+ * [0-9a-z_.-], ends in "-bin", is reserved (":...", "grpc-...", content-type,
+ * te, user-agent, host, connection, ...), or the value has a byte outside
+ * printable ASCII or starts or ends with a space or tab (RFC 9113 8.2.1).
+ * Received metadata never contains reserved keys.
  * Threads: one thread at a time per list. */
 int gh_metadata_add(gh_metadata *md, const char *key, const char *value);
 
@@ -193,8 +195,8 @@ int gh_metadata_get(const gh_metadata *md, size_t index, const char **key,
                     const uint8_t **value, size_t *len);
 
 /* Finds the first entry with |key| (borrowed for the call). Returns GH_OK and
- * fills *value/*len (valid as for gh_metadata_get), or GH_ERR_INVALID_ARGUMENT
- * when there is none.
+ * fills *value and *len (valid as for gh_metadata_get), or GH_ERR_INVALID_ARGUMENT
+ * (with gh_last_error set) when there is none.
  * Threads: any thread, if nobody modifies the list meanwhile. */
 int gh_metadata_find(const gh_metadata *md, const char *key,
                      const uint8_t **value, size_t *len);
@@ -236,7 +238,8 @@ typedef struct gh_server_call gh_server_call;
 /* A method handler. It runs on a worker-pool thread, never on an I/O thread,
  * and drives the call with the gh_server_call_* functions. |call| is valid until
  * the handler returns. A handler that returns without gh_server_call_finish
- * finishes the call with OK (or INTERNAL if a unary response was never sent). */
+ * finishes the call with OK, or with INTERNAL when the method has a single
+ * response (GH_UNARY, GH_CLIENT_STREAMING) and none was sent. */
 typedef void (*gh_handler_fn)(gh_server_call *call, void *user_data);
 
 /* Creates a server in *out (not yet listening). Release with gh_server_free.
@@ -319,7 +322,7 @@ double gh_server_call_time_remaining(const gh_server_call *call);
  * Threads: any thread while the handler runs. */
 int gh_server_call_is_cancelled(const gh_server_call *call);
 
-/* Reads the next request message, blocking. Returns 1 with *data/*len set
+/* Reads the next request message, blocking. Returns 1 with *data and *len set
  * (valid until the next gh_server_call_read or the handler returns), 0 at the
  * end of the request stream, or GH_ERR_CLOSED when the call was cancelled.
  * Threads: one thread at a time per call. */
@@ -337,9 +340,11 @@ int gh_server_call_send_initial_metadata(gh_server_call *call,
  * Threads: one thread at a time per call. */
 int gh_server_call_set_compression(gh_server_call *call, int compression);
 
-/* Sends one response message (|data| copied). Blocks while the client is not
- * reading (HTTP/2 flow control). |flags|: 0 or GH_WRITE_NO_COMPRESS.
- * GH_ERR_CLOSED once the call has ended.
+/* Sends one response message (|data| copied; may be NULL when |len| is 0).
+ * Blocks while the client is not reading (HTTP/2 flow control). |flags|: 0 or
+ * GH_WRITE_NO_COMPRESS. GH_ERR_CLOSED once the call was cancelled (client,
+ * deadline, shutdown); GH_ERR_INVALID_STATE after gh_server_call_finish or for
+ * a second response of a single-response method.
  * Threads: one thread at a time per call. */
 int gh_server_call_send(gh_server_call *call, const uint8_t *data, size_t len,
                         int flags);
@@ -371,13 +376,14 @@ int gh_channel_new(gh_channel **out, const char *target);
 
 /* Sets an integer option (GH_OPT_MAX_RECV_MESSAGE_SIZE,
  * GH_OPT_MAX_HEADER_LIST_SIZE, GH_OPT_DEFAULT_COMPRESSION,
- * GH_OPT_EVENT_LOOP_THREADS, GH_OPT_INITIAL_WINDOW_SIZE,
- * GH_OPT_CALLBACK_THREADS). Before the first call only.
+ * GH_OPT_EVENT_LOOP_THREADS (accepted; a channel uses one I/O thread),
+ * GH_OPT_INITIAL_WINDOW_SIZE, GH_OPT_CALLBACK_THREADS). Only before the first
+ * call on the channel is started (GH_ERR_INVALID_STATE after).
  * Threads: one thread at a time per channel. */
 int gh_channel_set_int(gh_channel *ch, gh_opt option, int64_t value);
 
-/* Sets a string option (GH_OPT_USER_AGENT_PREFIX); |value| is copied. Before
- * the first call only.
+/* Sets a string option (GH_OPT_USER_AGENT_PREFIX); |value| is copied. Only
+ * before the first call on the channel is started.
  * Threads: one thread at a time per channel. */
 int gh_channel_set_str(gh_channel *ch, gh_opt option, const char *value);
 
@@ -418,8 +424,10 @@ int gh_call_set_wait_for_ready(gh_call *call, int enabled);
  * Threads: one thread at a time per call. */
 int gh_call_start(gh_call *call);
 
-/* Sends one request message (|data| copied), blocking while the server is not
- * reading. |flags|: 0 or GH_WRITE_NO_COMPRESS. GH_ERR_CLOSED if the call ended.
+/* Sends one request message (|data| copied; may be NULL when |len| is 0),
+ * blocking while the server is not reading. |flags|: 0 or GH_WRITE_NO_COMPRESS.
+ * GH_ERR_CLOSED if the call ended; GH_ERR_INVALID_STATE after
+ * gh_call_close_send.
  * Threads: one thread at a time per call (may differ from the reading thread). */
 int gh_call_send(gh_call *call, const uint8_t *data, size_t len, int flags);
 
@@ -427,10 +435,11 @@ int gh_call_send(gh_call *call, const uint8_t *data, size_t len, int flags);
  * Threads: one thread at a time per call. */
 int gh_call_close_send(gh_call *call);
 
-/* Reads the next response message, blocking. Returns 1 with *data/*len set
+/* Reads the next response message, blocking. Returns 1 with *data and *len set
  * (valid until the next gh_call_recv or gh_call_free), 0 when the response
- * stream ended (read the status with gh_call_wait/gh_call_status), or a
- * negative gh_error. Not with gh_call_start_async.
+ * stream ended, whatever the status (read it with gh_call_wait or
+ * gh_call_status), or a negative gh_error (a NULL or unstarted call). Not with
+ * gh_call_start_async.
  * Threads: one thread at a time per call (may differ from the sending thread). */
 int gh_call_recv(gh_call *call, const uint8_t **data, size_t *len);
 
@@ -447,7 +456,7 @@ int gh_call_status(const gh_call *call);
  * Threads: any thread. */
 const char *gh_call_status_message(const gh_call *call);
 
-/* The grpc-status-details-bin bytes: *data/*len valid until gh_call_free
+/* The grpc-status-details-bin bytes: *data and *len valid until gh_call_free
  * (*data NULL, *len 0 when none). GH_ERR_INVALID_STATE while running.
  * Threads: any thread. */
 int gh_call_status_details(const gh_call *call, const uint8_t **data,
@@ -469,7 +478,7 @@ const gh_metadata *gh_call_trailing_metadata(const gh_call *call);
 int gh_call_cancel(gh_call *call);
 
 /* Unary convenience: starts the call, sends |request| (copied), half-closes and
- * waits for the response. GH_OK with *response/*response_len set (valid until
+ * waits for the response. GH_OK with *response and *response_len set (valid until
  * gh_call_free) when the status is OK; GH_ERR_RPC otherwise (read the status
  * with gh_call_status / gh_call_status_message).
  * Threads: one thread at a time per call. */

@@ -1,1 +1,820 @@
+// The C ABI declared in include/grpchelper.h: @_cdecl functions only, each a thin
+// translation of handles and buffers onto GRPCHelperCore.
 import GRPCHelperCore
+#if canImport(Glibc)
+import Glibc
+#endif
+
+// MARK: - version, errors, memory
+
+private let versionInfo: UnsafeMutableRawPointer = {
+    // struct gh_info { int age; int version_num; const char *version_str; }
+    let p = UnsafeMutableRawPointer.allocate(byteCount: 16, alignment: 8)
+    p.storeBytes(of: Int32(1), toByteOffset: 0, as: Int32.self)
+    p.storeBytes(of: Int32(GRPCHelperVersion.number), toByteOffset: 4, as: Int32.self)
+    p.storeBytes(of: UnsafePointer(strdup(GRPCHelperVersion.string)!), toByteOffset: 8,
+                 as: UnsafePointer<CChar>.self)
+    return p
+}()
+
+@_cdecl("gh_version")
+public func gh_version(_ least: Int32) -> UnsafeRawPointer? {
+    Int(least) > GRPCHelperVersion.number ? nil : UnsafeRawPointer(versionInfo)
+}
+
+private let errorTexts: [Int32: UnsafeMutablePointer<CChar>] = [
+    GH_OK: strdup("success")!,
+    GH_ERR_INVALID_ARGUMENT: strdup("invalid argument")!,
+    GH_ERR_INVALID_STATE: strdup("invalid state")!,
+    GH_ERR_CLOSED: strdup("call closed")!,
+    GH_ERR_BIND: strdup("cannot bind address")!,
+    GH_ERR_RPC: strdup("RPC failed with a non-OK status")!,
+    GH_ERR_TOO_LARGE: strdup("message too large")!,
+    GH_ERR_FATAL: strdup("fatal error")!,
+    GH_ERR_NOMEM: strdup("out of memory")!,
+    GH_ERR_INTERNAL: strdup("internal error")!,
+]
+private let unknownErrorText = strdup("unknown error code")!
+
+@_cdecl("gh_strerror")
+public func gh_strerror(_ code: Int32) -> UnsafePointer<CChar> {
+    UnsafePointer(errorTexts[code] ?? unknownErrorText)
+}
+
+@_cdecl("gh_is_fatal")
+public func gh_is_fatal(_ code: Int32) -> Int32 { code <= GH_ERR_FATAL ? 1 : 0 }
+
+@_cdecl("gh_last_error")
+public func gh_last_error() -> UnsafePointer<CChar> { lastErrorPointer() }
+
+@_cdecl("gh_free")
+public func gh_free(_ p: UnsafeMutableRawPointer?) { free(p) }
+
+// MARK: - metadata
+
+/// A metadata list plus the NUL-terminated copies handed out by gh_metadata_get.
+final class MetadataBox {
+    var md: Metadata { didSet { cache = nil } }
+    private var cache: [(key: OwnedCString, value: OwnedBytes)]?
+    init(_ md: Metadata = Metadata()) { self.md = md }
+
+    func entry(_ i: Int) -> (key: OwnedCString, value: OwnedBytes)? {
+        if cache == nil {
+            cache = md.map { e in
+                let v = OwnedBytes()
+                switch e.value {
+                case .string(let s): v.set(Array(s.utf8), nulTerminated: true)
+                case .binary(let b): v.set(b)
+                }
+                return (OwnedCString(e.key), v)
+            }
+        }
+        guard i >= 0, i < cache!.count else { return nil }
+        return cache![i]
+    }
+}
+
+@_cdecl("gh_metadata_new")
+public func gh_metadata_new(_ out: UnsafeMutablePointer<OpaquePointer?>?) -> Int32 {
+    boundary {
+        guard let out = out else { throw ExportError(GH_ERR_INVALID_ARGUMENT, "out is NULL") }
+        out.pointee = makeHandle(MetadataBox())
+        return GH_OK
+    }
+}
+
+@_cdecl("gh_metadata_free")
+public func gh_metadata_free(_ md: OpaquePointer?) {
+    if let md = md { release(md, MetadataBox.self) }
+}
+
+@_cdecl("gh_metadata_add")
+public func gh_metadata_add(_ md: OpaquePointer?, _ key: UnsafePointer<CChar>?,
+                            _ value: UnsafePointer<CChar>?) -> Int32 {
+    boundary {
+        let box = try borrow(md, MetadataBox.self, "metadata")
+        try box.md.add(try string(key, "key"), try string(value, "value"))
+        return GH_OK
+    }
+}
+
+@_cdecl("gh_metadata_add_bin")
+public func gh_metadata_add_bin(_ md: OpaquePointer?, _ key: UnsafePointer<CChar>?,
+                                _ value: UnsafePointer<UInt8>?, _ len: Int) -> Int32 {
+    boundary {
+        let box = try borrow(md, MetadataBox.self, "metadata")
+        try box.md.addBinary(try string(key, "key"), try bytes(value, len))
+        return GH_OK
+    }
+}
+
+@_cdecl("gh_metadata_count")
+public func gh_metadata_count(_ md: OpaquePointer?) -> Int {
+    guard let box = try? borrow(md, MetadataBox.self, "metadata") else { return 0 }
+    return box.md.count
+}
+
+@_cdecl("gh_metadata_get")
+public func gh_metadata_get(_ md: OpaquePointer?, _ index: Int,
+                            _ key: UnsafeMutablePointer<UnsafePointer<CChar>?>?,
+                            _ value: UnsafeMutablePointer<UnsafePointer<UInt8>?>?,
+                            _ len: UnsafeMutablePointer<Int>?) -> Int32 {
+    boundary {
+        let box = try borrow(md, MetadataBox.self, "metadata")
+        guard let e = box.entry(index) else {
+            throw ExportError(GH_ERR_INVALID_ARGUMENT, "index \(index) out of range (count \(box.md.count))")
+        }
+        key?.pointee = UnsafePointer(e.key.pointer)
+        value?.pointee = UnsafePointer(e.value.pointer)
+        len?.pointee = e.value.count
+        return GH_OK
+    }
+}
+
+@_cdecl("gh_metadata_find")
+public func gh_metadata_find(_ md: OpaquePointer?, _ key: UnsafePointer<CChar>?,
+                             _ value: UnsafeMutablePointer<UnsafePointer<UInt8>?>?,
+                             _ len: UnsafeMutablePointer<Int>?) -> Int32 {
+    boundary {
+        let box = try borrow(md, MetadataBox.self, "metadata")
+        let k = try string(key, "key")
+        for (i, e) in box.md.enumerated() where e.key == k {
+            let entry = box.entry(i)!
+            value?.pointee = UnsafePointer(entry.value.pointer)
+            len?.pointee = entry.value.count
+            return GH_OK
+        }
+        throw ExportError(GH_ERR_INVALID_ARGUMENT, "no metadata entry '\(k)'")
+    }
+}
+
+func metadataArg(_ md: OpaquePointer?) throws -> Metadata {
+    guard md != nil else { return Metadata() }
+    return try borrow(md, MetadataBox.self, "metadata").md
+}
+
+// MARK: - options
+
+private let GH_OPT_MAX_WORKERS: Int32 = 1
+private let GH_OPT_MAX_RECV_MESSAGE_SIZE: Int32 = 2
+private let GH_OPT_MAX_CONCURRENT_STREAMS: Int32 = 3
+private let GH_OPT_MAX_HEADER_LIST_SIZE: Int32 = 4
+private let GH_OPT_DEFAULT_COMPRESSION: Int32 = 5
+private let GH_OPT_EVENT_LOOP_THREADS: Int32 = 6
+private let GH_OPT_INITIAL_WINDOW_SIZE: Int32 = 7
+private let GH_OPT_CALLBACK_THREADS: Int32 = 8
+private let GH_OPT_USER_AGENT_PREFIX: Int32 = 10001
+
+private func positive(_ v: Int64, _ name: String, max: Int64 = Int64(Int32.max)) throws -> Int {
+    guard v > 0, v <= max else { throw ExportError(GH_ERR_INVALID_ARGUMENT, "\(name) must be in 1...\(max), got \(v)") }
+    return Int(v)
+}
+
+// MARK: - server
+
+public typealias GHHandlerFn = @convention(c) (OpaquePointer?, UnsafeMutableRawPointer?) -> Void
+public typealias GHFreeFn = @convention(c) (UnsafeMutableRawPointer?) -> Void
+
+final class ServerBox {
+    var options = ServerOptions()
+    var listeners: [String] = []
+    var registrations: [(String, RPCCardinality, GHHandlerFn, CPointer)] = []
+    var userData: [(CPointer, GHFreeFn)] = []
+    var server: Server?
+    let lock = NIOLockLite()
+}
+
+/// A plain mutex for box state (kept tiny; GRPCHelperCore's locks are internal).
+final class NIOLockLite {
+    private var m = pthread_mutex_t()
+    init() { pthread_mutex_init(&m, nil) }
+    deinit { pthread_mutex_destroy(&m) }
+    func withLock<T>(_ body: () throws -> T) rethrows -> T {
+        pthread_mutex_lock(&m); defer { pthread_mutex_unlock(&m) }
+        return try body()
+    }
+}
+
+@_cdecl("gh_server_new")
+public func gh_server_new(_ out: UnsafeMutablePointer<OpaquePointer?>?) -> Int32 {
+    boundary {
+        guard let out = out else { throw ExportError(GH_ERR_INVALID_ARGUMENT, "out is NULL") }
+        out.pointee = makeHandle(ServerBox())
+        return GH_OK
+    }
+}
+
+@_cdecl("gh_server_set_int")
+public func gh_server_set_int(_ s: OpaquePointer?, _ option: Int32, _ value: Int64) -> Int32 {
+    boundary {
+        let box = try borrow(s, ServerBox.self, "server")
+        guard box.server == nil else { throw ExportError(GH_ERR_INVALID_STATE, "server options must be set before start") }
+        switch option {
+        case GH_OPT_MAX_WORKERS: box.options.maxWorkers = try positive(value, "max workers", max: 10_000)
+        case GH_OPT_MAX_RECV_MESSAGE_SIZE: box.options.maxReceiveMessageSize = try positive(value, "max receive message size")
+        case GH_OPT_MAX_CONCURRENT_STREAMS: box.options.maxConcurrentStreams = try positive(value, "max concurrent streams")
+        case GH_OPT_MAX_HEADER_LIST_SIZE: box.options.maxHeaderListSize = try positive(value, "max header list size")
+        case GH_OPT_DEFAULT_COMPRESSION:
+            guard let c = try compression(value) else { throw ExportError(GH_ERR_INVALID_ARGUMENT, "default compression cannot be DEFAULT") }
+            box.options.defaultCompression = c
+        case GH_OPT_EVENT_LOOP_THREADS: box.options.eventLoopThreads = try positive(value, "event loop threads", max: 1024)
+        case GH_OPT_INITIAL_WINDOW_SIZE: box.options.initialWindowSize = try positive(value, "initial window size")
+        default: throw ExportError(GH_ERR_INVALID_ARGUMENT, "option \(option) is not an integer server option")
+        }
+        return GH_OK
+    }
+}
+
+@_cdecl("gh_server_set_str")
+public func gh_server_set_str(_ s: OpaquePointer?, _ option: Int32, _ value: UnsafePointer<CChar>?) -> Int32 {
+    boundary {
+        _ = try borrow(s, ServerBox.self, "server")
+        throw ExportError(GH_ERR_INVALID_ARGUMENT, "option \(option) is not a string server option")
+    }
+}
+
+@_cdecl("gh_server_add_listener")
+public func gh_server_add_listener(_ s: OpaquePointer?, _ address: UnsafePointer<CChar>?) -> Int32 {
+    boundary {
+        let box = try borrow(s, ServerBox.self, "server")
+        guard box.server == nil else { throw ExportError(GH_ERR_INVALID_STATE, "listeners must be added before start") }
+        let a = try string(address, "address")
+        do { _ = try Endpoint.parse(a) } catch {
+            throw ExportError(GH_ERR_INVALID_ARGUMENT, "invalid listen address: \(error)")
+        }
+        box.listeners.append(a)
+        return GH_OK
+    }
+}
+
+@_cdecl("gh_server_register")
+public func gh_server_register(_ s: OpaquePointer?, _ method: UnsafePointer<CChar>?, _ cardinality: Int32,
+                               _ fn: GHHandlerFn?, _ userData: UnsafeMutableRawPointer?,
+                               _ freeUserData: GHFreeFn?) -> Int32 {
+    boundary {
+        let box = try borrow(s, ServerBox.self, "server")
+        guard box.server == nil else { throw ExportError(GH_ERR_INVALID_STATE, "methods must be registered before start") }
+        let m = try string(method, "method")
+        guard let card = RPCCardinality(rawValue: Int(cardinality)) else {
+            throw ExportError(GH_ERR_INVALID_ARGUMENT, "invalid cardinality \(cardinality)")
+        }
+        guard let fn = fn else { throw ExportError(GH_ERR_INVALID_ARGUMENT, "handler is NULL") }
+        guard m.hasPrefix("/"), m.dropFirst().contains("/") else {
+            throw ExportError(GH_ERR_INVALID_ARGUMENT, "method path must look like /package.Service/Method, got '\(m)'")
+        }
+        box.registrations.append((m, card, fn, CPointer(raw: userData)))
+        if let f = freeUserData { box.userData.append((CPointer(raw: userData), f)) }
+        return GH_OK
+    }
+}
+
+@_cdecl("gh_server_start")
+public func gh_server_start(_ s: OpaquePointer?) -> Int32 {
+    boundary {
+        let box = try borrow(s, ServerBox.self, "server")
+        guard box.server == nil else { throw ExportError(GH_ERR_INVALID_STATE, "server already started") }
+        let server = Server(options: box.options)
+        for (m, card, fn, ud) in box.registrations {
+            try server.register(m, cardinality: card, handler: .blocking { call in
+                let callBox = ServerCallBox(call)
+                let h = makeHandle(callBox)
+                fn(h, ud.raw)
+                release(h, ServerCallBox.self)
+            })
+        }
+        for l in box.listeners { try server.addListener(l) }
+        try server.start()
+        box.server = server
+        return GH_OK
+    }
+}
+
+@_cdecl("gh_server_port")
+public func gh_server_port(_ s: OpaquePointer?, _ index: Int, _ port: UnsafeMutablePointer<Int32>?) -> Int32 {
+    boundary {
+        let box = try borrow(s, ServerBox.self, "server")
+        guard let server = box.server else { throw ExportError(GH_ERR_INVALID_STATE, "server not started") }
+        guard let p = server.port(listener: index) else {
+            throw ExportError(GH_ERR_INVALID_ARGUMENT, "no listener \(index)")
+        }
+        port?.pointee = Int32(p)
+        return GH_OK
+    }
+}
+
+@_cdecl("gh_server_shutdown")
+public func gh_server_shutdown(_ s: OpaquePointer?, _ grace: Double) -> Int32 {
+    boundary {
+        let box = try borrow(s, ServerBox.self, "server")
+        box.server?.shutdown(grace: grace < 0 ? nil : grace)
+        return GH_OK
+    }
+}
+
+@_cdecl("gh_server_wait")
+public func gh_server_wait(_ s: OpaquePointer?) -> Int32 {
+    boundary {
+        let box = try borrow(s, ServerBox.self, "server")
+        guard let server = box.server else { throw ExportError(GH_ERR_INVALID_STATE, "server not started") }
+        server.wait()
+        return GH_OK
+    }
+}
+
+@_cdecl("gh_server_free")
+public func gh_server_free(_ s: OpaquePointer?) {
+    guard let s = s, let box = try? borrow(s, ServerBox.self, "server") else { return }
+    box.server?.shutdown(grace: 0)
+    box.server = nil
+    for (ud, f) in box.userData { f(ud.raw) }
+    box.userData.removeAll()
+    release(s, ServerBox.self)
+}
+
+// MARK: - server call
+
+final class ServerCallBox {
+    let call: ServerCall
+    let method: OwnedCString
+    let peer: OwnedCString
+    let metadata: MetadataBox
+    let message = OwnedBytes()
+    init(_ call: ServerCall) {
+        self.call = call
+        method = OwnedCString(call.method)
+        peer = OwnedCString(call.peer)
+        metadata = MetadataBox(call.requestMetadata)
+    }
+}
+
+@_cdecl("gh_server_call_method")
+public func gh_server_call_method(_ c: OpaquePointer?) -> UnsafePointer<CChar>? {
+    (try? borrow(c, ServerCallBox.self, "call")).map { UnsafePointer($0.method.pointer) }
+}
+
+@_cdecl("gh_server_call_request_metadata")
+public func gh_server_call_request_metadata(_ c: OpaquePointer?) -> OpaquePointer? {
+    guard let box = try? borrow(c, ServerCallBox.self, "call") else { return nil }
+    return OpaquePointer(Unmanaged.passUnretained(box.metadata).toOpaque())
+}
+
+@_cdecl("gh_server_call_peer")
+public func gh_server_call_peer(_ c: OpaquePointer?) -> UnsafePointer<CChar>? {
+    (try? borrow(c, ServerCallBox.self, "call")).map { UnsafePointer($0.peer.pointer) }
+}
+
+@_cdecl("gh_server_call_time_remaining")
+public func gh_server_call_time_remaining(_ c: OpaquePointer?) -> Double {
+    guard let box = try? borrow(c, ServerCallBox.self, "call") else { return Double.infinity }
+    return box.call.timeRemaining ?? Double.infinity
+}
+
+@_cdecl("gh_server_call_is_cancelled")
+public func gh_server_call_is_cancelled(_ c: OpaquePointer?) -> Int32 {
+    guard let box = try? borrow(c, ServerCallBox.self, "call") else { return 1 }
+    return box.call.isCancelled ? 1 : 0
+}
+
+@_cdecl("gh_server_call_read")
+public func gh_server_call_read(_ c: OpaquePointer?, _ data: UnsafeMutablePointer<UnsafePointer<UInt8>?>?,
+                                _ len: UnsafeMutablePointer<Int>?) -> Int32 {
+    boundary {
+        let box = try borrow(c, ServerCallBox.self, "call")
+        guard let m = try box.call.receiveMessage() else {
+            box.message.clear()
+            data?.pointee = nil
+            len?.pointee = 0
+            return 0
+        }
+        box.message.set(m)
+        data?.pointee = UnsafePointer(box.message.pointer)
+        len?.pointee = m.count
+        return 1
+    }
+}
+
+@_cdecl("gh_server_call_send_initial_metadata")
+public func gh_server_call_send_initial_metadata(_ c: OpaquePointer?, _ md: OpaquePointer?) -> Int32 {
+    boundary {
+        let box = try borrow(c, ServerCallBox.self, "call")
+        try box.call.sendInitialMetadata(try metadataArg(md))
+        return GH_OK
+    }
+}
+
+@_cdecl("gh_server_call_set_compression")
+public func gh_server_call_set_compression(_ c: OpaquePointer?, _ value: Int32) -> Int32 {
+    boundary {
+        let box = try borrow(c, ServerCallBox.self, "call")
+        guard let alg = try compression(Int64(value)) else { return GH_OK }
+        try box.call.setCompression(alg)
+        return GH_OK
+    }
+}
+
+@_cdecl("gh_server_call_send")
+public func gh_server_call_send(_ c: OpaquePointer?, _ data: UnsafePointer<UInt8>?, _ len: Int,
+                                _ flags: Int32) -> Int32 {
+    boundary {
+        let box = try borrow(c, ServerCallBox.self, "call")
+        try box.call.sendMessage(try bytes(data, len), compress: flags & 1 == 0)
+        return GH_OK
+    }
+}
+
+@_cdecl("gh_server_call_set_trailing_metadata")
+public func gh_server_call_set_trailing_metadata(_ c: OpaquePointer?, _ md: OpaquePointer?) -> Int32 {
+    boundary {
+        let box = try borrow(c, ServerCallBox.self, "call")
+        box.call.setTrailingMetadata(try metadataArg(md))
+        return GH_OK
+    }
+}
+
+@_cdecl("gh_server_call_finish")
+public func gh_server_call_finish(_ c: OpaquePointer?, _ code: Int32, _ message: UnsafePointer<CChar>?,
+                                  _ details: UnsafePointer<UInt8>?, _ detailsLen: Int) -> Int32 {
+    boundary {
+        let box = try borrow(c, ServerCallBox.self, "call")
+        guard (0...16).contains(code) else { throw ExportError(GH_ERR_INVALID_ARGUMENT, "invalid status code \(code)") }
+        let d: [UInt8]? = details == nil ? nil : try bytes(details, detailsLen)
+        let msg = message.map { String(cString: $0) } ?? ""
+        do {
+            try box.call.finish(Status(StatusCode(rawValue: code), msg, details: d))
+        } catch {
+            throw ExportError(GH_ERR_INVALID_STATE, "call already finished")
+        }
+        return GH_OK
+    }
+}
+
+// MARK: - channel
+
+final class ChannelBox {
+    let target: String
+    var options = ChannelOptions()
+    private var channel: GRPCChannel?
+    let lock = NIOLockLite()
+    init(target: String) { self.target = target }
+
+    /// The channel, created on first use so options set before it apply.
+    func get() throws -> GRPCChannel {
+        try lock.withLock {
+            if let c = channel { return c }
+            let c = try GRPCChannel(target: target, options: options)
+            channel = c
+            return c
+        }
+    }
+    var started: Bool { lock.withLock { channel != nil } }
+    func close() { lock.withLock { channel }?.close() }
+}
+
+@_cdecl("gh_channel_new")
+public func gh_channel_new(_ out: UnsafeMutablePointer<OpaquePointer?>?, _ target: UnsafePointer<CChar>?) -> Int32 {
+    boundary {
+        guard let out = out else { throw ExportError(GH_ERR_INVALID_ARGUMENT, "out is NULL") }
+        let t = try string(target, "target")
+        do {
+            let e = try Endpoint.parse(t)
+            if case .host(_, let p) = e, p == 0 { throw EndpointError.portZero(t) }
+        } catch {
+            throw ExportError(GH_ERR_INVALID_ARGUMENT, "invalid target: \(error)")
+        }
+        out.pointee = makeHandle(ChannelBox(target: t))
+        return GH_OK
+    }
+}
+
+extension EndpointError {
+    static func portZero(_ t: String) -> RuntimeError { RuntimeError(.invalidArgument, "port 0 in '\(t)'") }
+}
+
+@_cdecl("gh_channel_set_int")
+public func gh_channel_set_int(_ ch: OpaquePointer?, _ option: Int32, _ value: Int64) -> Int32 {
+    boundary {
+        let box = try borrow(ch, ChannelBox.self, "channel")
+        guard !box.started else { throw ExportError(GH_ERR_INVALID_STATE, "channel options must be set before the first call") }
+        switch option {
+        case GH_OPT_MAX_RECV_MESSAGE_SIZE: box.options.maxReceiveMessageSize = try positive(value, "max receive message size")
+        case GH_OPT_MAX_HEADER_LIST_SIZE: box.options.maxHeaderListSize = try positive(value, "max header list size")
+        case GH_OPT_DEFAULT_COMPRESSION:
+            guard let c = try compression(value) else { throw ExportError(GH_ERR_INVALID_ARGUMENT, "default compression cannot be DEFAULT") }
+            box.options.defaultCompression = c
+        case GH_OPT_EVENT_LOOP_THREADS: _ = try positive(value, "event loop threads", max: 1024)
+        case GH_OPT_INITIAL_WINDOW_SIZE: box.options.initialWindowSize = try positive(value, "initial window size")
+        case GH_OPT_CALLBACK_THREADS: box.options.callbackThreads = try positive(value, "callback threads", max: 1024)
+        default: throw ExportError(GH_ERR_INVALID_ARGUMENT, "option \(option) is not an integer channel option")
+        }
+        return GH_OK
+    }
+}
+
+@_cdecl("gh_channel_set_str")
+public func gh_channel_set_str(_ ch: OpaquePointer?, _ option: Int32, _ value: UnsafePointer<CChar>?) -> Int32 {
+    boundary {
+        let box = try borrow(ch, ChannelBox.self, "channel")
+        guard !box.started else { throw ExportError(GH_ERR_INVALID_STATE, "channel options must be set before the first call") }
+        switch option {
+        case GH_OPT_USER_AGENT_PREFIX: box.options.userAgentPrefix = try string(value, "value")
+        default: throw ExportError(GH_ERR_INVALID_ARGUMENT, "option \(option) is not a string channel option")
+        }
+        return GH_OK
+    }
+}
+
+@_cdecl("gh_channel_free")
+public func gh_channel_free(_ ch: OpaquePointer?) {
+    guard let ch = ch, let box = try? borrow(ch, ChannelBox.self, "channel") else { return }
+    box.close()
+    release(ch, ChannelBox.self)
+}
+
+// MARK: - client calls
+
+public typealias GHMessageFn = @convention(c) (OpaquePointer?, UnsafePointer<UInt8>?, Int, UnsafeMutableRawPointer?) -> Void
+public typealias GHDoneFn = @convention(c) (OpaquePointer?, Int32, UnsafeMutableRawPointer?) -> Void
+
+final class CallBox {
+    let channel: ChannelBox
+    let method: String
+    var options = CallOptions()
+    var call: ClientCall?
+    let message = OwnedBytes()
+    var statusMessage: OwnedCString?
+    let details = OwnedBytes()
+    var hasDetails = false
+    var initial: MetadataBox?
+    var trailing: MetadataBox?
+    let lock = NIOLockLite()
+    init(channel: ChannelBox, method: String) { self.channel = channel; self.method = method }
+
+    func requireNotStarted() throws {
+        guard call == nil else { throw ExportError(GH_ERR_INVALID_STATE, "call already started") }
+    }
+    func requireStarted() throws -> ClientCall {
+        guard let c = call else { throw ExportError(GH_ERR_INVALID_STATE, "call not started") }
+        return c
+    }
+    func makeCall() throws -> ClientCall {
+        try requireNotStarted()
+        let c = try channel.get().makeCall(method, options: options)
+        call = c
+        return c
+    }
+    /// Caches the status strings once the call has ended.
+    func cacheStatus(_ s: Status) {
+        lock.withLock {
+            guard statusMessage == nil else { return }
+            statusMessage = OwnedCString(s.message)
+            if let d = s.details { details.set(d); hasDetails = true }
+            trailing = MetadataBox(call?.trailingMetadata ?? Metadata())
+        }
+    }
+}
+
+@_cdecl("gh_call_new")
+public func gh_call_new(_ ch: OpaquePointer?, _ method: UnsafePointer<CChar>?,
+                        _ out: UnsafeMutablePointer<OpaquePointer?>?) -> Int32 {
+    boundary {
+        let box = try borrow(ch, ChannelBox.self, "channel")
+        guard let out = out else { throw ExportError(GH_ERR_INVALID_ARGUMENT, "out is NULL") }
+        let m = try string(method, "method")
+        guard m.hasPrefix("/") else { throw ExportError(GH_ERR_INVALID_ARGUMENT, "method must start with '/', got '\(m)'") }
+        out.pointee = makeHandle(CallBox(channel: box, method: m))
+        return GH_OK
+    }
+}
+
+@_cdecl("gh_call_set_timeout")
+public func gh_call_set_timeout(_ c: OpaquePointer?, _ seconds: Double) -> Int32 {
+    boundary {
+        let box = try borrow(c, CallBox.self, "call")
+        try box.requireNotStarted()
+        box.options.timeout = seconds > 0 ? seconds : nil
+        return GH_OK
+    }
+}
+
+@_cdecl("gh_call_set_metadata")
+public func gh_call_set_metadata(_ c: OpaquePointer?, _ md: OpaquePointer?) -> Int32 {
+    boundary {
+        let box = try borrow(c, CallBox.self, "call")
+        try box.requireNotStarted()
+        box.options.metadata = try metadataArg(md)
+        return GH_OK
+    }
+}
+
+@_cdecl("gh_call_set_compression")
+public func gh_call_set_compression(_ c: OpaquePointer?, _ value: Int32) -> Int32 {
+    boundary {
+        let box = try borrow(c, CallBox.self, "call")
+        try box.requireNotStarted()
+        box.options.compression = try compression(Int64(value))
+        return GH_OK
+    }
+}
+
+@_cdecl("gh_call_set_wait_for_ready")
+public func gh_call_set_wait_for_ready(_ c: OpaquePointer?, _ enabled: Int32) -> Int32 {
+    boundary {
+        let box = try borrow(c, CallBox.self, "call")
+        try box.requireNotStarted()
+        box.options.waitForReady = enabled != 0
+        return GH_OK
+    }
+}
+
+@_cdecl("gh_call_start")
+public func gh_call_start(_ c: OpaquePointer?) -> Int32 {
+    boundary {
+        let box = try borrow(c, CallBox.self, "call")
+        try box.makeCall().start()
+        return GH_OK
+    }
+}
+
+@_cdecl("gh_call_send")
+public func gh_call_send(_ c: OpaquePointer?, _ data: UnsafePointer<UInt8>?, _ len: Int, _ flags: Int32) -> Int32 {
+    boundary {
+        let box = try borrow(c, CallBox.self, "call")
+        let call = try box.requireStarted()
+        do {
+            try call.send(try bytes(data, len), compress: flags & 1 == 0)
+        } catch let e as RPCError {
+            throw ExportError(GH_ERR_CLOSED, "call ended: \(e.status.code) \(e.status.message)")
+        }
+        return GH_OK
+    }
+}
+
+@_cdecl("gh_call_close_send")
+public func gh_call_close_send(_ c: OpaquePointer?) -> Int32 {
+    boundary {
+        let box = try borrow(c, CallBox.self, "call")
+        try box.requireStarted().closeSend()
+        return GH_OK
+    }
+}
+
+@_cdecl("gh_call_recv")
+public func gh_call_recv(_ c: OpaquePointer?, _ data: UnsafeMutablePointer<UnsafePointer<UInt8>?>?,
+                         _ len: UnsafeMutablePointer<Int>?) -> Int32 {
+    boundary {
+        let box = try borrow(c, CallBox.self, "call")
+        let call = try box.requireStarted()
+        guard let m = try call.receive() else {
+            data?.pointee = nil
+            len?.pointee = 0
+            return 0
+        }
+        box.message.set(m)
+        data?.pointee = UnsafePointer(box.message.pointer)
+        len?.pointee = m.count
+        return 1
+    }
+}
+
+@_cdecl("gh_call_wait")
+public func gh_call_wait(_ c: OpaquePointer?) -> Int32 {
+    boundary {
+        let box = try borrow(c, CallBox.self, "call")
+        let s = try box.requireStarted().waitStatus()
+        box.cacheStatus(s)
+        return s.code.rawValue
+    }
+}
+
+@_cdecl("gh_call_status")
+public func gh_call_status(_ c: OpaquePointer?) -> Int32 {
+    guard let box = try? borrow(c, CallBox.self, "call"), let s = box.call?.status else { return -1 }
+    box.cacheStatus(s)
+    return s.code.rawValue
+}
+
+@_cdecl("gh_call_status_message")
+public func gh_call_status_message(_ c: OpaquePointer?) -> UnsafePointer<CChar>? {
+    guard let box = try? borrow(c, CallBox.self, "call"), let s = box.call?.status else { return nil }
+    box.cacheStatus(s)
+    return box.lock.withLock { box.statusMessage.map { UnsafePointer($0.pointer) } }
+}
+
+@_cdecl("gh_call_status_details")
+public func gh_call_status_details(_ c: OpaquePointer?, _ data: UnsafeMutablePointer<UnsafePointer<UInt8>?>?,
+                                   _ len: UnsafeMutablePointer<Int>?) -> Int32 {
+    boundary {
+        let box = try borrow(c, CallBox.self, "call")
+        guard let s = box.call?.status else { throw ExportError(GH_ERR_INVALID_STATE, "call still running") }
+        box.cacheStatus(s)
+        box.lock.withLock {
+            data?.pointee = box.hasDetails ? UnsafePointer(box.details.pointer) : nil
+            len?.pointee = box.hasDetails ? box.details.count : 0
+        }
+        return GH_OK
+    }
+}
+
+@_cdecl("gh_call_initial_metadata")
+public func gh_call_initial_metadata(_ c: OpaquePointer?) -> OpaquePointer? {
+    guard let box = try? borrow(c, CallBox.self, "call"), let call = box.call else { return nil }
+    let md = call.waitInitialMetadata()
+    let mbox: MetadataBox = box.lock.withLock {
+        if let m = box.initial { return m }
+        let m = MetadataBox(md)
+        box.initial = m
+        return m
+    }
+    return OpaquePointer(Unmanaged.passUnretained(mbox).toOpaque())
+}
+
+@_cdecl("gh_call_trailing_metadata")
+public func gh_call_trailing_metadata(_ c: OpaquePointer?) -> OpaquePointer? {
+    guard let box = try? borrow(c, CallBox.self, "call"), let s = box.call?.status else { return nil }
+    box.cacheStatus(s)
+    return box.lock.withLock { box.trailing.map { OpaquePointer(Unmanaged.passUnretained($0).toOpaque()) } }
+}
+
+@_cdecl("gh_call_cancel")
+public func gh_call_cancel(_ c: OpaquePointer?) -> Int32 {
+    boundary {
+        let box = try borrow(c, CallBox.self, "call")
+        box.call?.cancel()
+        return GH_OK
+    }
+}
+
+@_cdecl("gh_call_unary")
+public func gh_call_unary(_ c: OpaquePointer?, _ request: UnsafePointer<UInt8>?, _ requestLen: Int,
+                          _ response: UnsafeMutablePointer<UnsafePointer<UInt8>?>?,
+                          _ responseLen: UnsafeMutablePointer<Int>?) -> Int32 {
+    boundary {
+        let box = try borrow(c, CallBox.self, "call")
+        let req = try bytes(request, requestLen)
+        let call = try box.makeCall()
+        call.start()
+        try? call.send(req)
+        call.closeSend()
+        let m = try call.receive()
+        let s = call.waitStatus()
+        box.cacheStatus(s)
+        guard s.isOK else {
+            setLastError("RPC failed: \(s.code) \(s.message)")
+            return GH_ERR_RPC
+        }
+        guard let msg = m else {
+            setLastError("RPC returned OK without a response message")
+            return GH_ERR_RPC
+        }
+        box.message.set(msg)
+        response?.pointee = UnsafePointer(box.message.pointer)
+        responseLen?.pointee = msg.count
+        return GH_OK
+    }
+}
+
+private func startAsync(_ box: CallBox, _ handle: OpaquePointer, _ onMessage: GHMessageFn?,
+                        _ onDone: GHDoneFn?, _ userData: UnsafeMutableRawPointer?) throws -> ClientCall {
+    let call = try box.makeCall()
+    let ud = CPointer(raw: userData)
+    let h = CPointer(raw: UnsafeMutableRawPointer(handle))
+    call.start(onMessage: { m in
+        guard let f = onMessage else { return }
+        m.withUnsafeBufferPointer { f(OpaquePointer(h.raw), $0.baseAddress, m.count, ud.raw) }
+    }, onDone: { [weak box] s in
+        box?.cacheStatus(s)
+        onDone?(OpaquePointer(h.raw), s.code.rawValue, ud.raw)
+    })
+    return call
+}
+
+@_cdecl("gh_call_start_async")
+public func gh_call_start_async(_ c: OpaquePointer?, _ onMessage: GHMessageFn?, _ onDone: GHDoneFn?,
+                                _ userData: UnsafeMutableRawPointer?) -> Int32 {
+    boundary {
+        let box = try borrow(c, CallBox.self, "call")
+        _ = try startAsync(box, c!, onMessage, onDone, userData)
+        return GH_OK
+    }
+}
+
+@_cdecl("gh_call_start_unary_async")
+public func gh_call_start_unary_async(_ c: OpaquePointer?, _ request: UnsafePointer<UInt8>?, _ requestLen: Int,
+                                      _ onMessage: GHMessageFn?, _ onDone: GHDoneFn?,
+                                      _ userData: UnsafeMutableRawPointer?) -> Int32 {
+    boundary {
+        let box = try borrow(c, CallBox.self, "call")
+        let req = try bytes(request, requestLen)
+        let call = try startAsync(box, c!, onMessage, onDone, userData)
+        try? call.send(req)
+        call.closeSend()
+        return GH_OK
+    }
+}
+
+@_cdecl("gh_call_free")
+public func gh_call_free(_ c: OpaquePointer?) {
+    guard let c = c, let box = try? borrow(c, CallBox.self, "call") else { return }
+    if let call = box.call, call.status == nil { call.cancel() }
+    release(c, CallBox.self)
+}

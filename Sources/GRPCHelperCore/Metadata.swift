@@ -43,7 +43,7 @@ public struct Metadata: Sendable, Sequence, CustomStringConvertible {
     /// Throws `MetadataError` when the key is empty, has a character outside
     /// `[0-9a-z_.-]` (uppercase is refused, not folded), ends with "-bin" (use
     /// `addBinary`), or is reserved (see `isReserved`); or when the value has a byte
-    /// outside printable ASCII 0x20...0x7E.
+    /// outside printable ASCII 0x20...0x7E, or starts or ends with a space (RFC 9113).
     public mutating func add(_ key: String, _ value: String) throws {
         try Metadata.validateKey(key)
         if Metadata.isBinaryKey(key) {
@@ -53,6 +53,11 @@ public struct Metadata: Sendable, Sequence, CustomStringConvertible {
             throw MetadataError(
                 "metadata value for key '\(key)' contains byte 0x\(String(byte, radix: 16, uppercase: true)); "
                     + "only printable ASCII (0x20...0x7E) is allowed (use a \"-bin\" key for other data)")
+        }
+        // RFC 9113 8.2.1: a field value must not start or end with whitespace.
+        if let first = value.utf8.first, let last = value.utf8.last,
+           first == 0x20 || first == 0x09 || last == 0x20 || last == 0x09 {
+            throw MetadataError("metadata value for key '\(key)' starts or ends with whitespace, which HTTP/2 forbids")
         }
         entries.append((key: key, value: .string(value)))
     }

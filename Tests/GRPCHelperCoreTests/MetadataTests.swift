@@ -68,9 +68,18 @@ import Testing
 
     @Test func addAcceptsAllPrintableASCII() throws {
         var metadata = Metadata()
-        let printable = String(decoding: Array(0x20 ... 0x7E) as [UInt8], as: UTF8.self)
+        // Every printable byte, the space inside the value (not at its ends).
+        let printable = String(decoding: Array(0x21 ... 0x7E) + [0x20, 0x21] as [UInt8], as: UTF8.self)
         try metadata.add("x-printable", printable)
         #expect(metadata.first("x-printable") == printable)
+    }
+
+    @Test(arguments: [" lead", "trail ", " ", "  both  "])
+    func addRejectsEdgeWhitespace(value: String) {
+        var metadata = Metadata()
+        let error = #expect(throws: MetadataError.self) { try metadata.add("x-key", value) }
+        #expect(error?.message.contains("whitespace") == true)
+        #expect(metadata.isEmpty)
     }
 
     @Test(arguments: [

@@ -32,7 +32,8 @@ public final class ClientCall: @unchecked Sendable, H2StreamDelegate {
 
     // Shared state (monitor).
     let monitor = Monitor()
-    private var inbound: [[UInt8]] = []
+    private var inbound: [(message: [UInt8], compressed: Bool)] = []
+    private var lastCompressed = false
     private var inboundHead = 0
     private var initialMetadata: Metadata?
     private var finalStatus: Status?
@@ -174,7 +175,8 @@ public final class ClientCall: @unchecked Sendable, H2StreamDelegate {
     private func popLocked() -> ([UInt8]?, Bool) {
         guard inboundHead < inbound.count else { return (nil, false) }
         let m = inbound[inboundHead]
-        inbound[inboundHead] = []
+        inbound[inboundHead] = ([], false)
+        lastCompressed = m.compressed
         inboundHead += 1
         if inboundHead == inbound.count {
             inbound.removeAll(keepingCapacity: true)
@@ -186,7 +188,7 @@ public final class ClientCall: @unchecked Sendable, H2StreamDelegate {
             pendingRelease = true
             release = takeScheduleLocked()
         }
-        return (m, release)
+        return (m.message, release)
     }
 
     private func finishPop(_ r: ([UInt8]?, Bool)) -> [UInt8]? {
@@ -219,6 +221,10 @@ public final class ClientCall: @unchecked Sendable, H2StreamDelegate {
 
     /// Trailing metadata (empty until the call ends).
     public var trailingMetadata: Metadata { monitor.withLock { trailers } }
+
+    /// Whether the message last returned by `receive()` arrived compressed (its
+    /// compressed flag was set on the wire).
+    public var lastMessageWasCompressed: Bool { monitor.withLock { lastCompressed } }
 
     // MARK: internals
 
@@ -375,29 +381,31 @@ public final class ClientCall: @unchecked Sendable, H2StreamDelegate {
         }
     }
 
-    private func deliver(_ message: [UInt8]) {
+    private func deliver(_ message: [UInt8], compressed: Bool) {
         if monitor.withLock({ callbackMode }) {
             var hold = false
-            monitor.withLock {
+            // The callback is captured now: the status (which clears it) may arrive before
+            // this message's turn on the callback thread.
+            let cb: (([UInt8]) -> Void)? = monitor.withLock {
                 if callbackQueuedMessages > 1 && !windowHeld { windowHeld = true; hold = true }
+                return onMessage
             }
             if hold { stream?.holdWindow = true }
             enqueueCallback({ [self] in
-                let cb: (([UInt8]) -> Void)? = monitor.withLock {
+                monitor.withLock {
                     callbackQueuedMessages -= 1
                     var release = false
                     if callbackQueuedMessages == 0 && windowHeld {
                         windowHeld = false; pendingRelease = true; release = takeScheduleLocked()
                     }
                     if release { channel.eventLoop.execute { self.applyPending() } }
-                    return onMessage
                 }
                 cb?(message)
             }, isMessage: true)
             return
         }
         let hold: Bool = monitor.mutateAndNotify {
-            inbound.append(message)
+            inbound.append((message, compressed))
             if inbound.count - inboundHead > 1 && !windowHeld { windowHeld = true; return true }
             return false
         }
@@ -491,10 +499,14 @@ public final class ClientCall: @unchecked Sendable, H2StreamDelegate {
                     }
                     message = try d.decompress(payload, limit: channel.options.maxReceiveMessageSize)
                 }
-                deliver(message)
+                deliver(message, compressed: compressed)
             }
         } catch let e as DeframeError {
-            fail(Status(.resourceExhausted, e.description))
+            if case .messageTooLarge = e {
+                fail(Status(.resourceExhausted, e.description))
+            } else {
+                fail(Status(.internalError, e.description))
+            }
         } catch let e as CompressionError {
             fail(e.limitExceeded
                  ? Status(.resourceExhausted, "decompressed message larger than max (\(channel.options.maxReceiveMessageSize))")
@@ -516,7 +528,14 @@ public final class ClientCall: @unchecked Sendable, H2StreamDelegate {
         let status: Status
         switch errorCode {
         case NGHTTP2_REFUSED_STREAM.rawValue: status = Status(.unavailable, "stream refused by the server")
-        case NGHTTP2_CANCEL.rawValue: status = Status(.cancelled, "stream cancelled by the server")
+        case NGHTTP2_CANCEL.rawValue:
+            // A server whose deadline timer fired first resets with CANCEL (gRPC core maps
+            // CANCEL to DEADLINE_EXCEEDED once the deadline has passed).
+            if let d = deadlineNanos, monotonicNanos() >= d {
+                status = Status(.deadlineExceeded, "Deadline Exceeded")
+            } else {
+                status = Status(.cancelled, "stream cancelled by the server")
+            }
         case NGHTTP2_ENHANCE_YOUR_CALM.rawValue: status = Status(.resourceExhausted, "ENHANCE_YOUR_CALM")
         case NGHTTP2_INADEQUATE_SECURITY.rawValue: status = Status(.permissionDenied, "INADEQUATE_SECURITY")
         case NGHTTP2_NO_ERROR.rawValue: status = Status(.internalError, "stream closed without a status")

@@ -50,6 +50,8 @@ final class H2Stream {
     /// While true, received bytes are not acknowledged (the reader is behind).
     var holdWindow = false
     var closed = false
+    /// Reset the stream with NO_ERROR once our END_STREAM is sent (stop a peer still sending).
+    var resetAfterLocalEnd = false
 
     init(session: H2Session) { self.session = session }
 
@@ -134,6 +136,7 @@ final class H2Session {
         nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, onFrameRecv)
         nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, onDataChunk)
         nghttp2_session_callbacks_set_on_stream_close_callback(cbs, onStreamClose)
+        nghttp2_session_callbacks_set_on_frame_send_callback(cbs, onFrameSend)
         var opt: OpaquePointer?
         nghttp2_option_new(&opt)
         defer { nghttp2_option_del(opt) }
@@ -338,6 +341,15 @@ final class H2Session {
         return 0
     }
 
+    fileprivate func frameSent(_ frame: UnsafePointer<nghttp2_frame>) -> Int32 {
+        let hd = frame.pointee.hd
+        guard (hd.flags & UInt8(NGHTTP2_FLAG_END_STREAM.rawValue)) != 0,
+              let s = streams[hd.stream_id], s.resetAfterLocalEnd, !s.closed else { return 0 }
+        s.resetAfterLocalEnd = false
+        nghttp2_submit_rst_stream(raw, UInt8(NGHTTP2_FLAG_NONE.rawValue), s.id, UInt32(NGHTTP2_NO_ERROR.rawValue))
+        return 0
+    }
+
     fileprivate func dataChunk(_ id: Int32, _ data: UnsafeRawBufferPointer) -> Int32 {
         guard let s = streams[id], !s.closed else {
             nghttp2_session_consume_connection(raw, data.count)
@@ -377,6 +389,10 @@ private let onHeader: nghttp2_on_header_callback = { _, frame, name, namelen, va
 
 private let onFrameRecv: nghttp2_on_frame_recv_callback = { _, frame, ud in
     H2Session.from(ud).frameReceived(frame!)
+}
+
+private let onFrameSend: nghttp2_on_frame_send_callback = { _, frame, ud in
+    H2Session.from(ud).frameSent(frame!)
 }
 
 private let onDataChunk: nghttp2_on_data_chunk_recv_callback = { _, _, id, data, len, ud in

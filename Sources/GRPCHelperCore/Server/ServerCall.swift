@@ -24,7 +24,7 @@ public final class ServerCall: @unchecked Sendable {
 
     // Shared with the event loop (guarded by monitor).
     let monitor = Monitor()
-    private var inbound: [[UInt8]] = []
+    private var inbound: [(message: [UInt8], compressed: Bool)] = []
     private var inboundHead = 0
     private var inboundEnded = false
     private var cancelStatus: Status?       // set once the call is cancelled/expired
@@ -88,11 +88,17 @@ public final class ServerCall: @unchecked Sendable {
 
     // MARK: handler API
 
-    /// Seconds left before the deadline (negative once passed); nil without a deadline.
+    /// Seconds left before the deadline (negative once passed, at most 0 once the call
+    /// was cancelled for its deadline); nil without a deadline.
     public var timeRemaining: Double? {
         guard let d = deadlineNanos else { return nil }
         let now = monotonicNanos()
-        return d >= now ? Double(d - now) / 1e9 : -Double(now - d) / 1e9
+        if d >= now {
+            // The client's deadline can expire a moment before ours (see ServerConnection).
+            if cancellationStatus?.code == .deadlineExceeded { return 0 }
+            return Double(d - now) / 1e9
+        }
+        return -Double(now - d) / 1e9
     }
 
     /// True once the call is cancelled (by the client, the deadline or server shutdown).
@@ -100,6 +106,15 @@ public final class ServerCall: @unchecked Sendable {
 
     /// Why the call was cancelled, if it was.
     public var cancellationStatus: Status? { monitor.withLock { cancelStatus } }
+
+    /// Whether the message last returned by `receive()`/`receiveMessage()` arrived
+    /// compressed (its compressed flag was set on the wire).
+    public var lastMessageWasCompressed: Bool { monitor.withLock { lastCompressed } }
+    private var lastCompressed = false
+
+    /// The compression algorithms the client accepts for responses (its
+    /// grpc-accept-encoding), e.g. ["identity", "deflate", "gzip"].
+    public var clientAcceptEncoding: [String] { acceptedByClient }
 
     /// Blocks for the next request message: nil at the end of the request stream.
     /// Throws `RPCError` (CANCELLED / DEADLINE_EXCEEDED) once the call is cancelled.
@@ -121,7 +136,8 @@ public final class ServerCall: @unchecked Sendable {
     private func popLocked() -> Pop {
         if inboundHead < inbound.count {
             let m = inbound[inboundHead]
-            inbound[inboundHead] = []
+            inbound[inboundHead] = ([], false)
+            lastCompressed = m.compressed
             inboundHead += 1
             if inboundHead == inbound.count {
                 inbound.removeAll(keepingCapacity: true)
@@ -134,7 +150,7 @@ public final class ServerCall: @unchecked Sendable {
                 release = !scheduled
                 scheduled = true
             }
-            return .message(m, release: release)
+            return .message(m.message, release: release)
         }
         if let s = cancelStatus { return .cancelled(s) }
         return .end
@@ -255,9 +271,9 @@ public final class ServerCall: @unchecked Sendable {
     // MARK: event-loop side
 
     /// Delivers a complete request message.
-    func deliver(_ message: [UInt8]) {
+    func deliver(_ message: [UInt8], compressed: Bool = false) {
         let hold: Bool = monitor.mutateAndNotify {
-            inbound.append(message)
+            inbound.append((message, compressed))
             if inbound.count - inboundHead > 1 && !windowHeld {
                 windowHeld = true
                 return true

@@ -209,10 +209,14 @@ final class ServerConnection: H2StreamDelegate {
                     }
                     message = try d.decompress(payload, limit: call.maxReceiveMessageSize)
                 }
-                call.deliver(message)
+                call.deliver(message, compressed: compressed)
             }
         } catch let e as DeframeError {
-            fail(call, Status(.resourceExhausted, e.description))
+            if case .messageTooLarge = e {
+                fail(call, Status(.resourceExhausted, e.description))
+            } else {
+                fail(call, Status(.internalError, e.description))
+            }
         } catch let e as CompressionError {
             if e.limitExceeded {
                 fail(call, Status(.resourceExhausted,
@@ -234,11 +238,27 @@ final class ServerConnection: H2StreamDelegate {
         guard let call = calls.removeValue(forKey: ObjectIdentifier(stream)) else { return }
         call.deadlineTask?.cancel()
         if !call.elFinished {
-            call.markCancelled(Status(.cancelled, errorCode == NGHTTP2_CANCEL.rawValue
-                ? "cancelled by the client" : "stream closed (HTTP/2 error \(errorCode))"))
+            call.markCancelled(cancellationStatus(call, errorCode: errorCode))
         }
         call.deliverEnd()
         stream.onDrained = nil
+    }
+
+    /// How far our deadline may trail the client's: ours starts when the request headers
+    /// arrive, the client's before it sent them.
+    static let deadlineSkewNanos: UInt64 = 100_000_000
+
+    /// Why a stream the peer closed was cancelled. A client whose deadline expires resets
+    /// the stream with CANCEL, usually just before our own timer fires, so CANCEL at (or
+    /// within the skew of) the deadline means DEADLINE_EXCEEDED, as in gRPC core.
+    private func cancellationStatus(_ call: ServerCall, errorCode: UInt32) -> Status {
+        guard errorCode == NGHTTP2_CANCEL.rawValue else {
+            return Status(.cancelled, "stream closed (HTTP/2 error \(errorCode))")
+        }
+        if let d = call.deadlineNanos, monotonicNanos() &+ ServerConnection.deadlineSkewNanos >= d {
+            return Status(.deadlineExceeded, "Deadline Exceeded")
+        }
+        return Status(.cancelled, "cancelled by the client")
     }
 
     /// Ends a call with an error status decided by the transport (not the handler).
@@ -251,8 +271,8 @@ final class ServerConnection: H2StreamDelegate {
             } else {
                 reject(call.stream, status)
             }
-            // Stop the client sending more.
-            session.resetStream(call.stream, errorCode: UInt32(NGHTTP2_NO_ERROR.rawValue))
+            // Stop the client sending more once the status is out.
+            call.stream.resetAfterLocalEnd = true
         }
         pendingDispatch.removeValue(forKey: ObjectIdentifier(call.stream))
     }

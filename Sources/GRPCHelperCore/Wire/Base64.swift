@@ -79,7 +79,6 @@ public enum Base64 {
 
         let remainder = input.count % 4
         if remainder == 1 { return nil }  // one character cannot hold a whole byte
-        if padding > 0, remainder == 0 { return nil }  // "AAAA=" style padding
 
         let fullGroups = input.count / 4
         let outputCount = fullGroups * 3 + (remainder == 0 ? 0 : remainder - 1)

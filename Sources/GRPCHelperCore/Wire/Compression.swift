@@ -155,8 +155,9 @@ public final class MessageDecompressor {
     ///
     /// Throws `CompressionError` when the data is corrupt, truncated or followed by
     /// trailing bytes, or with `limitExceeded == true` as soon as the output would
-    /// exceed `limit` bytes. The output buffer never grows beyond `limit + 1` bytes,
-    /// so a zip bomb stops early.
+    /// exceed `limit` bytes. The output buffer never grows beyond `limit + 1` bytes
+    /// (it doubles from a small first guess; during a doubling the previous, half
+    /// as large buffer is briefly alive too), so a zip bomb stops early.
     public func decompress(_ input: [UInt8], limit: Int) throws -> [UInt8] {
         precondition(limit >= 0, "limit must not be negative")
         guard input.count <= Int(UInt32.max) else {
@@ -204,7 +205,7 @@ public final class MessageDecompressor {
                 case Z_STREAM_END:
                     if output.count > limit {
                         throw CompressionError(
-                            "decompressed message larger than max (\(output.count) vs. \(limit))",
+                            "decompressed message larger than max (more than \(limit) bytes)",
                             limitExceeded: true)
                     }
                     if stream.pointee.avail_in != 0 {

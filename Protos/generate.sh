@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Regenerates the committed SwiftProtobuf code from Protos/. Never run at build time.
+#   bash Protos/generate.sh            (builds protoc-gen-swift once into .build-protoc)
+# Needs: python3 -m grpc_tools.protoc (pip grpcio-tools) and the swift-protobuf package
+# at the version Package.swift names.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PLUGIN="${PROTOC_GEN_SWIFT:-}"
+if [ -z "$PLUGIN" ]; then
+    src=.build-protoc/swift-protobuf
+    if [ ! -d "$src" ]; then
+        mkdir -p .build-protoc
+        git clone -q https://github.com/apple/swift-protobuf.git "$src"
+        git -C "$src" checkout -q 1.39.0
+    fi
+    (cd "$src" && swift build -c release --product protoc-gen-swift)
+    PLUGIN="$src/.build/release/protoc-gen-swift"
+fi
+out=Sources/InteropMessages/Generated
+mkdir -p "$out"
+python3 -m grpc_tools.protoc -I Protos \
+    --plugin=protoc-gen-swift="$PLUGIN" \
+    --swift_opt=Visibility=Public \
+    --swift_out="$out" \
+    Protos/grpc/testing/empty.proto Protos/grpc/testing/messages.proto
+echo "generated into $out"

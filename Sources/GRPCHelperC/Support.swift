@@ -1,0 +1,153 @@
+// Support for the C exports: error codes, the per-thread last error, handle boxing.
+// No gRPC logic lives here: everything forwards to GRPCHelperCore.
+import GRPCHelperCore
+#if canImport(Glibc)
+import Glibc
+#endif
+
+// gh_error values (must match include/grpchelper.h).
+let GH_OK: Int32 = 0
+let GH_ERR_INVALID_ARGUMENT: Int32 = -501
+let GH_ERR_INVALID_STATE: Int32 = -502
+let GH_ERR_CLOSED: Int32 = -503
+let GH_ERR_BIND: Int32 = -504
+let GH_ERR_RPC: Int32 = -505
+let GH_ERR_TOO_LARGE: Int32 = -506
+let GH_ERR_FATAL: Int32 = -900
+let GH_ERR_NOMEM: Int32 = -901
+let GH_ERR_INTERNAL: Int32 = -902
+
+/// An error raised inside an export, carrying its gh_error code.
+struct ExportError: Error {
+    let code: Int32
+    let message: String
+    init(_ code: Int32, _ message: String) { self.code = code; self.message = message }
+}
+
+// MARK: per-thread last error
+
+private let lastErrorKey: pthread_key_t = {
+    var key = pthread_key_t()
+    pthread_key_create(&key) { p in free(p) }
+    return key
+}()
+
+private let emptyString: UnsafeMutablePointer<CChar> = strdup("")!
+
+func setLastError(_ message: String) {
+    let old = pthread_getspecific(lastErrorKey)
+    pthread_setspecific(lastErrorKey, strdup(message))
+    free(old)
+}
+
+func lastErrorPointer() -> UnsafePointer<CChar> {
+    if let p = pthread_getspecific(lastErrorKey) {
+        return UnsafePointer(p.assumingMemoryBound(to: CChar.self))
+    }
+    return UnsafePointer(emptyString)
+}
+
+/// Maps any error to a gh_error code and records its text.
+func errorCode(_ error: Error) -> Int32 {
+    switch error {
+    case let e as ExportError:
+        setLastError(e.message)
+        return e.code
+    case let e as RuntimeError:
+        setLastError(e.message)
+        switch e.kind {
+        case .bind: return GH_ERR_BIND
+        case .invalidState: return GH_ERR_INVALID_STATE
+        case .invalidArgument: return GH_ERR_INVALID_ARGUMENT
+        }
+    case let e as MetadataError:
+        setLastError(e.message)
+        return GH_ERR_INVALID_ARGUMENT
+    case let e as RPCError:
+        setLastError("\(e.status.code): \(e.status.message)")
+        switch e.status.code {
+        case .cancelled, .deadlineExceeded, .unavailable: return GH_ERR_CLOSED
+        default: return GH_ERR_INVALID_STATE
+        }
+    default:
+        setLastError("\(error)")
+        return GH_ERR_INTERNAL
+    }
+}
+
+/// The export boundary: runs `body`, turning thrown errors into gh_error codes.
+@inline(__always)
+func boundary(_ body: () throws -> Int32) -> Int32 {
+    do { return try body() } catch { return errorCode(error) }
+}
+
+// MARK: handles
+
+/// Boxes are retained while a handle exists; the handle is the box's opaque pointer.
+@inline(__always)
+func makeHandle<T: AnyObject>(_ object: T) -> OpaquePointer {
+    OpaquePointer(Unmanaged.passRetained(object).toOpaque())
+}
+
+@inline(__always)
+func borrow<T: AnyObject>(_ handle: OpaquePointer?, _ type: T.Type, _ what: String) throws -> T {
+    guard let h = handle else { throw ExportError(GH_ERR_INVALID_ARGUMENT, "\(what) is NULL") }
+    return Unmanaged<T>.fromOpaque(UnsafeRawPointer(h)).takeUnretainedValue()
+}
+
+@inline(__always)
+func release<T: AnyObject>(_ handle: OpaquePointer, _ type: T.Type) {
+    Unmanaged<T>.fromOpaque(UnsafeRawPointer(handle)).release()
+}
+
+func string(_ p: UnsafePointer<CChar>?, _ what: String) throws -> String {
+    guard let p = p else { throw ExportError(GH_ERR_INVALID_ARGUMENT, "\(what) is NULL") }
+    return String(cString: p)
+}
+
+func bytes(_ p: UnsafePointer<UInt8>?, _ len: Int) throws -> [UInt8] {
+    if len == 0 { return [] }
+    guard let p = p else { throw ExportError(GH_ERR_INVALID_ARGUMENT, "data is NULL with a non-zero length") }
+    return Array(UnsafeBufferPointer(start: p, count: len))
+}
+
+/// A byte buffer owned by a handle, handed to C as a borrowed pointer.
+final class OwnedBytes {
+    private(set) var pointer: UnsafeMutablePointer<UInt8>?
+    private(set) var count = 0
+    /// Copies `b`; with `nulTerminated` a NUL byte follows (not counted).
+    func set(_ b: [UInt8], nulTerminated: Bool = false) {
+        pointer?.deallocate()
+        count = b.count
+        let p = UnsafeMutablePointer<UInt8>.allocate(capacity: b.count + 1)
+        b.withUnsafeBufferPointer { src in
+            if let base = src.baseAddress { p.update(from: base, count: b.count) }
+        }
+        p[b.count] = 0
+        pointer = p
+    }
+    func clear() { pointer?.deallocate(); pointer = nil; count = 0 }
+    deinit { pointer?.deallocate() }
+}
+
+/// A NUL-terminated copy of a Swift string, owned by a handle.
+final class OwnedCString {
+    let pointer: UnsafeMutablePointer<CChar>
+    init(_ s: String) { pointer = strdup(s)! }
+    deinit { free(pointer) }
+}
+
+/// Passes non-Sendable C pointers into @Sendable closures.
+struct CPointer: @unchecked Sendable {
+    let raw: UnsafeMutableRawPointer?
+}
+
+func compression(_ value: Int64) throws -> CompressionAlgorithm? {
+    switch value {
+    case -1: return nil
+    case 0: return .identity
+    case 1: return .deflate
+    case 2: return .gzip
+    default: throw ExportError(GH_ERR_INVALID_ARGUMENT, "unknown compression \(value)")
+    }
+}

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# README command (2): set up, build, and run every test suite.
+#   Swift unit + integration tests (debug build, swift test)
+#   C tests through the public header (CMake release build of libgrpchelper.so, ctest)
+#   interop with grpcio, both directions (pytest)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+
+echo "== swift build (debug, with tests)"
+swift build --build-tests
+echo "== swift test"
+swift test --skip-build --parallel
+
+echo "== cmake (release libgrpchelper.so, C examples and tests)"
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake --build build
+echo "== ctest"
+ctest --test-dir build --output-on-failure
+
+echo "== pytest (interop with grpcio)"
+python3 -m pytest -q Tests/interop
