@@ -16,7 +16,7 @@ public final class Server: @unchecked Sendable {
     private var endpoints: [Endpoint] = []
     private var listeners: [Channel] = []
     private var group: MultiThreadedEventLoopGroup?
-    private var pool: NIOThreadPool?
+    private var pool: WorkerPool?
 
     private let state = Monitor()
     private var started = false
@@ -67,8 +67,7 @@ public final class Server: @unchecked Sendable {
             started = true
         }
         let group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, options.eventLoopThreads))
-        let pool = NIOThreadPool(numberOfThreads: max(1, options.maxWorkers))
-        pool.start()
+        let pool = WorkerPool(threads: options.maxWorkers)
         self.group = group
         self.pool = pool
         let bootstrap = ServerBootstrap(group: group)
@@ -91,7 +90,7 @@ public final class Server: @unchecked Sendable {
             }
         } catch {
             for c in bound { try? c.close().wait() }
-            try? pool.syncShutdownGracefully()
+            pool.shutdown()
             try? group.syncShutdownGracefully()
             self.group = nil
             self.pool = nil
@@ -127,11 +126,13 @@ public final class Server: @unchecked Sendable {
         state.withLock { runningHandlers += 1 }
         switch handler {
         case .blocking(let body):
-            pool?.submit { [self] st in
-                if st == .active { self.invoke(call) { try body(call) } } else {
-                    self.complete(call, thrown: RPCError(.unavailable, "server shutting down"))
-                }
+            let accepted = pool?.submit { [self] in
+                self.invoke(call) { try body(call) }
                 self.handlerDone()
+            } ?? false
+            if !accepted {
+                complete(call, thrown: RPCError(.unavailable, "server shutting down"))
+                handlerDone()
             }
         case .async(let body):
             Task {
@@ -169,7 +170,8 @@ public final class Server: @unchecked Sendable {
             }
         case let e as RPCError:
             status = e.status
-            trailers = e.trailers
+            // Keep trailing metadata set with setTrailingMetadata unless the error brings its own.
+            trailers = e.trailers.isEmpty ? nil : e.trailers
         case let s as Status:
             status = s
         default:
@@ -212,7 +214,7 @@ public final class Server: @unchecked Sendable {
         for c in remaining {
             try? c.eventLoop.submit { c.handler.context?.close(promise: nil) }.wait()
         }
-        try? pool?.syncShutdownGracefully()
+        pool?.shutdown()
         try? group.syncShutdownGracefully()
         state.mutateAndNotify { stopped = true }
     }

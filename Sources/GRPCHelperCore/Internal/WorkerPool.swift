@@ -1,0 +1,124 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A bounded pool of threads for blocking handlers.
+///
+/// Wake-ups are chained: a submit wakes a sleeping worker only when no wake-up is already
+/// in flight, and a worker that wakes passes the baton on if work remains. Under a burst
+/// this keeps the number of runnable threads near what the machine can run instead of
+/// waking every idle thread at once (which costs more in context switches than the
+/// handlers cost). Every queued task still finds a worker while any worker sleeps, so a
+/// handler that blocks never starves the queue.
+final class WorkerPool: @unchecked Sendable {
+    private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+    private let cond = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
+    private let idle = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
+    private var queue: [() -> Void] = []
+    private var head = 0
+    private var sleeping = 0
+    private var wakePending = false
+    private var running = 0
+    private var stopping = false
+    private var threads: [pthread_t] = []
+    let size: Int
+
+    init(threads: Int) {
+        size = max(1, threads)
+        pthread_mutex_init(mutex, nil)
+        pthread_cond_init(cond, nil)
+        pthread_cond_init(idle, nil)
+        for _ in 0..<size { spawn() }
+    }
+
+    deinit {
+        pthread_cond_destroy(cond)
+        pthread_cond_destroy(idle)
+        pthread_mutex_destroy(mutex)
+        cond.deallocate()
+        idle.deallocate()
+        mutex.deallocate()
+    }
+
+    private func spawn() {
+        let box = Unmanaged.passRetained(self).toOpaque()
+        var tid = pthread_t()
+        let rc = pthread_create(&tid, nil, { arg in
+            let pool = Unmanaged<WorkerPool>.fromOpaque(arg!).takeRetainedValue()
+            pool.work()
+            return nil
+        }, box)
+        precondition(rc == 0, "cannot start a worker thread (error \(rc))")
+        threads.append(tid)
+    }
+
+    /// Queues `task`. Returns false (and does not run it) once the pool is stopping.
+    @discardableResult
+    func submit(_ task: @escaping () -> Void) -> Bool {
+        pthread_mutex_lock(mutex)
+        if stopping {
+            pthread_mutex_unlock(mutex)
+            return false
+        }
+        queue.append(task)
+        if sleeping > 0 && !wakePending {
+            wakePending = true
+            pthread_cond_signal(cond)
+        }
+        pthread_mutex_unlock(mutex)
+        return true
+    }
+
+    private func work() {
+        pthread_mutex_lock(mutex)
+        while true {
+            if head < queue.count {
+                let task = queue[head]
+                queue[head] = {}
+                head += 1
+                if head == queue.count {
+                    queue.removeAll(keepingCapacity: true)
+                    head = 0
+                } else if head > 1024 && head * 2 > queue.count {
+                    queue.removeFirst(head)
+                    head = 0
+                }
+                // Pass the baton: more work and someone asleep → wake one more.
+                if head < queue.count && sleeping > 0 && !wakePending {
+                    wakePending = true
+                    pthread_cond_signal(cond)
+                }
+                running += 1
+                pthread_mutex_unlock(mutex)
+                task()
+                pthread_mutex_lock(mutex)
+                running -= 1
+                continue
+            }
+            if stopping {
+                if running == 0 { pthread_cond_broadcast(idle) }
+                break
+            }
+            sleeping += 1
+            pthread_cond_wait(cond, mutex)
+            sleeping -= 1
+            wakePending = false
+        }
+        pthread_mutex_unlock(mutex)
+    }
+
+    /// Runs every queued task, then stops and joins the threads.
+    func shutdown() {
+        pthread_mutex_lock(mutex)
+        if stopping {
+            pthread_mutex_unlock(mutex)
+            return
+        }
+        stopping = true
+        pthread_cond_broadcast(cond)
+        let ts = threads
+        threads.removeAll()
+        pthread_mutex_unlock(mutex)
+        for t in ts where pthread_equal(t, pthread_self()) == 0 { pthread_join(t, nil) }
+    }
+}

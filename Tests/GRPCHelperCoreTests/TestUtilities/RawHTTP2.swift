@@ -1,0 +1,140 @@
+import NIOCore
+import NIOPosix
+@testable import GRPCHelperCore
+
+/// What a raw HTTP/2 request got back.
+struct RawResponse {
+    var headers: [HeaderField] = []
+    var trailers: [HeaderField] = []
+    var data: [UInt8] = []
+    var closeCode: UInt32 = 0
+
+    func header(_ name: String) -> String? { headers.first { $0.name == name }?.value }
+    func trailer(_ name: String) -> String? { trailers.first { $0.name == name }?.value }
+    /// grpc-status from the trailers, or from the headers of a trailers-only response.
+    var grpcStatus: Int? { (trailer("grpc-status") ?? header("grpc-status")).flatMap { Int($0) } }
+    var grpcMessage: String? { (trailer("grpc-message") ?? header("grpc-message")).map(GRPCMessageCoding.decode) }
+}
+
+/// Collects one stream's response and completes a promise when the stream closes.
+private final class Collector: H2StreamDelegate {
+    var response = RawResponse()
+    let promise: EventLoopPromise<RawResponse>
+    init(_ p: EventLoopPromise<RawResponse>) { promise = p }
+    func h2ReceivedHeaders(_ stream: H2Stream, _ fields: [HeaderField], endStream: Bool) {
+        if response.headers.isEmpty { response.headers = fields } else { response.trailers = fields }
+    }
+    func h2HeadersTooLarge(_ stream: H2Stream, size: Int) {}
+    func h2ReceivedData(_ stream: H2Stream, _ bytes: UnsafeRawBufferPointer) { response.data.append(contentsOf: bytes) }
+    func h2ReceivedEndStream(_ stream: H2Stream) {}
+    func h2StreamClosed(_ stream: H2Stream, errorCode: UInt32) {
+        response.closeCode = errorCode
+        promise.succeed(response)
+    }
+}
+
+/// A bare HTTP/2 client on our nghttp2 session, for sending requests a gRPC client never would.
+final class RawHTTP2Client {
+    let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+    private var channel: Channel!
+    private var handler: H2ConnectionHandler!
+    private var collectors: [Collector] = []
+
+    init(port: Int) throws {
+        let session = H2Session(isServer: false, maxHeaderListSize: 1 << 16, maxConcurrentStreams: nil,
+                                initialWindowSize: 1 << 20)
+        let handler = H2ConnectionHandler(session: session)
+        self.handler = handler
+        channel = try ClientBootstrap(group: group)
+            .channelInitializer { $0.pipeline.addHandler(handler) }
+            .connect(host: "127.0.0.1", port: port).wait()
+    }
+
+    /// Sends one request (`:scheme`/`:authority` added) and waits for the stream to close.
+    func request(_ fields: [HeaderField], body: [UInt8] = []) throws -> RawResponse {
+        let loop = channel.eventLoop
+        return try loop.flatSubmit { () -> EventLoopFuture<RawResponse> in
+            let promise = loop.makePromise(of: RawResponse.self)
+            let collector = Collector(promise)
+            self.collectors.append(collector)
+            let stream = H2Stream(session: self.handler.session)
+            stream.delegate = collector
+            let all: [HeaderField] = fields + [(":scheme", "http"), (":authority", "localhost")]
+            // Pseudo-headers first, as HTTP/2 requires.
+            let ordered = all.filter { $0.name.hasPrefix(":") } + all.filter { !$0.name.hasPrefix(":") }
+            guard self.handler.session.submitRequest(stream, ordered) else {
+                promise.fail(RuntimeError(.invalidState, "submit failed"))
+                return promise.futureResult
+            }
+            stream.enqueue(body)
+            stream.endOutbound(trailers: nil)
+            self.handler.flush()
+            return promise.futureResult
+        }.wait()
+    }
+
+    /// A well-formed gRPC request's headers with `overrides` replacing/adding fields.
+    static func grpcHeaders(path: String, _ overrides: [HeaderField] = [], drop: Set<String> = []) -> [HeaderField] {
+        var f: [HeaderField] = [(":method", "POST"), (":path", path), ("content-type", "application/grpc"),
+                                ("te", "trailers")]
+        f.removeAll { field in drop.contains(field.name) || overrides.contains(where: { $0.name == field.name }) }
+        return f + overrides
+    }
+
+    func close() {
+        try? channel.close().wait()
+        try? group.syncShutdownGracefully()
+    }
+}
+
+/// A bare HTTP/2 server that answers every request with fixed headers, body and trailers:
+/// a peer that is not (or not quite) gRPC, for testing the client's error mapping.
+final class FakeHTTP2Server {
+    struct Reply {
+        var headers: [HeaderField]
+        var body: [UInt8] = []
+        var trailers: [HeaderField]? = nil
+    }
+
+    private final class Responder: H2StreamDelegate {
+        let reply: Reply
+        init(_ r: Reply) { reply = r }
+        func h2ReceivedHeaders(_ stream: H2Stream, _ fields: [HeaderField], endStream: Bool) {
+            if endStream { respond(stream) }
+        }
+        func h2HeadersTooLarge(_ stream: H2Stream, size: Int) {}
+        func h2ReceivedData(_ stream: H2Stream, _ bytes: UnsafeRawBufferPointer) {}
+        func h2ReceivedEndStream(_ stream: H2Stream) { respond(stream) }
+        func h2StreamClosed(_ stream: H2Stream, errorCode: UInt32) {}
+        private func respond(_ stream: H2Stream) {
+            let hasBody = !reply.body.isEmpty || reply.trailers != nil
+            stream.session.submitResponse(stream, reply.headers, withBody: hasBody)
+            if hasBody {
+                stream.enqueue(reply.body)
+                stream.endOutbound(trailers: reply.trailers)
+            }
+        }
+    }
+
+    let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+    private var listener: Channel!
+    let port: Int
+
+    init(_ reply: Reply) throws {
+        listener = try ServerBootstrap(group: group)
+            .childChannelInitializer { ch in
+                let session = H2Session(isServer: true, maxHeaderListSize: 1 << 16, maxConcurrentStreams: 100,
+                                        initialWindowSize: 1 << 20)
+                let responder = Responder(reply)
+                session.onNewStream = { $0.delegate = responder }
+                return ch.pipeline.addHandler(H2ConnectionHandler(session: session))
+            }
+            .bind(host: "127.0.0.1", port: 0).wait()
+        port = listener.localAddress!.port!
+    }
+
+    func close() {
+        try? listener.close().wait()
+        try? group.syncShutdownGracefully()
+    }
+}

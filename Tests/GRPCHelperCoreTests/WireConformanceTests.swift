@@ -1,0 +1,194 @@
+import Testing
+@testable import GRPCHelperCore
+
+/// The server's answers to requests a well-behaved gRPC client never sends, checked with a
+/// raw HTTP/2 client; and the client's mapping of non-gRPC answers, checked with a fake server.
+@Suite struct WireConformanceTests {
+    static let echo = "/conformance.Test/Echo"
+
+    /// Runs `body` with a started server (unary echo) and a raw client connected to it.
+    func withServer(_ options: ServerOptions = ServerOptions(), _ body: (RawHTTP2Client) throws -> Void) throws {
+        let server = Server(options: options)
+        try server.addListener("127.0.0.1:0")
+        try server.register(Self.echo, cardinality: .unary, handler: .blocking { call in
+            if let m = try call.receiveMessage() { try call.sendMessage(m) }
+        })
+        try server.start()
+        defer { server.shutdown(grace: 0) }
+        let client = try RawHTTP2Client(port: server.port()!)
+        defer { client.close() }
+        try body(client)
+    }
+
+    static let hello = MessageFramer.frame(Array("hello".utf8), compressed: false)
+
+    @Test func wellFormedRequestSucceeds() throws {
+        try withServer { c in
+            let r = try c.request(RawHTTP2Client.grpcHeaders(path: Self.echo), body: Self.hello)
+            #expect(r.header(":status") == "200")
+            #expect(r.header("content-type") == "application/grpc")
+            #expect(r.grpcStatus == 0)
+            #expect(r.data == Self.hello)
+        }
+    }
+
+    @Test(arguments: ["1H", "2M", "10S", "1000m", "1000000u", "99999999n", "99999999S"])
+    func everyTimeoutUnitAccepted(_ timeout: String) throws {
+        try withServer { c in
+            let r = try c.request(RawHTTP2Client.grpcHeaders(path: Self.echo, [("grpc-timeout", timeout)]),
+                                  body: Self.hello)
+            #expect(r.grpcStatus == 0, "grpc-timeout \(timeout)")
+        }
+    }
+
+    @Test(arguments: ["1x", "", "S", "123456789S", "-1S", "1.5S", "1 S", "1000000000n"])
+    func malformedTimeoutRefused(_ timeout: String) throws {
+        try withServer { c in
+            let r = try c.request(RawHTTP2Client.grpcHeaders(path: Self.echo, [("grpc-timeout", timeout)]),
+                                  body: Self.hello)
+            #expect(r.grpcStatus == Int(StatusCode.internalError.rawValue))
+            #expect(r.grpcMessage?.contains("grpc-timeout") == true)
+        }
+    }
+
+    @Test func unsupportedEncodingIsUnimplemented() throws {
+        try withServer { c in
+            let r = try c.request(RawHTTP2Client.grpcHeaders(path: Self.echo, [("grpc-encoding", "br")]),
+                                  body: MessageFramer.frame([1, 2, 3], compressed: true))
+            #expect(r.grpcStatus == Int(StatusCode.unimplemented.rawValue))
+            #expect(r.grpcMessage?.contains("br") == true)
+            #expect(r.header("grpc-accept-encoding")?.contains("gzip") == true)
+        }
+    }
+
+    @Test func nonPostRefused() throws {
+        try withServer { c in
+            let r = try c.request(RawHTTP2Client.grpcHeaders(path: Self.echo, [(":method", "GET")]))
+            #expect(r.header(":status") == "405")
+        }
+    }
+
+    @Test func wrongContentTypeRefused() throws {
+        try withServer { c in
+            let r = try c.request(RawHTTP2Client.grpcHeaders(path: Self.echo, [("content-type", "text/plain")]),
+                                  body: Self.hello)
+            #expect(r.header(":status") == "415")
+            #expect(r.grpcStatus == Int(StatusCode.internalError.rawValue))
+        }
+    }
+
+    @Test func unknownPathIsUnimplemented() throws {
+        try withServer { c in
+            let r = try c.request(RawHTTP2Client.grpcHeaders(path: "/conformance.Test/Nope"), body: Self.hello)
+            #expect(r.header(":status") == "200")
+            #expect(r.grpcStatus == Int(StatusCode.unimplemented.rawValue))
+        }
+    }
+
+    @Test func compressedFlagWithoutEncodingIsInternal() throws {
+        try withServer { c in
+            let r = try c.request(RawHTTP2Client.grpcHeaders(path: Self.echo),
+                                  body: MessageFramer.frame(Array("x".utf8), compressed: true))
+            #expect(r.grpcStatus == Int(StatusCode.internalError.rawValue))
+        }
+    }
+
+    @Test func invalidFlagIsInternal() throws {
+        try withServer { c in
+            var body = Self.hello
+            body[0] = 7
+            let r = try c.request(RawHTTP2Client.grpcHeaders(path: Self.echo), body: body)
+            #expect(r.grpcStatus == Int(StatusCode.internalError.rawValue))
+        }
+    }
+
+    @Test func truncatedMessageIsInternal() throws {
+        try withServer { c in
+            let r = try c.request(RawHTTP2Client.grpcHeaders(path: Self.echo), body: Array(Self.hello.dropLast(2)))
+            #expect(r.grpcStatus == Int(StatusCode.internalError.rawValue))
+            #expect(r.grpcMessage?.contains("inside a message") == true)
+        }
+    }
+
+    @Test func oversizedHeaderListIsResourceExhausted() throws {
+        try withServer { c in
+            let big = String(repeating: "v", count: 20_000)
+            let r = try c.request(RawHTTP2Client.grpcHeaders(path: Self.echo, [("x-big", big)]), body: Self.hello)
+            #expect(r.grpcStatus == Int(StatusCode.resourceExhausted.rawValue))
+        }
+    }
+
+    @Test func oversizedMessageIsResourceExhausted() throws {
+        var o = ServerOptions()
+        o.maxReceiveMessageSize = 1000
+        try withServer(o) { c in
+            let r = try c.request(RawHTTP2Client.grpcHeaders(path: Self.echo),
+                                  body: MessageFramer.frame([UInt8](repeating: 1, count: 1001), compressed: false))
+            #expect(r.grpcStatus == Int(StatusCode.resourceExhausted.rawValue))
+        }
+    }
+
+    @Test func serverAdvertisesItsSettings() throws {
+        // A request over the limit of concurrent streams is refused by nghttp2, never queued unboundedly;
+        // here we only check the server still answers after its SETTINGS were applied.
+        var o = ServerOptions()
+        o.maxConcurrentStreams = 1
+        try withServer(o) { c in
+            let r = try c.request(RawHTTP2Client.grpcHeaders(path: Self.echo), body: Self.hello)
+            #expect(r.grpcStatus == 0)
+        }
+    }
+
+    // MARK: client side: HTTP failures mapped per http-grpc-status-mapping.md
+
+    func callFake(_ reply: FakeHTTP2Server.Reply) throws -> Status {
+        let fake = try FakeHTTP2Server(reply)
+        defer { fake.close() }
+        let channel = try GRPCChannel(target: "127.0.0.1:\(fake.port)")
+        defer { channel.close() }
+        let call = channel.makeCall("/x.Y/Z", options: CallOptions(timeout: 10))
+        call.start()
+        try? call.send([1])
+        call.closeSend()
+        while (try? call.receive()) != nil {}
+        return call.waitStatus()
+    }
+
+    @Test(arguments: [(400, StatusCode.internalError), (401, .unauthenticated), (403, .permissionDenied),
+                      (404, .unimplemented), (429, .unavailable), (502, .unavailable), (503, .unavailable),
+                      (504, .unavailable), (500, .unknown), (302, .unknown)])
+    func httpStatusMapped(_ http: Int, _ code: StatusCode) throws {
+        let s = try callFake(.init(headers: [(":status", String(http)), ("content-type", "text/html")]))
+        #expect(s.code == code)
+        #expect(s.message.contains(String(http)))
+    }
+
+    @Test func wrongContentTypeIsUnknown() throws {
+        let s = try callFake(.init(headers: [(":status", "200"), ("content-type", "text/html")],
+                                   body: Array("<html>".utf8)))
+        #expect(s.code == .unknown)
+    }
+
+    @Test func missingGrpcStatusIsUnknown() throws {
+        let s = try callFake(.init(headers: [(":status", "200"), ("content-type", "application/grpc")],
+                                   body: MessageFramer.frame([1], compressed: false), trailers: [("x-other", "1")]))
+        #expect(s.code == .unknown)
+    }
+
+    @Test func trailersOnlyUnderstood() throws {
+        let message = "\t\ntest with whitespace\r\nand Unicode BMP ☺ and non-BMP 😈\t\n"
+        let s = try callFake(.init(headers: [(":status", "200"), ("content-type", "application/grpc"),
+                                             ("grpc-status", "7"),
+                                             ("grpc-message", GRPCMessageCoding.encode(message)),
+                                             ("grpc-status-details-bin", Base64.encode([0, 1, 254, 255]))]))
+        #expect(s.code == .permissionDenied)
+        #expect(s.message == message)
+        #expect(s.details == [0, 1, 254, 255])
+    }
+
+    @Test func endWithoutTrailersIsInternal() throws {
+        let s = try callFake(.init(headers: [(":status", "200"), ("content-type", "application/grpc")],
+                                   body: MessageFramer.frame([1], compressed: false)))
+        #expect(s.code == .internalError)
+    }
+}
