@@ -205,7 +205,10 @@ public final class Server: @unchecked Sendable {
         let conns = state.withLock { Array(connections.values) }
         for c in conns { c.eventLoop.execute { c.goAway() } }
         let deadline = grace.map { monotonicNanos() + UInt64(max(0, $0) * 1e9) }
-        _ = state.wait(until: { self.runningHandlers == 0 }, deadlineNanos: deadline, then: {})
+        // In-flight calls finish: handlers return and connections drain their last bytes
+        // (a connection closes itself once GOAWAY is out and its last stream has closed).
+        _ = state.wait(until: { self.runningHandlers == 0 && self.connections.isEmpty },
+                       deadlineNanos: deadline, then: {})
         let remaining = state.withLock { Array(connections.values) }
         for c in remaining {
             try? c.eventLoop.submit { c.cancelAll() }.wait()
