@@ -279,10 +279,22 @@ final class ServerConnection: H2StreamDelegate {
 
     private func expire(_ call: ServerCall) {
         guard !call.elFinished else { return }
-        call.markCancelled(Status(.deadlineExceeded, "Deadline Exceeded"))
+        let status = Status(.deadlineExceeded, "Deadline Exceeded")
+        call.markCancelled(status)
         call.elFinished = true
         pendingDispatch.removeValue(forKey: ObjectIdentifier(call.stream))
-        session.resetStream(call.stream, errorCode: UInt32(NGHTTP2_CANCEL.rawValue))
+        // As gRPC core: tell the client DEADLINE_EXCEEDED, then RST_STREAM(NO_ERROR). A bare
+        // RST_STREAM(CANCEL) reads as CANCELLED to a client whose own timer has not fired yet.
+        // Only when response data is still queued (the trailers would wait behind it) reset.
+        if !call.stream.closed && !call.responseStarted {
+            reject(call.stream, status)
+            call.stream.resetAfterLocalEnd = true
+        } else if !call.stream.closed && call.stream.outboundBytes == 0 && !call.stream.outboundEnded {
+            call.stream.endOutbound(trailers: ServerConnection.statusFields(status, Metadata()))
+            call.stream.resetAfterLocalEnd = true
+        } else {
+            session.resetStream(call.stream, errorCode: UInt32(NGHTTP2_CANCEL.rawValue))
+        }
         handler.flush()
     }
 
