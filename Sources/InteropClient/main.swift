@@ -427,6 +427,46 @@ final class InteropClient {
         let r = try unary("/grpc.testing.UnimplementedService/UnimplementedCall", try encode(Empty()))
         try expectStatus(r.status, .unimplemented, "UnimplementedService/UnimplementedCall")
     }
+
+    /// Not a standard case (not in "all"): 1 GiB streamed by the server (1024 x 1 MiB) to
+    /// this client reading slowly. HTTP/2 flow control must hold the server back, so this
+    /// process's memory stays flat: its resident size may not grow by more than 64 MiB.
+    func largeStreamBackpressure() throws {
+        var request = StreamingOutputCallRequest()
+        request.responseParameters = (0..<1024).map { _ in responseParameters(1 << 20) }
+        let call = channel.makeCall("\(service)/StreamingOutputCall", options: CallOptions(timeout: 300))
+        call.start()
+        try call.send(try encode(request))
+        call.closeSend()
+        let baseline = residentBytes()
+        var peak = baseline, count = 0, total = 0
+        while let bytes = try call.receive() {
+            count += 1
+            total += bytes.count
+            if count % 8 == 0 {
+                peak = max(peak, residentBytes())
+                usleep(4_000)  // a slow reader: about 250 MiB/s at most
+            }
+        }
+        try expectStatus(call.waitStatus(), .ok, "StreamingOutputCall")
+        try expect(count == 1024, "received \(count) messages, expected 1024")
+        let growth = peak > baseline ? peak - baseline : 0
+        print("large_stream_backpressure: \(total >> 20) MiB received, client RSS grew \(growth >> 20) MiB")
+        try expect(growth < 64 << 20, "client RSS grew by \(growth >> 20) MiB while reading 1 GiB slowly")
+    }
+}
+
+/// Resident set size of this process (from /proc/self/statm).
+func residentBytes() -> Int {
+    guard let f = fopen("/proc/self/statm", "r") else { return 0 }
+    defer { fclose(f) }
+    var size = 0, resident = 0
+    withUnsafeMutablePointer(to: &size) { s in
+        withUnsafeMutablePointer(to: &resident) { r in
+            _ = withVaList([s, r]) { vfscanf(f, "%ld %ld", $0) }
+        }
+    }
+    return resident * Int(sysconf(Int32(_SC_PAGESIZE)))
 }
 
 // MARK: main
@@ -452,10 +492,15 @@ let testCases: [(String, (InteropClient) -> () throws -> Void)] = [
     ("server_compressed_streaming", InteropClient.serverCompressedStreaming),
 ]
 
+/// Extra cases of this project, run only when named.
+let extraCases: [(String, (InteropClient) -> () throws -> Void)] = [
+    ("large_stream_backpressure", InteropClient.largeStreamBackpressure),
+]
+
 let selected: [(String, (InteropClient) -> () throws -> Void)]
 if testCaseName == "all" {
     selected = testCases
-} else if let c = testCases.first(where: { $0.0 == testCaseName }) {
+} else if let c = (testCases + extraCases).first(where: { $0.0 == testCaseName }) {
     selected = [c]
 } else {
     usage("unknown test case '\(testCaseName)'; known: all, \(testCases.map { $0.0 }.joined(separator: ", "))")
