@@ -58,7 +58,10 @@ public final class ClientCall: @unchecked Sendable, H2StreamDelegate {
 
     // Event-loop state.
     var stream: H2Stream?
-    weak var connection: ClientConnection?
+    /// Held strongly while the call is attached: a connection draining after GOAWAY is no
+    /// longer referenced by the channel, but its streams must still finish. Released when
+    /// the stream closes (breaking the connection → stream → call → connection cycle).
+    var connection: ClientConnection?
     private var deframer: MessageDeframer
     private var decompressor: MessageDecompressor?
     private var headersReceived = false
@@ -247,6 +250,7 @@ public final class ClientCall: @unchecked Sendable, H2StreamDelegate {
             return true
         }
         if changed {
+            debugLog("call \(method) status \(status)")
             if let d = done { enqueueCallback { d(status) } } else if callbackMode { enqueueCallback {} }
             channel.callFinished(self)
         }
@@ -524,6 +528,7 @@ public final class ClientCall: @unchecked Sendable, H2StreamDelegate {
 
     func h2StreamClosed(_ stream: H2Stream, errorCode: UInt32) {
         stream.onDrained = nil
+        defer { connection = nil }
         guard !elDone else { return }
         let status: Status
         switch errorCode {

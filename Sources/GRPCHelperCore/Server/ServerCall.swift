@@ -18,7 +18,9 @@ public final class ServerCall: @unchecked Sendable {
     /// The request's message encoding.
     public let requestEncoding: CompressionAlgorithm
 
-    unowned let connection: ServerConnection
+    /// Strong: a handler may outlive its connection (client gone); the connection drops
+    /// its calls when their streams close, which breaks the cycle.
+    let connection: ServerConnection
     let stream: H2Stream
     let maxReceiveMessageSize: Int
 
