@@ -28,11 +28,23 @@ final class ClientConnection {
     var channel: Channel?
     var draining = false
     var lostConnection = false
+    /// The server's first SETTINGS frame has arrived (possibly before `connected`).
+    var settingsReceived = false
+    /// Called (inside nghttp2's receive) when the first SETTINGS frame arrives.
+    var onFirstSettings: (() -> Void)?
+    /// Closes the connection if the server's SETTINGS do not arrive in time.
+    var handshakeTimeout: Scheduled<Void>?
 
     init(options: ChannelOptions) {
         session = H2Session(isServer: false, maxHeaderListSize: options.maxHeaderListSize,
                             maxConcurrentStreams: nil, initialWindowSize: options.initialWindowSize)
         handler = H2ConnectionHandler(session: session)
+        // Weak: the session lives on in the NIO handler after a drained connection is gone.
+        session.onSettings = { [weak self] in
+            guard let self = self, !self.settingsReceived else { return }
+            self.settingsReceived = true
+            self.onFirstSettings?()
+        }
     }
 
     func open(_ call: ClientCall, authority: String) -> Bool {
@@ -61,6 +73,9 @@ public final class GRPCChannel: @unchecked Sendable {
     private enum State {
         case idle
         case connecting
+        /// Connected; waiting for the server's SETTINGS (its MAX_CONCURRENT_STREAMS
+        /// among them) before opening streams, as gRPC does.
+        case handshaking(ClientConnection)
         case ready(ClientConnection)
         case backoff(untilNanos: UInt64, error: String)
     }
@@ -122,6 +137,9 @@ public final class GRPCChannel: @unchecked Sendable {
                     (s.delegate as? ClientCall)?.fail(Status(.cancelled, "channel closed"))
                 }
                 conn.channel?.close(promise: nil)
+            } else if case .handshaking(let conn) = self.state {
+                conn.handshakeTimeout?.cancel()
+                conn.channel?.close(promise: nil)
             }
             self.state = .idle
             return false
@@ -149,7 +167,7 @@ public final class GRPCChannel: @unchecked Sendable {
         case .ready, .idle:
             waiting.append(call)
             connect()
-        case .connecting:
+        case .connecting, .handshaking:
             waiting.append(call)
         case .backoff(let until, let error):
             if monotonicNanos() >= until {
@@ -190,18 +208,47 @@ public final class GRPCChannel: @unchecked Sendable {
             return
         }
         conn.channel = ch
-        state = .ready(conn)
-        backoffSeconds = 1.0
+        state = .handshaking(conn)
+        conn.onFirstSettings = { [weak self, weak conn] in
+            // Inside nghttp2's receive: open the streams (which flushes) afterwards.
+            self?.eventLoop.execute { if let conn = conn { self?.settingsReceived(conn) } }
+        }
         conn.session.onGoAway = { [weak self, weak conn] _, _ in
             guard let self = self, let conn = conn else { return }
             conn.draining = true
-            if case .ready(let c) = self.state, c === conn { self.state = .idle }
+            switch self.state {
+            case .ready(let c) where c === conn: self.state = .idle
+            case .handshaking(let c) where c === conn: conn.channel?.close(promise: nil)
+            default: break
+            }
         }
         conn.handler.onInactive = { [weak self, weak conn] in
             guard let self = self, let conn = conn else { return }
             conn.lostConnection = true
-            if case .ready(let c) = self.state, c === conn { self.state = .idle }
+            conn.handshakeTimeout?.cancel()
+            switch self.state {
+            case .ready(let c) where c === conn: self.state = .idle
+            case .handshaking(let c) where c === conn:
+                self.connectFailed("connection closed before the server's HTTP/2 settings arrived")
+            default: break
+            }
         }
+        conn.handshakeTimeout = eventLoop.scheduleTask(in: .nanoseconds(Int64(options.connectTimeout * 1e9))) {
+            [weak self, weak conn] in
+            guard let self = self, let conn = conn,
+                  case .handshaking(let c) = self.state, c === conn else { return }
+            conn.channel?.close(promise: nil)
+        }
+        conn.handler.flush()
+        if conn.settingsReceived { settingsReceived(conn) }
+    }
+
+    /// The server's first SETTINGS arrived: the connection is ready for streams.
+    private func settingsReceived(_ conn: ClientConnection) {
+        guard case .handshaking(let c) = state, c === conn, !closed else { return }
+        conn.handshakeTimeout?.cancel()
+        state = .ready(conn)
+        backoffSeconds = 1.0
         let w = waiting
         waiting.removeAll()
         for call in w where call.status == nil {

@@ -67,6 +67,9 @@ final class H2ConnectionHandler: ChannelInboundHandler, RemovableChannelHandler 
     private func shutdownStreams() {
         guard !inactiveReported else { return }
         inactiveReported = true
+        // The owner learns first that the connection is gone, so the streams closed below
+        // are seen as lost with it (a client reports UNAVAILABLE, not an HTTP/2 error).
+        onInactive?()
         // Every open stream is gone with the connection.
         let open = session.streams
         session.streams.removeAll()
@@ -74,7 +77,6 @@ final class H2ConnectionHandler: ChannelInboundHandler, RemovableChannelHandler 
             s.closed = true
             s.delegate?.h2StreamClosed(s, errorCode: UInt32(NGHTTP2_INTERNAL_ERROR.rawValue))
         }
-        onInactive?()
     }
 
     /// Writes everything nghttp2 has to send. Call after submitting frames.

@@ -122,6 +122,9 @@ final class H2Session {
     /// Called for a new stream opened by the peer (server side); returns its delegate, or nil to reset it.
     var onNewStream: ((H2Stream) -> Void)?
     var onGoAway: ((_ lastStreamID: Int32, _ errorCode: UInt32) -> Void)?
+    /// Called for each SETTINGS frame from the peer (not for ACKs), after nghttp2 applied it.
+    /// Runs inside `receive`: submit frames only, never flush.
+    var onSettings: (() -> Void)?
     let maxHeaderListSize: Int
     private var inRecv = false
 
@@ -335,6 +338,8 @@ final class H2Session {
             if endStream, let s = streams[hd.stream_id] { s.delegate?.h2ReceivedEndStream(s) }
         case NGHTTP2_GOAWAY.rawValue:
             onGoAway?(frame.pointee.goaway.last_stream_id, frame.pointee.goaway.error_code)
+        case NGHTTP2_SETTINGS.rawValue:
+            if (hd.flags & UInt8(NGHTTP2_FLAG_ACK.rawValue)) == 0 { onSettings?() }
         default:
             break
         }
