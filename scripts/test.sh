@@ -11,6 +11,8 @@ echo "== swift build (debug, with tests)"
 swift build --build-tests
 echo "== swift test"
 swift test --skip-build --parallel
+echo "== swift test: leak check (alone: it counts live objects process-wide)"
+GH_LEAK_TESTS=1 swift test --skip-build --filter LeakTests
 
 echo "== cmake (release libgrpchelper.so, C examples and tests)"
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null

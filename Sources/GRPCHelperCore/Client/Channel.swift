@@ -36,6 +36,7 @@ final class ClientConnection {
     var handshakeTimeout: Scheduled<Void>?
 
     init(options: ChannelOptions) {
+        LiveObjects.created(.clientConnection)
         session = H2Session(isServer: false, maxHeaderListSize: options.maxHeaderListSize,
                             maxConcurrentStreams: nil, initialWindowSize: options.initialWindowSize)
         handler = H2ConnectionHandler(session: session)
@@ -46,6 +47,8 @@ final class ClientConnection {
             self.onFirstSettings?()
         }
     }
+
+    deinit { LiveObjects.destroyed(.clientConnection) }
 
     func open(_ call: ClientCall, authority: String) -> Bool {
         let stream = H2Stream(session: session)
@@ -106,10 +109,12 @@ public final class GRPCChannel: @unchecked Sendable {
         eventLoop = group.next()
         callbackPool = NIOThreadPool(numberOfThreads: max(1, options.callbackThreads))
         callbackPool.start()
+        LiveObjects.created(.channel)
     }
 
     deinit {
         close()
+        LiveObjects.destroyed(.channel)
     }
 
     /// Creates a call; start it with `start()` (or use the convenience functions).

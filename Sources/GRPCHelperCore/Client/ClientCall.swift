@@ -69,6 +69,7 @@ public final class ClientCall: @unchecked Sendable, H2StreamDelegate {
     private var deadlineTask: Scheduled<Void>?
 
     init(channel: GRPCChannel, method: String, options: CallOptions) {
+        LiveObjects.created(.clientCall)
         self.channel = channel
         self.method = method
         self.options = options
@@ -81,6 +82,8 @@ public final class ClientCall: @unchecked Sendable, H2StreamDelegate {
             deadlineNanos = nil
         }
     }
+
+    deinit { LiveObjects.destroyed(.clientCall) }
 
     // MARK: public API
 

@@ -24,6 +24,13 @@ final class H2ConnectionHandler: ChannelInboundHandler, RemovableChannelHandler 
         if context.channel.isActive { activate(context) }
     }
 
+    func handlerRemoved(context: ChannelHandlerContext) {
+        // The context holds this handler: keeping it would be a cycle.
+        self.context = nil
+        onInactive = nil
+        onActive = nil
+    }
+
     func channelActive(context: ChannelHandlerContext) {
         activate(context)
         context.fireChannelActive()
@@ -76,6 +83,7 @@ final class H2ConnectionHandler: ChannelInboundHandler, RemovableChannelHandler 
         for (_, s) in open {
             s.closed = true
             s.delegate?.h2StreamClosed(s, errorCode: UInt32(NGHTTP2_INTERNAL_ERROR.rawValue))
+            s.release()
         }
     }
 

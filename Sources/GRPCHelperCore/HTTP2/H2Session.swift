@@ -53,7 +53,18 @@ final class H2Stream {
     /// Reset the stream with NO_ERROR once our END_STREAM is sent (stop a peer still sending).
     var resetAfterLocalEnd = false
 
-    init(session: H2Session) { self.session = session }
+    /// Drops the references a closed stream holds (its delegate holds the stream back).
+    func release() {
+        delegate = nil
+        onDrained = nil
+    }
+
+    init(session: H2Session) {
+        self.session = session
+        LiveObjects.created(.h2Stream)
+    }
+
+    deinit { LiveObjects.destroyed(.h2Stream) }
 
     /// Queues bytes for sending.
     func enqueue(_ bytes: [UInt8]) {
@@ -131,6 +142,7 @@ final class H2Session {
     init(isServer: Bool, maxHeaderListSize: Int, maxConcurrentStreams: Int?, initialWindowSize: Int) {
         self.isServer = isServer
         self.maxHeaderListSize = maxHeaderListSize
+        LiveObjects.created(.h2Session)
         var cbs: OpaquePointer?
         nghttp2_session_callbacks_new(&cbs)
         defer { nghttp2_session_callbacks_del(cbs) }
@@ -170,6 +182,7 @@ final class H2Session {
 
     deinit {
         nghttp2_session_del(raw)
+        LiveObjects.destroyed(.h2Session)
     }
 
     // MARK: input / output
@@ -377,6 +390,7 @@ final class H2Session {
             s.unconsumed = 0
         }
         s.delegate?.h2StreamClosed(s, errorCode: code)
+        s.release()
         return 0
     }
 }

@@ -27,10 +27,12 @@ public final class Server: @unchecked Sendable {
 
     public init(options: ServerOptions = ServerOptions()) {
         self.options = options
+        LiveObjects.created(.server)
     }
 
     deinit {
         if started && !stopped { shutdown(grace: 0) }
+        LiveObjects.destroyed(.server)
     }
 
     /// Registers a handler for "/package.Service/Method". Before `start()`.

@@ -63,6 +63,7 @@ public final class ServerCall: @unchecked Sendable {
          deadlineNanos: UInt64?, requestEncoding: CompressionAlgorithm, acceptEncoding: [String],
          defaultCompression: CompressionAlgorithm, connection: ServerConnection, stream: H2Stream,
          maxReceiveMessageSize: Int) {
+        LiveObjects.created(.serverCall)
         self.method = method
         self.cardinality = cardinality
         self.requestMetadata = metadata
@@ -87,6 +88,8 @@ public final class ServerCall: @unchecked Sendable {
             decompressor = MessageDecompressor(requestEncoding)
         }
     }
+
+    deinit { LiveObjects.destroyed(.serverCall) }
 
     // MARK: handler API
 

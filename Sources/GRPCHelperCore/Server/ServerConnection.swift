@@ -26,7 +26,10 @@ final class ServerConnection: H2StreamDelegate {
         self.eventLoop = channel.eventLoop
         self.peer = peerDescription(channel.remoteAddress)
         session.onNewStream = { [unowned self] stream in stream.delegate = self }
+        LiveObjects.created(.serverConnection)
     }
+
+    deinit { LiveObjects.destroyed(.serverConnection) }
 
     // MARK: scheduling from handler threads
 
