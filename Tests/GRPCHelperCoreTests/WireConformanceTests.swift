@@ -186,6 +186,33 @@ import Testing
         #expect(s.details == [0, 1, 254, 255])
     }
 
+    @Test(arguments: [nil, "my-app/2.0"])
+    func requestHeadersNameTheLibrary(_ prefix: String?) throws {
+        let fake = try FakeHTTP2Server(.init(headers: [(":status", "200"), ("content-type", "application/grpc"),
+                                                       ("grpc-status", "0")]))
+        defer { fake.close() }
+        var options = ChannelOptions()
+        options.userAgentPrefix = prefix
+        let channel = try GRPCChannel(target: "127.0.0.1:\(fake.port)", options: options)
+        defer { channel.close() }
+        let call = channel.makeCall("/x.Y/Z", options: CallOptions(timeout: 10, compression: .gzip))
+        call.start()
+        try? call.send([1])
+        call.closeSend()
+        #expect(call.waitStatus().code == .ok)
+        let request = try #require(fake.receivedHeaders.first)
+        func value(_ n: String) -> String? { request.first { $0.name == n }?.value }
+        let expected = (prefix.map { $0 + " " } ?? "") + "grpchelper-swift/\(GRPCHelperVersion.string)"
+        #expect(value("user-agent") == expected)
+        #expect(value(":method") == "POST")
+        #expect(value(":path") == "/x.Y/Z")
+        #expect(value("content-type") == "application/grpc")
+        #expect(value("te") == "trailers")
+        #expect(value("grpc-encoding") == "gzip")
+        #expect(value("grpc-accept-encoding")?.contains("deflate") == true)
+        #expect(value("grpc-timeout").flatMap(GRPCTimeout.parse).map { $0 > 0 && $0 <= 10_000_000_000 } == true)
+    }
+
     @Test func endWithoutTrailersIsInternal() throws {
         let s = try callFake(.init(headers: [(":status", "200"), ("content-type", "application/grpc")],
                                    body: MessageFramer.frame([1], compressed: false)))

@@ -98,8 +98,10 @@ final class FakeHTTP2Server {
 
     private final class Responder: H2StreamDelegate {
         let reply: Reply
-        init(_ r: Reply) { reply = r }
+        let record: ([HeaderField]) -> Void
+        init(_ r: Reply, record: @escaping ([HeaderField]) -> Void) { reply = r; self.record = record }
         func h2ReceivedHeaders(_ stream: H2Stream, _ fields: [HeaderField], endStream: Bool) {
+            record(fields)
             if endStream { respond(stream) }
         }
         func h2HeadersTooLarge(_ stream: H2Stream, size: Int) {}
@@ -119,13 +121,23 @@ final class FakeHTTP2Server {
     let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
     private var listener: Channel!
     let port: Int
+    private final class HeaderLog {
+        let lock = Monitor()
+        var blocks: [[HeaderField]] = []
+    }
+    private let log = HeaderLog()
+    /// Every header block received so far (request headers first).
+    var receivedHeaders: [[HeaderField]] { log.lock.withLock { log.blocks } }
 
     init(_ reply: Reply) throws {
+        let log = self.log
         listener = try ServerBootstrap(group: group)
             .childChannelInitializer { ch in
                 let session = H2Session(isServer: true, maxHeaderListSize: 1 << 16, maxConcurrentStreams: 100,
                                         initialWindowSize: 1 << 20)
-                let responder = Responder(reply)
+                let responder = Responder(reply) { [log] fields in
+                    log.lock.withLock { log.blocks.append(fields) }
+                }
                 session.onNewStream = { $0.delegate = responder }
                 return ch.pipeline.addHandler(H2ConnectionHandler(session: session))
             }
