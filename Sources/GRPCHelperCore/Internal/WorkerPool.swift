@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Synchronization
 
 /// A bounded pool of threads for blocking handlers.
 ///
@@ -10,7 +11,15 @@ import Glibc
 /// waking every idle thread at once (which costs more in context switches than the
 /// handlers cost). Every queued task still finds a worker while any worker sleeps, so a
 /// handler that blocks never starves the queue.
+///
+/// After finishing its work, one worker at a time stays awake for a short while
+/// (`spinNanos`, yielding the CPU while it polls) before going to sleep: a request that
+/// arrives in that window is taken without a futex wake-up, which is most of the latency
+/// of a lone call. An idle pool sleeps; a busy pool never spins (its queue is not empty).
 final class WorkerPool: @unchecked Sendable {
+    private let pending = Atomic<Int>(0)
+    private var spinning = false
+    private let spinNanos: UInt64 = 200_000
     private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
     private let cond = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
     private let idle = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
@@ -61,7 +70,8 @@ final class WorkerPool: @unchecked Sendable {
             return false
         }
         queue.append(task)
-        if sleeping > 0 && !wakePending {
+        pending.add(1, ordering: .releasing)
+        if sleeping > 0 && !wakePending && !spinning {
             wakePending = true
             pthread_cond_signal(cond)
         }
@@ -76,6 +86,7 @@ final class WorkerPool: @unchecked Sendable {
                 let task = queue[head]
                 queue[head] = {}
                 head += 1
+                pending.subtract(1, ordering: .relaxed)
                 if head == queue.count {
                     queue.removeAll(keepingCapacity: true)
                     head = 0
@@ -98,6 +109,19 @@ final class WorkerPool: @unchecked Sendable {
             if stopping {
                 if running == 0 { pthread_cond_broadcast(idle) }
                 break
+            }
+            if !spinning {
+                // Stay awake a little: the next request of a lone caller often comes soon.
+                spinning = true
+                pthread_mutex_unlock(mutex)
+                let until = monotonicNanos() + spinNanos
+                while pending.load(ordering: .acquiring) == 0 && monotonicNanos() < until {
+                    sched_yield()
+                }
+                pthread_mutex_lock(mutex)
+                spinning = false
+                // Whatever arrived meanwhile (submit did not signal) is taken at the loop top.
+                if head < queue.count || stopping { continue }
             }
             sleeping += 1
             pthread_cond_wait(cond, mutex)
