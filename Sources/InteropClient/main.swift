@@ -13,17 +13,8 @@ import SwiftProtobuf
 import Glibc
 #endif
 
-typealias Empty = Grpc_Testing_Empty
-typealias Payload = Grpc_Testing_Payload
-typealias SimpleRequest = Grpc_Testing_SimpleRequest
-typealias SimpleResponse = Grpc_Testing_SimpleResponse
-typealias StreamingInputCallRequest = Grpc_Testing_StreamingInputCallRequest
-typealias StreamingInputCallResponse = Grpc_Testing_StreamingInputCallResponse
-typealias StreamingOutputCallRequest = Grpc_Testing_StreamingOutputCallRequest
-typealias StreamingOutputCallResponse = Grpc_Testing_StreamingOutputCallResponse
-typealias ResponseParameters = Grpc_Testing_ResponseParameters
 
-let service = "/grpc.testing.TestService"
+let service = testServicePath
 /// Deadline of every call that is not testing deadlines: a hung case fails, it does not hang.
 let callTimeout = 30.0
 
