@@ -172,7 +172,7 @@ void gh_metadata_free(gh_metadata *md);
 /* Appends a text entry. |key| and |value| are copied. GH_ERR_INVALID_ARGUMENT
  * (nothing added, reason in gh_last_error) when the key is empty, not lowercase
  * [0-9a-z_.-], ends in "-bin", is reserved (":...", "grpc-...", content-type,
- * te, user-agent, host, connection, ...), or the value has a byte outside
+ * te, user-agent, connection, ...), or the value has a byte outside
  * printable ASCII or starts or ends with a space or tab (RFC 9113 8.2.1).
  * Received metadata never contains reserved keys.
  * Threads: one thread at a time per list. */
@@ -336,7 +336,9 @@ int gh_server_call_send_initial_metadata(gh_server_call *call,
 
 /* Sets the compression of the response messages (a gh_compression). By default
  * the server answers in the request's algorithm when it supports it, else in
- * its default. Before the first message.
+ * its default. Only before the response headers are sent (before the first
+ * message and before gh_server_call_send_initial_metadata);
+ * GH_ERR_INVALID_STATE after.
  * Threads: one thread at a time per call. */
 int gh_server_call_set_compression(gh_server_call *call, int compression);
 
@@ -389,6 +391,9 @@ int gh_channel_set_str(gh_channel *ch, gh_opt option, const char *value);
 
 /* Cancels calls in flight, closes the connection and frees the channel. Calls
  * created on it must be freed too (before or after). NULL does nothing.
+ * Queued completion callbacks have run when it returns, except when it is
+ * called from one of this channel's own callbacks (allowed: the callback
+ * threads then stop in the background).
  * Threads: one thread, once. */
 void gh_channel_free(gh_channel *ch);
 
@@ -510,6 +515,9 @@ int gh_call_start_unary_async(gh_call *call, const uint8_t *request,
                               gh_done_fn on_done, void *user_data);
 
 /* Frees the call, cancelling it if it is still running. NULL does nothing.
+ * Once it returns, no callback of this call starts (on_done is not called for
+ * the cancellation); a callback already running on another thread finishes.
+ * May be called from the call's own on_message or on_done.
  * Threads: one thread, once. */
 void gh_call_free(gh_call *call);
 

@@ -54,11 +54,18 @@ public func gh_free(_ p: UnsafeMutableRawPointer?) { free(p) }
 
 /// A metadata list plus the NUL-terminated copies handed out by gh_metadata_get.
 final class MetadataBox {
-    var md: Metadata { didSet { cache = nil } }
+    var md: Metadata { didSet { lock.withLock { cache = nil } } }
     private var cache: [(key: OwnedCString, value: OwnedBytes)]?
+    /// Readers on several threads may build the cache at once (request metadata is read
+    /// from any thread): the cache is built under this lock.
+    private let lock = NIOLockLite()
     init(_ md: Metadata = Metadata()) { self.md = md }
 
     func entry(_ i: Int) -> (key: OwnedCString, value: OwnedBytes)? {
+        lock.withLock { entryLocked(i) }
+    }
+
+    private func entryLocked(_ i: Int) -> (key: OwnedCString, value: OwnedBytes)? {
         if cache == nil {
             cache = md.map { e in
                 let v = OwnedBytes()
@@ -439,11 +446,7 @@ public func gh_server_call_finish(_ c: OpaquePointer?, _ code: Int32, _ message:
         guard (0...16).contains(code) else { throw ExportError(GH_ERR_INVALID_ARGUMENT, "invalid status code \(code)") }
         let d: [UInt8]? = details == nil ? nil : try bytes(details, detailsLen)
         let msg = message.map { String(cString: $0) } ?? ""
-        do {
-            try box.call.finish(Status(StatusCode(rawValue: code), msg, details: d))
-        } catch {
-            throw ExportError(GH_ERR_INVALID_STATE, "call already finished")
-        }
+        try box.call.finish(Status(StatusCode(rawValue: code), msg, details: d))
         return GH_OK
     }
 }
@@ -547,6 +550,9 @@ final class CallBox {
     var initial: MetadataBox?
     var trailing: MetadataBox?
     let lock = NIOLockLite()
+    /// gh_call_free ran: no callback may use the handle any more.
+    var freed = false
+    var isFreed: Bool { lock.withLock { freed } }
     init(channel: ChannelBox, method: String) { self.channel = channel; self.method = method }
 
     func requireNotStarted() throws {
@@ -640,11 +646,7 @@ public func gh_call_send(_ c: OpaquePointer?, _ data: UnsafePointer<UInt8>?, _ l
     boundary {
         let box = try borrow(c, CallBox.self, "call")
         let call = try box.requireStarted()
-        do {
-            try call.send(try bytes(data, len), compress: flags & 1 == 0)
-        } catch let e as RPCError {
-            throw ExportError(GH_ERR_CLOSED, "call ended: \(e.status.code) \(e.status.message)")
-        }
+        try call.send(try bytes(data, len), compress: flags & 1 == 0)
         return GH_OK
     }
 }
@@ -778,11 +780,14 @@ private func startAsync(_ box: CallBox, _ handle: OpaquePointer, _ onMessage: GH
     let call = try box.makeCall()
     let ud = CPointer(raw: userData)
     let h = CPointer(raw: UnsafeMutableRawPointer(handle))
-    call.start(onMessage: { m in
-        guard let f = onMessage else { return }
+    // Callbacks hold the box weakly and stop once gh_call_free ran: the handle they would
+    // pass is gone then.
+    call.start(onMessage: { [weak box] m in
+        guard let f = onMessage, let box = box, !box.isFreed else { return }
         m.withUnsafeBufferPointer { f(OpaquePointer(h.raw), $0.baseAddress, m.count, ud.raw) }
     }, onDone: { [weak box] s in
-        box?.cacheStatus(s)
+        guard let box = box, !box.isFreed else { return }
+        box.cacheStatus(s)
         onDone?(OpaquePointer(h.raw), s.code.rawValue, ud.raw)
     })
     return call
@@ -815,6 +820,7 @@ public func gh_call_start_unary_async(_ c: OpaquePointer?, _ request: UnsafePoin
 @_cdecl("gh_call_free")
 public func gh_call_free(_ c: OpaquePointer?) {
     guard let c = c, let box = try? borrow(c, CallBox.self, "call") else { return }
+    box.lock.withLock { box.freed = true }
     if let call = box.call, call.status == nil { call.cancel() }
     release(c, CallBox.self)
 }

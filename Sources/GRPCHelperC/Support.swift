@@ -64,11 +64,12 @@ func errorCode(_ error: Error) -> Int32 {
         setLastError(e.message)
         return GH_ERR_INVALID_ARGUMENT
     case let e as RPCError:
-        setLastError("\(e.status.code): \(e.status.message)")
-        switch e.status.code {
-        case .cancelled, .deadlineExceeded, .unavailable: return GH_ERR_CLOSED
-        default: return GH_ERR_INVALID_STATE
-        }
+        // A call operation throws RPCError only once the call has ended.
+        setLastError("call ended: \(e.status.code): \(e.status.message)")
+        return GH_ERR_CLOSED
+    case let e as CallStateError:
+        setLastError(e.message)
+        return GH_ERR_INVALID_STATE
     default:
         setLastError("\(error)")
         return GH_ERR_INTERNAL

@@ -147,8 +147,10 @@ public struct Metadata: Sendable, Sequence, CustomStringConvertible {
     }
 
     /// Header names that belong to HTTP/2 or gRPC itself, not to user metadata.
+    /// ("host" is not among them: grpcio carries it as metadata, and grpc-helper's
+    /// clients send it.)
     private static let reservedNames: Set<String> = [
-        "content-type", "te", "user-agent", "host", "connection", "keep-alive",
+        "content-type", "te", "user-agent", "connection", "keep-alive",
         "proxy-connection", "transfer-encoding", "upgrade",
     ]
 

@@ -299,6 +299,56 @@ static void test_many_concurrent(gh_channel *ch) {
     tu_counter_destroy(&done);
 }
 
+/* After gh_call_free returns, no callback of that call runs (its handle is gone). */
+static void count_message(gh_call *call, const uint8_t *data, size_t len, void *ud) {
+    (void)call; (void)data; (void)len;
+    tu_counter_add(ud, 1);
+}
+static void count_done(gh_call *call, int status, void *ud) {
+    (void)call; (void)status;
+    tu_counter_add(ud, 1);
+}
+
+static void test_no_callbacks_after_free(int port) {
+    tu_counter calls;
+    tu_counter_init(&calls);
+    gh_channel *ch = tu_channel_new(port);
+    for (int i = 0; i < 20; i++) {
+        gh_call *call = new_call(ch, TU_BIDI, TU_WAIT_LIMIT);
+        CHECK_OK(gh_call_start_async(call, count_message, count_done, &calls));
+        CHECK_OK(gh_call_send(call, (const uint8_t *)"x", 1, 0));
+        gh_call_free(call); /* cancels: on_done must not follow */
+    }
+    /* Freeing the channel drains its callback threads: anything queued has run. */
+    gh_channel_free(ch);
+    CHECK_EQ(tu_counter_get(&calls), 0);
+    tu_counter_destroy(&calls);
+}
+
+/* gh_channel_free from inside a completion callback returns (no self-wait). */
+typedef struct {
+    gh_channel *ch;
+    tu_counter done;
+} free_channel_state;
+
+static void free_channel_on_done(gh_call *call, int status, void *ud) {
+    free_channel_state *st = ud;
+    (void)status;
+    gh_call_free(call);
+    gh_channel_free(st->ch);
+    tu_counter_add(&st->done, 1);
+}
+
+static void test_channel_free_in_callback(int port) {
+    free_channel_state st;
+    tu_counter_init(&st.done);
+    st.ch = tu_channel_new(port);
+    gh_call *call = new_call(st.ch, TU_UNARY, TU_WAIT_LIMIT);
+    CHECK_OK(gh_call_start_unary_async(call, (const uint8_t *)"x", 1, NULL, free_channel_on_done, &st));
+    CHECK_MSG(tu_counter_wait(&st.done, 1, TU_WAIT_LIMIT), "on_done did not return");
+    tu_counter_destroy(&st.done);
+}
+
 int main(void) {
     int port = 0;
     gh_server *server = tu_echo_server(NULL, 0, &port);
@@ -316,6 +366,8 @@ int main(void) {
     test_null_callbacks(ch);
     test_async_errors(ch);
     test_many_concurrent(ch);
+    test_no_callbacks_after_free(port);
+    test_channel_free_in_callback(port);
 
     gh_channel_free(ch);
     tu_server_stop(server);

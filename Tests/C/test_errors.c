@@ -467,6 +467,27 @@ static void test_null_arguments(gh_channel *ch) {
     gh_call_free(call);
 }
 
+/* Misuse (send after close_send) is GH_ERR_INVALID_STATE; a call that ended is
+ * GH_ERR_CLOSED. */
+static void test_send_errors(gh_channel *ch) {
+    gh_call *call = NULL;
+    CHECK_OK(gh_call_new(ch, TU_BIDI, &call));
+    CHECK_OK(gh_call_set_timeout(call, TU_WAIT_LIMIT));
+    CHECK_OK(gh_call_start(call));
+    CHECK_OK(gh_call_close_send(call));
+    CHECK_RC(gh_call_send(call, (const uint8_t *)"late", 4, 0), GH_ERR_INVALID_STATE);
+    CHECK_EQ(gh_call_wait(call), GH_STATUS_OK);
+    gh_call_free(call);
+
+    CHECK_OK(gh_call_new(ch, TU_BIDI, &call));
+    CHECK_OK(gh_call_set_timeout(call, TU_WAIT_LIMIT));
+    CHECK_OK(gh_call_start(call));
+    CHECK_OK(gh_call_cancel(call));
+    CHECK_RC(gh_call_send(call, (const uint8_t *)"x", 1, 0), GH_ERR_CLOSED);
+    CHECK_EQ(gh_call_wait(call), GH_STATUS_CANCELLED);
+    gh_call_free(call);
+}
+
 static void test_state_errors(void) {
     gh_server *s = tu_server_new(NULL, 0);
     int port = tu_server_start(s);
@@ -515,6 +536,7 @@ int main(void) {
     gh_channel *ch = tu_channel_new(port);
 
     test_null_arguments(ch);
+    test_send_errors(ch);
     test_status_roundtrip(ch);
     test_stream_error_after_messages(ch);
     test_unimplemented(ch);

@@ -150,8 +150,17 @@ public final class GRPCChannel: @unchecked Sendable {
             return false
         }.wait()) ?? true
         if wasClosed { return }
-        try? callbackPool.syncShutdownGracefully()
-        try? group.syncShutdownGracefully()
+        if CallbackThread.isCurrent {
+            // Closed from a completion callback: the pool cannot wait for its own thread.
+            let pool = callbackPool, group = group
+            Thread.detach {
+                try? pool.syncShutdownGracefully()
+                try? group.syncShutdownGracefully()
+            }
+        } else {
+            try? callbackPool.syncShutdownGracefully()
+            try? group.syncShutdownGracefully()
+        }
     }
 
     func callFinished(_ call: ClientCall) {}

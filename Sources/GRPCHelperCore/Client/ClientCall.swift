@@ -134,7 +134,7 @@ public final class ClientCall: @unchecked Sendable, H2StreamDelegate {
         }
         return try monitor.withLock {
             if let s = finalStatus { throw RPCError(s, trailers: trailers) }
-            guard !sendClosed else { throw RPCError(.internalError, "send after closeSend") }
+            guard !sendClosed else { throw CallStateError("send after closeSend") }
             pendingChunks.append(framed)
             unsentBytes += framed.count
             return takeScheduleLocked()
@@ -268,7 +268,12 @@ public final class ClientCall: @unchecked Sendable, H2StreamDelegate {
             callbackRunning = true
             return true
         }
-        if startRunner { channel.callbackPool.submit { _ in self.runCallbacks() } }
+        if startRunner {
+            channel.callbackPool.submit { _ in
+                CallbackThread.markCurrent()
+                self.runCallbacks()
+            }
+        }
     }
 
     private func runCallbacks() {
@@ -477,7 +482,14 @@ public final class ClientCall: @unchecked Sendable, H2StreamDelegate {
         for f in fields {
             switch f.name {
             case "grpc-status":
-                if let v = Int32(f.value) { code = StatusCode(rawValue: v) }
+                // 1*DIGIT; a value outside the defined codes is UNKNOWN.
+                if !f.value.isEmpty, f.value.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }),
+                   let v = Int32(f.value) {
+                    code = v <= 16 ? StatusCode(rawValue: v) : .unknown
+                } else {
+                    code = .unknown
+                    message = "invalid grpc-status '\(f.value)'"
+                }
             case "grpc-message": message = GRPCMessageCoding.decode(f.value)
             case "grpc-status-details-bin": details = Base64.decode(f.value)
             default: break

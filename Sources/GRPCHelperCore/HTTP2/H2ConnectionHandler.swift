@@ -89,6 +89,12 @@ final class H2ConnectionHandler: ChannelInboundHandler, RemovableChannelHandler 
 
     /// Writes everything nghttp2 has to send. Call after submitting frames.
     func flush() {
+        // Inside nghttp2's receive (a callback submitted frames): mem_send must not re-enter;
+        // channelReadComplete flushes.
+        if session.inRecv {
+            flushPending = true
+            return
+        }
         flushPending = false
         guard let context = context, context.channel.isActive else { return }
         var out = context.channel.allocator.buffer(capacity: 0)

@@ -50,7 +50,7 @@ final class H2Stream {
     /// While true, received bytes are not acknowledged (the reader is behind).
     var holdWindow = false
     var closed = false
-    /// Reset the stream with NO_ERROR once our END_STREAM is sent (stop a peer still sending).
+    /// Reset the stream with NO_ERROR once our END_STREAM is sent, if the peer is still sending.
     var resetAfterLocalEnd = false
 
     /// Drops the references a closed stream holds (its delegate holds the stream back).
@@ -137,7 +137,8 @@ final class H2Session {
     /// Runs inside `receive`: submit frames only, never flush.
     var onSettings: (() -> Void)?
     let maxHeaderListSize: Int
-    private var inRecv = false
+    /// True while nghttp2 is delivering callbacks from `receive` (no flush allowed then).
+    private(set) var inRecv = false
 
     init(isServer: Bool, maxHeaderListSize: Int, maxConcurrentStreams: Int?, initialWindowSize: Int) {
         self.isServer = isServer
@@ -305,6 +306,9 @@ final class H2Session {
         if isServer && frame.pointee.headers.cat == NGHTTP2_HCAT_REQUEST {
             let stream = H2Stream(session: self)
             stream.id = id
+            // A server that ends a call while the client still sends resets the stream with
+            // NO_ERROR once its status is out (RFC 9113 8.1), so the stream never lingers.
+            stream.resetAfterLocalEnd = true
             streams[id] = stream
             nghttp2_session_set_stream_user_data(raw, id, Unmanaged.passUnretained(stream).toOpaque())
         }
@@ -362,7 +366,8 @@ final class H2Session {
     fileprivate func frameSent(_ frame: UnsafePointer<nghttp2_frame>) -> Int32 {
         let hd = frame.pointee.hd
         guard (hd.flags & UInt8(NGHTTP2_FLAG_END_STREAM.rawValue)) != 0,
-              let s = streams[hd.stream_id], s.resetAfterLocalEnd, !s.closed else { return 0 }
+              let s = streams[hd.stream_id], s.resetAfterLocalEnd, !s.closed,
+              nghttp2_session_get_stream_remote_close(raw, s.id) == 0 else { return 0 }
         s.resetAfterLocalEnd = false
         nghttp2_submit_rst_stream(raw, UInt8(NGHTTP2_FLAG_NONE.rawValue), s.id, UInt32(NGHTTP2_NO_ERROR.rawValue))
         return 0

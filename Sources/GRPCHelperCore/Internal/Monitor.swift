@@ -112,3 +112,15 @@ let debugEnabled = getenv("GH_DEBUG") != nil
 func debugLog(_ s: @autoclosure () -> String) {
     if debugEnabled { fputs("[gh] \(s())\n", stderr) }
 }
+
+/// Marks the threads that run client completion callbacks, so that closing a channel from
+/// inside a callback does not wait for the callback thread itself.
+enum CallbackThread {
+    private static let key: pthread_key_t = {
+        var k = pthread_key_t()
+        pthread_key_create(&k, nil)
+        return k
+    }()
+    static func markCurrent() { pthread_setspecific(key, UnsafeRawPointer(bitPattern: 1)) }
+    static var isCurrent: Bool { pthread_getspecific(key) != nil }
+}

@@ -87,6 +87,10 @@ public final class Server: @unchecked Sendable {
                 case .host(let h, let p):
                     bound.append(try bootstrap.bind(host: h, port: p).wait())
                 case .unix(let path):
+                    // A socket file someone still listens on is busy; only a stale one is replaced.
+                    if unixSocketIsLive(path) {
+                        throw RuntimeError(.bind, "address already in use (a server listens on \(path))")
+                    }
                     bound.append(try bootstrap.bind(unixDomainSocketPath: path, cleanupExistingSocketFile: true).wait())
                 }
             }
@@ -98,7 +102,8 @@ public final class Server: @unchecked Sendable {
             self.pool = nil
             state.withLock { started = false }
             let which = endpoints[bound.count]
-            throw RuntimeError(.bind, "cannot listen on \(which): \(error)")
+            let reason = (error as? RuntimeError)?.message ?? "\(error)"
+            throw RuntimeError(.bind, "cannot listen on \(which): \(reason)")
         }
         listeners = bound
     }
@@ -237,6 +242,27 @@ public final class Server: @unchecked Sendable {
     }
 
     public var isRunning: Bool { state.withLock { started && !stopped } }
+}
+
+/// True when a process accepts connections on the Unix socket at `path`.
+func unixSocketIsLive(_ path: String) -> Bool {
+    var addr = sockaddr_un()
+    addr.sun_family = sa_family_t(AF_UNIX)
+    let bytes = Array(path.utf8)
+    guard bytes.count < MemoryLayout.size(ofValue: addr.sun_path) else { return false }
+    withUnsafeMutableBytes(of: &addr.sun_path) { dst in
+        dst.copyBytes(from: bytes)
+        dst[bytes.count] = 0
+    }
+    let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+    guard fd >= 0 else { return false }
+    defer { close(fd) }
+    let rc = withUnsafePointer(to: &addr) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+            connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+        }
+    }
+    return rc == 0
 }
 
 /// A tiny detached thread helper (no Foundation dependency).

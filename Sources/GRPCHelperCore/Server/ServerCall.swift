@@ -40,6 +40,7 @@ public final class ServerCall: @unchecked Sendable {
     private var unsentBytes = 0
     // Handler-side state (handler thread only, but read under monitor where shared).
     private var headersQueued = false
+    private var explicitHeaders = false     // sendInitialMetadata was called
     private var finishQueued = false
     private var responsesSent = 0
     private var trailingMetadata = Metadata()
@@ -171,11 +172,12 @@ public final class ServerCall: @unchecked Sendable {
         }
     }
 
-    /// Sets the response compression (before the first response message).
+    /// Sets the response compression (before the response headers are sent: before the
+    /// first message and before `sendInitialMetadata`).
     public func setCompression(_ algorithm: CompressionAlgorithm) throws {
         try monitor.withLock {
-            guard responsesSent == 0 else {
-                throw RPCError(.internalError, "compression must be set before the first message")
+            guard responsesSent == 0, !headersQueued else {
+                throw CallStateError("compression must be set before the response headers are sent")
             }
             responseCompression = algorithm
         }
@@ -186,9 +188,10 @@ public final class ServerCall: @unchecked Sendable {
         let schedule: Bool = try monitor.withLock {
             if let s = cancelStatus { throw RPCError(s) }
             guard !headersQueued, !finishQueued else {
-                throw RPCError(.internalError, "initial metadata already sent")
+                throw CallStateError("initial metadata already sent")
             }
             headersQueued = true
+            explicitHeaders = true
             pendingHeaders = metadata
             return takeScheduleLocked()
         }
@@ -221,9 +224,9 @@ public final class ServerCall: @unchecked Sendable {
     private func queueMessage(_ message: [UInt8], compress: Bool) throws -> Bool {
         let (alg, count): (CompressionAlgorithm, Int) = try monitor.withLock {
             if let s = cancelStatus { throw RPCError(s) }
-            guard !finishQueued else { throw RPCError(.internalError, "call already finished") }
+            guard !finishQueued else { throw CallStateError("call already finished") }
             if !cardinality.streamsResponses && responsesSent > 0 {
-                throw RPCError(.internalError, "a unary method sends exactly one response")
+                throw CallStateError("a single-response method sends exactly one response")
             }
             responsesSent += 1
             return (responseCompression, responsesSent)
@@ -252,7 +255,7 @@ public final class ServerCall: @unchecked Sendable {
     /// Ends the call with `status` (trailing metadata from `setTrailingMetadata` or `trailers`).
     public func finish(_ status: Status, trailers: Metadata? = nil) throws {
         let schedule: Bool = try monitor.withLock {
-            guard !finishQueued else { throw RPCError(.internalError, "call already finished") }
+            guard !finishQueued else { throw CallStateError("call already finished") }
             finishQueued = true
             if let t = trailers { trailingMetadata = t }
             pendingFinish = (status, trailingMetadata)
@@ -306,7 +309,9 @@ public final class ServerCall: @unchecked Sendable {
         var finish: (Status, Metadata)?
         var release = false
         var compression = CompressionAlgorithm.identity
+        var explicit = false
         monitor.withLock {
+            explicit = explicitHeaders
             headers = pendingHeaders; pendingHeaders = nil
             chunks = pendingChunks; pendingChunks.removeAll()
             finish = pendingFinish; pendingFinish = nil
@@ -321,8 +326,9 @@ public final class ServerCall: @unchecked Sendable {
             connection.session.consume(stream, n)
         }
         guard !stream.closed, !elFinished else { return }
-        if let finish = finish, !responseStarted, chunks.isEmpty {
-            // Nothing sent yet: a trailers-only response.
+        if let finish = finish, !responseStarted, chunks.isEmpty, !explicit {
+            // Nothing sent yet: a trailers-only response (never when the handler sent
+            // initial metadata: that must arrive as initial metadata).
             var fields = connection.responseHeaderFields(compression: nil, metadata: headers)
             fields.append(contentsOf: ServerConnection.statusFields(finish.0, finish.1))
             connection.session.submitResponse(stream, fields, withBody: false)

@@ -29,6 +29,15 @@ public struct RPCError: Error, Sendable, CustomStringConvertible {
     public var description: String { "RPCError(\(status))" }
 }
 
+/// Misuse of a call: an operation its state does not allow (a second finish, a send after
+/// finish or closeSend, initial metadata twice, ...). Distinct from `RPCError`, which a
+/// call operation throws once the call itself has ended (cancelled, expired, failed).
+public struct CallStateError: Error, Sendable, CustomStringConvertible {
+    public let message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+}
+
 /// A server method handler.
 public enum ServerHandler: Sendable {
     /// Runs on the server's bounded worker pool; may block (reads and sends block).

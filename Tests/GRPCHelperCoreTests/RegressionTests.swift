@@ -1,0 +1,133 @@
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+@testable import GRPCHelperCore
+
+/// Bugs found by review, each pinned by a test that failed before its fix.
+@Suite struct RegressionTests {
+    /// A server that ends calls while the client still sends must not leave streams open:
+    /// with MAX_CONCURRENT_STREAMS 2, the third such call on the channel used to hang.
+    @Test func serverEndingBeforeHalfCloseFreesTheStream() async throws {
+        var o = testServerOptions()
+        o.maxConcurrentStreams = 2
+        let abort = TestMethod("/reg.S/Abort", .bidiStreaming, .blocking { _ in
+            throw RPCError(.aborted, "done early")
+        })
+        try await withServer(options: o, methods: [abort]) { h in
+            for i in 0..<8 {
+                let call = h.channel.makeCall("/reg.S/Abort", options: CallOptions(timeout: 10))
+                call.start()
+                try? call.send(bytes("x"))
+                // No closeSend: the client is still "sending" when the status arrives.
+                #expect(call.waitStatus().code == .aborted, "call \(i)")
+            }
+        }
+    }
+
+    /// Initial metadata the handler sent explicitly arrives as initial metadata, even when
+    /// the handler finishes at once (it used to be merged into a trailers-only response).
+    @Test func explicitInitialMetadataStaysInitial() async throws {
+        let m = TestMethod("/reg.S/Md", .unary, .blocking { call in
+            var md = Metadata()
+            try md.add("x-initial", "yes")
+            try call.sendInitialMetadata(md)
+            throw RPCError(.failedPrecondition, "after headers")
+        })
+        try await withServer(methods: [m]) { h in
+            for i in 0..<100 {
+                let r = runCall(h.channel, "/reg.S/Md", [bytes("x")])
+                #expect(r.status.code == .failedPrecondition)
+                #expect(r.initialMetadata.first("x-initial") == "yes", "call \(i)")
+                #expect(r.trailingMetadata.first("x-initial") == nil, "call \(i)")
+            }
+        }
+    }
+
+    /// Compression cannot change once the response headers are out.
+    @Test func compressionAfterHeadersIsRefused() async throws {
+        let seen = Locked<String>("")
+        let m = TestMethod("/reg.S/Comp", .unary, .blocking { call in
+            try call.sendInitialMetadata(Metadata())
+            do { try call.setCompression(.gzip) } catch let e as CallStateError {
+                seen.withLock { $0 = e.message }
+            }
+            if let r = try call.receiveMessage() { try call.sendMessage(r) }
+        })
+        try await withServer(methods: [m]) { h in
+            let r = runCall(h.channel, "/reg.S/Comp", [bytes("hi")])
+            #expect(r.status.code == .ok)
+            #expect(r.messages == [bytes("hi")])
+        }
+        #expect(seen.withLock { $0 }.contains("before the response headers"))
+    }
+
+    /// Misuse is a CallStateError; a call that ended throws RPCError.
+    @Test func misuseAndEndedCallsThrowDistinctErrors() async throws {
+        let m = TestMethod("/reg.S/Echo", .bidiStreaming, .blocking { call in
+            while let r = try call.receiveMessage() { try call.sendMessage(r) }
+        })
+        try await withServer(methods: [m]) { h in
+            let call = h.channel.makeCall("/reg.S/Echo", options: CallOptions(timeout: 10))
+            call.start()
+            call.closeSend()
+            #expect(throws: CallStateError.self) { try call.send(bytes("late")) }
+            #expect(call.waitStatus().isOK)
+            let cancelled = h.channel.makeCall("/reg.S/Echo", options: CallOptions(timeout: 10))
+            cancelled.start()
+            cancelled.cancel()
+            #expect(throws: RPCError.self) { try cancelled.send(bytes("x")) }
+        }
+    }
+
+    /// A unix socket path where a server listens is busy; a stale socket file is replaced.
+    @Test func busyUnixSocketIsRefused() throws {
+        let path = "/tmp/gh-reg-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).sock"
+        defer { unlink(path) }
+        let first = Server(options: testServerOptions())
+        try first.addListener("unix:\(path)")
+        try first.start()
+        let second = Server(options: testServerOptions())
+        try second.addListener("unix:\(path)")
+        let error = #expect(throws: RuntimeError.self) { try second.start() }
+        #expect(error?.kind == .bind)
+        #expect(error?.message.contains(path) == true)
+        #expect(unixSocketIsLive(path), "the first server keeps its socket")
+        first.shutdown(grace: 0)
+        // The file left behind (or none) does not stop a new server.
+        let third = Server(options: testServerOptions())
+        try third.addListener("unix:\(path)")
+        try third.start()
+        third.shutdown(grace: 0)
+    }
+
+    /// grpc-status must be 1*DIGIT; anything else, or an unknown code, is UNKNOWN.
+    @Test(arguments: ["-1", "+5", "99", "abc", ""])
+    func invalidGrpcStatusIsUnknown(_ value: String) throws {
+        let fake = try FakeHTTP2Server(.init(headers: [(":status", "200"), ("content-type", "application/grpc"),
+                                                       ("grpc-status", value)]))
+        defer { fake.close() }
+        let channel = try GRPCChannel(target: "127.0.0.1:\(fake.port)")
+        defer { channel.close() }
+        let call = channel.makeCall("/x.Y/Z", options: CallOptions(timeout: 10))
+        call.start()
+        call.closeSend()
+        #expect(call.waitStatus().code == .unknown)
+    }
+
+    /// "host" is user metadata (grpcio carries it; grpc-helper clients send it).
+    @Test func hostIsUserMetadata() async throws {
+        let seen = Locked<String?>(nil)
+        let m = TestMethod("/reg.S/Host", .unary, .blocking { call in
+            seen.withLock { $0 = call.requestMetadata.first("host") }
+            if let r = try call.receiveMessage() { try call.sendMessage(r) }
+        })
+        try await withServer(methods: [m]) { h in
+            var md = Metadata()
+            try md.add("host", "client-host")
+            let r = runCall(h.channel, "/reg.S/Host", [bytes("x")], options: CallOptions(timeout: 10, metadata: md))
+            #expect(r.status.isOK)
+        }
+        #expect(seen.withLock { $0 } == "client-host")
+    }
+}
