@@ -5,6 +5,7 @@ import Testing
 /// raw HTTP/2 client; and the client's mapping of non-gRPC answers, checked with a fake server.
 @Suite struct WireConformanceTests {
     static let echo = "/conformance.Test/Echo"
+    static let fail = "/conformance.Test/Fail"
 
     /// Runs `body` with a started server (unary echo) and a raw client connected to it.
     func withServer(_ options: ServerOptions = ServerOptions(), _ body: (RawHTTP2Client) throws -> Void) throws {
@@ -12,6 +13,9 @@ import Testing
         try server.addListener("127.0.0.1:0")
         try server.register(Self.echo, cardinality: .unary, handler: .blocking { call in
             if let m = try call.receiveMessage() { try call.sendMessage(m) }
+        })
+        try server.register(Self.fail, cardinality: .unary, handler: .blocking { _ in
+            throw RPCError(.notFound, "nothing here")
         })
         try server.start()
         defer { server.shutdown(grace: 0) }
@@ -29,6 +33,25 @@ import Testing
             #expect(r.header("content-type") == "application/grpc")
             #expect(r.grpcStatus == 0)
             #expect(r.data == Self.hello)
+        }
+    }
+
+    @Test func errorBeforeAnyMessageIsTrailersOnly() throws {
+        try withServer { c in
+            let r = try c.request(RawHTTP2Client.grpcHeaders(path: Self.fail), body: Self.hello)
+            #expect(r.header(":status") == "200")
+            #expect(r.header("grpc-status") == "5", "status in the only header block")
+            #expect(r.header("grpc-message") == "nothing here")
+            #expect(r.trailers.isEmpty, "no second header block")
+            #expect(r.data.isEmpty)
+        }
+    }
+
+    @Test func successEndsWithTrailers() throws {
+        try withServer { c in
+            let r = try c.request(RawHTTP2Client.grpcHeaders(path: Self.echo), body: Self.hello)
+            #expect(r.header("grpc-status") == nil, "headers carry no status")
+            #expect(r.trailer("grpc-status") == "0")
         }
     }
 
@@ -211,6 +234,32 @@ import Testing
         #expect(value("grpc-encoding") == "gzip")
         #expect(value("grpc-accept-encoding")?.contains("deflate") == true)
         #expect(value("grpc-timeout").flatMap(GRPCTimeout.parse).map { $0 > 0 && $0 <= 10_000_000_000 } == true)
+    }
+
+    /// The client enforces its deadline itself (the server here never answers) and resets
+    /// the stream with CANCEL.
+    @Test func deadlineWithoutTheServerResetsTheStream() throws {
+        let fake = try FakeHTTP2Server(.init(headers: [], silent: true))
+        defer { fake.close() }
+        let channel = try GRPCChannel(target: "127.0.0.1:\(fake.port)")
+        defer { channel.close() }
+        let start = monotonicNanos()
+        let call = channel.makeCall("/x.Y/Z", options: CallOptions(timeout: 0.3))
+        call.start()
+        try? call.send([1])
+        call.closeSend()
+        #expect(call.waitStatus().code == .deadlineExceeded)
+        let elapsed = Double(monotonicNanos() - start) / 1e9
+        #expect(elapsed < 3, "took \(elapsed) s")
+        #expect(fake.waitClosed(1))
+        #expect(fake.closeCodes == [8], "RST_STREAM(CANCEL) expected, got \(fake.closeCodes)")
+    }
+
+    @Test func clientRefusesOversizedResponseHeaders() throws {
+        let big = String(repeating: "v", count: 20_000)
+        let s = try callFake(.init(headers: [(":status", "200"), ("content-type", "application/grpc"),
+                                             ("x-big", big), ("grpc-status", "0")]))
+        #expect(s.code == .resourceExhausted)
     }
 
     @Test func endWithoutTrailersIsInternal() throws {

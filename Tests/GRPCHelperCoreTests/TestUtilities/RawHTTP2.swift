@@ -94,12 +94,19 @@ final class FakeHTTP2Server {
         var headers: [HeaderField]
         var body: [UInt8] = []
         var trailers: [HeaderField]? = nil
+        /// Never answer (a server that hangs).
+        var silent = false
     }
 
     private final class Responder: H2StreamDelegate {
         let reply: Reply
         let record: ([HeaderField]) -> Void
-        init(_ r: Reply, record: @escaping ([HeaderField]) -> Void) { reply = r; self.record = record }
+        let recordClose: (UInt32) -> Void
+        init(_ r: Reply, record: @escaping ([HeaderField]) -> Void, recordClose: @escaping (UInt32) -> Void) {
+            reply = r
+            self.record = record
+            self.recordClose = recordClose
+        }
         func h2ReceivedHeaders(_ stream: H2Stream, _ fields: [HeaderField], endStream: Bool) {
             record(fields)
             if endStream { respond(stream) }
@@ -107,8 +114,9 @@ final class FakeHTTP2Server {
         func h2HeadersTooLarge(_ stream: H2Stream, size: Int) {}
         func h2ReceivedData(_ stream: H2Stream, _ bytes: UnsafeRawBufferPointer) {}
         func h2ReceivedEndStream(_ stream: H2Stream) { respond(stream) }
-        func h2StreamClosed(_ stream: H2Stream, errorCode: UInt32) {}
+        func h2StreamClosed(_ stream: H2Stream, errorCode: UInt32) { recordClose(errorCode) }
         private func respond(_ stream: H2Stream) {
+            if reply.silent { return }
             let hasBody = !reply.body.isEmpty || reply.trailers != nil
             stream.session.submitResponse(stream, reply.headers, withBody: hasBody)
             if hasBody {
@@ -124,10 +132,18 @@ final class FakeHTTP2Server {
     private final class HeaderLog {
         let lock = Monitor()
         var blocks: [[HeaderField]] = []
+        var closeCodes: [UInt32] = []
     }
     private let log = HeaderLog()
     /// Every header block received so far (request headers first).
     var receivedHeaders: [[HeaderField]] { log.lock.withLock { log.blocks } }
+    /// The error code of every stream closed so far (RST_STREAM codes; 0 = NO_ERROR).
+    var closeCodes: [UInt32] { log.lock.withLock { log.closeCodes } }
+    /// Waits (bounded) until `n` streams have closed.
+    func waitClosed(_ n: Int, timeout: Double = 10) -> Bool {
+        log.lock.wait(until: { self.log.closeCodes.count >= n },
+                      deadlineNanos: monotonicNanos() + UInt64(timeout * 1e9), then: { true }) ?? false
+    }
 
     init(_ reply: Reply) throws {
         let log = self.log
@@ -135,9 +151,11 @@ final class FakeHTTP2Server {
             .childChannelInitializer { ch in
                 let session = H2Session(isServer: true, maxHeaderListSize: 1 << 16, maxConcurrentStreams: 100,
                                         initialWindowSize: 1 << 20)
-                let responder = Responder(reply) { [log] fields in
+                let responder = Responder(reply, record: { [log] fields in
                     log.lock.withLock { log.blocks.append(fields) }
-                }
+                }, recordClose: { [log] code in
+                    log.lock.mutateAndNotify { log.closeCodes.append(code) }
+                })
                 session.onNewStream = { $0.delegate = responder }
                 return ch.pipeline.addHandler(H2ConnectionHandler(session: session))
             }
