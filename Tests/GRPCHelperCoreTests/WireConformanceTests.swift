@@ -36,6 +36,41 @@ import Testing
         }
     }
 
+    /// Graceful shutdown: a GOAWAY notice (last stream 2^31-1), then after a PING round trip
+    /// the final GOAWAY naming the last stream; the call in flight completes.
+    @Test func gracefulShutdownSendsTwoGoAways() throws {
+        let started = Gate(), release = Gate()
+        let server = Server(options: testServerOptions())
+        try server.addListener("127.0.0.1:0")
+        try server.register("/conformance.Test/Slow", cardinality: .unary, handler: .blocking { call in
+            started.open()
+            _ = release.wait()
+            if let m = try call.receiveMessage() { try call.sendMessage(m) }
+        })
+        try server.start()
+        let client = try RawHTTP2Client(port: server.port()!)
+        defer { client.close() }
+        let result = Locked<RawResponse?>(nil)
+        let done = Gate()
+        startThread {
+            let r = try? client.request(RawHTTP2Client.grpcHeaders(path: "/conformance.Test/Slow"), body: Self.hello)
+            result.withLock { $0 = r }
+            done.open()
+        }
+        #expect(started.wait())
+        let stopped = Gate()
+        startThread {
+            server.shutdown(grace: 10)
+            stopped.open()
+        }
+        #expect(client.waitGoAways(2), "GOAWAYs seen: \(client.goAways)")
+        #expect(client.goAways == [Int32.max, 1])
+        release.open()
+        #expect(done.wait())
+        #expect(result.withLock { $0 }?.trailer("grpc-status") == "0")
+        #expect(stopped.wait())
+    }
+
     @Test func errorBeforeAnyMessageIsTrailersOnly() throws {
         try withServer { c in
             let r = try c.request(RawHTTP2Client.grpcHeaders(path: Self.fail), body: Self.hello)

@@ -133,6 +133,8 @@ final class H2Session {
     /// Called for a new stream opened by the peer (server side); returns its delegate, or nil to reset it.
     var onNewStream: ((H2Stream) -> Void)?
     var onGoAway: ((_ lastStreamID: Int32, _ errorCode: UInt32) -> Void)?
+    /// Called when the peer acknowledges a PING we sent.
+    var onPingAck: (() -> Void)?
     /// Called for each SETTINGS frame from the peer (not for ACKs), after nghttp2 applied it.
     /// Runs inside `receive`: submit frames only, never flush.
     var onSettings: (() -> Void)?
@@ -290,6 +292,8 @@ final class H2Session {
 
     func submitShutdownNotice() { nghttp2_submit_shutdown_notice(raw) }
 
+    func submitPing() { nghttp2_submit_ping(raw, UInt8(NGHTTP2_FLAG_NONE.rawValue), nil) }
+
     func submitGoAway(errorCode: UInt32 = 0) {
         let last = nghttp2_session_get_last_proc_stream_id(raw)
         nghttp2_submit_goaway(raw, UInt8(NGHTTP2_FLAG_NONE.rawValue), last, errorCode, nil, 0)
@@ -355,6 +359,8 @@ final class H2Session {
             if endStream, let s = streams[hd.stream_id] { s.delegate?.h2ReceivedEndStream(s) }
         case NGHTTP2_GOAWAY.rawValue:
             onGoAway?(frame.pointee.goaway.last_stream_id, frame.pointee.goaway.error_code)
+        case NGHTTP2_PING.rawValue:
+            if (hd.flags & UInt8(NGHTTP2_FLAG_ACK.rawValue)) != 0 { onPingAck?() }
         case NGHTTP2_SETTINGS.rawValue:
             if (hd.flags & UInt8(NGHTTP2_FLAG_ACK.rawValue)) == 0 { onSettings?() }
         default:

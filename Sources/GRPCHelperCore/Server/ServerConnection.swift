@@ -301,9 +301,29 @@ final class ServerConnection: H2StreamDelegate {
         handler.flush()
     }
 
-    /// Graceful shutdown, step 1: announce GOAWAY (event loop).
+    /// Graceful shutdown, step 1 (event loop): a GOAWAY notice (last stream 2^31-1) and a
+    /// PING; when the PING comes back, every stream the client opened before it saw the
+    /// notice has arrived, and the final GOAWAY names the last one (streams in flight are
+    /// served, not refused). Without an answer within a second, the final GOAWAY goes anyway.
     func goAway() {
+        guard !goAwayStarted else { return }
+        goAwayStarted = true
         session.submitShutdownNotice()
+        session.submitPing()
+        session.onPingAck = { [weak self] in self?.finalGoAway() }
+        goAwayFallback = eventLoop.scheduleTask(in: .seconds(1)) { [weak self] in self?.finalGoAway() }
+        handler.flush()
+    }
+
+    private var goAwayStarted = false
+    private var goAwaySent = false
+    private var goAwayFallback: Scheduled<Void>?
+
+    private func finalGoAway() {
+        guard !goAwaySent else { return }
+        goAwaySent = true
+        goAwayFallback?.cancel()
+        session.onPingAck = nil
         session.submitGoAway()
         handler.flush()
     }

@@ -83,6 +83,9 @@ public enum Base64 {
         let fullGroups = input.count / 4
         let outputCount = fullGroups * 3 + (remainder == 0 ? 0 : remainder - 1)
 
+        // No zero-capacity unsafeUninitializedCapacity: it writes the count of the shared
+        // empty-array storage, which other threads read (a race ThreadSanitizer reports).
+        if outputCount == 0 { return [] }
         var valid = true
         let decoded = [UInt8](unsafeUninitializedCapacity: outputCount) { out, count in
             decodeTable.withUnsafeBufferPointer { table in

@@ -40,9 +40,22 @@ final class RawHTTP2Client {
     private var handler: H2ConnectionHandler!
     private var collectors: [Collector] = []
 
+    private let goAwayLock = Monitor()
+    private var goAwaysSeen: [Int32] = []
+    /// The last-stream-id of every GOAWAY received, in order.
+    var goAways: [Int32] { goAwayLock.withLock { goAwaysSeen } }
+    func waitGoAways(_ n: Int, timeout: Double = 10) -> Bool {
+        goAwayLock.wait(until: { self.goAwaysSeen.count >= n },
+                        deadlineNanos: monotonicNanos() + UInt64(timeout * 1e9), then: { true }) ?? false
+    }
+
     init(port: Int) throws {
         let session = H2Session(isServer: false, maxHeaderListSize: 1 << 16, maxConcurrentStreams: nil,
                                 initialWindowSize: 1 << 20)
+        let lock = goAwayLock
+        session.onGoAway = { [weak self] last, _ in
+            lock.mutateAndNotify { self?.goAwaysSeen.append(last) }
+        }
         let handler = H2ConnectionHandler(session: session)
         self.handler = handler
         channel = try ClientBootstrap(group: group)
