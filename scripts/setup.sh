@@ -4,7 +4,9 @@
 set -euo pipefail
 
 APT_PACKAGES=(libnghttp2-dev zlib1g-dev pkg-config cmake ninja-build nghttp2-client)
-PIP_PACKAGES=(grpcio grpcio-tools pytest)
+# python3 and pip only when the machine has none (an image may bring its own Python).
+command -v python3 >/dev/null || APT_PACKAGES+=(python3)
+python3 -m pip --version >/dev/null 2>&1 || APT_PACKAGES+=(python3-pip)
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
@@ -24,6 +26,8 @@ python3 -c "import grpc_tools" 2>/dev/null || py_missing+=(grpcio-tools)
 python3 -c "import pytest" 2>/dev/null || py_missing+=(pytest)
 if ((${#py_missing[@]})); then
     echo "setup: pip installing ${py_missing[*]}"
-    python3 -m pip install -q --disable-pip-version-check "${py_missing[@]}"
+    # Debian's own python3 refuses pip installs (PEP 668) unless told otherwise.
+    python3 -m pip install -q --disable-pip-version-check "${py_missing[@]}" 2>/dev/null ||
+        python3 -m pip install -q --disable-pip-version-check --break-system-packages "${py_missing[@]}"
 fi
 command -v swift >/dev/null || { echo "setup: the Swift toolchain is required (swift not on PATH)" >&2; exit 1; }
