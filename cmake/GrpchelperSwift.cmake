@@ -76,6 +76,8 @@ else()
   if(GH_SWIFT_ADD_RPATH)
     list(APPEND _gh_swift_args -Xlinker -rpath -Xlinker "${GH_SWIFT_RUNTIME_DIR}")
   endif()
+  # Export only the C ABI (gh_*): see cmake/grpchelper.map.
+  list(APPEND _gh_swift_args -Xlinker "--version-script=${CMAKE_CURRENT_SOURCE_DIR}/cmake/grpchelper.map")
   list(APPEND _gh_swift_args ${GH_SWIFT_BUILD_ARGS})
 
   set(_gh_source_library "${_gh_scratch}/release/libgrpchelper.so")
