@@ -469,7 +469,7 @@ int gh_call_status_details(const gh_call *call, const uint8_t **data,
 
 /* The response headers' metadata, blocking until they arrive or the call ends
  * (then empty for a trailers-only response). Valid until gh_call_free; do not
- * free.
+ * free. NULL for a NULL or not yet started call.
  * Threads: any thread. */
 const gh_metadata *gh_call_initial_metadata(gh_call *call);
 

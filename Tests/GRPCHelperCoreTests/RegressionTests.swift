@@ -25,6 +25,38 @@ import Glibc
         }
     }
 
+    /// Many concurrent calls on one channel share one HTTP/2 connection.
+    @Test func concurrentCallsShareOneConnection() async throws {
+        let m = TestMethod("/reg.S/Echo1", .unary, .blocking { call in
+            if let r = try call.receiveMessage() { try call.sendMessage(r) }
+        })
+        try await withServer(methods: [m]) { h in
+            let ok = Locked(0)
+            #expect(runConcurrently(10) { t in
+                for i in 0..<10 {
+                    let r = runCall(h.channel, "/reg.S/Echo1", [bytes("\(t)-\(i)")])
+                    if r.status.isOK && r.messages == [bytes("\(t)-\(i)")] { ok.withLock { $0 += 1 } }
+                }
+            })
+            #expect(ok.withLock { $0 } == 100)
+            #expect(h.server.acceptedConnectionCount == 1)
+        }
+    }
+
+    /// The client ends its side when the status arrives while it still sends, even against a
+    /// server that would leave the stream open.
+    @Test func clientResetsWhenStatusArrivesWhileSending() throws {
+        let fake = try FakeHTTP2Server(.init(headers: [(":status", "200"), ("content-type", "application/grpc"),
+                                                       ("grpc-status", "9")], answerOnHeaders: true))
+        defer { fake.close() }
+        let channel = try GRPCChannel(target: "127.0.0.1:\(fake.port)")
+        defer { channel.close() }
+        let call = channel.makeCall("/x.Y/Z", options: CallOptions(timeout: 10))
+        call.start()
+        #expect(call.waitStatus().code == .failedPrecondition)
+        #expect(fake.waitClosed(1), "the stream stayed open")
+    }
+
     /// Initial metadata the handler sent explicitly arrives as initial metadata, even when
     /// the handler finishes at once (it used to be merged into a trailers-only response).
     @Test func explicitInitialMetadataStaysInitial() async throws {

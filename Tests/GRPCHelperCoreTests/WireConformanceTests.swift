@@ -1,3 +1,4 @@
+import CNghttp2
 import Testing
 @testable import GRPCHelperCore
 
@@ -187,13 +188,16 @@ import Testing
     }
 
     @Test func serverAdvertisesItsSettings() throws {
-        // A request over the limit of concurrent streams is refused by nghttp2, never queued unboundedly;
-        // here we only check the server still answers after its SETTINGS were applied.
         var o = ServerOptions()
-        o.maxConcurrentStreams = 1
+        o.maxConcurrentStreams = 7
+        o.maxHeaderListSize = 12_345
+        o.initialWindowSize = 70_000
         try withServer(o) { c in
             let r = try c.request(RawHTTP2Client.grpcHeaders(path: Self.echo), body: Self.hello)
             #expect(r.grpcStatus == 0)
+            #expect(try c.remoteSetting(NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS) == 7)
+            #expect(try c.remoteSetting(NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE) == 12_345)
+            #expect(try c.remoteSetting(NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE) == 70_000)
         }
     }
 

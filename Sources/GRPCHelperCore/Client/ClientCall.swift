@@ -499,6 +499,12 @@ public final class ClientCall: @unchecked Sendable, H2StreamDelegate {
             ?? Status(.unknown, "missing grpc-status in trailers")
         setStatus(status, trailers: Metadata.fromHeaderFields(fields))
         finishOnEventLoop(reset: false)
+        // The status arrived while we still send: stop (RST_STREAM NO_ERROR), so the stream
+        // closes even if the server does not reset it itself.
+        if let s = stream, let c = connection, !s.closed, c.session.isLocalOpen(s) {
+            c.session.resetStream(s, errorCode: UInt32(NGHTTP2_NO_ERROR.rawValue))
+            c.handler.flush()
+        }
     }
 
     func h2HeadersTooLarge(_ stream: H2Stream, size: Int) {

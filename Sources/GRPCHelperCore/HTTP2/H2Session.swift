@@ -34,7 +34,8 @@ final class H2Stream {
 
     // Outbound data, pulled by the data provider.
     private var outbound: [[UInt8]] = []
-    private var outboundHead = 0          // read offset into outbound.first
+    private var outboundChunk = 0         // index of the chunk being sent
+    private var outboundHead = 0          // read offset into outbound[outboundChunk]
     private(set) var outboundBytes = 0
     /// No data will follow what is buffered; the provider ends the stream (with the
     /// trailers below if set, else with END_STREAM on the last DATA frame).
@@ -93,8 +94,8 @@ final class H2Stream {
     fileprivate func read(into buf: UnsafeMutablePointer<UInt8>, length: Int,
                           flags: UnsafeMutablePointer<UInt32>) -> Int {
         var written = 0
-        while written < length, !outbound.isEmpty {
-            let chunk = outbound[0]
+        while written < length, outboundChunk < outbound.count {
+            let chunk = outbound[outboundChunk]
             let n = min(length - written, chunk.count - outboundHead)
             chunk.withUnsafeBufferPointer { src in
                 (buf + written).update(from: src.baseAddress! + outboundHead, count: n)
@@ -102,13 +103,22 @@ final class H2Stream {
             written += n
             outboundHead += n
             if outboundHead == chunk.count {
-                outbound.removeFirst()
+                outbound[outboundChunk] = []
+                outboundChunk += 1
                 outboundHead = 0
             }
         }
+        // Drop sent chunks in bulk (removing one at a time from the front is O(n) each).
+        if outboundChunk == outbound.count {
+            outbound.removeAll(keepingCapacity: true)
+            outboundChunk = 0
+        } else if outboundChunk >= 64 && outboundChunk * 2 >= outbound.count {
+            outbound.removeFirst(outboundChunk)
+            outboundChunk = 0
+        }
         outboundBytes -= written
         if written > 0 { onDrained?(written) }
-        if outbound.isEmpty && outboundEnded {
+        if outboundChunk == outbound.count && outboundEnded {
             flags.pointee |= NGHTTP2_DATA_FLAG_EOF.rawValue
             if let trailers = trailers {
                 flags.pointee |= NGHTTP2_DATA_FLAG_NO_END_STREAM.rawValue
@@ -273,6 +283,11 @@ final class H2Session {
 
     fileprivate func submitTrailer(_ id: Int32, _ fields: [HeaderField]) {
         _ = H2Session.withNV(fields) { nv, n in nghttp2_submit_trailer(raw, id, nv, n) }
+    }
+
+    /// Whether our side of the stream may still send (no END_STREAM sent yet).
+    func isLocalOpen(_ stream: H2Stream) -> Bool {
+        stream.id > 0 && !stream.closed && nghttp2_session_get_stream_local_close(raw, stream.id) == 0
     }
 
     func resetStream(_ stream: H2Stream, errorCode: UInt32) {

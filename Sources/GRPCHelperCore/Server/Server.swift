@@ -24,6 +24,9 @@ public final class Server: @unchecked Sendable {
     private var stopped = false
     private var connections: [ObjectIdentifier: ServerConnection] = [:]
     private var runningHandlers = 0
+    private var acceptedConnections = 0
+    /// Connections accepted since start (for tests and diagnostics).
+    var acceptedConnectionCount: Int { state.withLock { acceptedConnections } }
 
     public init(options: ServerOptions = ServerOptions()) {
         self.options = options
@@ -121,7 +124,10 @@ public final class Server: @unchecked Sendable {
         guard allowed else { return channel.close() }
         let conn = ServerConnection(server: self, channel: channel)
         let id = ObjectIdentifier(conn)
-        state.withLock { connections[id] = conn }
+        state.withLock {
+            connections[id] = conn
+            acceptedConnections += 1
+        }
         conn.handler.onInactive = { [weak self] in
             self?.state.mutateAndNotify { _ = self?.connections.removeValue(forKey: id) }
         }

@@ -1,3 +1,4 @@
+import CNghttp2
 import NIOCore
 import NIOPosix
 @testable import GRPCHelperCore
@@ -94,6 +95,13 @@ final class RawHTTP2Client {
         return f + overrides
     }
 
+    /// A SETTINGS value the server sent (after at least one request completed).
+    func remoteSetting(_ id: nghttp2_settings_id) throws -> UInt32 {
+        try channel.eventLoop.submit {
+            nghttp2_session_get_remote_settings(self.handler.session.raw, id)
+        }.wait()
+    }
+
     func close() {
         try? channel.close().wait()
         try? group.syncShutdownGracefully()
@@ -109,6 +117,9 @@ final class FakeHTTP2Server {
         var trailers: [HeaderField]? = nil
         /// Never answer (a server that hangs).
         var silent = false
+        /// Answer as soon as the request headers arrive (not at the request's end), and never
+        /// reset the stream: a peer that leaves a still-sending client's stream open.
+        var answerOnHeaders = false
     }
 
     private final class Responder: H2StreamDelegate {
@@ -122,11 +133,12 @@ final class FakeHTTP2Server {
         }
         func h2ReceivedHeaders(_ stream: H2Stream, _ fields: [HeaderField], endStream: Bool) {
             record(fields)
-            if endStream { respond(stream) }
+            stream.resetAfterLocalEnd = false
+            if endStream || reply.answerOnHeaders { respond(stream) }
         }
         func h2HeadersTooLarge(_ stream: H2Stream, size: Int) {}
         func h2ReceivedData(_ stream: H2Stream, _ bytes: UnsafeRawBufferPointer) {}
-        func h2ReceivedEndStream(_ stream: H2Stream) { respond(stream) }
+        func h2ReceivedEndStream(_ stream: H2Stream) { if !reply.answerOnHeaders { respond(stream) } }
         func h2StreamClosed(_ stream: H2Stream, errorCode: UInt32) { recordClose(errorCode) }
         private func respond(_ stream: H2Stream) {
             if reply.silent { return }
