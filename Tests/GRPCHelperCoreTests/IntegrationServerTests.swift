@@ -62,7 +62,6 @@ struct IntegrationServerTests {
     @Test func unixSocketListener() async throws {
         let path = temporarySocketPath()
         try await onThread {
-            defer { unlink(path) }
             try withServerBlocking(listen: "unix:\(path)", methods: [peerEcho()]) { h in
                 #expect(h.target == "unix:\(path)")
                 #expect(fileExists(path))
@@ -78,7 +77,8 @@ struct IntegrationServerTests {
                 #expect(text(r)?.hasSuffix("|again") == true)
             }
         }
-        #expect(!fileExists(path), "the socket file is removed")
+        #expect(!fileExists(path), "the server removes its socket file at shutdown")
+        unlink(path)
     }
 
     @Test func twoServicesAndUnknownMethods() async throws {

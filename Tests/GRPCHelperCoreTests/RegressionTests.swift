@@ -25,6 +25,18 @@ import Glibc
         }
     }
 
+    /// A channel connects on its first call, not when it is created.
+    @Test func channelConnectsLazily() async throws {
+        let m = TestMethod("/reg.S/Lazy", .unary, .blocking { call in
+            if let r = try call.receiveMessage() { try call.sendMessage(r) }
+        })
+        try await withServer(methods: [m]) { h in
+            #expect(h.server.acceptedConnectionCount == 0, "connected before any call")
+            #expect(runCall(h.channel, "/reg.S/Lazy", [bytes("x")]).status.isOK)
+            #expect(h.server.acceptedConnectionCount == 1)
+        }
+    }
+
     /// Many concurrent calls on one channel share one HTTP/2 connection.
     @Test func concurrentCallsShareOneConnection() async throws {
         let m = TestMethod("/reg.S/Echo1", .unary, .blocking { call in

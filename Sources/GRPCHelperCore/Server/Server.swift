@@ -215,6 +215,8 @@ public final class Server: @unchecked Sendable {
             return
         }
         for l in listeners { try? l.close().wait() }
+        // The socket files of unix listeners go with them.
+        for case .unix(let path) in endpoints { unlink(path) }
         let conns = state.withLock { Array(connections.values) }
         for c in conns { c.eventLoop.execute { c.goAway() } }
         let deadline = grace.map { monotonicNanos() + UInt64(max(0, $0) * 1e9) }
