@@ -25,6 +25,34 @@ import Glibc
         }
     }
 
+    /// cancel() puts RST_STREAM(CANCEL) on the wire.
+    @Test func cancelSendsRstStreamCancel() throws {
+        let fake = try FakeHTTP2Server(.init(headers: [], silent: true))
+        defer { fake.close() }
+        let channel = try GRPCChannel(target: "127.0.0.1:\(fake.port)")
+        defer { channel.close() }
+        let call = channel.makeCall("/x.Y/Z", options: CallOptions(timeout: 30))
+        call.start()
+        try call.send(bytes("x"))
+        #expect(waitUntil { !fake.receivedHeaders.isEmpty }, "request never reached the server")
+        call.cancel()
+        #expect(call.waitStatus().code == .cancelled)
+        #expect(fake.waitClosed(1))
+        #expect(fake.closeCodes == [8], "got \(fake.closeCodes)")
+    }
+
+    /// The documented defaults.
+    @Test func defaults() {
+        let s = ServerOptions()
+        #expect(s.maxWorkers == 30)
+        #expect(s.maxReceiveMessageSize == 4 * 1024 * 1024)
+        #expect(s.maxConcurrentStreams == 100)
+        #expect(s.maxHeaderListSize == 16 * 1024)
+        let c = ChannelOptions()
+        #expect(c.maxReceiveMessageSize == 4 * 1024 * 1024)
+        #expect(c.defaultCompression == .identity)
+    }
+
     /// A channel connects on its first call, not when it is created.
     @Test func channelConnectsLazily() async throws {
         let m = TestMethod("/reg.S/Lazy", .unary, .blocking { call in
