@@ -76,41 +76,9 @@ struct IntegrationLimitsTests {
     /// maxConcurrentStreams = 2: ten calls that each block until released all succeed,
     /// never more than two handlers at once (the client queues the other streams).
     @Test func maxConcurrentStreams() async throws {
-        let tracker = ConcurrencyTracker()
-        let permits = Permits()
-        let handler = ServerHandler.blocking { call in
-            tracker.enter()
-            defer { tracker.leave() }
-            guard permits.acquire(orCancelled: call) else { throw RPCError(.cancelled, "not released") }
-            guard let m = try call.receiveMessage() else { throw RPCError(.invalidArgument, "no request") }
-            try call.sendMessage(m)
-        }
         var options = testServerOptions()
         options.maxConcurrentStreams = 2
-        try await withServer(options: options, methods: [TestMethod("/test.Limits/Block", .unary, handler)]) { h in
-            // A fresh channel: all ten calls are started before the connection exists.
-            let calls = (0..<10).map { i -> ClientCall in
-                let c = h.channel.makeCall("/test.Limits/Block", options: CallOptions(timeout: 20))
-                c.start()
-                try? c.send(bytes("call \(i)"))
-                c.closeSend()
-                return c
-            }
-            // Release the handlers one at a time; each time, the next queued call must start.
-            for step in 0..<10 {
-                try #require(tracker.waitStarted(atLeast: min(step + 2, 10), timeout: 5),
-                             "step \(step): only \(tracker.started) handlers started")
-                #expect(tracker.running <= 2)
-                permits.release()
-            }
-            for (i, c) in calls.enumerated() {
-                let reply = try c.receive()
-                #expect(text(reply) == "call \(i)")
-                #expect(c.waitStatus() == .ok, "call \(i)")
-            }
-            #expect(tracker.started == 10)
-            #expect(tracker.maxRunning == 2)
-        }
+        try await expectAtMostTwoAtOnce(options: options, path: "/test.Limits/Block", count: 10)
     }
 
     /// A server stream of 64 MiB in 64 KiB messages to a client that reads nothing: the

@@ -200,38 +200,8 @@ struct IntegrationServerTests {
 
     /// maxWorkers = 2: six blocking calls, never more than two handlers at once, all complete.
     @Test func workerPoolBound() async throws {
-        let tracker = ConcurrencyTracker()
-        let permits = Permits()
-        let handler = ServerHandler.blocking { call in
-            tracker.enter()
-            defer { tracker.leave() }
-            guard permits.acquire(orCancelled: call) else { throw RPCError(.cancelled, "not released") }
-            guard let m = try call.receiveMessage() else { throw RPCError(.invalidArgument, "no request") }
-            try call.sendMessage(m)
-        }
         var options = testServerOptions()
         options.maxWorkers = 2
-        try await withServer(options: options, methods: [TestMethod("/test.Server/Pool", .unary, handler)]) { h in
-            let calls = (0..<6).map { i -> ClientCall in
-                let c = h.channel.makeCall("/test.Server/Pool", options: CallOptions(timeout: 20))
-                c.start()
-                try? c.send(bytes("job \(i)"))
-                c.closeSend()
-                return c
-            }
-            for step in 0..<6 {
-                try #require(tracker.waitStarted(atLeast: min(step + 2, 6), timeout: 5),
-                             "step \(step): only \(tracker.started) handlers started")
-                #expect(tracker.running <= 2)
-                permits.release()
-            }
-            for (i, c) in calls.enumerated() {
-                let reply = try c.receive()
-                #expect(text(reply) == "job \(i)")
-                #expect(c.waitStatus() == .ok)
-            }
-            #expect(tracker.maxRunning == 2)
-            #expect(tracker.finished == 6)
-        }
+        try await expectAtMostTwoAtOnce(options: options, path: "/test.Server/Pool", count: 6)
     }
 }

@@ -424,3 +424,44 @@ func entries(_ md: Metadata) -> [String] {
         }
     }
 }
+
+// MARK: - Bounded concurrency
+
+/// Runs `count` unary calls whose handlers block until released, releasing them one at a
+/// time, and checks that never more than two handlers run at once while every call still
+/// completes in order. Used for both the worker-pool bound and MAX_CONCURRENT_STREAMS.
+func expectAtMostTwoAtOnce(options: ServerOptions, path: String, count: Int) async throws {
+    let tracker = ConcurrencyTracker()
+    let permits = Permits()
+    let handler = ServerHandler.blocking { call in
+        tracker.enter()
+        defer { tracker.leave() }
+        guard permits.acquire(orCancelled: call) else { throw RPCError(.cancelled, "not released") }
+        guard let m = try call.receiveMessage() else { throw RPCError(.invalidArgument, "no request") }
+        try call.sendMessage(m)
+    }
+    try await withServer(options: options, methods: [TestMethod(path, .unary, handler)]) { h in
+        // All calls start before the connection exists (a fresh channel).
+        let calls = (0..<count).map { i -> ClientCall in
+            let c = h.channel.makeCall(path, options: CallOptions(timeout: 20))
+            c.start()
+            try? c.send(bytes("call \(i)"))
+            c.closeSend()
+            return c
+        }
+        // Release the handlers one at a time; each time, the next waiting call must start.
+        for step in 0..<count {
+            try #require(tracker.waitStarted(atLeast: min(step + 2, count), timeout: 5),
+                         "step \(step): only \(tracker.started) handlers started")
+            #expect(tracker.running <= 2)
+            permits.release()
+        }
+        for (i, c) in calls.enumerated() {
+            let reply = try c.receive()
+            #expect(text(reply) == "call \(i)")
+            #expect(c.waitStatus() == .ok, "call \(i)")
+        }
+        #expect(tracker.maxRunning == 2)
+        #expect(tracker.finished == count)
+    }
+}
