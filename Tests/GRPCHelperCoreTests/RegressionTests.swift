@@ -25,6 +25,39 @@ import Glibc
         }
     }
 
+    /// After a failed connect the channel backs off: within the backoff (1 s at first) a
+    /// call fails at once even though a server now listens; after it, calls connect.
+    @Test func reconnectBacksOff() async throws {
+        try await onThread {
+            let port = try reserveFreePort()
+            let channel = try GRPCChannel(target: "127.0.0.1:\(port)")
+            defer { channel.close() }
+            let failedAt = now()
+            #expect(runCall(channel, "/reg.S/Echo2", [bytes("x")]).status.code == .unavailable)
+            let running = try startServer(listen: "127.0.0.1:\(port)", methods: [
+                TestMethod("/reg.S/Echo2", .unary, .blocking { call in
+                    if let r = try call.receiveMessage() { try call.sendMessage(r) }
+                }),
+            ])
+            defer { running.server.shutdown(grace: 0) }
+            // Still inside the backoff window: no new connection attempt, UNAVAILABLE at once.
+            let early = runCall(channel, "/reg.S/Echo2", [bytes("x")])
+            if now() - failedAt < 0.7 {
+                #expect(early.status.code == .unavailable)
+                #expect(running.server.acceptedConnectionCount == 0)
+            }
+            // Once the backoff has passed, the next call connects.
+            var okAt = 0.0
+            #expect(waitUntil(timeout: 5) {
+                let ok = runCall(channel, "/reg.S/Echo2", [bytes("y")]).status.isOK
+                if ok { okAt = now() }
+                return ok
+            })
+            #expect(okAt - failedAt >= 0.7, "reconnected after \(okAt - failedAt) s, before the backoff")
+            #expect(running.server.acceptedConnectionCount == 1)
+        }
+    }
+
     /// cancel() puts RST_STREAM(CANCEL) on the wire.
     @Test func cancelSendsRstStreamCancel() throws {
         let fake = try FakeHTTP2Server(.init(headers: [], silent: true))
