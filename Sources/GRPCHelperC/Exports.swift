@@ -58,7 +58,7 @@ final class MetadataBox {
     private var cache: [(key: OwnedCString, value: OwnedBytes)]?
     /// Readers on several threads may build the cache at once (request metadata is read
     /// from any thread): the cache is built under this lock.
-    private let lock = NIOLockLite()
+    private let lock = BoxLock()
     init(_ md: Metadata = Metadata()) { self.md = md }
 
     func entry(_ i: Int) -> (key: OwnedCString, value: OwnedBytes)? {
@@ -188,11 +188,10 @@ final class ServerBox {
     var registrations: [(String, RPCCardinality, GHHandlerFn, CPointer)] = []
     var userData: [(CPointer, GHFreeFn)] = []
     var server: Server?
-    let lock = NIOLockLite()
 }
 
 /// A plain mutex for box state (kept tiny; GRPCHelperCore's locks are internal).
-final class NIOLockLite {
+final class BoxLock {
     private var m = pthread_mutex_t()
     init() { pthread_mutex_init(&m, nil) }
     deinit { pthread_mutex_destroy(&m) }
@@ -457,7 +456,7 @@ final class ChannelBox {
     let target: String
     var options = ChannelOptions()
     private var channel: GRPCChannel?
-    let lock = NIOLockLite()
+    let lock = BoxLock()
     init(target: String) { self.target = target }
 
     /// The channel, created on first use so options set before it apply.
@@ -478,19 +477,12 @@ public func gh_channel_new(_ out: UnsafeMutablePointer<OpaquePointer?>?, _ targe
     boundary {
         guard let out = out else { throw ExportError(GH_ERR_INVALID_ARGUMENT, "out is NULL") }
         let t = try string(target, "target")
-        do {
-            let e = try Endpoint.parse(t)
-            if case .host(_, let p) = e, p == 0 { throw EndpointError.portZero(t) }
-        } catch {
+        do { _ = try Endpoint.parseTarget(t) } catch {
             throw ExportError(GH_ERR_INVALID_ARGUMENT, "invalid target: \(error)")
         }
         out.pointee = makeHandle(ChannelBox(target: t))
         return GH_OK
     }
-}
-
-extension EndpointError {
-    static func portZero(_ t: String) -> RuntimeError { RuntimeError(.invalidArgument, "port 0 in '\(t)'") }
 }
 
 @_cdecl("gh_channel_set_int")
@@ -549,7 +541,7 @@ final class CallBox {
     var hasDetails = false
     var initial: MetadataBox?
     var trailing: MetadataBox?
-    let lock = NIOLockLite()
+    let lock = BoxLock()
     /// gh_call_free ran: no callback may use the handle any more.
     var freed = false
     var isFreed: Bool { lock.withLock { freed } }

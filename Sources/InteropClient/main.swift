@@ -29,41 +29,13 @@ func usage(_ message: String) -> Never {
     exit(2)
 }
 
-var serverHost = "localhost"
-var serverPort: Int?
-var testCaseArg: String?
-do {
-    var args = CommandLine.arguments.dropFirst()
-    while let arg = args.popFirst() {
-        guard arg.hasPrefix("--") else { usage("unexpected argument '\(arg)'") }
-        var key = String(arg.dropFirst(2))
-        var value: String?
-        if let eq = key.firstIndex(of: "=") {
-            value = String(key[key.index(after: eq)...])
-            key = String(key[..<eq])
-        }
-        func takeValue() -> String {
-            if let v = value { return v }
-            guard let v = args.popFirst() else { usage("--\(key) needs a value") }
-            return v
-        }
-        switch key {
-        case "server_host":
-            serverHost = takeValue()
-        case "server_port":
-            guard let p = Int(takeValue()), (1...65535).contains(p) else { usage("invalid --server_port") }
-            serverPort = p
-        case "test_case":
-            testCaseArg = takeValue()
-        case "use_tls":
-            guard takeValue() == "false" else { usage("TLS is not supported (--use_tls=false only)") }
-        default:
-            fputs("interop-client: warning: ignoring unknown flag '\(arg)'\n", stderr)
-        }
-    }
-}
-guard let port = serverPort else { usage("--server_port is required") }
-guard let testCaseName = testCaseArg else { usage("--test_case is required") }
+let flags = parseInteropFlags(CommandLine.arguments.dropFirst(), program: "interop-client",
+                              known: ["server_host", "server_port", "test_case", "use_tls"], usage: usage)
+let serverHost = flags["server_host"] ?? "localhost"
+guard let portText = flags["server_port"] else { usage("--server_port is required") }
+guard let port = Int(portText), (1...65535).contains(port) else { usage("invalid --server_port") }
+guard let testCaseName = flags["test_case"] else { usage("--test_case is required") }
+if let tls = flags["use_tls"], tls != "false" { usage("TLS is not supported (--use_tls=false only)") }
 
 // MARK: assertions and helpers
 

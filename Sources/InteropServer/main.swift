@@ -25,30 +25,14 @@ func usage(_ message: String) -> Never {
     exit(2)
 }
 
+let flags = parseInteropFlags(CommandLine.arguments.dropFirst(), program: "interop-server",
+                              known: ["port", "use_tls"], usage: usage)
 var port = 0
-do {
-    var args = CommandLine.arguments.dropFirst()
-    while let arg = args.popFirst() {
-        guard arg.hasPrefix("--") else { usage("unexpected argument '\(arg)'") }
-        var key = String(arg.dropFirst(2))
-        var value: String?
-        if let eq = key.firstIndex(of: "=") {
-            value = String(key[key.index(after: eq)...])
-            key = String(key[..<eq])
-        }
-        switch key {
-        case "port":
-            if value == nil { value = args.popFirst() }
-            guard let v = value, let p = Int(v), (0...65535).contains(p) else { usage("invalid --port") }
-            port = p
-        case "use_tls":
-            if value == nil { value = args.popFirst() }
-            guard value == "false" else { usage("TLS is not supported (--use_tls=false only)") }
-        default:
-            fputs("interop-server: warning: ignoring unknown flag '\(arg)'\n", stderr)
-        }
-    }
+if let v = flags["port"] {
+    guard let p = Int(v), (0...65535).contains(p) else { usage("invalid --port") }
+    port = p
 }
+if let tls = flags["use_tls"], tls != "false" { usage("TLS is not supported (--use_tls=false only)") }
 
 // MARK: helpers
 

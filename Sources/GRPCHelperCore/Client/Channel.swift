@@ -92,11 +92,8 @@ public final class GRPCChannel: @unchecked Sendable {
 
     /// Creates a channel to "host:port", "[v6]:port" or "unix:PATH".
     public init(target: String, options: ChannelOptions = ChannelOptions()) throws {
-        do { endpoint = try Endpoint.parse(target) } catch let e as EndpointError {
+        do { endpoint = try Endpoint.parseTarget(target) } catch let e as EndpointError {
             throw RuntimeError(.invalidArgument, "invalid target: \(e.message)")
-        }
-        if case .host(_, let p) = endpoint, p == 0 {
-            throw RuntimeError(.invalidArgument, "invalid target '\(target)': port 0")
         }
         self.target = target
         self.options = options
@@ -163,12 +160,9 @@ public final class GRPCChannel: @unchecked Sendable {
         }
     }
 
-    func callFinished(_ call: ClientCall) {}
-
     // MARK: event loop
 
     func startOnEventLoop(_ call: ClientCall) {
-        debugLog("startOnEventLoop state=\(state)")
         if closed {
             call.fail(Status(.cancelled, "channel closed"))
             return
@@ -216,7 +210,6 @@ public final class GRPCChannel: @unchecked Sendable {
     }
 
     private func connected(_ conn: ClientConnection, _ ch: Channel) {
-        debugLog("connected")
         if closed {
             ch.close(promise: nil)
             return
@@ -274,7 +267,6 @@ public final class GRPCChannel: @unchecked Sendable {
     }
 
     private func connectFailed(_ error: String) {
-        debugLog("connectFailed \(error)")
         let until = monotonicNanos() + UInt64(backoffSeconds * 1e9)
         state = .backoff(untilNanos: until, error: error)
         // Exponential backoff with jitter (gRPC connection-backoff: x1.6, max 120 s).

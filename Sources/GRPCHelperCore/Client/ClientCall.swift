@@ -32,13 +32,11 @@ public final class ClientCall: @unchecked Sendable, H2StreamDelegate {
 
     // Shared state (monitor).
     let monitor = Monitor()
-    private var inbound: [(message: [UInt8], compressed: Bool)] = []
+    private var inbound = InboundQueue()
     private var lastCompressed = false
-    private var inboundHead = 0
     private var initialMetadata: Metadata?
     private var finalStatus: Status?
     private var trailers = Metadata()
-    private var windowHeld = false
     private var pendingChunks: [[UInt8]] = []
     private var pendingHalfClose = false
     private var pendingCancel = false
@@ -54,6 +52,7 @@ public final class ClientCall: @unchecked Sendable, H2StreamDelegate {
     private var callbackMode = false
     private var callbackQueue: [() -> Void] = []
     private var callbackQueuedMessages = 0
+    private var callbackWindowHeld = false  // the event loop holds back WINDOW_UPDATEs
     private var callbackRunning = false
 
     // Event-loop state.
@@ -62,8 +61,7 @@ public final class ClientCall: @unchecked Sendable, H2StreamDelegate {
     /// longer referenced by the channel, but its streams must still finish. Released when
     /// the stream closes (breaking the connection → stream → call → connection cycle).
     var connection: ClientConnection?
-    private var deframer: MessageDeframer
-    private var decompressor: MessageDecompressor?
+    private var reader: MessageReader
     private var headersReceived = false
     private var elDone = false
     private var deadlineTask: Scheduled<Void>?
@@ -74,7 +72,7 @@ public final class ClientCall: @unchecked Sendable, H2StreamDelegate {
         self.method = method
         self.options = options
         self.compression = options.compression ?? channel.options.defaultCompression
-        self.deframer = MessageDeframer(maxMessageSize: channel.options.maxReceiveMessageSize)
+        self.reader = MessageReader(limit: channel.options.maxReceiveMessageSize)
         if let t = options.timeout {
             let ns = t <= 0 ? 0 : (t >= 9e9 ? UInt64(9e18) : UInt64(t * 1e9))
             deadlineNanos = monotonicNanos() + ns
@@ -114,14 +112,14 @@ public final class ClientCall: @unchecked Sendable, H2StreamDelegate {
     public func send(_ message: [UInt8], compress: Bool = true) throws {
         let schedule = try queue(message, compress: compress)
         if schedule { channel.eventLoop.execute { self.applyPending() } }
-        monitor.wait(until: { self.unsentBytes <= ServerCall.highWater || self.finalStatus != nil }, then: {})
+        monitor.wait(until: { self.unsentBytes <= sendBufferLimit || self.finalStatus != nil }, then: {})
     }
 
     /// Async variant of `send`.
     public func send(_ message: [UInt8], compress: Bool = true) async throws {
         let schedule = try queue(message, compress: compress)
         if schedule { channel.eventLoop.execute { self.applyPending() } }
-        await monitor.waitAsync(until: { self.unsentBytes <= ServerCall.highWater || self.finalStatus != nil }, then: {})
+        await monitor.waitAsync(until: { self.unsentBytes <= sendBufferLimit || self.finalStatus != nil }, then: {})
     }
 
     private func queue(_ message: [UInt8], compress: Bool) throws -> Bool {
@@ -176,25 +174,17 @@ public final class ClientCall: @unchecked Sendable, H2StreamDelegate {
         return finishPop(r)
     }
 
-    private var readable: Bool { inboundHead < inbound.count || finalStatus != nil }
+    private var readable: Bool { !inbound.isEmpty || finalStatus != nil }
 
     private func popLocked() -> ([UInt8]?, Bool) {
-        guard inboundHead < inbound.count else { return (nil, false) }
-        let m = inbound[inboundHead]
-        inbound[inboundHead] = ([], false)
+        guard let m = inbound.pop() else { return (nil, false) }
         lastCompressed = m.compressed
-        inboundHead += 1
-        if inboundHead == inbound.count {
-            inbound.removeAll(keepingCapacity: true)
-            inboundHead = 0
-        }
-        var release = false
-        if inbound.isEmpty && windowHeld {
-            windowHeld = false
+        var schedule = false
+        if m.releaseWindow {
             pendingRelease = true
-            release = takeScheduleLocked()
+            schedule = takeScheduleLocked()
         }
-        return (m.message, release)
+        return (m.message, schedule)
     }
 
     private func finishPop(_ r: ([UInt8]?, Bool)) -> [UInt8]? {
@@ -248,15 +238,11 @@ public final class ClientCall: @unchecked Sendable, H2StreamDelegate {
             guard finalStatus == nil else { return false }
             finalStatus = status
             trailers = t
-            if clearInbound { inbound.removeAll(); inboundHead = 0 }
+            if clearInbound { inbound.removeAll() }
             if callbackMode { done = onDone; onDone = nil; onMessage = nil }
             return true
         }
-        if changed {
-            debugLog("call \(method) status \(status)")
-            if let d = done { enqueueCallback { d(status) } } else if callbackMode { enqueueCallback {} }
-            channel.callFinished(self)
-        }
+        if changed, let d = done { enqueueCallback { d(status) } }
         return changed
     }
 
@@ -278,12 +264,15 @@ public final class ClientCall: @unchecked Sendable, H2StreamDelegate {
 
     private func runCallbacks() {
         while true {
-            let next: (() -> Void)? = monitor.withLock {
-                if callbackQueue.isEmpty { callbackRunning = false; return nil }
-                return callbackQueue.removeFirst()
+            // Take everything queued at once (in order); stop when nothing is left.
+            let batch: [() -> Void] = monitor.withLock {
+                let b = callbackQueue
+                callbackQueue.removeAll(keepingCapacity: true)
+                if b.isEmpty { callbackRunning = false }
+                return b
             }
-            guard let body = next else { return }
-            body()
+            if batch.isEmpty { return }
+            for body in batch { body() }
         }
     }
 
@@ -311,11 +300,8 @@ public final class ClientCall: @unchecked Sendable, H2StreamDelegate {
     /// Fails the call before or while it runs (event loop).
     func fail(_ status: Status) {
         guard !elDone else { return }
-        if setStatus(status, clearInbound: true) {
-            finishOnEventLoop(reset: true)
-        } else {
-            finishOnEventLoop(reset: true)
-        }
+        setStatus(status, clearInbound: true)
+        finishOnEventLoop(reset: true)
     }
 
     private func finishOnEventLoop(reset: Bool) {
@@ -387,41 +373,36 @@ public final class ClientCall: @unchecked Sendable, H2StreamDelegate {
         monitor.withLock {
             let before = unsentBytes
             unsentBytes -= n
-            if before > ServerCall.highWater && unsentBytes <= ServerCall.highWater {
+            if before > sendBufferLimit && unsentBytes <= sendBufferLimit {
                 for w in monitor.broadcastLocked() { w.resume() }
             }
         }
     }
 
     private func deliver(_ message: [UInt8], compressed: Bool) {
-        if monitor.withLock({ callbackMode }) {
-            var hold = false
-            // The callback is captured now: the status (which clears it) may arrive before
-            // this message's turn on the callback thread.
-            let cb: (([UInt8]) -> Void)? = monitor.withLock {
-                if callbackQueuedMessages > 1 && !windowHeld { windowHeld = true; hold = true }
-                return onMessage
+        // Callback mode: the callback is captured now, since the status (which clears it)
+        // may arrive before this message's turn on the callback thread.
+        let (callback, hold): ((([UInt8]) -> Void)?, Bool) = monitor.mutateAndNotify {
+            guard callbackMode else { return (nil, inbound.push(message, compressed: compressed)) }
+            if callbackQueuedMessages > 1 && !callbackWindowHeld {
+                callbackWindowHeld = true
+                return (onMessage, true)
             }
-            if hold { stream?.holdWindow = true }
-            enqueueCallback({ [self] in
-                monitor.withLock {
-                    callbackQueuedMessages -= 1
-                    var release = false
-                    if callbackQueuedMessages == 0 && windowHeld {
-                        windowHeld = false; pendingRelease = true; release = takeScheduleLocked()
-                    }
-                    if release { channel.eventLoop.execute { self.applyPending() } }
-                }
-                cb?(message)
-            }, isMessage: true)
-            return
-        }
-        let hold: Bool = monitor.mutateAndNotify {
-            inbound.append((message, compressed))
-            if inbound.count - inboundHead > 1 && !windowHeld { windowHeld = true; return true }
-            return false
+            return (onMessage, false)
         }
         if hold { stream?.holdWindow = true }
+        guard let cb = callback else { return }
+        enqueueCallback({ [self] in
+            let release: Bool = monitor.withLock {
+                callbackQueuedMessages -= 1
+                guard callbackQueuedMessages == 0 && callbackWindowHeld else { return false }
+                callbackWindowHeld = false
+                pendingRelease = true
+                return takeScheduleLocked()
+            }
+            if release { channel.eventLoop.execute { self.applyPending() } }
+            cb(message)
+        }, isMessage: true)
     }
 
     // MARK: H2StreamDelegate
@@ -455,7 +436,7 @@ public final class ClientCall: @unchecked Sendable, H2StreamDelegate {
                     fail(Status(.internalError, "response uses unsupported compression '\(e)'"))
                     return
                 }
-                decompressor = MessageDecompressor(alg)
+                reader.decompressor = MessageDecompressor(alg)
             }
             if endStream {
                 // Trailers-only.
@@ -472,7 +453,7 @@ public final class ClientCall: @unchecked Sendable, H2StreamDelegate {
     }
 
     private func finishWithTrailers(_ fields: [HeaderField]) {
-        if deframer.bufferedByteCount > 0 {
+        if reader.hasPartialMessage {
             fail(Status(.internalError, "response stream ended inside a message"))
             return
         }
@@ -513,32 +494,7 @@ public final class ClientCall: @unchecked Sendable, H2StreamDelegate {
 
     func h2ReceivedData(_ stream: H2Stream, _ bytes: UnsafeRawBufferPointer) {
         guard !elDone else { return }
-        deframer.append(bytes)
-        do {
-            while let (compressed, payload) = try deframer.next() {
-                var message = payload
-                if compressed {
-                    guard let d = decompressor else {
-                        fail(Status(.internalError, "compressed message received without grpc-encoding"))
-                        return
-                    }
-                    message = try d.decompress(payload, limit: channel.options.maxReceiveMessageSize)
-                }
-                deliver(message, compressed: compressed)
-            }
-        } catch let e as DeframeError {
-            if case .messageTooLarge = e {
-                fail(Status(.resourceExhausted, e.description))
-            } else {
-                fail(Status(.internalError, e.description))
-            }
-        } catch let e as CompressionError {
-            fail(e.limitExceeded
-                 ? Status(.resourceExhausted, "decompressed message larger than max (\(channel.options.maxReceiveMessageSize))")
-                 : Status(.internalError, "could not decompress message: \(e.message)"))
-        } catch {
-            fail(Status(.internalError, "\(error)"))
-        }
+        if let failure = reader.read(bytes, { deliver($0, compressed: $1) }) { fail(failure) }
     }
 
     func h2ReceivedEndStream(_ stream: H2Stream) {

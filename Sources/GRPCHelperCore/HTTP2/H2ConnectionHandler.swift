@@ -12,8 +12,6 @@ final class H2ConnectionHandler: ChannelInboundHandler, RemovableChannelHandler 
     private var flushPending = false
     /// Called once when the connection is gone (closed or failed).
     var onInactive: (() -> Void)?
-    /// Called when the connection becomes active.
-    var onActive: ((ChannelHandlerContext) -> Void)?
 
     init(session: H2Session) {
         self.session = session
@@ -28,7 +26,6 @@ final class H2ConnectionHandler: ChannelInboundHandler, RemovableChannelHandler 
         // The context holds this handler: keeping it would be a cycle.
         self.context = nil
         onInactive = nil
-        onActive = nil
     }
 
     func channelActive(context: ChannelHandlerContext) {
@@ -40,7 +37,6 @@ final class H2ConnectionHandler: ChannelInboundHandler, RemovableChannelHandler 
     private func activate(_ context: ChannelHandlerContext) {
         guard !activated else { return }
         activated = true
-        onActive?(context)
         flush()
     }
 

@@ -6,7 +6,7 @@ typealias HeaderField = (name: String, value: String)
 
 /// What a stream's owner (the gRPC server or client logic) hears from the HTTP/2 layer.
 /// Every method is called on the connection's event loop, from inside nghttp2 callbacks:
-/// implementations may submit frames through the session but never call `flush()`.
+/// implementations may submit frames; a `flush()` there is deferred to the end of the read.
 protocol H2StreamDelegate: AnyObject {
     /// A complete header block (request/response headers, or trailers).
     func h2ReceivedHeaders(_ stream: H2Stream, _ fields: [HeaderField], endStream: Bool)
@@ -42,7 +42,6 @@ final class H2Stream {
     private(set) var outboundEnded = false
     private var trailers: [HeaderField]?
     private var deferred = false
-    var dataProviderAttached = false
     /// Called (on the event loop) with the number of bytes nghttp2 took from `outbound`.
     var onDrained: ((Int) -> Void)?
 
@@ -140,7 +139,7 @@ final class H2Session {
     private(set) var raw: OpaquePointer!
     let isServer: Bool
     var streams: [Int32: H2Stream] = [:]
-    /// Called for a new stream opened by the peer (server side); returns its delegate, or nil to reset it.
+    /// Called for a new stream opened by the peer (server side), to set its delegate.
     var onNewStream: ((H2Stream) -> Void)?
     var onGoAway: ((_ lastStreamID: Int32, _ errorCode: UInt32) -> Void)?
     /// Called when the peer acknowledges a PING we sent.
@@ -216,7 +215,6 @@ final class H2Session {
             let n = nghttp2_session_mem_send(raw, &ptr)
             if n < 0 { return false }
             if n == 0 { return true }
-            debugLog("mem_send \(n)")
             buffer.writeBytes(UnsafeRawBufferPointer(start: ptr, count: n))
         }
     }
@@ -258,11 +256,9 @@ final class H2Session {
     /// Client: opens a stream with request headers; its body comes from `stream`'s buffer.
     func submitRequest(_ stream: H2Stream, _ fields: [HeaderField]) -> Bool {
         var prd = dataProvider(for: stream)
-        stream.dataProviderAttached = true
-        let id = H2Session.withNV(fields) { nv, n in
+                let id = H2Session.withNV(fields) { nv, n in
             nghttp2_submit_request(raw, nil, nv, n, &prd, Unmanaged.passUnretained(stream).toOpaque())
         }
-        debugLog("submitRequest -> \(id)")
         guard id > 0 else { return false }
         stream.id = id
         streams[id] = stream
@@ -274,8 +270,7 @@ final class H2Session {
     func submitResponse(_ stream: H2Stream, _ fields: [HeaderField], withBody: Bool) {
         if withBody {
             var prd = dataProvider(for: stream)
-            stream.dataProviderAttached = true
-            _ = H2Session.withNV(fields) { nv, n in nghttp2_submit_response(raw, stream.id, nv, n, &prd) }
+                        _ = H2Session.withNV(fields) { nv, n in nghttp2_submit_response(raw, stream.id, nv, n, &prd) }
         } else {
             _ = H2Session.withNV(fields) { nv, n in nghttp2_submit_response(raw, stream.id, nv, n, nil) }
         }
@@ -355,7 +350,6 @@ final class H2Session {
 
     fileprivate func frameReceived(_ frame: UnsafePointer<nghttp2_frame>) -> Int32 {
         let hd = frame.pointee.hd
-        debugLog("frame recv type=\(hd.type) stream=\(hd.stream_id) flags=\(hd.flags)")
         let endStream = (hd.flags & UInt8(NGHTTP2_FLAG_END_STREAM.rawValue)) != 0
         switch UInt32(hd.type) {
         case NGHTTP2_HEADERS.rawValue:

@@ -107,12 +107,6 @@ func monotonicNanos() -> UInt64 {
     return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
 }
 
-let debugEnabled = getenv("GH_DEBUG") != nil
-@inline(__always)
-func debugLog(_ s: @autoclosure () -> String) {
-    if debugEnabled { fputs("[gh] \(s())\n", stderr) }
-}
-
 /// Marks the threads that run client completion callbacks, so that closing a channel from
 /// inside a callback does not wait for the callback thread itself.
 enum CallbackThread {

@@ -22,15 +22,12 @@ public final class ServerCall: @unchecked Sendable {
     /// its calls when their streams close, which breaks the cycle.
     let connection: ServerConnection
     let stream: H2Stream
-    let maxReceiveMessageSize: Int
 
     // Shared with the event loop (guarded by monitor).
     let monitor = Monitor()
-    private var inbound: [(message: [UInt8], compressed: Bool)] = []
-    private var inboundHead = 0
+    private var inbound = InboundQueue()
     private var inboundEnded = false
     private var cancelStatus: Status?       // set once the call is cancelled/expired
-    private var windowHeld = false          // the event loop holds back WINDOW_UPDATEs
     // Pending outbound operations, applied on the event loop.
     private var pendingHeaders: Metadata?
     private var pendingChunks: [[UInt8]] = []
@@ -38,7 +35,8 @@ public final class ServerCall: @unchecked Sendable {
     private var pendingReleaseWindow = false
     private var scheduled = false
     private var unsentBytes = 0
-    // Handler-side state (handler thread only, but read under monitor where shared).
+    // Handler-side state: written by the handler's thread under the monitor (the event
+    // loop reads some of it there too).
     private var headersQueued = false
     private var explicitHeaders = false     // sendInitialMetadata was called
     private var finishQueued = false
@@ -46,19 +44,16 @@ public final class ServerCall: @unchecked Sendable {
     private var trailingMetadata = Metadata()
     private var responseCompression: CompressionAlgorithm
     private var compressor: MessageCompressor?
-    private let acceptedByClient: [String]
+
+    /// The compression algorithms the client accepts for responses (its
+    /// grpc-accept-encoding), e.g. ["identity", "deflate", "gzip"].
+    public let clientAcceptEncoding: [String]
 
     // Event-loop-only state.
-    var deframer: MessageDeframer
-    var decompressor: MessageDecompressor?
+    var reader: MessageReader
     var responseStarted = false
     var elFinished = false
-    var dispatched = false
     var deadlineTask: Scheduled<Void>?
-
-    /// Backpressure thresholds for queued response bytes.
-    static let highWater = 1 << 20
-    static let lowWater = 256 << 10
 
     init(method: String, cardinality: RPCCardinality, metadata: Metadata, peer: String,
          deadlineNanos: UInt64?, requestEncoding: CompressionAlgorithm, acceptEncoding: [String],
@@ -73,9 +68,8 @@ public final class ServerCall: @unchecked Sendable {
         self.requestEncoding = requestEncoding
         self.connection = connection
         self.stream = stream
-        self.maxReceiveMessageSize = maxReceiveMessageSize
-        self.deframer = MessageDeframer(maxMessageSize: maxReceiveMessageSize)
-        self.acceptedByClient = acceptEncoding
+        self.reader = MessageReader(limit: maxReceiveMessageSize)
+        self.clientAcceptEncoding = acceptEncoding
         // Answer in the request's algorithm when it is compressed; else the server default,
         // if the client accepts it.
         if requestEncoding != .identity {
@@ -86,7 +80,7 @@ public final class ServerCall: @unchecked Sendable {
             responseCompression = .identity
         }
         if requestEncoding != .identity {
-            decompressor = MessageDecompressor(requestEncoding)
+            reader.decompressor = MessageDecompressor(requestEncoding)
         }
     }
 
@@ -118,10 +112,6 @@ public final class ServerCall: @unchecked Sendable {
     public var lastMessageWasCompressed: Bool { monitor.withLock { lastCompressed } }
     private var lastCompressed = false
 
-    /// The compression algorithms the client accepts for responses (its
-    /// grpc-accept-encoding), e.g. ["identity", "deflate", "gzip"].
-    public var clientAcceptEncoding: [String] { acceptedByClient }
-
     /// Blocks for the next request message: nil at the end of the request stream.
     /// Throws `RPCError` (CANCELLED / DEADLINE_EXCEEDED) once the call is cancelled.
     public func receiveMessage() throws -> [UInt8]? {
@@ -135,28 +125,19 @@ public final class ServerCall: @unchecked Sendable {
         return try finishPop(r)
     }
 
-    private var readable: Bool { inboundHead < inbound.count || inboundEnded || cancelStatus != nil }
+    private var readable: Bool { !inbound.isEmpty || inboundEnded || cancelStatus != nil }
 
     private enum Pop { case message([UInt8], release: Bool), end, cancelled(Status) }
 
     private func popLocked() -> Pop {
-        if inboundHead < inbound.count {
-            let m = inbound[inboundHead]
-            inbound[inboundHead] = ([], false)
+        if let m = inbound.pop() {
             lastCompressed = m.compressed
-            inboundHead += 1
-            if inboundHead == inbound.count {
-                inbound.removeAll(keepingCapacity: true)
-                inboundHead = 0
-            }
-            var release = false
-            if inbound.isEmpty && windowHeld {
-                windowHeld = false
+            var schedule = false
+            if m.releaseWindow {
                 pendingReleaseWindow = true
-                release = !scheduled
-                scheduled = true
+                schedule = takeScheduleLocked()
             }
-            return .message(m.message, release: release)
+            return .message(m.message, release: schedule)
         }
         if let s = cancelStatus { return .cancelled(s) }
         return .end
@@ -207,41 +188,40 @@ public final class ServerCall: @unchecked Sendable {
     public func sendMessage(_ message: [UInt8], compress: Bool = true) throws {
         let schedule = try queueMessage(message, compress: compress)
         if schedule { connection.schedule(self) }
-        monitor.wait(until: { self.unsentBytes <= ServerCall.highWater || self.cancelStatus != nil || self.elFinishedShared },
-                     then: {})
+        monitor.wait(until: { self.sendMayContinue }, then: {})
     }
 
     /// Async variant of `sendMessage`.
     public func send(_ message: [UInt8], compress: Bool = true) async throws {
         let schedule = try queueMessage(message, compress: compress)
         if schedule { connection.schedule(self) }
-        await monitor.waitAsync(until: { self.unsentBytes <= ServerCall.highWater || self.cancelStatus != nil || self.elFinishedShared },
-                                then: {})
+        await monitor.waitAsync(until: { self.sendMayContinue }, then: {})
     }
 
     private var elFinishedShared = false
 
+    /// Under the monitor: queued response bytes are within the limit, or the call is over.
+    private var sendMayContinue: Bool {
+        unsentBytes <= sendBufferLimit || cancelStatus != nil || elFinishedShared
+    }
+
     private func queueMessage(_ message: [UInt8], compress: Bool) throws -> Bool {
-        let (alg, count): (CompressionAlgorithm, Int) = try monitor.withLock {
+        // responseCompression is written only by this (the handler's) thread, so it can be
+        // read here without the lock; the message is compressed outside it.
+        let framed: [UInt8]
+        if responseCompression != .identity && compress {
+            if compressor == nil { compressor = MessageCompressor(responseCompression) }
+            framed = MessageFramer.frame(try compressor!.compress(message), compressed: true)
+        } else {
+            framed = MessageFramer.frame(message, compressed: false)
+        }
+        return try monitor.withLock {
             if let s = cancelStatus { throw RPCError(s) }
             guard !finishQueued else { throw CallStateError("call already finished") }
             if !cardinality.streamsResponses && responsesSent > 0 {
                 throw CallStateError("a single-response method sends exactly one response")
             }
             responsesSent += 1
-            return (responseCompression, responsesSent)
-        }
-        _ = count
-        var framed: [UInt8]
-        if alg != .identity && compress {
-            if compressor == nil { compressor = MessageCompressor(alg) }
-            let c = try compressor!.compress(message)
-            framed = MessageFramer.frame(c, compressed: true)
-        } else {
-            framed = MessageFramer.frame(message, compressed: false)
-        }
-        return try monitor.withLock {
-            if let s = cancelStatus { throw RPCError(s) }
             if !headersQueued {
                 headersQueued = true
                 pendingHeaders = Metadata()
@@ -267,28 +247,22 @@ public final class ServerCall: @unchecked Sendable {
     var isFinishQueued: Bool { monitor.withLock { finishQueued } }
     var responseCount: Int { monitor.withLock { responsesSent } }
 
+    /// The response encoding currently chosen.
+    var currentResponseCompression: CompressionAlgorithm { monitor.withLock { responseCompression } }
+
     private func takeScheduleLocked() -> Bool {
         if scheduled { return false }
         scheduled = true
         return true
     }
 
-    /// The response encoding currently chosen.
-    var currentResponseCompression: CompressionAlgorithm { monitor.withLock { responseCompression } }
-
     // MARK: event-loop side
 
     /// Delivers a complete request message.
-    func deliver(_ message: [UInt8], compressed: Bool = false) {
-        let hold: Bool = monitor.mutateAndNotify {
-            inbound.append((message, compressed))
-            if inbound.count - inboundHead > 1 && !windowHeld {
-                windowHeld = true
-                return true
-            }
-            return false
+    func deliver(_ message: [UInt8], compressed: Bool) {
+        if monitor.mutateAndNotify({ inbound.push(message, compressed: compressed) }) {
+            stream.holdWindow = true
         }
-        if hold { stream.holdWindow = true }
     }
 
     func deliverEnd() {
@@ -359,10 +333,8 @@ public final class ServerCall: @unchecked Sendable {
         monitor.withLock {
             let before = unsentBytes
             unsentBytes -= n
-            if before > ServerCall.highWater && unsentBytes <= ServerCall.highWater {
-                let w = monitor.broadcastLocked()
-                // resume outside? continuations may be resumed under the lock safely:
-                for c in w { c.resume() }
+            if before > sendBufferLimit && unsentBytes <= sendBufferLimit {
+                for c in monitor.broadcastLocked() { c.resume() }
             }
         }
     }

@@ -174,7 +174,7 @@ final class ServerConnection: H2StreamDelegate {
             }
         }
         if registered.cardinality.streamsRequests {
-            dispatch(call, registered.handler)
+            server.run(call, registered.handler)
         } else {
             pendingDispatch[ObjectIdentifier(stream)] = registered.handler
         }
@@ -183,52 +183,21 @@ final class ServerConnection: H2StreamDelegate {
 
     private var pendingDispatch: [ObjectIdentifier: ServerHandler] = [:]
 
-    private func dispatch(_ call: ServerCall, _ h: ServerHandler) {
-        call.dispatched = true
-        server.run(call, h)
-    }
-
     private func endOfRequest(_ call: ServerCall) {
-        if call.deframer.bufferedByteCount > 0 {
+        if call.reader.hasPartialMessage {
             fail(call, Status(.internalError, "request stream ended inside a message"))
             return
         }
         call.deliverEnd()
         if let h = pendingDispatch.removeValue(forKey: ObjectIdentifier(call.stream)) {
-            dispatch(call, h)
+            server.run(call, h)
         }
     }
 
     func h2ReceivedData(_ stream: H2Stream, _ bytes: UnsafeRawBufferPointer) {
         guard let call = call(for: stream), !call.elFinished else { return }
-        call.deframer.append(bytes)
-        do {
-            while let (compressed, payload) = try call.deframer.next() {
-                var message = payload
-                if compressed {
-                    guard let d = call.decompressor else {
-                        fail(call, Status(.internalError, "compressed message received without grpc-encoding"))
-                        return
-                    }
-                    message = try d.decompress(payload, limit: call.maxReceiveMessageSize)
-                }
-                call.deliver(message, compressed: compressed)
-            }
-        } catch let e as DeframeError {
-            if case .messageTooLarge = e {
-                fail(call, Status(.resourceExhausted, e.description))
-            } else {
-                fail(call, Status(.internalError, e.description))
-            }
-        } catch let e as CompressionError {
-            if e.limitExceeded {
-                fail(call, Status(.resourceExhausted,
-                                  "decompressed message larger than max (\(call.maxReceiveMessageSize))"))
-            } else {
-                fail(call, Status(.internalError, "could not decompress message: \(e.message)"))
-            }
-        } catch {
-            fail(call, Status(.internalError, "\(error)"))
+        if let failure = call.reader.read(bytes, { call.deliver($0, compressed: $1) }) {
+            fail(call, failure)
         }
     }
 
@@ -339,5 +308,4 @@ final class ServerConnection: H2StreamDelegate {
         handler.flush()
     }
 
-    var activeCallCount: Int { calls.count }
 }

@@ -99,6 +99,13 @@ public enum Endpoint: Sendable, Equatable, CustomStringConvertible {
         return .host(String(host), port: port)
     }
 
+    /// Parses a channel target: as `parse`, and a TCP target needs a real port (not 0).
+    public static func parseTarget(_ text: String) throws -> Endpoint {
+        let e = try parse(text)
+        if case .host(_, let p) = e, p == 0 { throw EndpointError("port 0 in target '\(text)'") }
+        return e
+    }
+
     public var description: String {
         switch self {
         case .host(let h, let p): return h.contains(":") ? "[\(h)]:\(p)" : "\(h):\(p)"
