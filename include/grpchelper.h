@@ -224,6 +224,11 @@ typedef enum {
     GH_OPT_INITIAL_WINDOW_SIZE = GH_OPTTYPE_INT + 7,
     /* channel: number of threads running completion callbacks (default 4) */
     GH_OPT_CALLBACK_THREADS = GH_OPTTYPE_INT + 8,
+    /* server: calls running or waiting for a worker at once, over all
+     * connections; a call beyond it is answered RESOURCE_EXHAUSTED
+     * ("Concurrent RPC limit exceeded!") without running its handler
+     * (default 0: no limit). Since 0.1.0 (issue 3). */
+    GH_OPT_MAX_CONCURRENT_RPCS = GH_OPTTYPE_INT + 9,
     /* channel: text put before the library's own user-agent */
     GH_OPT_USER_AGENT_PREFIX = GH_OPTTYPE_STR + 1
 } gh_opt;
@@ -249,7 +254,8 @@ int gh_server_new(gh_server **out);
 /* Sets an integer option (GH_OPT_MAX_WORKERS, GH_OPT_MAX_RECV_MESSAGE_SIZE,
  * GH_OPT_MAX_CONCURRENT_STREAMS, GH_OPT_MAX_HEADER_LIST_SIZE,
  * GH_OPT_DEFAULT_COMPRESSION, GH_OPT_EVENT_LOOP_THREADS,
- * GH_OPT_INITIAL_WINDOW_SIZE). Before gh_server_start only.
+ * GH_OPT_INITIAL_WINDOW_SIZE, GH_OPT_MAX_CONCURRENT_RPCS). Before
+ * gh_server_start only.
  * Threads: one thread at a time per server. */
 int gh_server_set_int(gh_server *s, gh_opt option, int64_t value);
 
@@ -264,6 +270,16 @@ int gh_server_set_str(gh_server *s, gh_opt option, const char *value);
  * Threads: one thread at a time per server. */
 int gh_server_add_listener(gh_server *s, const char *address);
 
+/* Binds and listens on |address| (as for gh_server_add_listener; copied) now,
+ * and writes the bound port to *port (0 for unix sockets) — so port 0 can be
+ * resolved before the server starts. Connections wait in the listen backlog
+ * until gh_server_start. Server options are fixed from the first bind on
+ * (gh_server_set_int returns GH_ERR_INVALID_STATE after it). These listeners
+ * are not counted by gh_server_port's index. GH_ERR_BIND (address and reason
+ * in gh_last_error) if the address cannot be bound. Before gh_server_start.
+ * Threads: one thread at a time per server. */
+int gh_server_bind(gh_server *s, const char *address, int *port);
+
 /* Registers |fn| for |method| ("/package.Service/Method"; copied). |user_data|
  * is passed to every invocation; |free_user_data| (may be NULL) is called with
  * it once when the server is freed. Before gh_server_start only.
@@ -271,6 +287,17 @@ int gh_server_add_listener(gh_server *s, const char *address);
 int gh_server_register(gh_server *s, const char *method,
                        gh_cardinality cardinality, gh_handler_fn fn,
                        void *user_data, void (*free_user_data)(void *));
+
+/* Registers |fn| for every method that has no handler registered with
+ * gh_server_register (at most one fallback per server). Its calls run as
+ * GH_BIDI_STREAMING whatever the method: the handler reads requests and sends
+ * responses as the method needs, reads the method with gh_server_call_method,
+ * and finishes with GH_STATUS_UNIMPLEMENTED a method it does not serve.
+ * |user_data| and |free_user_data| as for gh_server_register. Before
+ * gh_server_start only; GH_ERR_INVALID_STATE for a second fallback.
+ * Threads: one thread at a time per server. */
+int gh_server_register_fallback(gh_server *s, gh_handler_fn fn, void *user_data,
+                                void (*free_user_data)(void *));
 
 /* Binds every listener and starts serving in the background. GH_ERR_BIND (with
  * the address and reason in gh_last_error) if an address cannot be bound.
@@ -321,6 +348,19 @@ double gh_server_call_time_remaining(const gh_server_call *call);
  * server shutdown.
  * Threads: any thread while the handler runs. */
 int gh_server_call_is_cancelled(const gh_server_call *call);
+
+/* The client's user-agent header (not part of the request metadata), or NULL
+ * when it sent none. Valid until the handler returns.
+ * Threads: any thread while the handler runs. */
+const char *gh_server_call_user_agent(const gh_server_call *call);
+
+/* Blocks until the call has ended — finished with gh_server_call_finish, or
+ * cancelled (client, deadline, server shutdown) — or until |timeout_seconds|
+ * passed (< 0: no limit). Returns 1 when the call has ended, 0 on timeout.
+ * Lets a helper thread wait for the end of a call whose handler is busy.
+ * Threads: any thread while the handler runs (the handler must not return
+ * while another thread waits here). */
+int gh_server_call_wait_done(gh_server_call *call, double timeout_seconds);
 
 /* Reads the next request message, blocking. Returns 1 with *data and *len set
  * (valid until the next gh_server_call_read or the handler returns), 0 at the

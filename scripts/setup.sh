@@ -24,6 +24,8 @@ py_missing=()
 python3 -c "import grpc" 2>/dev/null || py_missing+=(grpcio)
 python3 -c "import grpc_tools" 2>/dev/null || py_missing+=(grpcio-tools)
 python3 -c "import pytest" 2>/dev/null || py_missing+=(pytest)
+# The Python binding's packaging test builds its wheel without build isolation.
+python3 -c "import setuptools" 2>/dev/null || py_missing+=(setuptools)
 if ((${#py_missing[@]})); then
     echo "setup: pip installing ${py_missing[*]}"
     # Debian's own python3 refuses pip installs (PEP 668) unless told otherwise.

@@ -3,6 +3,7 @@
 #   Swift unit + integration tests (debug build, swift test)
 #   C tests through the public header (CMake release build of libgrpchelper.so, ctest)
 #   interop with grpcio, both directions (pytest)
+#   the Python binding: the grpcio equivalence matrix and the binding's own tests (pytest)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -22,3 +23,6 @@ ctest --test-dir build --output-on-failure
 
 echo "== pytest (interop with grpcio)"
 python3 -m pytest -q Tests/interop
+
+echo "== pytest (Python binding: equivalence matrix with grpcio, binding tests)"
+python3 -m pytest -q bindings/python/tests

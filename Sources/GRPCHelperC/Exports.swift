@@ -170,6 +170,7 @@ private let GH_OPT_DEFAULT_COMPRESSION: Int32 = 5
 private let GH_OPT_EVENT_LOOP_THREADS: Int32 = 6
 private let GH_OPT_INITIAL_WINDOW_SIZE: Int32 = 7
 private let GH_OPT_CALLBACK_THREADS: Int32 = 8
+private let GH_OPT_MAX_CONCURRENT_RPCS: Int32 = 9
 private let GH_OPT_USER_AGENT_PREFIX: Int32 = 10001
 
 private func positive(_ v: Int64, _ name: String, max: Int64 = Int64(Int32.max)) throws -> Int {
@@ -186,8 +187,11 @@ final class ServerBox {
     var options = ServerOptions()
     var listeners: [String] = []
     var registrations: [(String, RPCCardinality, GHHandlerFn, CPointer)] = []
+    var fallback: (GHHandlerFn, CPointer)?
     var userData: [(CPointer, GHFreeFn)] = []
+    /// Created by the first gh_server_bind or by gh_server_start (options fixed from then on).
     var server: Server?
+    var started = false
 }
 
 /// A plain mutex for box state (kept tiny; GRPCHelperCore's locks are internal).
@@ -214,7 +218,7 @@ public func gh_server_new(_ out: UnsafeMutablePointer<OpaquePointer?>?) -> Int32
 public func gh_server_set_int(_ s: OpaquePointer?, _ option: Int32, _ value: Int64) -> Int32 {
     boundary {
         let box = try borrow(s, ServerBox.self, "server")
-        guard box.server == nil else { throw ExportError(GH_ERR_INVALID_STATE, "server options must be set before start") }
+        guard box.server == nil else { throw ExportError(GH_ERR_INVALID_STATE, "server options must be set before start (and before gh_server_bind)") }
         switch option {
         case GH_OPT_MAX_WORKERS: box.options.maxWorkers = try positive(value, "max workers", max: 10_000)
         case GH_OPT_MAX_RECV_MESSAGE_SIZE: box.options.maxReceiveMessageSize = try positive(value, "max receive message size")
@@ -225,6 +229,8 @@ public func gh_server_set_int(_ s: OpaquePointer?, _ option: Int32, _ value: Int
             box.options.defaultCompression = c
         case GH_OPT_EVENT_LOOP_THREADS: box.options.eventLoopThreads = try positive(value, "event loop threads", max: 1024)
         case GH_OPT_INITIAL_WINDOW_SIZE: box.options.initialWindowSize = try positive(value, "initial window size")
+        case GH_OPT_MAX_CONCURRENT_RPCS:
+            box.options.maxConcurrentRPCs = value == 0 ? nil : try positive(value, "max concurrent RPCs")
         default: throw ExportError(GH_ERR_INVALID_ARGUMENT, "option \(option) is not an integer server option")
         }
         return GH_OK
@@ -243,12 +249,26 @@ public func gh_server_set_str(_ s: OpaquePointer?, _ option: Int32, _ value: Uns
 public func gh_server_add_listener(_ s: OpaquePointer?, _ address: UnsafePointer<CChar>?) -> Int32 {
     boundary {
         let box = try borrow(s, ServerBox.self, "server")
-        guard box.server == nil else { throw ExportError(GH_ERR_INVALID_STATE, "listeners must be added before start") }
+        guard !box.started else { throw ExportError(GH_ERR_INVALID_STATE, "listeners must be added before start") }
         let a = try string(address, "address")
         do { _ = try Endpoint.parse(a) } catch {
             throw ExportError(GH_ERR_INVALID_ARGUMENT, "invalid listen address: \(error)")
         }
         box.listeners.append(a)
+        return GH_OK
+    }
+}
+
+@_cdecl("gh_server_bind")
+public func gh_server_bind(_ s: OpaquePointer?, _ address: UnsafePointer<CChar>?, _ port: UnsafeMutablePointer<Int32>?) -> Int32 {
+    boundary {
+        let box = try borrow(s, ServerBox.self, "server")
+        guard !box.started else { throw ExportError(GH_ERR_INVALID_STATE, "gh_server_bind must come before start") }
+        let a = try string(address, "address")
+        let server = box.server ?? Server(options: box.options)
+        box.server = server
+        let p = try server.bindNow(a)
+        port?.pointee = Int32(p)
         return GH_OK
     }
 }
@@ -259,7 +279,7 @@ public func gh_server_register(_ s: OpaquePointer?, _ method: UnsafePointer<CCha
                                _ freeUserData: GHFreeFn?) -> Int32 {
     boundary {
         let box = try borrow(s, ServerBox.self, "server")
-        guard box.server == nil else { throw ExportError(GH_ERR_INVALID_STATE, "methods must be registered before start") }
+        guard !box.started else { throw ExportError(GH_ERR_INVALID_STATE, "methods must be registered before start") }
         let m = try string(method, "method")
         guard let card = RPCCardinality(rawValue: Int(cardinality)) else {
             throw ExportError(GH_ERR_INVALID_ARGUMENT, "invalid cardinality \(cardinality)")
@@ -274,23 +294,43 @@ public func gh_server_register(_ s: OpaquePointer?, _ method: UnsafePointer<CCha
     }
 }
 
+@_cdecl("gh_server_register_fallback")
+public func gh_server_register_fallback(_ s: OpaquePointer?, _ fn: GHHandlerFn?, _ userData: UnsafeMutableRawPointer?,
+                                        _ freeUserData: GHFreeFn?) -> Int32 {
+    boundary {
+        let box = try borrow(s, ServerBox.self, "server")
+        guard !box.started else { throw ExportError(GH_ERR_INVALID_STATE, "methods must be registered before start") }
+        guard let fn = fn else { throw ExportError(GH_ERR_INVALID_ARGUMENT, "handler is NULL") }
+        guard box.fallback == nil else { throw ExportError(GH_ERR_INVALID_STATE, "a fallback handler is already registered") }
+        box.fallback = (fn, CPointer(raw: userData))
+        if let f = freeUserData { box.userData.append((CPointer(raw: userData), f)) }
+        return GH_OK
+    }
+}
+
+/// Runs a C handler on a call, with the call boxed as a handle for the handler's duration.
+private func cHandler(_ fn: GHHandlerFn, _ ud: CPointer) -> ServerHandler {
+    .blocking { call in
+        let h = makeHandle(ServerCallBox(call))
+        fn(h, ud.raw)
+        release(h, ServerCallBox.self)
+    }
+}
+
 @_cdecl("gh_server_start")
 public func gh_server_start(_ s: OpaquePointer?) -> Int32 {
     boundary {
         let box = try borrow(s, ServerBox.self, "server")
-        guard box.server == nil else { throw ExportError(GH_ERR_INVALID_STATE, "server already started") }
-        let server = Server(options: box.options)
+        guard !box.started else { throw ExportError(GH_ERR_INVALID_STATE, "server already started") }
+        let server = box.server ?? Server(options: box.options)
+        box.server = server
         for (m, card, fn, ud) in box.registrations {
-            try server.register(m, cardinality: card, handler: .blocking { call in
-                let callBox = ServerCallBox(call)
-                let h = makeHandle(callBox)
-                fn(h, ud.raw)
-                release(h, ServerCallBox.self)
-            })
+            try server.register(m, cardinality: card, handler: cHandler(fn, ud))
         }
+        if let (fn, ud) = box.fallback { try server.registerFallback(handler: cHandler(fn, ud)) }
         for l in box.listeners { try server.addListener(l) }
         try server.start()
-        box.server = server
+        box.started = true
         return GH_OK
     }
 }
@@ -299,7 +339,7 @@ public func gh_server_start(_ s: OpaquePointer?) -> Int32 {
 public func gh_server_port(_ s: OpaquePointer?, _ index: Int, _ port: UnsafeMutablePointer<Int32>?) -> Int32 {
     boundary {
         let box = try borrow(s, ServerBox.self, "server")
-        guard let server = box.server else { throw ExportError(GH_ERR_INVALID_STATE, "server not started") }
+        guard let server = box.server, box.started else { throw ExportError(GH_ERR_INVALID_STATE, "server not started") }
         guard let p = server.port(listener: index) else {
             throw ExportError(GH_ERR_INVALID_ARGUMENT, "no listener \(index)")
         }
@@ -321,7 +361,7 @@ public func gh_server_shutdown(_ s: OpaquePointer?, _ grace: Double) -> Int32 {
 public func gh_server_wait(_ s: OpaquePointer?) -> Int32 {
     boundary {
         let box = try borrow(s, ServerBox.self, "server")
-        guard let server = box.server else { throw ExportError(GH_ERR_INVALID_STATE, "server not started") }
+        guard let server = box.server, box.started else { throw ExportError(GH_ERR_INVALID_STATE, "server not started") }
         server.wait()
         return GH_OK
     }
@@ -344,11 +384,13 @@ final class ServerCallBox {
     let method: OwnedCString
     let peer: OwnedCString
     let metadata: MetadataBox
+    let userAgent: OwnedCString?
     let message = OwnedBytes()
     init(_ call: ServerCall) {
         self.call = call
         method = OwnedCString(call.method)
         peer = OwnedCString(call.peer)
+        userAgent = call.userAgent.map(OwnedCString.init)
         metadata = MetadataBox(call.requestMetadata)
     }
 }
@@ -379,6 +421,20 @@ public func gh_server_call_time_remaining(_ c: OpaquePointer?) -> Double {
 public func gh_server_call_is_cancelled(_ c: OpaquePointer?) -> Int32 {
     guard let box = try? borrow(c, ServerCallBox.self, "call") else { return 1 }
     return box.call.isCancelled ? 1 : 0
+}
+
+@_cdecl("gh_server_call_user_agent")
+public func gh_server_call_user_agent(_ c: OpaquePointer?) -> UnsafePointer<CChar>? {
+    guard let box = try? borrow(c, ServerCallBox.self, "call"), let ua = box.userAgent else { return nil }
+    return UnsafePointer(ua.pointer)
+}
+
+@_cdecl("gh_server_call_wait_done")
+public func gh_server_call_wait_done(_ c: OpaquePointer?, _ timeout: Double) -> Int32 {
+    boundary {
+        let box = try borrow(c, ServerCallBox.self, "call")
+        return box.call.waitUntilEnded(timeout: timeout < 0 ? nil : timeout) ? 1 : 0
+    }
 }
 
 @_cdecl("gh_server_call_read")

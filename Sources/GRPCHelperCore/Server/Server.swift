@@ -13,6 +13,8 @@ public final class Server: @unchecked Sendable {
 
     public let options: ServerOptions
     private(set) var registry: [String: Registered] = [:]
+    /// Runs calls of methods not in `registry` (as bidirectional streams), if set.
+    private(set) var fallback: Registered?
     private var endpoints: [Endpoint] = []
     private var listeners: [Channel] = []
     private var group: MultiThreadedEventLoopGroup?
@@ -34,7 +36,7 @@ public final class Server: @unchecked Sendable {
     }
 
     deinit {
-        if started && !stopped { shutdown(grace: 0) }
+        if (started || group != nil) && !stopped { shutdown(grace: 0) }
         LiveObjects.destroyed(.server)
     }
 
@@ -46,6 +48,16 @@ public final class Server: @unchecked Sendable {
                 throw RuntimeError(.invalidArgument, "method path must look like /package.Service/Method, got '\(method)'")
             }
             registry[method] = Registered(cardinality: cardinality, handler: handler)
+        }
+    }
+
+    /// Registers a handler for every method that has no handler of its own. Its calls
+    /// run as bidirectional streams: the handler reads and answers as the method needs
+    /// (and finishes with UNIMPLEMENTED for a method it does not know). Before `start()`.
+    public func registerFallback(handler: ServerHandler) throws {
+        try state.withLock {
+            guard !started else { throw RuntimeError(.invalidState, "cannot register methods after start") }
+            fallback = Registered(cardinality: .bidiStreaming, handler: handler)
         }
     }
 
@@ -63,52 +75,89 @@ public final class Server: @unchecked Sendable {
         }
     }
 
-    /// Binds every listener and starts serving. Throws `RuntimeError(.bind, ...)` when an
-    /// address cannot be bound (everything already bound is closed again).
-    public func start() throws {
-        try state.withLock {
-            guard !started else { throw RuntimeError(.invalidState, "server already started") }
-            guard !endpoints.isEmpty else { throw RuntimeError(.invalidState, "no listen address added") }
-            started = true
+    /// Binds and listens on `address` now, before `start()`, and returns the bound port
+    /// (0 for a unix socket). Connections wait in the listen backlog until `start()`.
+    /// Options are fixed from the first call on. Throws `RuntimeError(.bind, ...)`.
+    public func bindNow(_ address: String) throws -> Int {
+        let e: Endpoint
+        do { e = try Endpoint.parse(address) } catch let err as EndpointError {
+            throw RuntimeError(.invalidArgument, "invalid listen address: \(err.message)")
         }
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, options.eventLoopThreads))
-        let pool = WorkerPool(threads: options.maxWorkers)
-        self.group = group
-        self.pool = pool
-        let bootstrap = ServerBootstrap(group: group)
+        try state.withLock {
+            guard !started, !stopping else { throw RuntimeError(.invalidState, "cannot bind after start") }
+        }
+        let channel = try bind(e, makeBootstrap(ensureGroup(), autoRead: false))
+        earlyListeners.append((e, channel))
+        return channel.localAddress?.port ?? 0
+    }
+
+    private var earlyListeners: [(Endpoint, Channel)] = []
+
+    private func ensureGroup() -> MultiThreadedEventLoopGroup {
+        if let g = group { return g }
+        let g = MultiThreadedEventLoopGroup(numberOfThreads: max(1, options.eventLoopThreads))
+        group = g
+        return g
+    }
+
+    private func makeBootstrap(_ group: MultiThreadedEventLoopGroup, autoRead: Bool) -> ServerBootstrap {
+        ServerBootstrap(group: group)
             .serverChannelOption(NIOCore.ChannelOptions.backlog, value: 256)
             .serverChannelOption(NIOCore.ChannelOptions.socketOption(.so_reuseaddr), value: 1)
+            .serverChannelOption(NIOCore.ChannelOptions.autoRead, value: autoRead)
             .childChannelOption(NIOCore.ChannelOptions.socketOption(.tcp_nodelay), value: 1)
             .childChannelInitializer { [weak self] channel in
                 guard let self = self else { return channel.close() }
                 return self.accept(channel)
             }
+    }
+
+    private func bind(_ e: Endpoint, _ bootstrap: ServerBootstrap) throws -> Channel {
+        do {
+            switch e {
+            case .host(let h, let p):
+                return try bootstrap.bind(host: h, port: p).wait()
+            case .unix(let path):
+                // A socket file someone still listens on is busy; only a stale one is replaced.
+                if unixSocketIsLive(path) {
+                    throw RuntimeError(.bind, "address already in use (a server listens on \(path))")
+                }
+                return try bootstrap.bind(unixDomainSocketPath: path, cleanupExistingSocketFile: true).wait()
+            }
+        } catch {
+            let reason = (error as? RuntimeError)?.message ?? "\(error)"
+            throw RuntimeError(.bind, "cannot listen on \(e): \(reason)")
+        }
+    }
+
+    /// Binds every listener and starts serving. Throws `RuntimeError(.bind, ...)` when an
+    /// address cannot be bound (everything bound by this call is closed again).
+    public func start() throws {
+        try state.withLock {
+            guard !started else { throw RuntimeError(.invalidState, "server already started") }
+            guard !endpoints.isEmpty || !earlyListeners.isEmpty else {
+                throw RuntimeError(.invalidState, "no listen address added")
+            }
+            started = true
+        }
+        let group = ensureGroup()
+        let pool = WorkerPool(threads: options.maxWorkers)
+        self.pool = pool
+        let bootstrap = makeBootstrap(group, autoRead: true)
         var bound: [Channel] = []
         do {
-            for e in endpoints {
-                switch e {
-                case .host(let h, let p):
-                    bound.append(try bootstrap.bind(host: h, port: p).wait())
-                case .unix(let path):
-                    // A socket file someone still listens on is busy; only a stale one is replaced.
-                    if unixSocketIsLive(path) {
-                        throw RuntimeError(.bind, "address already in use (a server listens on \(path))")
-                    }
-                    bound.append(try bootstrap.bind(unixDomainSocketPath: path, cleanupExistingSocketFile: true).wait())
-                }
-            }
+            for e in endpoints { bound.append(try bind(e, bootstrap)) }
         } catch {
             for c in bound { try? c.close().wait() }
             pool.shutdown()
-            try? group.syncShutdownGracefully()
-            self.group = nil
             self.pool = nil
             state.withLock { started = false }
-            let which = endpoints[bound.count]
-            let reason = (error as? RuntimeError)?.message ?? "\(error)"
-            throw RuntimeError(.bind, "cannot listen on \(which): \(reason)")
+            throw error
         }
         listeners = bound
+        for (_, l) in earlyListeners {
+            _ = l.setOption(NIOCore.ChannelOptions.autoRead, value: true)
+        }
     }
 
     /// The port bound by listener `index` (0 for unix sockets), after `start()`.
@@ -136,7 +185,15 @@ public final class Server: @unchecked Sendable {
 
     /// Runs a handler for a call (called on the event loop).
     func run(_ call: ServerCall, _ handler: ServerHandler) {
-        state.withLock { runningHandlers += 1 }
+        let admitted: Bool = state.withLock {
+            if let limit = options.maxConcurrentRPCs, runningHandlers >= limit { return false }
+            runningHandlers += 1
+            return true
+        }
+        guard admitted else {
+            try? call.finish(Status(.resourceExhausted, "Concurrent RPC limit exceeded!"))
+            return
+        }
         switch handler {
         case .blocking(let body):
             let accepted = pool?.submit { [self] in
@@ -215,8 +272,9 @@ public final class Server: @unchecked Sendable {
             return
         }
         for l in listeners { try? l.close().wait() }
+        for (_, l) in earlyListeners { try? l.close().wait() }
         // The socket files of unix listeners go with them.
-        for case .unix(let path) in endpoints { unlink(path) }
+        for case .unix(let path) in endpoints + earlyListeners.map({ $0.0 }) { unlink(path) }
         let conns = state.withLock { Array(connections.values) }
         for c in conns { c.eventLoop.execute { c.goAway() } }
         let deadline = grace.map { monotonicNanos() + UInt64(max(0, $0) * 1e9) }

@@ -17,6 +17,8 @@ public final class ServerCall: @unchecked Sendable {
     public let deadlineNanos: UInt64?
     /// The request's message encoding.
     public let requestEncoding: CompressionAlgorithm
+    /// The client's user-agent header, if it sent one (not part of `requestMetadata`).
+    public internal(set) var userAgent: String?
 
     /// Strong: a handler may outlive its connection (client gone); the connection drops
     /// its calls when their streams close, which breaks the cycle.
@@ -234,7 +236,7 @@ public final class ServerCall: @unchecked Sendable {
 
     /// Ends the call with `status` (trailing metadata from `setTrailingMetadata` or `trailers`).
     public func finish(_ status: Status, trailers: Metadata? = nil) throws {
-        let schedule: Bool = try monitor.withLock {
+        let schedule: Bool = try monitor.mutateAndNotify {
             guard !finishQueued else { throw CallStateError("call already finished") }
             finishQueued = true
             if let t = trailers { trailingMetadata = t }
@@ -245,6 +247,20 @@ public final class ServerCall: @unchecked Sendable {
     }
 
     var isFinishQueued: Bool { monitor.withLock { finishQueued } }
+
+    /// Blocks until the call has ended — finished by the handler, or cancelled (client,
+    /// deadline, shutdown) — or until `timeout` seconds passed (nil: no limit).
+    /// Returns whether the call has ended.
+    public func waitUntilEnded(timeout: Double?) -> Bool {
+        var deadline: UInt64?
+        if let t = timeout {
+            let now = monotonicNanos()
+            let ns = t <= 0 ? 0 : (t >= 1e10 ? UInt64(1e19) : UInt64(t * 1e9))
+            deadline = ns > UInt64.max - now ? UInt64.max : now + ns
+        }
+        return monitor.wait(until: { self.finishQueued || self.cancelStatus != nil },
+                            deadlineNanos: deadline, then: { true }) ?? false
+    }
     var responseCount: Int { monitor.withLock { responsesSent } }
 
     /// The response encoding currently chosen.

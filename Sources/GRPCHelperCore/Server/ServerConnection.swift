@@ -110,7 +110,7 @@ final class ServerConnection: H2StreamDelegate {
 
     private func openCall(_ stream: H2Stream, _ fields: [HeaderField], endStream: Bool) {
         var method = "", path = "", contentType = "", timeout: String?, encoding: String?
-        var accept: String?
+        var accept: String?, userAgent: String?
         for f in fields {
             switch f.name {
             case ":method": method = f.value
@@ -119,6 +119,7 @@ final class ServerConnection: H2StreamDelegate {
             case "grpc-timeout": timeout = f.value
             case "grpc-encoding": encoding = f.value
             case "grpc-accept-encoding": accept = f.value
+            case "user-agent": userAgent = f.value
             default: break
             }
         }
@@ -131,7 +132,7 @@ final class ServerConnection: H2StreamDelegate {
             reject(stream, httpStatus: 415, Status(.internalError, "invalid content-type '\(contentType)'"))
             return
         }
-        guard let registered = server.registry[path] else {
+        guard let registered = server.registry[path] ?? server.fallback else {
             reject(stream, Status(.unimplemented, "Method not found: \(path)"))
             return
         }
@@ -163,6 +164,7 @@ final class ServerConnection: H2StreamDelegate {
             acceptEncoding: accept.map(CompressionAlgorithm.parseAcceptEncoding) ?? ["identity"],
             defaultCompression: server.options.defaultCompression, connection: self, stream: stream,
             maxReceiveMessageSize: server.options.maxReceiveMessageSize)
+        call.userAgent = userAgent
         calls[ObjectIdentifier(stream)] = call
         stream.onDrained = { [unowned call] n in call.drained(n) }
         if let d = deadline {

@@ -62,6 +62,9 @@ public struct ServerOptions: Sendable {
     public var eventLoopThreads = System.coreCount
     /// HTTP/2 initial stream window.
     public var initialWindowSize = 1 << 20
+    /// Calls allowed to run or wait for a worker at once, over all connections; a call
+    /// beyond it is answered RESOURCE_EXHAUSTED at once. nil: no limit.
+    public var maxConcurrentRPCs: Int?
     public init() {}
 }
 

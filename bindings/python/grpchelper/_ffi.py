@@ -1,0 +1,389 @@
+"""The C ABI of libgrpchelper (include/grpchelper.h), declared for ctypes.
+
+Every function the package uses is declared here once, with its C prototype above it.
+Functions that return a gh_error int get an errcheck that turns a negative result into
+an exception carrying the library's own message (gh_last_error, read on the same thread).
+ctypes releases the GIL around every foreign call, so blocking calls (reads, waits,
+shutdown) let other Python threads run.
+"""
+
+import ctypes
+import ctypes.util
+import os
+import subprocess
+import threading
+from ctypes import (CFUNCTYPE, POINTER, byref, c_char_p, c_double, c_int, c_int64,
+                    c_size_t, c_uint8, c_void_p)
+
+# The oldest library version this package works with (0xXXYYZZ).
+GH_MIN_VERSION = 0x000100
+
+# --- constants (grpchelper.h) -------------------------------------------------------
+
+GH_OK = 0
+GH_ERR_INVALID_ARGUMENT = -501
+GH_ERR_INVALID_STATE = -502
+GH_ERR_CLOSED = -503
+GH_ERR_BIND = -504
+GH_ERR_RPC = -505
+GH_ERR_TOO_LARGE = -506
+GH_ERR_FATAL = -900
+GH_ERR_NOMEM = -901
+GH_ERR_INTERNAL = -902
+
+GH_UNARY, GH_CLIENT_STREAMING, GH_SERVER_STREAMING, GH_BIDI_STREAMING = 0, 1, 2, 3
+
+GH_COMPRESSION_DEFAULT = -1
+GH_COMPRESSION_NONE = 0
+GH_COMPRESSION_DEFLATE = 1
+GH_COMPRESSION_GZIP = 2
+
+GH_WRITE_NO_COMPRESS = 0x1
+
+GH_OPT_MAX_WORKERS = 1
+GH_OPT_MAX_RECV_MESSAGE_SIZE = 2
+GH_OPT_MAX_CONCURRENT_STREAMS = 3
+GH_OPT_MAX_HEADER_LIST_SIZE = 4
+GH_OPT_DEFAULT_COMPRESSION = 5
+GH_OPT_EVENT_LOOP_THREADS = 6
+GH_OPT_INITIAL_WINDOW_SIZE = 7
+GH_OPT_CALLBACK_THREADS = 8
+GH_OPT_MAX_CONCURRENT_RPCS = 9
+GH_OPT_USER_AGENT_PREFIX = 10001
+
+
+class GrpcHelperError(Exception):
+    """A gh_ function failed: `.code` is the gh_error, the text is the library's message."""
+
+    def __init__(self, code, message):
+        super().__init__("%s (%s)" % (message, code))
+        self.code = code
+        self.message = message
+
+
+class InvalidArgumentError(GrpcHelperError, ValueError):
+    pass
+
+
+class InvalidStateError(GrpcHelperError):
+    pass
+
+
+class ClosedError(GrpcHelperError):
+    pass
+
+
+class BindError(GrpcHelperError, OSError):
+    pass
+
+
+_ERRORS = {
+    GH_ERR_INVALID_ARGUMENT: InvalidArgumentError,
+    GH_ERR_INVALID_STATE: InvalidStateError,
+    GH_ERR_CLOSED: ClosedError,
+    GH_ERR_BIND: BindError,
+}
+
+
+# --- finding and loading the library ------------------------------------------------
+
+def _pkg_config_libdir():
+    try:
+        out = subprocess.run(["pkg-config", "--variable=libdir", "grpchelper"],
+                             capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    libdir = out.stdout.strip()
+    if out.returncode != 0 or not libdir:
+        return None
+    return os.path.join(libdir, "libgrpchelper.so.1")
+
+
+def _in_tree():
+    # bindings/python/grpchelper/_ffi.py -> <repo>/build/lib/libgrpchelper.so.1
+    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(
+        os.path.abspath(__file__)))))
+    return os.path.join(repo, "build", "lib", "libgrpchelper.so.1")
+
+
+def _candidates():
+    """(description, thunk returning a path/name or None), in lookup order."""
+    return [
+        ("environment variable GRPCHELPER_LIBRARY",
+         lambda: os.environ.get("GRPCHELPER_LIBRARY") or None),
+        ("pkg-config grpchelper (libdir)", _pkg_config_libdir),
+        ("the system linker path (libgrpchelper.so.1)", lambda: "libgrpchelper.so.1"),
+        ("the system linker path (find_library)", lambda: ctypes.util.find_library("grpchelper")),
+        ("the in-tree build", _in_tree),
+    ]
+
+
+_load_lock = threading.Lock()
+_lib = None
+
+
+def load_library():
+    """Loads libgrpchelper once; ImportError listing every try when none works."""
+    global _lib
+    with _load_lock:
+        if _lib is not None:
+            return _lib
+        tried = []
+        for what, thunk in _candidates():
+            name = thunk()
+            if not name:
+                tried.append("%s: not set / not found" % what)
+                continue
+            try:
+                lib = ctypes.CDLL(name)
+            except OSError as e:
+                tried.append("%s: %s: %s" % (what, name, e))
+                continue
+            try:
+                fn = lib.gh_version
+            except AttributeError:
+                tried.append("%s: %s: not libgrpchelper (no gh_version)" % (what, name))
+                continue
+            fn.restype = c_void_p
+            fn.argtypes = [c_int]
+            if not fn(GH_MIN_VERSION):
+                tried.append("%s: %s: version older than %06x" % (what, name, GH_MIN_VERSION))
+                continue
+            _lib = lib
+            return lib
+        raise ImportError("cannot load libgrpchelper; tried, in order:\n  " + "\n  ".join(tried))
+
+
+lib = load_library()
+
+
+def _check(rc, func, args):
+    if rc < 0:
+        msg = lib.gh_last_error()
+        text = msg.decode("utf-8", "replace") if msg else ""
+        raise _ERRORS.get(rc, GrpcHelperError)(rc, text or lib.gh_strerror(rc).decode())
+    return rc
+
+
+def _fn(name, restype, argtypes, check=False):
+    f = getattr(lib, name)
+    f.restype = restype
+    f.argtypes = argtypes
+    if check:
+        f.errcheck = _check
+    return f
+
+
+# --- declarations -------------------------------------------------------------------
+
+class gh_info(ctypes.Structure):
+    _fields_ = [("age", c_int), ("version_num", c_int), ("version_str", c_char_p)]
+
+
+# const gh_info *gh_version(int least_version_num);
+gh_version = _fn("gh_version", POINTER(gh_info), [c_int])
+# const char *gh_strerror(int code);
+gh_strerror = _fn("gh_strerror", c_char_p, [c_int])
+# const char *gh_last_error(void);
+gh_last_error = _fn("gh_last_error", c_char_p, [])
+# void gh_free(void *p);
+gh_free = _fn("gh_free", None, [c_void_p])
+
+# int gh_metadata_new(gh_metadata **out);
+gh_metadata_new = _fn("gh_metadata_new", c_int, [POINTER(c_void_p)], True)
+# void gh_metadata_free(gh_metadata *md);
+gh_metadata_free = _fn("gh_metadata_free", None, [c_void_p])
+# int gh_metadata_add(gh_metadata *md, const char *key, const char *value);
+gh_metadata_add = _fn("gh_metadata_add", c_int, [c_void_p, c_char_p, c_char_p], True)
+# int gh_metadata_add_bin(gh_metadata *md, const char *key, const uint8_t *value, size_t len);
+gh_metadata_add_bin = _fn("gh_metadata_add_bin", c_int, [c_void_p, c_char_p, c_char_p, c_size_t], True)
+# size_t gh_metadata_count(const gh_metadata *md);
+gh_metadata_count = _fn("gh_metadata_count", c_size_t, [c_void_p])
+# int gh_metadata_get(const gh_metadata *md, size_t index, const char **key,
+#                     const uint8_t **value, size_t *len);
+gh_metadata_get = _fn("gh_metadata_get", c_int,
+                      [c_void_p, c_size_t, POINTER(c_char_p), POINTER(c_void_p), POINTER(c_size_t)], True)
+
+# int gh_server_new(gh_server **out);
+gh_server_new = _fn("gh_server_new", c_int, [POINTER(c_void_p)], True)
+# int gh_server_set_int(gh_server *s, gh_opt option, int64_t value);
+gh_server_set_int = _fn("gh_server_set_int", c_int, [c_void_p, c_int, c_int64], True)
+# int gh_server_add_listener(gh_server *s, const char *address);
+gh_server_add_listener = _fn("gh_server_add_listener", c_int, [c_void_p, c_char_p], True)
+
+# int gh_server_bind(gh_server *s, const char *address, int *port);
+gh_server_bind = _fn("gh_server_bind", c_int, [c_void_p, c_char_p, POINTER(c_int)], True)
+
+# typedef void (*gh_handler_fn)(gh_server_call *call, void *user_data);
+GH_HANDLER_FN = CFUNCTYPE(None, c_void_p, c_void_p)
+# typedef void (*free_user_data)(void *);
+GH_FREE_FN = CFUNCTYPE(None, c_void_p)
+
+# int gh_server_register(gh_server *s, const char *method, gh_cardinality cardinality,
+#                        gh_handler_fn fn, void *user_data, void (*free_user_data)(void *));
+gh_server_register = _fn("gh_server_register", c_int,
+                         [c_void_p, c_char_p, c_int, GH_HANDLER_FN, c_void_p, GH_FREE_FN], True)
+# int gh_server_register_fallback(gh_server *s, gh_handler_fn fn, void *user_data,
+#                                 void (*free_user_data)(void *));
+gh_server_register_fallback = _fn("gh_server_register_fallback", c_int,
+                                  [c_void_p, GH_HANDLER_FN, c_void_p, GH_FREE_FN], True)
+# int gh_server_start(gh_server *s);
+gh_server_start = _fn("gh_server_start", c_int, [c_void_p], True)
+# int gh_server_port(const gh_server *s, size_t index, int *port);
+gh_server_port = _fn("gh_server_port", c_int, [c_void_p, c_size_t, POINTER(c_int)], True)
+# int gh_server_shutdown(gh_server *s, double grace_seconds);
+gh_server_shutdown = _fn("gh_server_shutdown", c_int, [c_void_p, c_double], True)
+# int gh_server_wait(gh_server *s);
+gh_server_wait = _fn("gh_server_wait", c_int, [c_void_p], True)
+# void gh_server_free(gh_server *s);
+gh_server_free = _fn("gh_server_free", None, [c_void_p])
+
+# const char *gh_server_call_method(const gh_server_call *call);
+gh_server_call_method = _fn("gh_server_call_method", c_char_p, [c_void_p])
+# const gh_metadata *gh_server_call_request_metadata(const gh_server_call *call);
+gh_server_call_request_metadata = _fn("gh_server_call_request_metadata", c_void_p, [c_void_p])
+# const char *gh_server_call_peer(const gh_server_call *call);
+gh_server_call_peer = _fn("gh_server_call_peer", c_char_p, [c_void_p])
+# const char *gh_server_call_user_agent(const gh_server_call *call);
+gh_server_call_user_agent = _fn("gh_server_call_user_agent", c_char_p, [c_void_p])
+# double gh_server_call_time_remaining(const gh_server_call *call);
+gh_server_call_time_remaining = _fn("gh_server_call_time_remaining", c_double, [c_void_p])
+# int gh_server_call_is_cancelled(const gh_server_call *call);
+gh_server_call_is_cancelled = _fn("gh_server_call_is_cancelled", c_int, [c_void_p])
+# int gh_server_call_wait_done(gh_server_call *call, double timeout_seconds);
+gh_server_call_wait_done = _fn("gh_server_call_wait_done", c_int, [c_void_p, c_double], True)
+# int gh_server_call_read(gh_server_call *call, const uint8_t **data, size_t *len);
+gh_server_call_read = _fn("gh_server_call_read", c_int,
+                          [c_void_p, POINTER(c_void_p), POINTER(c_size_t)])
+# int gh_server_call_send_initial_metadata(gh_server_call *call, const gh_metadata *md);
+gh_server_call_send_initial_metadata = _fn("gh_server_call_send_initial_metadata", c_int,
+                                           [c_void_p, c_void_p])
+# int gh_server_call_set_compression(gh_server_call *call, int compression);
+gh_server_call_set_compression = _fn("gh_server_call_set_compression", c_int, [c_void_p, c_int])
+# int gh_server_call_send(gh_server_call *call, const uint8_t *data, size_t len, int flags);
+gh_server_call_send = _fn("gh_server_call_send", c_int, [c_void_p, c_char_p, c_size_t, c_int])
+# int gh_server_call_set_trailing_metadata(gh_server_call *call, const gh_metadata *md);
+gh_server_call_set_trailing_metadata = _fn("gh_server_call_set_trailing_metadata", c_int,
+                                           [c_void_p, c_void_p], True)
+# int gh_server_call_finish(gh_server_call *call, int code, const char *message,
+#                           const uint8_t *details, size_t details_len);
+gh_server_call_finish = _fn("gh_server_call_finish", c_int,
+                            [c_void_p, c_int, c_char_p, c_char_p, c_size_t])
+
+# int gh_channel_new(gh_channel **out, const char *target);
+gh_channel_new = _fn("gh_channel_new", c_int, [POINTER(c_void_p), c_char_p], True)
+# int gh_channel_set_int(gh_channel *ch, gh_opt option, int64_t value);
+gh_channel_set_int = _fn("gh_channel_set_int", c_int, [c_void_p, c_int, c_int64], True)
+# int gh_channel_set_str(gh_channel *ch, gh_opt option, const char *value);
+gh_channel_set_str = _fn("gh_channel_set_str", c_int, [c_void_p, c_int, c_char_p], True)
+# void gh_channel_free(gh_channel *ch);
+gh_channel_free = _fn("gh_channel_free", None, [c_void_p])
+
+# int gh_call_new(gh_channel *ch, const char *method, gh_call **out);
+gh_call_new = _fn("gh_call_new", c_int, [c_void_p, c_char_p, POINTER(c_void_p)], True)
+# int gh_call_set_timeout(gh_call *call, double seconds);
+gh_call_set_timeout = _fn("gh_call_set_timeout", c_int, [c_void_p, c_double], True)
+# int gh_call_set_metadata(gh_call *call, const gh_metadata *md);
+gh_call_set_metadata = _fn("gh_call_set_metadata", c_int, [c_void_p, c_void_p], True)
+# int gh_call_set_compression(gh_call *call, int compression);
+gh_call_set_compression = _fn("gh_call_set_compression", c_int, [c_void_p, c_int], True)
+# int gh_call_set_wait_for_ready(gh_call *call, int enabled);
+gh_call_set_wait_for_ready = _fn("gh_call_set_wait_for_ready", c_int, [c_void_p, c_int], True)
+# int gh_call_start(gh_call *call);
+gh_call_start = _fn("gh_call_start", c_int, [c_void_p], True)
+# int gh_call_send(gh_call *call, const uint8_t *data, size_t len, int flags);
+gh_call_send = _fn("gh_call_send", c_int, [c_void_p, c_char_p, c_size_t, c_int])
+# int gh_call_close_send(gh_call *call);
+gh_call_close_send = _fn("gh_call_close_send", c_int, [c_void_p])
+# int gh_call_recv(gh_call *call, const uint8_t **data, size_t *len);
+gh_call_recv = _fn("gh_call_recv", c_int, [c_void_p, POINTER(c_void_p), POINTER(c_size_t)], True)
+# int gh_call_wait(gh_call *call);
+gh_call_wait = _fn("gh_call_wait", c_int, [c_void_p], True)
+# int gh_call_status(const gh_call *call);
+gh_call_status = _fn("gh_call_status", c_int, [c_void_p])
+# const char *gh_call_status_message(const gh_call *call);
+gh_call_status_message = _fn("gh_call_status_message", c_char_p, [c_void_p])
+# int gh_call_status_details(const gh_call *call, const uint8_t **data, size_t *len);
+gh_call_status_details = _fn("gh_call_status_details", c_int,
+                             [c_void_p, POINTER(c_void_p), POINTER(c_size_t)], True)
+# const gh_metadata *gh_call_initial_metadata(gh_call *call);
+gh_call_initial_metadata = _fn("gh_call_initial_metadata", c_void_p, [c_void_p])
+# const gh_metadata *gh_call_trailing_metadata(const gh_call *call);
+gh_call_trailing_metadata = _fn("gh_call_trailing_metadata", c_void_p, [c_void_p])
+# int gh_call_cancel(gh_call *call);
+gh_call_cancel = _fn("gh_call_cancel", c_int, [c_void_p], True)
+# int gh_call_unary(gh_call *call, const uint8_t *request, size_t request_len,
+#                   const uint8_t **response, size_t *response_len);
+gh_call_unary = _fn("gh_call_unary", c_int,
+                    [c_void_p, c_char_p, c_size_t, POINTER(c_void_p), POINTER(c_size_t)])
+
+# typedef void (*gh_message_fn)(gh_call *call, const uint8_t *data, size_t len, void *user_data);
+GH_MESSAGE_FN = CFUNCTYPE(None, c_void_p, c_void_p, c_size_t, c_void_p)
+# typedef void (*gh_done_fn)(gh_call *call, int status_code, void *user_data);
+GH_DONE_FN = CFUNCTYPE(None, c_void_p, c_int, c_void_p)
+
+# int gh_call_start_async(gh_call *call, gh_message_fn on_message, gh_done_fn on_done,
+#                         void *user_data);
+gh_call_start_async = _fn("gh_call_start_async", c_int,
+                          [c_void_p, GH_MESSAGE_FN, GH_DONE_FN, c_void_p], True)
+# int gh_call_start_unary_async(gh_call *call, const uint8_t *request, size_t request_len,
+#                               gh_message_fn on_message, gh_done_fn on_done, void *user_data);
+gh_call_start_unary_async = _fn("gh_call_start_unary_async", c_int,
+                                [c_void_p, c_char_p, c_size_t, GH_MESSAGE_FN, GH_DONE_FN, c_void_p],
+                                True)
+# void gh_call_free(gh_call *call);
+gh_call_free = _fn("gh_call_free", None, [c_void_p])
+
+
+def last_error():
+    msg = gh_last_error()
+    return msg.decode("utf-8", "replace") if msg else ""
+
+
+def raise_for(rc):
+    """Raises the exception for a negative gh_error result of a function without errcheck."""
+    if rc < 0:
+        _check(rc, None, None)
+    return rc
+
+
+def version():
+    info = gh_version(0)
+    return info.contents.version_str.decode()
+
+
+# --- handle accounting --------------------------------------------------------------
+# Every native handle the package creates is counted here until freed, so tests can
+# check that calls leave nothing behind.
+
+_live_lock = threading.Lock()
+_live = {}
+
+
+def handle_created(kind):
+    with _live_lock:
+        _live[kind] = _live.get(kind, 0) + 1
+
+
+def handle_freed(kind):
+    with _live_lock:
+        _live[kind] -= 1
+
+
+def live_handles():
+    """{kind: count} of native handles created by the package and not yet freed."""
+    with _live_lock:
+        return {k: v for k, v in _live.items() if v}
+
+
+def free_handle(kind, free_fn, ptr):
+    """Finalizer body: frees a native handle once (ptr is a c_void_p, never self)."""
+    free_fn(ptr)
+    handle_freed(kind)
+
+
+__all__ = [n for n in dir() if n.startswith(("gh_", "GH_"))] + [
+    "GrpcHelperError", "InvalidArgumentError", "InvalidStateError", "ClosedError",
+    "BindError", "lib", "load_library", "last_error", "raise_for", "version",
+    "handle_created", "handle_freed", "live_handles", "free_handle", "byref",
+]

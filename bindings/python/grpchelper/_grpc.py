@@ -1,0 +1,162 @@
+"""grpcio's public types when grpcio is importable, equivalents of our own when not.
+
+Generated code (grpcio-tools) imports grpc anyway; a program that only uses this package
+with hand-written serializers runs without grpcio.
+"""
+
+import collections
+import enum
+
+try:  # pragma: no cover - which branch runs depends on the environment
+    import grpc as _grpc
+except ImportError:  # pragma: no cover
+    _grpc = None
+
+HAVE_GRPCIO = _grpc is not None
+
+if HAVE_GRPCIO:
+    StatusCode = _grpc.StatusCode
+    Compression = _grpc.Compression
+    RpcError = _grpc.RpcError
+    Call = _grpc.Call
+    Future = _grpc.Future
+    ServicerContext = _grpc.ServicerContext
+    FutureTimeoutError = _grpc.FutureTimeoutError
+    FutureCancelledError = _grpc.FutureCancelledError
+    RpcMethodHandler = _grpc.RpcMethodHandler
+    GenericRpcHandler = _grpc.GenericRpcHandler
+    HandlerCallDetails = _grpc.HandlerCallDetails
+    ServiceRpcHandler = _grpc.ServiceRpcHandler
+    Server = _grpc.Server
+    Channel = _grpc.Channel
+    unary_unary_rpc_method_handler = _grpc.unary_unary_rpc_method_handler
+    unary_stream_rpc_method_handler = _grpc.unary_stream_rpc_method_handler
+    stream_unary_rpc_method_handler = _grpc.stream_unary_rpc_method_handler
+    stream_stream_rpc_method_handler = _grpc.stream_stream_rpc_method_handler
+    method_handlers_generic_handler = _grpc.method_handlers_generic_handler
+else:
+    @enum.unique
+    class StatusCode(enum.Enum):
+        """grpc.StatusCode's values: (int code, lowercase name)."""
+        OK = (0, "ok")
+        CANCELLED = (1, "cancelled")
+        UNKNOWN = (2, "unknown")
+        INVALID_ARGUMENT = (3, "invalid argument")
+        DEADLINE_EXCEEDED = (4, "deadline exceeded")
+        NOT_FOUND = (5, "not found")
+        ALREADY_EXISTS = (6, "already exists")
+        PERMISSION_DENIED = (7, "permission denied")
+        RESOURCE_EXHAUSTED = (8, "resource exhausted")
+        FAILED_PRECONDITION = (9, "failed precondition")
+        ABORTED = (10, "aborted")
+        OUT_OF_RANGE = (11, "out of range")
+        UNIMPLEMENTED = (12, "unimplemented")
+        INTERNAL = (13, "internal")
+        UNAVAILABLE = (14, "unavailable")
+        DATA_LOSS = (15, "data loss")
+        UNAUTHENTICATED = (16, "unauthenticated")
+
+    @enum.unique
+    class Compression(enum.IntEnum):
+        NoCompression = 0
+        Deflate = 1
+        Gzip = 2
+
+    class RpcError(Exception):
+        """Raised by calls that end with a non-OK status."""
+
+    class Call(object):
+        """Marker base of call objects (grpc.Call when grpcio is present)."""
+
+    class Future(object):
+        """Marker base of futures (grpc.Future when grpcio is present)."""
+
+    class ServicerContext(object):
+        """Marker base of servicer contexts (grpc.ServicerContext when grpcio is present)."""
+
+    class FutureTimeoutError(Exception):
+        pass
+
+    class FutureCancelledError(Exception):
+        pass
+
+    class GenericRpcHandler(object):
+        def service(self, handler_call_details):
+            raise NotImplementedError()
+
+    class ServiceRpcHandler(GenericRpcHandler):
+        def service_name(self):
+            raise NotImplementedError()
+
+    class HandlerCallDetails(object):
+        pass
+
+    class Server(object):
+        pass
+
+    class Channel(object):
+        pass
+
+    RpcMethodHandler = collections.namedtuple("RpcMethodHandler", (
+        "request_streaming", "response_streaming", "request_deserializer",
+        "response_serializer", "unary_unary", "unary_stream", "stream_unary",
+        "stream_stream"))
+
+    def unary_unary_rpc_method_handler(behavior, request_deserializer=None,
+                                       response_serializer=None):
+        return RpcMethodHandler(False, False, request_deserializer, response_serializer,
+                                behavior, None, None, None)
+
+    def unary_stream_rpc_method_handler(behavior, request_deserializer=None,
+                                        response_serializer=None):
+        return RpcMethodHandler(False, True, request_deserializer, response_serializer,
+                                None, behavior, None, None)
+
+    def stream_unary_rpc_method_handler(behavior, request_deserializer=None,
+                                        response_serializer=None):
+        return RpcMethodHandler(True, False, request_deserializer, response_serializer,
+                                None, None, behavior, None)
+
+    def stream_stream_rpc_method_handler(behavior, request_deserializer=None,
+                                         response_serializer=None):
+        return RpcMethodHandler(True, True, request_deserializer, response_serializer,
+                                None, None, None, behavior)
+
+    class _DictionaryGenericHandler(ServiceRpcHandler):
+        def __init__(self, service, method_handlers):
+            self._name = service
+            self._method_handlers = {
+                "/%s/%s" % (service, method): handler
+                for method, handler in method_handlers.items()
+            }
+
+        def service_name(self):
+            return self._name
+
+        def service(self, handler_call_details):
+            return self._method_handlers.get(handler_call_details.method)
+
+    def method_handlers_generic_handler(service, method_handlers):
+        return _DictionaryGenericHandler(service, method_handlers)
+
+
+_CODES = {c.value[0]: c for c in StatusCode}
+
+
+def status_code(value):
+    """grpc.StatusCode for an int code (UNKNOWN for codes gRPC does not define)."""
+    return _CODES.get(value, StatusCode.UNKNOWN)
+
+
+def code_value(code):
+    """The int of a grpc.StatusCode (or of an int)."""
+    if isinstance(code, int):
+        return code
+    return code.value[0]
+
+
+def compression_value(compression):
+    """gh_compression for a grpc.Compression (None → default)."""
+    if compression is None:
+        return -1
+    return int(compression)

@@ -1,0 +1,87 @@
+"""Metadata between grpcio's Python form and gh_metadata lists.
+
+grpcio's form: a sequence of (key, value) pairs; values of keys ending in "-bin" are bytes,
+others str. Received metadata is a tuple of `Metadatum(key, value)` named tuples.
+"""
+
+import collections
+import ctypes
+
+from . import _ffi
+
+Metadatum = collections.namedtuple("Metadatum", ("key", "value"))
+
+
+class MetadataError(ValueError):
+    """Metadata the library refuses (bad key or value); the text says which and why."""
+
+
+class NativeMetadata(object):
+    """A gh_metadata list built from Python pairs; use as a context manager."""
+
+    __slots__ = ("ptr",)
+
+    def __init__(self, pairs):
+        self.ptr = ctypes.c_void_p()
+        _ffi.gh_metadata_new(ctypes.byref(self.ptr))
+        try:
+            for key, value in pairs:
+                add(self.ptr, key, value)
+        except BaseException:
+            _ffi.gh_metadata_free(self.ptr)
+            raise
+
+    def __enter__(self):
+        return self.ptr
+
+    def __exit__(self, *exc):
+        _ffi.gh_metadata_free(self.ptr)
+        self.ptr = None
+
+
+def add(ptr, key, value):
+    if isinstance(key, bytes):
+        key = key.decode("ascii", "replace")
+    if not isinstance(key, str):
+        raise MetadataError("metadata key must be str, got %r" % (key,))
+    bkey = key.encode("utf-8")
+    try:
+        if key.endswith("-bin"):
+            if isinstance(value, str):
+                value = value.encode("utf-8")
+            if not isinstance(value, (bytes, bytearray)):
+                raise MetadataError("value of binary metadata key %r must be bytes, got %r"
+                                    % (key, type(value).__name__))
+            value = bytes(value)
+            _ffi.gh_metadata_add_bin(ptr, bkey, value, len(value))
+        else:
+            if isinstance(value, (bytes, bytearray)):
+                value = bytes(value).decode("ascii", "replace")
+            if not isinstance(value, str):
+                raise MetadataError("value of metadata key %r must be str, got %r"
+                                    % (key, type(value).__name__))
+            if "\x00" in value:
+                raise MetadataError("value of metadata key %r contains a NUL byte" % key)
+            _ffi.gh_metadata_add(ptr, bkey, value.encode("utf-8"))
+    except _ffi.InvalidArgumentError as e:
+        raise MetadataError(e.message) from None
+
+
+def from_native(ptr, prefix=()):
+    """A tuple of Metadatum from a gh_metadata list (NULL → the prefix only)."""
+    out = list(prefix)
+    if not ptr:
+        return tuple(out)
+    n = _ffi.gh_metadata_count(ptr)
+    key = ctypes.c_char_p()
+    value = ctypes.c_void_p()
+    size = ctypes.c_size_t()
+    for i in range(n):
+        _ffi.gh_metadata_get(ptr, i, ctypes.byref(key), ctypes.byref(value), ctypes.byref(size))
+        k = key.value.decode("utf-8")
+        raw = ctypes.string_at(value.value, size.value) if size.value else b""
+        if k.endswith("-bin"):
+            out.append(Metadatum(k, raw))
+        else:
+            out.append(Metadatum(k, raw.decode("utf-8", "replace")))
+    return tuple(out)
