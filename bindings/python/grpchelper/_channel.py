@@ -59,7 +59,76 @@ def _debug_string(state):
     return '{grpc_status:%d, grpc_message:"%s"}' % (state.code, state.details)
 
 
-class _FinishedCall(_grpc.RpcError, _grpc.Call, _grpc.Future):
+class _CallBase(_grpc.RpcError, _grpc.Call, _grpc.Future):
+    """What every call object shares: it is the call (grpc.Call), its future
+    (grpc.Future), and the error raised when it fails (grpc.RpcError), as in grpcio.
+
+    Subclasses provide `_outcome(timeout)` (the final _State, waiting up to `timeout`,
+    FutureTimeoutError after) and `_value()` (the response of a successful call)."""
+
+    _cancelled = False
+
+    def _value(self):
+        return None
+
+    def code(self):
+        return _grpc.status_code(self._outcome(None).code)
+
+    def details(self):
+        return self._outcome(None).details
+
+    def trailing_metadata(self):
+        return self._outcome(None).trailing_metadata
+
+    def debug_error_string(self):
+        return _debug_string(self._outcome(None))
+
+    def cancelled(self):
+        return self._cancelled and self.done() and self._outcome(None).code == _CANCELLED
+
+    def running(self):
+        return not self.done()
+
+    def is_active(self):
+        return not self.done()
+
+    def _failure(self, timeout):
+        """None for a successful call, else the error; FutureCancelledError if cancelled."""
+        state = self._outcome(timeout)
+        if state.code == _OK:
+            return None
+        if self._cancelled and state.code == _CANCELLED:
+            raise _grpc.FutureCancelledError()
+        return self
+
+    def result(self, timeout=None):
+        error = self._failure(timeout)
+        if error is not None:
+            raise error
+        return self._value()
+
+    def exception(self, timeout=None):
+        return self._failure(timeout)
+
+    def traceback(self, timeout=None):
+        if self._failure(timeout) is None:
+            return None
+        try:
+            raise self
+        except _grpc.RpcError:
+            return sys.exc_info()[2]
+
+    def __str__(self):
+        if not self.done():
+            return "<%s of in-flight RPC>" % type(self).__name__
+        state = self._outcome(None)
+        return '<%s of RPC that terminated with:\n\tstatus = %s\n\tdetails = "%s"\n>' % (
+            type(self).__name__, _grpc.status_code(state.code), state.details)
+
+    __repr__ = __str__
+
+
+class _FinishedCall(_CallBase):
     """A call that has ended: raised as the error of a failed call, and returned by
     `with_call` as the call of a successful one."""
 
@@ -68,24 +137,17 @@ class _FinishedCall(_grpc.RpcError, _grpc.Call, _grpc.Future):
         self._state = state
         self._response = response
 
-    # Call
+    def _outcome(self, timeout):
+        return self._state
+
+    def _value(self):
+        return self._response
+
     def initial_metadata(self):
         return self._state.initial_metadata
 
-    def trailing_metadata(self):
-        return self._state.trailing_metadata
-
-    def code(self):
-        return _grpc.status_code(self._state.code)
-
-    def details(self):
-        return self._state.details
-
-    def debug_error_string(self):
-        return _debug_string(self._state)
-
-    def is_active(self):
-        return False
+    def done(self):
+        return True
 
     def time_remaining(self):
         return None
@@ -96,40 +158,8 @@ class _FinishedCall(_grpc.RpcError, _grpc.Call, _grpc.Future):
     def add_callback(self, callback):
         return False
 
-    # Future
-    def cancelled(self):
-        return False
-
-    def running(self):
-        return False
-
-    def done(self):
-        return True
-
-    def result(self, timeout=None):
-        if self._state.code != _OK:
-            raise self
-        return self._response
-
-    def exception(self, timeout=None):
-        return self if self._state.code != _OK else None
-
-    def traceback(self, timeout=None):
-        if self._state.code == _OK:
-            return None
-        try:
-            raise self
-        except _grpc.RpcError:
-            return sys.exc_info()[2]
-
     def add_done_callback(self, fn):
         fn(self)
-
-    def __str__(self):
-        return '<%s of RPC that terminated with:\n\tstatus = %s\n\tdetails = "%s"\n>' % (
-            type(self).__name__, self.code(), self._state.details)
-
-    __repr__ = __str__
 
 
 class _NativeCall(object):
@@ -420,7 +450,7 @@ def _on_done(call, code, key):
             pass
 
 
-class _CallFuture(_grpc.RpcError, _grpc.Call, _grpc.Future):
+class _CallFuture(_CallBase):
     """The future of a single-response call (also its Call, and its error if it fails)."""
 
     def __init__(self, call, deserializer, timeout):
@@ -436,7 +466,6 @@ class _CallFuture(_grpc.RpcError, _grpc.Call, _grpc.Future):
         self._override = None
         self._callbacks = []
         self._done_callbacks = []
-        self._sender = None
 
     def _fail_locally(self, code, details):
         with self._cond:
@@ -468,11 +497,14 @@ class _CallFuture(_grpc.RpcError, _grpc.Call, _grpc.Future):
         for fn in done_callbacks:
             _safe(fn, self)
 
-    def _wait(self, timeout):
+    def _outcome(self, timeout):
         with self._cond:
             if not self._cond.wait_for(lambda: self._state is not None, timeout):
                 raise _grpc.FutureTimeoutError()
             return self._state
+
+    def _value(self):
+        return self._response
 
     # Future
     def cancel(self):
@@ -483,41 +515,9 @@ class _CallFuture(_grpc.RpcError, _grpc.Call, _grpc.Future):
         _ffi.gh_call_cancel(self._call.ptr)
         return True
 
-    def cancelled(self):
-        with self._cond:
-            return self._cancelled and self._state is not None and self._state.code == _CANCELLED
-
-    def running(self):
-        with self._cond:
-            return self._state is None
-
     def done(self):
         with self._cond:
             return self._state is not None
-
-    def result(self, timeout=None):
-        state = self._wait(timeout)
-        if state.code == _OK:
-            return self._response
-        if self._cancelled and state.code == _CANCELLED:
-            raise _grpc.FutureCancelledError()
-        raise self
-
-    def exception(self, timeout=None):
-        state = self._wait(timeout)
-        if state.code == _OK:
-            return None
-        if self._cancelled and state.code == _CANCELLED:
-            raise _grpc.FutureCancelledError()
-        return self
-
-    def traceback(self, timeout=None):
-        if self.exception(timeout) is None:
-            return None
-        try:
-            raise self
-        except _grpc.RpcError:
-            return sys.exc_info()[2]
 
     def add_done_callback(self, fn):
         with self._cond:
@@ -527,9 +527,6 @@ class _CallFuture(_grpc.RpcError, _grpc.Call, _grpc.Future):
         _safe(fn, self)
 
     # Call
-    def is_active(self):
-        return not self.done()
-
     def time_remaining(self):
         if self._deadline is None:
             return None
@@ -547,28 +544,6 @@ class _CallFuture(_grpc.RpcError, _grpc.Call, _grpc.Future):
             if self._state is not None:
                 return self._state.initial_metadata
         return _metadata.from_native(_ffi.gh_call_initial_metadata(self._call.ptr))
-
-    def trailing_metadata(self):
-        return self._wait(None).trailing_metadata
-
-    def code(self):
-        return _grpc.status_code(self._wait(None).code)
-
-    def details(self):
-        return self._wait(None).details
-
-    def debug_error_string(self):
-        return _debug_string(self._wait(None))
-
-    def __str__(self):
-        with self._cond:
-            state = self._state
-        if state is None:
-            return "<%s of in-flight RPC>" % type(self).__name__
-        return '<%s of RPC that terminated with:\n\tstatus = %s\n\tdetails = "%s"\n>' % (
-            type(self).__name__, _grpc.status_code(state.code), state.details)
-
-    __repr__ = __str__
 
 
 def _safe(fn, *args):
@@ -612,7 +587,7 @@ def _start_sender(owner, call, request_iterator, serializer, channel):
 
 # --- streaming responses (blocking API) -------------------------------------------
 
-class _ResponseStream(_grpc.RpcError, _grpc.Call, _grpc.Future):
+class _ResponseStream(_CallBase):
     """A response stream: an iterator of responses, the call, and its error if it fails."""
 
     def __init__(self, call, deserializer, timeout):
@@ -677,21 +652,6 @@ class _ResponseStream(_grpc.RpcError, _grpc.Call, _grpc.Future):
             self._initial = md
         return md
 
-    def trailing_metadata(self):
-        return self._finished_state().trailing_metadata
-
-    def code(self):
-        return _grpc.status_code(self._finished_state().code)
-
-    def details(self):
-        return self._finished_state().details
-
-    def debug_error_string(self):
-        return _debug_string(self._finished_state())
-
-    def is_active(self):
-        return _ffi.gh_call_status(self._call.ptr) < 0
-
     def time_remaining(self):
         if self._deadline is None:
             return None
@@ -728,16 +688,10 @@ class _ResponseStream(_grpc.RpcError, _grpc.Call, _grpc.Future):
             _safe(cb)
 
     # Future
-    def cancelled(self):
-        return self._cancelled and self.done() and self._finished_state().code == _CANCELLED
-
-    def running(self):
-        return not self.done()
-
     def done(self):
         return _ffi.gh_call_status(self._call.ptr) >= 0
 
-    def _wait_timed(self, timeout):
+    def _outcome(self, timeout):
         if timeout is None:
             return self._finished_state()
         with self._lock:
@@ -746,42 +700,9 @@ class _ResponseStream(_grpc.RpcError, _grpc.Call, _grpc.Future):
                 raise _grpc.FutureTimeoutError()
             return self._state
 
-    def result(self, timeout=None):
-        state = self._wait_timed(timeout)
-        if state.code == _OK:
-            return None
-        if self._cancelled and state.code == _CANCELLED:
-            raise _grpc.FutureCancelledError()
-        raise self
-
-    def exception(self, timeout=None):
-        state = self._wait_timed(timeout)
-        if state.code == _OK:
-            return None
-        if self._cancelled and state.code == _CANCELLED:
-            raise _grpc.FutureCancelledError()
-        return self
-
-    def traceback(self, timeout=None):
-        if self.exception(timeout) is None:
-            return None
-        try:
-            raise self
-        except _grpc.RpcError:
-            return sys.exc_info()[2]
-
     def add_done_callback(self, fn):
         if not self.add_callback(lambda: fn(self)):
             _safe(fn, self)
-
-    def __str__(self):
-        if not self.done():
-            return "<%s of in-flight RPC>" % type(self).__name__
-        s = self._finished_state()
-        return '<%s of RPC that terminated with:\n\tstatus = %s\n\tdetails = "%s"\n>' % (
-            type(self).__name__, _grpc.status_code(s.code), s.details)
-
-    __repr__ = __str__
 
 
 class UnaryStreamMultiCallable(_MultiCallable):
