@@ -20,6 +20,9 @@
 #
 # Installs what is missing (apt-get, pip), builds into bench/.out/, and leaves raw
 # results in bench/.out/results.tsv and per-cell h2load output in bench/.out/cells/.
+#
+# The Python binding (grpcio vs grpchelper servers and clients) has its own benchmark:
+#   python3 bench/python_bench.py [--seconds S] [--repeat N] [--quick]   (see its --help)
 set -euo pipefail
 
 BENCH=$(cd "$(dirname "$0")" && pwd)
@@ -35,7 +38,7 @@ ONLY=ours,cpp-sync,cpp-callback,grpcio
 PAYLOADS=(10 1024)
 SHAPES=(1x1 1x100 8x32)
 
-usage() { sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; }
 while (($#)); do
     case "$1" in
         --duration) DURATION=${2:?--duration needs seconds}; shift 2 ;;
