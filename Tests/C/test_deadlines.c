@@ -57,16 +57,13 @@ static void state_destroy(call_state *st) {
     tu_counter_destroy(&st->done);
 }
 
-/* Never answers: waits (polling, bounded) until the call is cancelled, which
- * the client's deadline must cause. */
+/* Never answers: waits (bounded) until the call is cancelled, which the
+ * client's deadline must cause. */
 static void h_wait(gh_server_call *call, void *ud) {
     call_state *st = ud;
     st->remaining_at_start = gh_server_call_time_remaining(call);
     tu_counter_add(&st->started, 1);
-    double t0 = tu_now();
-    while (!gh_server_call_is_cancelled(call) && tu_now() - t0 < TU_WAIT_LIMIT) {
-        tu_sleep(0.005);
-    }
+    gh_server_call_wait_done(call, TU_WAIT_LIMIT);
     st->saw_cancelled = gh_server_call_is_cancelled(call);
     st->remaining_at_end = gh_server_call_time_remaining(call);
     st->late_send_rc = gh_server_call_send(call, (const uint8_t *)"late", 4, 0);
