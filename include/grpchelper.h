@@ -430,7 +430,8 @@ int gh_channel_set_int(gh_channel *ch, gh_opt option, int64_t value);
 int gh_channel_set_str(gh_channel *ch, gh_opt option, const char *value);
 
 /* Cancels calls in flight, closes the connection and frees the channel. Calls
- * created on it must be freed too (before or after). NULL does nothing.
+ * created on it must be freed too (before or after); one started after this
+ * ends at once with GH_STATUS_CANCELLED ("channel closed"). NULL does nothing.
  * Queued completion callbacks have run when it returns, except when it is
  * called from one of this channel's own callbacks (allowed: the callback
  * threads then stop in the background).

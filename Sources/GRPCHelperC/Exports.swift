@@ -515,17 +515,21 @@ final class ChannelBox {
     let lock = BoxLock()
     init(target: String) { self.target = target }
 
-    /// The channel, created on first use so options set before it apply.
+    var closed = false
+
+    /// The channel, created on first use so options set before it apply. Once the box is
+    /// closed, a channel made now is closed at once (calls on it end CANCELLED).
     func get() throws -> GRPCChannel {
         try lock.withLock {
             if let c = channel { return c }
             let c = try GRPCChannel(target: target, options: options)
             channel = c
+            if closed { c.close() }
             return c
         }
     }
     var started: Bool { lock.withLock { channel != nil } }
-    func close() { lock.withLock { channel }?.close() }
+    func close() { lock.withLock { closed = true; return channel }?.close() }
 }
 
 @_cdecl("gh_channel_new")

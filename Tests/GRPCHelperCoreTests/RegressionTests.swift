@@ -6,6 +6,66 @@ import Glibc
 
 /// Bugs found by review, each pinned by a test that failed before its fix.
 @Suite struct RegressionTests {
+    /// A wait-for-ready call started while the channel backs off after a failed connect
+    /// used to wait for its whole deadline: nothing scheduled the reconnect.
+    @Test func waitForReadyDuringBackoffReconnects() async throws {
+        try await onThread {
+            let port = try reserveFreePort()
+            let channel = try GRPCChannel(target: "127.0.0.1:\(port)")
+            defer { channel.close() }
+            // A failed connect: the channel is in backoff now.
+            #expect(runCall(channel, "/reg.S/Late", [bytes("x")]).status.code == .unavailable)
+            let waiting = channel.makeCall("/reg.S/Late", options: CallOptions(timeout: 20, waitForReady: true))
+            waiting.start()
+            try waiting.send(bytes("patient"))
+            waiting.closeSend()
+            let running = try startServer(listen: "127.0.0.1:\(port)", methods: [
+                TestMethod("/reg.S/Late", .unary, .blocking { call in
+                    if let r = try call.receiveMessage() { try call.sendMessage(r) }
+                }),
+            ])
+            defer { running.server.shutdown(grace: 0) }
+            let started = now()
+            #expect(try waiting.receive() == bytes("patient"))
+            #expect(waiting.waitStatus().code == .ok)
+            // Well before the 20 s deadline: after the backoff (1 s, jittered), not at the end.
+            #expect(now() - started < 10)
+        }
+    }
+
+    /// A call started after its channel was closed used to wait forever (deadline
+    /// included): its start was scheduled on the closed channel's stopped event loop.
+    @Test func callStartedAfterCloseEndsCancelled() async throws {
+        try await withServer(methods: [TestMethod("/reg.S/E", .unary, .blocking { call in
+            if let r = try call.receiveMessage() { try call.sendMessage(r) }
+        })]) { h in
+            let channel = try GRPCChannel(target: h.target)
+            // Connected once, then closed.
+            #expect(runCall(channel, "/reg.S/E", [bytes("a")]).status.code == .ok)
+            let blocking = channel.makeCall("/reg.S/E", options: CallOptions(timeout: 20))
+            let callback = channel.makeCall("/reg.S/E", options: CallOptions(timeout: 20))
+            channel.close()
+            blocking.start()
+            try? blocking.send(bytes("late"))
+            blocking.closeSend()
+            #expect(try blocking.receive() == nil)
+            let s = blocking.waitStatus()
+            #expect(s.code == .cancelled)
+            #expect(s.message == "channel closed")
+            let done = Gate()
+            let got = Locked<Status?>(nil)
+            callback.start(onMessage: { _ in }, onDone: { st in got.value = st; done.open() })
+            #expect(done.wait())
+            #expect(got.value?.code == .cancelled)
+            // A channel never used, then closed: no connection is made for a later call.
+            let unused = try GRPCChannel(target: h.target)
+            unused.close()
+            let late = unused.makeCall("/reg.S/E", options: CallOptions(timeout: 20))
+            late.start()
+            #expect(late.waitStatus().code == .cancelled)
+        }
+    }
+
     /// A server that ends calls while the client still sends must not leave streams open:
     /// with MAX_CONCURRENT_STREAMS 2, the third such call on the channel used to hang.
     @Test func serverEndingBeforeHalfCloseFreesTheStream() async throws {

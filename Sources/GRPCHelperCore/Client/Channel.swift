@@ -160,6 +160,17 @@ public final class GRPCChannel: @unchecked Sendable {
         }
     }
 
+    /// Runs `body` on the channel's event loop. Returns false, scheduling nothing, once
+    /// `close()` has begun (its event-loop threads may be gone): what was scheduled before
+    /// runs before close's own work, so close sees every call started in time.
+    func execute(_ body: @escaping () -> Void) -> Bool {
+        closeState.withLock {
+            if closeStarted { return false }
+            eventLoop.execute(body)
+            return true
+        }
+    }
+
     // MARK: event loop
 
     func startOnEventLoop(_ call: ClientCall) {
@@ -182,7 +193,9 @@ public final class GRPCChannel: @unchecked Sendable {
                 waiting.append(call)
                 connect()
             } else if call.options.waitForReady {
+                // Waits for the end of the backoff, then connects (again).
                 waiting.append(call)
+                scheduleRetry(at: until)
             } else {
                 call.fail(Status(.unavailable, "failed to connect to \(target): \(error)"))
             }
@@ -281,13 +294,22 @@ public final class GRPCChannel: @unchecked Sendable {
                 call.fail(Status(.unavailable, "failed to connect to \(target): \(error)"))
             }
         }
-        if !waiting.isEmpty {
-            let delay = Int64(until - min(until, monotonicNanos()))
-            retryTask = eventLoop.scheduleTask(in: .nanoseconds(delay)) { [weak self] in
-                guard let self = self, !self.closed else { return }
-                self.waiting.removeAll { $0.status != nil }
-                if !self.waiting.isEmpty, case .backoff = self.state { self.connect() }
-            }
+        retryTask?.cancel()
+        retryTask = nil
+        if !waiting.isEmpty { scheduleRetry(at: until) }
+    }
+
+    /// Connects again at `until` (the end of the backoff) for the wait-for-ready calls
+    /// waiting then; one such timer at a time.
+    private func scheduleRetry(at until: UInt64) {
+        guard retryTask == nil else { return }
+        let delay = Int64(until - min(until, monotonicNanos()))
+        retryTask = eventLoop.scheduleTask(in: .nanoseconds(delay)) { [weak self] in
+            guard let self = self else { return }
+            self.retryTask = nil
+            guard !self.closed else { return }
+            self.waiting.removeAll { $0.status != nil }
+            if !self.waiting.isEmpty, case .backoff = self.state { self.connect() }
         }
     }
 

@@ -93,7 +93,12 @@ public final class ClientCall: @unchecked Sendable, H2StreamDelegate {
             return true
         }
         guard go else { return }
-        channel.eventLoop.execute { self.startOnEventLoop() }
+        guard channel.execute({ self.startOnEventLoop() }) else {
+            // The channel is closed: the call ends at once. Its status is set on a thread
+            // of its own: completion callbacks never run on the caller's stack.
+            Thread.detach { self.setStatus(Status(.cancelled, "channel closed"), clearInbound: true) }
+            return
+        }
     }
 
     /// Starts the call in callback mode: `onMessage` for each response, then `onDone`.
@@ -111,14 +116,14 @@ public final class ClientCall: @unchecked Sendable, H2StreamDelegate {
     /// Throws `RPCError` with the call's status once it has ended.
     public func send(_ message: [UInt8], compress: Bool = true) throws {
         let schedule = try queue(message, compress: compress)
-        if schedule { channel.eventLoop.execute { self.applyPending() } }
+        if schedule { _ = channel.execute { self.applyPending() } }
         monitor.wait(until: { self.unsentBytes <= sendBufferLimit || self.finalStatus != nil }, then: {})
     }
 
     /// Async variant of `send`.
     public func send(_ message: [UInt8], compress: Bool = true) async throws {
         let schedule = try queue(message, compress: compress)
-        if schedule { channel.eventLoop.execute { self.applyPending() } }
+        if schedule { _ = channel.execute { self.applyPending() } }
         await monitor.waitAsync(until: { self.unsentBytes <= sendBufferLimit || self.finalStatus != nil }, then: {})
     }
 
@@ -147,7 +152,7 @@ public final class ClientCall: @unchecked Sendable, H2StreamDelegate {
             pendingHalfClose = true
             return takeScheduleLocked()
         }
-        if schedule { channel.eventLoop.execute { self.applyPending() } }
+        if schedule { _ = channel.execute { self.applyPending() } }
     }
 
     /// Cancels the call: RST_STREAM(CANCEL) to the server, CANCELLED locally.
@@ -158,7 +163,7 @@ public final class ClientCall: @unchecked Sendable, H2StreamDelegate {
             pendingCancel = true
             return takeScheduleLocked()
         }
-        if schedule { channel.eventLoop.execute { self.applyPending() } }
+        if schedule { _ = channel.execute { self.applyPending() } }
     }
 
     /// Blocks for the next response message; nil when the response stream ended
@@ -188,7 +193,7 @@ public final class ClientCall: @unchecked Sendable, H2StreamDelegate {
     }
 
     private func finishPop(_ r: ([UInt8]?, Bool)) -> [UInt8]? {
-        if r.1 { channel.eventLoop.execute { self.applyPending() } }
+        if r.1 { _ = channel.execute { self.applyPending() } }
         return r.0
     }
 
@@ -400,7 +405,7 @@ public final class ClientCall: @unchecked Sendable, H2StreamDelegate {
                 pendingRelease = true
                 return takeScheduleLocked()
             }
-            if release { channel.eventLoop.execute { self.applyPending() } }
+            if release { _ = channel.execute { self.applyPending() } }
             cb(message)
         }, isMessage: true)
     }

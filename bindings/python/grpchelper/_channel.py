@@ -27,6 +27,9 @@ _DEADLINE_EXCEEDED = 4
 _RESOURCE_EXHAUSTED = 8
 _INTERNAL = 13
 
+# grpcio's details of a call cancelled with cancel().
+_LOCALLY_CANCELLED = (_CANCELLED, "Locally cancelled by application!")
+
 
 class _State(object):
     """A call's outcome: code (int), details (str), metadata (tuples of Metadatum)."""
@@ -84,7 +87,9 @@ class _CallBase(_grpc.RpcError, _grpc.Call, _grpc.Future):
         return _debug_string(self._outcome(None))
 
     def cancelled(self):
-        return self._cancelled and self.done() and self._outcome(None).code == _CANCELLED
+        # cancel() returned True: the outcome is CANCELLED (see _LOCALLY_CANCELLED), even
+        # before the library has reported the end of the call.
+        return self._cancelled
 
     def running(self):
         return not self.done()
@@ -172,6 +177,31 @@ class _NativeCall(object):
         self.channel = channel  # children keep their parent alive
         _ffi.handle_created("call")
         self.free = weakref.finalize(self, _ffi.free_handle, "call", _ffi.gh_call_free, ptr)
+        # Not at interpreter exit: a call still alive then may be in use by another
+        # (daemon) thread blocked in gh_call_recv / gh_call_send / gh_call_wait, and
+        # freeing it under that thread is a use-after-free. The channel, freed at exit,
+        # cancels the call; the process's end releases its memory.
+        self.free.atexit = False
+
+
+class _ChannelHandle(object):
+    """The native channel, the lock that orders gh_call_new against gh_channel_free, and
+    the closed flag. The finalizer holds this, never the Channel."""
+
+    __slots__ = ("ptr", "lock", "closed")
+
+    def __init__(self, ptr):
+        self.ptr = ptr
+        self.lock = threading.Lock()
+        self.closed = False
+
+
+def _free_channel(handle):
+    """Finalizer (close(), garbage collection, interpreter exit). A call created before
+    it and started after it ends at once with CANCELLED (the library's rule)."""
+    with handle.lock:
+        handle.closed = True
+        _ffi.free_handle("channel", _ffi.gh_channel_free, handle.ptr)
 
 
 # --- the channel ----------------------------------------------------------------
@@ -209,8 +239,6 @@ class Channel(_grpc.Channel):
     """grpcio's grpc.Channel on libgrpchelper. Create it with grpchelper.insecure_channel()."""
 
     def __init__(self, target, options=None, compression=None):
-        self._lock = threading.Lock()
-        self._closed = False
         self.max_send_message_length = None
         ptr = c_void_p()
         try:
@@ -219,7 +247,8 @@ class Channel(_grpc.Channel):
             raise ValueError("invalid target %r: %s" % (target, e.message)) from None
         _ffi.handle_created("channel")
         self._ptr = ptr
-        self._free = weakref.finalize(self, _ffi.free_handle, "channel", _ffi.gh_channel_free, ptr)
+        self._handle = handle = _ChannelHandle(ptr)
+        self._free = weakref.finalize(self, _free_channel, handle)
         if compression is not None:
             _ffi.gh_channel_set_int(ptr, _ffi.GH_OPT_DEFAULT_COMPRESSION,
                                     _grpc.compression_value(compression))
@@ -237,10 +266,11 @@ class Channel(_grpc.Channel):
         if credentials is not None:
             raise ValueError("call credentials need a secure channel; grpchelper is plaintext only")
         ptr = c_void_p()
-        with self._lock:
-            if self._closed:
+        handle = self._handle
+        with handle.lock:
+            if handle.closed:
                 raise ValueError("Cannot invoke RPC on closed channel!")
-            _ffi.gh_call_new(self._ptr, method, byref(ptr))
+            _ffi.gh_call_new(handle.ptr, method, byref(ptr))
         call = _NativeCall(self, ptr)
         if timeout is not None:
             # A deadline already passed still makes a call, which then fails at once.
@@ -258,7 +288,7 @@ class Channel(_grpc.Channel):
         limit = self.max_send_message_length
         if limit is not None and len(data) > limit:
             return _State(_RESOURCE_EXHAUSTED,
-                          "Sent message larger than max (%d vs. %d)" % (len(data), limit))
+                          "CLIENT: Sent message larger than max (%d vs. %d)" % (len(data), limit))
         return None
 
     # -- multi-callables
@@ -286,8 +316,6 @@ class Channel(_grpc.Channel):
 
     def close(self):
         """Cancels calls in flight and releases the connection (idempotent)."""
-        with self._lock:
-            self._closed = True
         self._free()
 
     def __enter__(self):
@@ -329,13 +357,22 @@ def _method(method):
     return method if isinstance(method, bytes) else method.encode()
 
 
-def _start_call(channel, method, timeout, metadata, wait_for_ready, compression, credentials):
-    """A started native call, or a _FinishedCall error for bad metadata."""
+def _start_plain(call):
+    _ffi.gh_call_start(call.ptr)
+
+
+def _start_call(channel, method, timeout, metadata, wait_for_ready, compression, credentials,
+                start=_start_plain):
+    """A native call started by `start(call)` (None: left to the caller), or a
+    _FinishedCall error for bad metadata."""
     try:
-        return channel._new_call(method, timeout, metadata, wait_for_ready, compression,
-                                 credentials), None
+        call = channel._new_call(method, timeout, metadata, wait_for_ready, compression,
+                                 credentials)
     except _metadata.MetadataError as e:
         return None, _FinishedCall(_State(_INTERNAL, "Invalid metadata: %s" % e))
+    if start is not None:
+        start(call)
+    return call, None
 
 
 class _MultiCallable(object):
@@ -359,7 +396,7 @@ class UnaryUnaryMultiCallable(_MultiCallable):
         if too_large is not None:
             raise _FinishedCall(too_large)
         call, error = _start_call(self._channel, self._method, timeout, metadata, wait_for_ready,
-                                  compression, credentials)
+                                  compression, credentials, start=None)
         if error is not None:
             raise error
         try:
@@ -377,6 +414,8 @@ class UnaryUnaryMultiCallable(_MultiCallable):
                 return response
             if rc != _ffi.GH_ERR_RPC:
                 _ffi.raise_for(rc)
+            if _ffi.gh_call_status(ptr) == _OK:  # OK without a response message
+                raise _FinishedCall(_snapshot(ptr, (_INTERNAL, "no response message for a unary call")))
             raise _FinishedCall(_snapshot(ptr))
         finally:
             call.free()
@@ -399,18 +438,22 @@ class UnaryUnaryMultiCallable(_MultiCallable):
         too_large = self._channel._check_size(data)
         if too_large is not None:
             return _FinishedCall(too_large)
+        fut = _CallFuture(None, self._deserializer, timeout)
+
+        def start(call):
+            fut._call = call
+            key = _register_future(fut)
+            try:
+                _ffi.gh_call_start_unary_async(call.ptr, data, len(data), _on_message, _on_done,
+                                               key)
+            except BaseException:
+                _futures.pop(key, None)
+                raise
+
         call, error = _start_call(self._channel, self._method, timeout, metadata, wait_for_ready,
-                                  compression, credentials)
+                                  compression, credentials, start)
         if error is not None:
             return error
-        fut = _CallFuture(call, self._deserializer, timeout)
-        key = _register_future(fut)
-        try:
-            _ffi.gh_call_start_unary_async(call.ptr, data, len(data), _on_message, _on_done, key)
-        except BaseException:
-            _futures.pop(key, None)
-            call.free()
-            raise
         return fut
 
 
@@ -464,8 +507,7 @@ class _CallFuture(_CallBase):
         self._response = None
         self._cancelled = False
         self._override = None
-        self._callbacks = []
-        self._done_callbacks = []
+        self._callbacks = []  # add_callback's and add_done_callback's, in the order given
 
     def _fail_locally(self, code, details):
         with self._cond:
@@ -486,16 +528,17 @@ class _CallFuture(_CallBase):
             override = (_INTERNAL, "no response message for a unary call")
         state = _snapshot(ptr, override)
         with self._cond:
+            if override is None and self._override is not None:  # cancel() won the race
+                code, details = self._override
+                state = _State(code, details, state.initial_metadata, state.trailing_metadata)
+                response = None
             self._state = state
             self._response = response
             self._raw = None
             callbacks, self._callbacks = self._callbacks, None
-            done_callbacks, self._done_callbacks = self._done_callbacks, None
             self._cond.notify_all()
         for cb in callbacks:
             _safe(cb)
-        for fn in done_callbacks:
-            _safe(fn, self)
 
     def _outcome(self, timeout):
         with self._cond:
@@ -512,17 +555,20 @@ class _CallFuture(_CallBase):
             if self._state is not None:
                 return False
             self._cancelled = True
+            # Even if the call ended in the library an instant ago: cancel() said True.
+            if self._override is None:
+                self._override = _LOCALLY_CANCELLED
         _ffi.gh_call_cancel(self._call.ptr)
         return True
 
     def done(self):
         with self._cond:
-            return self._state is not None
+            return self._state is not None or self._cancelled
 
     def add_done_callback(self, fn):
         with self._cond:
-            if self._state is None:
-                self._done_callbacks.append(fn)
+            if self._callbacks is not None:
+                self._callbacks.append(lambda: fn(self))
                 return
         _safe(fn, self)
 
@@ -558,7 +604,7 @@ def _safe(fn, *args):
 def _send_requests(owner, ptr, iterator, serializer, channel):
     """Consumes a request iterator on its own thread, sending each request."""
     try:
-        for request in iterator:
+        for request in iter(iterator):
             data = _serialize(serializer, request)
             if data is None:
                 owner._fail_locally(_INTERNAL, "Exception serializing request!")
@@ -578,7 +624,7 @@ def _send_requests(owner, ptr, iterator, serializer, channel):
 
 def _start_sender(owner, call, request_iterator, serializer, channel):
     t = threading.Thread(target=_send_requests, name="grpchelper-requests",
-                         args=(owner, call.ptr, iter(request_iterator), serializer, channel),
+                         args=(owner, call.ptr, request_iterator, serializer, channel),
                          daemon=True)
     # The thread holds `owner` and with it the native call until the iterator is done.
     t.start()
@@ -658,9 +704,12 @@ class _ResponseStream(_CallBase):
         return max(0.0, self._deadline - time.monotonic())
 
     def cancel(self):
-        if _ffi.gh_call_status(self._call.ptr) >= 0:
-            return False
-        self._cancelled = True
+        with self._lock:
+            if self._state is not None or _ffi.gh_call_status(self._call.ptr) >= 0:
+                return False
+            self._cancelled = True
+            if self._override is None:
+                self._override = _LOCALLY_CANCELLED
         _ffi.gh_call_cancel(self._call.ptr)
         return True
 
@@ -721,7 +770,6 @@ class UnaryStreamMultiCallable(_MultiCallable):
             raise error
         stream = _ResponseStream(call, self._deserializer, timeout)
         ptr = call.ptr
-        _ffi.gh_call_start(ptr)
         # Failures (unreachable server, ended call) show in the status, read by the iterator.
         if _ffi.gh_call_send(ptr, data, len(data), 0) == _ffi.GH_OK:
             _ffi.gh_call_close_send(ptr)
@@ -737,7 +785,6 @@ class StreamStreamMultiCallable(_MultiCallable):
         if error is not None:
             raise error
         stream = _ResponseStream(call, self._deserializer, timeout)
-        _ffi.gh_call_start(call.ptr)
         _start_sender(stream, call, request_iterator, self._serializer, self._channel)
         return stream
 
@@ -753,7 +800,6 @@ class StreamUnaryMultiCallable(_MultiCallable):
         if error is not None:
             raise error
         stream = _ResponseStream(call, self._deserializer, timeout)
-        _ffi.gh_call_start(call.ptr)
         _start_sender(stream, call, request_iterator, self._serializer, self._channel)
         try:
             response = None
@@ -785,17 +831,21 @@ class StreamUnaryMultiCallable(_MultiCallable):
 
     def future(self, request_iterator, timeout=None, metadata=None, credentials=None,
                wait_for_ready=None, compression=None):
+        fut = _CallFuture(None, self._deserializer, timeout)
+
+        def start(call):
+            fut._call = call
+            key = _register_future(fut)
+            try:
+                _ffi.gh_call_start_async(call.ptr, _on_message, _on_done, key)
+            except BaseException:
+                _futures.pop(key, None)
+                raise
+
         call, error = _start_call(self._channel, self._method, timeout, metadata, wait_for_ready,
-                                  compression, credentials)
+                                  compression, credentials, start)
         if error is not None:
             return error
-        fut = _CallFuture(call, self._deserializer, timeout)
-        key = _register_future(fut)
-        try:
-            _ffi.gh_call_start_async(call.ptr, _on_message, _on_done, key)
-        except BaseException:
-            _futures.pop(key, None)
-            raise
         _start_sender(fut, call, request_iterator, self._serializer, self._channel)
         return fut
 

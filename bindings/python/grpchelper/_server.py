@@ -31,7 +31,6 @@ _UNAVAILABLE = 14
 # when the native server is freed.
 _registry = {}
 _keys = itertools.count(1)
-_in_handler = threading.local()
 
 
 def _register(dispatcher):
@@ -51,7 +50,6 @@ def _free_user_data(key):
 @_ffi.GH_HANDLER_FN
 def _handler_thunk(call, key):
     try:
-        _in_handler.active = True
         dispatcher = _registry.get(key)
         if dispatcher is None:
             _ffi.gh_server_call_finish(call, _UNIMPLEMENTED, b"Method not found!", None, 0)
@@ -63,8 +61,14 @@ def _handler_thunk(call, key):
             _ffi.gh_server_call_finish(call, _INTERNAL, b"internal error in grpchelper", None, 0)
         except BaseException:  # pragma: no cover
             pass
-    finally:
-        _in_handler.active = False
+
+
+def _application_code(code):
+    """The number of a status code set by the application (set_code, abort): as grpcio's
+    _application_code, UNKNOWN for anything that is not a StatusCode."""
+    if isinstance(code, StatusCode):
+        return code.value[0]
+    return _UNKNOWN
 
 
 def _encode_details(details):
@@ -182,7 +186,15 @@ class ServicerContext(_grpc.ServicerContext):
                 raise self._rpc_error()
             if self._initial_sent or self._finished:
                 raise ValueError("Initial metadata no longer allowed!")
-            with _metadata.NativeMetadata(initial_metadata or ()) as md:
+            try:
+                native = _metadata.NativeMetadata(initial_metadata or ())
+            except _metadata.MetadataError as e:
+                # As grpcio: no exception in the handler; the call ends INTERNAL.
+                _LOGGER.error("invalid initial metadata: %s", e)
+                self._initial_sent = True
+                self._finish(_INTERNAL, "Invalid metadata")
+                return
+            with native as md:
                 rc = _ffi.gh_server_call_send_initial_metadata(self._call, md)
             if rc == _ffi.GH_ERR_CLOSED:
                 raise self._rpc_error()
@@ -190,11 +202,16 @@ class ServicerContext(_grpc.ServicerContext):
             self._initial_sent = True
 
     def set_trailing_metadata(self, trailing_metadata):
-        # Checked now, so a bad key fails where it is set.
-        with _metadata.NativeMetadata(trailing_metadata or ()):
-            pass
+        trailing = tuple(trailing_metadata or ())  # once: it may be a generator
+        # Checked now, so the log names the bad key where it is set; as in grpcio the
+        # handler gets no exception and the call ends INTERNAL "Invalid metadata".
+        try:
+            with _metadata.NativeMetadata(trailing):
+                pass
+        except _metadata.MetadataError as e:
+            _LOGGER.error("invalid trailing metadata: %s", e)
         with self._lock:
-            self._trailing = tuple(trailing_metadata or ())
+            self._trailing = trailing
 
     def trailing_metadata(self):
         return self._trailing
@@ -211,7 +228,8 @@ class ServicerContext(_grpc.ServicerContext):
         raise Exception()  # noqa: TRY002 - grpcio raises a bare Exception too
 
     def abort_with_status(self, status):
-        self._trailing = tuple(status.trailing_metadata or ())
+        with self._lock:
+            self._trailing = tuple(status.trailing_metadata or ())
         self.abort(status.code, status.details)
 
     def set_code(self, code):
@@ -255,7 +273,7 @@ class ServicerContext(_grpc.ServicerContext):
 
     def _abort(self, code, details):
         """Ends the call with an error; the handler's own set_code/set_details win."""
-        effective = _grpc.code_value(self._code) if self._code is not None else code
+        effective = _application_code(self._code) if self._code is not None else code
         if effective == _OK:
             effective = code
         self._finish(effective, self._details if self._details is not None else details)
@@ -267,7 +285,7 @@ class ServicerContext(_grpc.ServicerContext):
             self._finished = True
             trailing = self._trailing
         if code is None:
-            code = _grpc.code_value(self._code) if self._code is not None else _OK
+            code = _application_code(self._code) if self._code is not None else _OK
             details = self._details
         try:
             if trailing:
@@ -275,9 +293,13 @@ class ServicerContext(_grpc.ServicerContext):
                     _ffi.gh_server_call_set_trailing_metadata(self._call, md)
         except Exception as e:
             _LOGGER.error("invalid trailing metadata: %s", e)
-            code, details = _INTERNAL, "invalid trailing metadata: %s" % e
+            code, details = _INTERNAL, "Invalid metadata"
         d = _encode_details(details)
-        _ffi.gh_server_call_finish(self._call, code, d, None, 0)
+        rc = _ffi.gh_server_call_finish(self._call, code, d, None, 0)
+        if rc < 0 and rc != _ffi.GH_ERR_INVALID_STATE:
+            # The call must end here: add_callback's watcher (joined by _end) waits for it.
+            _LOGGER.error("finishing the call failed (%d): %s", rc, _ffi.last_error())
+            _ffi.gh_server_call_finish(self._call, _UNKNOWN, None, None, 0)
 
     def _end(self):
         """After the handler: make sure the call is finished, then run the callbacks."""
@@ -461,7 +483,7 @@ def _unary_request(ctx, deserializer):
 
 
 def _send_single(ctx, response, serializer):
-    if ctx._code is not None and _grpc.code_value(ctx._code) != _OK:
+    if ctx._code is not None and _application_code(ctx._code) != _OK:
         ctx._finish()
         return
     data = _serialize(ctx, response, serializer)
@@ -505,10 +527,7 @@ def _serve(ctx, handler):
         behavior = handler.stream_stream if handler.request_streaming else handler.unary_stream
         iterator, ok = _call_behavior(ctx, behavior, argument)
         if ok:
-            if iterator is None:
-                ctx._finish()
-            else:
-                _send_stream(ctx, iter(iterator), ser)
+            _send_stream(ctx, iterator, ser)
     else:
         behavior = handler.stream_unary if handler.request_streaming else handler.unary_unary
         response, ok = _call_behavior(ctx, behavior, argument)
@@ -535,16 +554,24 @@ _UNLIMITED = 2 ** 31 - 1
 
 
 def _free_server(ptr):
-    """Finalizer: frees the native server; never from one of its own handlers."""
+    """Finalizer: frees the native server (cancelling calls in flight, then waiting for
+    every handler to return).
+
+    Called by the stopping thread, by garbage collection of a server that was not stopped,
+    and at interpreter exit. Garbage collection may run on any thread — one of the
+    server's own handlers, or a thread a blocked handler waits for — so there the wait
+    happens on a thread of its own (not a daemon: the interpreter's exit waits for it
+    rather than finalizing under running handlers), and the collecting thread goes on,
+    as with grpcio. At exit (the main thread has stopped) it frees at once."""
     def free():
         _ffi.free_handle("server", _ffi.gh_server_free, ptr)
-    if getattr(_in_handler, "active", False):
-        threading.Thread(target=free, name="grpchelper-server-free", daemon=True).start()
+    if threading.main_thread().is_alive():
+        threading.Thread(target=free, name="grpchelper-server-free").start()
     else:
         free()
 
 
-class Server(object):
+class Server(_grpc.Server):
     """grpcio's grpc.Server on libgrpchelper. Create it with grpchelper.server()."""
 
     def __init__(self, max_workers, handlers, interceptors, options, maximum_concurrent_rpcs,
@@ -650,6 +677,12 @@ class Server(object):
         with self._lock:
             if self._stop_event is not None:
                 return self._stop_event
+            if not self._started:
+                # As grpcio: stopping a server that has not started does nothing (it can
+                # still be started); the event is already set.
+                event = threading.Event()
+                event.set()
+                return event
             self._stop_event = event = threading.Event()
             self._state.stopping = True
             ptr, free, terminated = self._ptr, self._free, self._terminated
@@ -659,12 +692,17 @@ class Server(object):
             try:
                 _ffi.gh_server_shutdown(ptr, 0.0 if grace is None else max(0.0, float(grace)))
             finally:
-                free()  # frees the native server and with it the dispatchers
+                # Frees the native server and with it the dispatchers, on this thread
+                # (the finalizer would hand it to another one).
+                if free.detach() is not None:
+                    _ffi.free_handle("server", _ffi.gh_server_free, ptr)
                 event.set()
                 terminated.set()
                 del keep_alive[:]
 
-        threading.Thread(target=shutdown, name="grpchelper-server-stop", daemon=True).start()
+        # Not a daemon (as grpcio's grace thread): the interpreter's exit waits for the
+        # shutdown instead of freeing the server under it.
+        threading.Thread(target=shutdown, name="grpchelper-server-stop").start()
         return event
 
     def wait_for_termination(self, timeout=None):
