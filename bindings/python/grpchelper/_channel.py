@@ -16,7 +16,6 @@ import weakref
 from ctypes import byref, c_size_t, c_void_p
 
 from . import _ffi, _grpc, _metadata
-from ._grpc import StatusCode
 
 _LOGGER = logging.getLogger("grpchelper")
 

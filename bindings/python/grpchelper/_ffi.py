@@ -13,7 +13,7 @@ import os
 import subprocess
 import threading
 from ctypes import (CFUNCTYPE, POINTER, byref, c_char_p, c_double, c_int, c_int64,
-                    c_size_t, c_uint8, c_void_p)
+                    c_size_t, c_void_p)
 
 # The oldest library version this package works with (0xXXYYZZ).
 GH_MIN_VERSION = 0x000100

@@ -312,3 +312,52 @@ def tcp_proxy():
     yield make
     for p in proxies:
         p.close()
+
+
+# ---- servers and channels over raw bytes (test_binding.py, test_robustness.py) ----------
+
+@pytest.fixture
+def serve():
+    """start(*generic_handlers, kind="grpchelper"|"grpcio", pool=10, **server_kwargs) →
+    (server, "127.0.0.1:PORT"); every server stopped (bounded) at teardown."""
+    started = []
+    pools = []
+
+    def start(*handlers, kind="grpchelper", **kwargs):
+        workers = kwargs.pop("pool", 10)
+        if kind == "grpchelper":
+            import grpchelper
+            s = grpchelper.server(workers, handlers=handlers, **kwargs)
+        else:
+            pool = futures.ThreadPoolExecutor(workers)
+            pools.append(pool)
+            s = grpc.server(pool, handlers=handlers, **kwargs)
+        port = s.add_insecure_port("127.0.0.1:0")
+        s.start()
+        started.append(s)
+        return s, "127.0.0.1:%d" % port
+
+    yield start
+    for s in started:
+        assert s.stop(None).wait(BOUND)
+    for p in pools:
+        p.shutdown(wait=True)
+
+
+@pytest.fixture
+def channels():
+    """open(target, kind="grpchelper"|"grpcio", **channel_kwargs); all closed at teardown."""
+    opened = []
+
+    def open_(target, kind="grpchelper", **kwargs):
+        if kind == "grpchelper":
+            import grpchelper as mod
+        else:
+            mod = grpc
+        ch = mod.insecure_channel(target, **kwargs)
+        opened.append(ch)
+        return ch
+
+    yield open_
+    for ch in opened:
+        ch.close()

@@ -14,7 +14,7 @@ import grpc
 import pytest
 
 import grpchelper
-from grpchelper import _ffi
+from _util import bytes_handlers
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PKG_ROOT = os.path.dirname(HERE)                 # bindings/python
@@ -27,51 +27,6 @@ def run_python(code, env=None, cwd=None, timeout=120):
     e.update(env or {})
     return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], env=e, cwd=cwd,
                           capture_output=True, text=True, timeout=timeout)
-
-
-def bytes_handlers(**methods):
-    """A generic handler for service t.T from {name: RpcMethodHandler} (raw bytes)."""
-    return grpc.method_handlers_generic_handler("t.T", methods)
-
-
-@pytest.fixture
-def serve():
-    started = []
-    pools = []
-
-    def start(*handlers, kind="grpchelper", **kwargs):
-        workers = kwargs.pop("pool", 10)
-        if kind == "grpchelper":
-            s = grpchelper.server(workers, handlers=handlers, **kwargs)
-        else:
-            pool = futures.ThreadPoolExecutor(workers)
-            pools.append(pool)
-            s = grpc.server(pool, handlers=handlers, **kwargs)
-        port = s.add_insecure_port("127.0.0.1:0")
-        s.start()
-        started.append(s)
-        return s, "127.0.0.1:%d" % port
-
-    yield start
-    for s in started:
-        assert s.stop(None).wait(10)
-    for p in pools:
-        p.shutdown(wait=True)
-
-
-@pytest.fixture
-def channels():
-    opened = []
-
-    def open_(target, kind="grpchelper", **kwargs):
-        mod = grpchelper if kind == "grpchelper" else grpc
-        ch = mod.insecure_channel(target, **kwargs)
-        opened.append(ch)
-        return ch
-
-    yield open_
-    for ch in opened:
-        ch.close()
 
 
 # --- library lookup -------------------------------------------------------------

@@ -16,53 +16,12 @@ import grpc
 import pytest
 
 import grpchelper
+from _util import bytes_handlers
 from grpchelper import _ffi
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PKG_ROOT = os.path.dirname(HERE)  # bindings/python
 BOUND = 10
-
-
-def handlers(**methods):
-    return grpc.method_handlers_generic_handler("t.T", methods)
-
-
-@pytest.fixture
-def serve():
-    started = []
-    pools = []
-
-    def start(*hs, kind="grpchelper", **kwargs):
-        if kind == "grpchelper":
-            s = grpchelper.server(8, handlers=hs, **kwargs)
-        else:
-            pool = futures.ThreadPoolExecutor(8)
-            pools.append(pool)
-            s = grpc.server(pool, handlers=hs, **kwargs)
-        port = s.add_insecure_port("127.0.0.1:0")
-        s.start()
-        started.append(s)
-        return s, "127.0.0.1:%d" % port
-
-    yield start
-    for s in started:
-        assert s.stop(None).wait(BOUND)
-    for p in pools:
-        p.shutdown(wait=True)
-
-
-@pytest.fixture
-def channels():
-    opened = []
-
-    def open_(target, kind="grpchelper", **kwargs):
-        ch = (grpchelper if kind == "grpchelper" else grpc).insecure_channel(target, **kwargs)
-        opened.append(ch)
-        return ch
-
-    yield open_
-    for ch in opened:
-        ch.close()
 
 
 def in_thread(fn):
@@ -106,7 +65,7 @@ def each(it, ctx):
         yield r
 
 
-ECHO = handlers(E=grpc.unary_unary_rpc_method_handler(echo),
+ECHO = bytes_handlers(E=grpc.unary_unary_rpc_method_handler(echo),
                 S=grpc.unary_stream_rpc_method_handler(two),
                 C=grpc.stream_unary_rpc_method_handler(collect),
                 B=grpc.stream_stream_rpc_method_handler(each))
@@ -203,7 +162,7 @@ def test_close_cancels_calls_in_flight(serve):
         entered.release()
         release.wait(BOUND)
 
-    s, target = serve(handlers(H=grpc.unary_unary_rpc_method_handler(hold),
+    s, target = serve(bytes_handlers(H=grpc.unary_unary_rpc_method_handler(hold),
                                HS=grpc.unary_stream_rpc_method_handler(hold_stream)))
     ch = grpchelper.insecure_channel(target)
     try:
@@ -302,7 +261,7 @@ def test_unary_ok_without_a_response_is_internal(serve, channels):
     """A server that ends a unary call OK without a message (here grpcio serving the
     method as server-streaming): every unary path reports INTERNAL; the blocking call
     raised an RpcError whose code() was OK."""
-    s, target = serve(handlers(Z=grpc.unary_stream_rpc_method_handler(lambda r, c: iter(()))),
+    s, target = serve(bytes_handlers(Z=grpc.unary_stream_rpc_method_handler(lambda r, c: iter(()))),
                       kind="grpcio")
     ch = channels(target)
     for call in (lambda: ch.unary_unary("/t.T/Z")(b"", timeout=BOUND),
@@ -327,7 +286,7 @@ def test_cancel_details_and_outcome(serve, channels, kind):
         yield req
         release.wait(BOUND)
 
-    s, target = serve(handlers(H=grpc.unary_unary_rpc_method_handler(hold),
+    s, target = serve(bytes_handlers(H=grpc.unary_unary_rpc_method_handler(hold),
                                S=grpc.unary_stream_rpc_method_handler(stream)))
     ch = channels(target, kind=kind)
     try:
@@ -418,7 +377,7 @@ def test_server_statuses_as_grpcio(serve, channels, kind):
     deadline when a callback was registered), streaming handlers that return no iterator
     (answered OK), invalid initial / trailing metadata (UNKNOWN with an exception in the
     handler): all as grpcio."""
-    s, target = serve(handlers(**{m: h for m, (h, _, _) in SERVER_CASES.items()}), kind=kind)
+    s, target = serve(bytes_handlers(**{m: h for m, (h, _, _) in SERVER_CASES.items()}), kind=kind)
     ch = channels(target, kind="grpcio")
     for m, (h, code, details) in sorted(SERVER_CASES.items()):
         with pytest.raises(grpc.RpcError) as e:
@@ -434,7 +393,7 @@ def test_trailing_metadata_from_a_generator(serve, channels):
         ctx.set_trailing_metadata((k, v) for k, v in [("x-t", "v")])
         return req
 
-    s, target = serve(handlers(T=grpc.unary_unary_rpc_method_handler(trailers)))
+    s, target = serve(bytes_handlers(T=grpc.unary_unary_rpc_method_handler(trailers)))
     _, call = channels(target).unary_unary("/t.T/T").with_call(b"", timeout=BOUND)
     assert ("x-t", "v") in call.trailing_metadata()
 
@@ -455,7 +414,7 @@ def test_dropping_a_running_server_does_not_block_the_collecting_thread(channels
         handler["released"] = release.wait(BOUND)  # False: the bound passed first
         return req
 
-    s = grpchelper.server(2, handlers=(handlers(H=grpc.unary_unary_rpc_method_handler(hold)),))
+    s = grpchelper.server(2, handlers=(bytes_handlers(H=grpc.unary_unary_rpc_method_handler(hold)),))
     port = s.add_insecure_port("127.0.0.1:0")
     s.start()
     fut = channels("127.0.0.1:%d" % port).unary_unary("/t.T/H").future(b"", timeout=BOUND)
@@ -511,7 +470,7 @@ def test_future_callbacks_run_in_the_order_given(serve, channels, kind):
         release.wait(BOUND)
         return req
 
-    s, target = serve(handlers(H=grpc.unary_unary_rpc_method_handler(hold)))
+    s, target = serve(bytes_handlers(H=grpc.unary_unary_rpc_method_handler(hold)))
     fut = channels(target, kind=kind).unary_unary("/t.T/H").future(b"", timeout=BOUND)
     order = []
     late = threading.Event()
