@@ -70,6 +70,16 @@ def test_library_from_pkg_config(tmp_path):
     assert r.stdout.strip().startswith(str(prefix))
 
 
+def test_library_from_system_linker_path(tmp_path):
+    libdir = tmp_path / "linker"
+    libdir.mkdir()
+    shutil.copy(LIB, libdir / "libgrpchelper.so.1")
+    env = dict(NO_SYSTEM, LD_LIBRARY_PATH=str(libdir))
+    r = run_python(WHICH_LIB, env=env, cwd=copy_package(tmp_path))
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == str(libdir / "libgrpchelper.so.1")
+
+
 def test_library_from_in_tree_build():
     env = dict(NO_SYSTEM)
     r = run_python(WHICH_LIB, env=env, cwd=PKG_ROOT)
