@@ -16,7 +16,7 @@ echo "== swift test: leak check (alone: it counts live objects process-wide)"
 GH_LEAK_TESTS=1 swift test --skip-build --filter LeakTests
 
 echo "== cmake (release libgrpchelper.so, C examples and tests)"
-cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DGH_BUILD_TESTS=ON >/dev/null
 cmake --build build
 echo "== ctest"
 ctest --test-dir build --output-on-failure
