@@ -10,6 +10,8 @@ let package = Package(
     products: [
         // For Swift hosts.
         .library(name: "GRPCHelperCore", targets: ["GRPCHelperCore"]),
+        // The helper layer (grpc-helper's services, config, logs, ...), on the core.
+        .library(name: "GRPCHelper", targets: ["GRPCHelper"]),
         // libgrpchelper.so: the C ABI declared in include/grpchelper.h.
         .library(name: "grpchelper", type: .dynamic, targets: ["GRPCHelperC"]),
         .executable(name: "echo-server", targets: ["EchoServer"]),
@@ -39,6 +41,15 @@ let package = Package(
             dependencies: ["GRPCHelperCore"],
             swiftSettings: swiftSettings,
             linkerSettings: [.unsafeFlags(["-Xlinker", "-soname=libgrpchelper.so.1"])]),
+        // Helper layer; Generated/ holds the committed SwiftProtobuf code of
+        // Protos/grpchelper/api (Protos/generate.sh; never generated at build time).
+        .target(
+            name: "GRPCHelper",
+            dependencies: [
+                "GRPCHelperCore",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ],
+            swiftSettings: swiftSettings),
         .executableTarget(name: "EchoServer", dependencies: ["GRPCHelperCore"],
                           path: "examples/swift/EchoServer", swiftSettings: swiftSettings),
         .executableTarget(name: "EchoClient", dependencies: ["GRPCHelperCore"],
@@ -52,6 +63,8 @@ let package = Package(
         .executableTarget(name: "InteropClient", dependencies: ["GRPCHelperCore", "InteropMessages"],
                           path: "Sources/InteropClient", swiftSettings: swiftSettings),
         .testTarget(name: "GRPCHelperCoreTests", dependencies: ["GRPCHelperCore"],
+                    swiftSettings: swiftSettings),
+        .testTarget(name: "GRPCHelperTests", dependencies: ["GRPCHelper"],
                     swiftSettings: swiftSettings),
     ]
 )

@@ -24,3 +24,22 @@ python3 -m grpc_tools.protoc -I Protos \
     --swift_out="$out" \
     Protos/grpc/testing/empty.proto Protos/grpc/testing/messages.proto
 echo "generated into $out"
+
+# The helper services' messages (wire contract: ../shared/WIRE.md): Swift messages for the
+# GRPCHelper target, Python messages and stubs/servicers for the grpchelper.api package.
+api=(Protos/grpchelper/api/common.proto Protos/grpchelper/api/server.proto
+     Protos/grpchelper/api/config.proto Protos/grpchelper/api/logger.proto
+     Protos/grpchelper/api/events.proto)
+out=Sources/GRPCHelper/Generated
+mkdir -p "$out"
+python3 -m grpc_tools.protoc -I Protos \
+    --plugin=protoc-gen-swift="$PLUGIN" \
+    --swift_opt=Visibility=Public \
+    --swift_opt=FileNaming=DropPath \
+    --swift_out="$out" \
+    "${api[@]}"
+echo "generated into $out"
+python3 -m grpc_tools.protoc -I Protos \
+    --python_out=bindings/python --grpc_python_out=bindings/python \
+    "${api[@]}"
+echo "generated into bindings/python/grpchelper/api"
