@@ -1,0 +1,17 @@
+// The helper layer's error: a ResultCode and a message (grpc-helper's RpcException).
+
+/// An error of the helper layer, carried to clients as a `Result` (code, msg, stack).
+public struct RpcException: Error, CustomStringConvertible, Equatable, Sendable {
+    public let code: RpcResultCode
+    public let message: String
+
+    public init(_ message: String, code: RpcResultCode = .error) {
+        self.code = code
+        self.message = message
+    }
+
+    public var description: String { "\(code): \(message)" }
+
+    /// The error as a wire `Result` (`stack`: a backtrace or trace text, may be empty).
+    public func result(stack: String = "") -> RpcResult { RpcResult(code, message, stack: stack) }
+}
