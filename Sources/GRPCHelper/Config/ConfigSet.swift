@@ -1,0 +1,139 @@
+// The config set of a server (grpc-helper's config manager): static and user items,
+// defaults in layers, persisted user values, and the ConfigService operations.
+import Foundation
+
+public final class ConfigSet: @unchecked Sendable {
+    public let staticItems: [Config]
+    public let userItems: [Config]
+    public let folders: Folders
+    private let byName: [String: Config]
+    private let userNames: Set<String>
+    private let lock = NSLock()
+    /// Warnings raised while loading (e.g. a persisted value that no longer validates).
+    public private(set) var warnings: [String] = []
+
+    /// Builds the set and applies the default layers, each overriding the previous: the
+    /// hard-coded default; `config.json` in the system folder; `config.json` in the user
+    /// folder; the environment (`my-item` → `MY_ITEM`); `cli` (`-c NAME=VALUE`). Then the
+    /// user items' persisted values (workspace `config.json`) are restored.
+    /// Errors: an item in both lists or twice → ERROR_MODEL_INVALID; a malformed
+    /// config.json → ERROR_MODEL_INVALID naming it; an invalid default → its validator's
+    /// error naming the item and the layer.
+    public init(staticItems: [Config] = [], userItems: [Config] = [], folders: Folders = Folders(),
+                cli: [String: String] = [:],
+                environment: [String: String] = ProcessInfo.processInfo.environment) throws {
+        var all: [String: Config] = [:]
+        for c in staticItems + userItems {
+            guard all[c.name] == nil else {
+                throw RpcException("config item \(c.name) is defined more than once (static and user items must differ)",
+                                   code: .errorModelInvalid)
+            }
+            all[c.name] = c
+        }
+        self.staticItems = staticItems
+        self.userItems = userItems
+        self.folders = folders
+        byName = all
+        userNames = Set(userItems.map(\.name))
+
+        var layers: [(String, [String: String])] = []
+        if let s = folders.system {
+            let p = (s as NSString).appendingPathComponent("config.json")
+            if let m = try readStringMap(p) { layers.append((p, m)) }
+        }
+        if let u = folders.user {
+            let p = (u as NSString).appendingPathComponent("config.json")
+            if let m = try readStringMap(p) { layers.append((p, m)) }
+        }
+        for c in staticItems + userItems {
+            var value = c.defaultValue, origin = "the hard-coded default"
+            for (file, m) in layers { if let v = m[c.name] { value = v; origin = file } }
+            let env = ConfigSet.environmentName(c.name)
+            if let v = environment[env] { value = v; origin = "environment variable \(env)" }
+            if let v = cli[c.name] { value = v; origin = "command line (-c \(c.name)=...)" }
+            try c.setDefault(value, origin: origin)
+        }
+        if let path = persistPath {
+            if let saved = try readStringMap(path) {
+                for (name, value) in saved.sorted(by: { $0.key < $1.key }) {
+                    guard userNames.contains(name), let c = byName[name] else { continue }
+                    do { try c.update(value) } catch let e as RpcException {
+                        warnings.append("\(path): persisted value of \(name) ignored, back to its default: \(e.message)")
+                    }
+                }
+            }
+        }
+    }
+
+    /// "my-item" → "MY_ITEM".
+    public static func environmentName(_ name: String) -> String {
+        name.uppercased().replacingOccurrences(of: "-", with: "_")
+    }
+
+    /// A static or user item by name.
+    public subscript(name: String) -> Config? { byName[name] }
+
+    private var persistPath: String? {
+        folders.workspace.map { ($0 as NSString).appendingPathComponent("config.json") }
+    }
+
+    // MARK: ConfigService operations (user items)
+
+    /// The user items named (empty: all, in definition order).
+    public func get(_ names: [String], ignoreUnknown: Bool = false) throws -> [RpcConfigItem] {
+        try select(names, ignoreUnknown: ignoreUnknown, emptyMeansAll: true).map(\.message)
+    }
+
+    /// Validates every update first; applies none if one fails; then persists.
+    public func set(_ updates: [(name: String, value: String)], ignoreUnknown: Bool = false) throws -> [RpcConfigItem] {
+        guard !updates.isEmpty else { throw RpcException("empty update list", code: .errorParamMissing) }
+        return try lock.withLock {
+            var known: [(Config, String)] = []
+            for u in updates {
+                guard !u.name.isEmpty else { throw RpcException("update with an empty item name", code: .errorParamMissing) }
+                guard userNames.contains(u.name), let c = byName[u.name] else {
+                    if ignoreUnknown { continue }
+                    throw RpcException("unknown config item: \(u.name)", code: .errorItemUnknown)
+                }
+                try c.validate(u.value)
+                known.append((c, u.value))
+            }
+            for (c, v) in known { try c.update(v) }
+            try persistLocked()
+            return known.map { $0.0.message }
+        }
+    }
+
+    /// Back to their defaults; persists.
+    public func reset(_ names: [String], ignoreUnknown: Bool = false) throws -> [RpcConfigItem] {
+        guard !names.isEmpty else { throw RpcException("empty name list", code: .errorParamMissing) }
+        return try lock.withLock {
+            let items = try select(names, ignoreUnknown: ignoreUnknown, emptyMeansAll: false)
+            for c in items { c.reset() }
+            try persistLocked()
+            return items.map(\.message)
+        }
+    }
+
+    private func select(_ names: [String], ignoreUnknown: Bool, emptyMeansAll: Bool) throws -> [Config] {
+        if names.isEmpty && emptyMeansAll { return userItems }
+        var out: [Config] = []
+        for n in names {
+            guard !n.isEmpty else { throw RpcException("empty item name", code: .errorParamMissing) }
+            guard userNames.contains(n), let c = byName[n] else {
+                if ignoreUnknown { continue }
+                throw RpcException("unknown config item: \(n)", code: .errorItemUnknown)
+            }
+            out.append(c)
+        }
+        return out
+    }
+
+    /// Writes the user items that differ from their defaults (atomically).
+    private func persistLocked() throws {
+        guard let ws = try folders.workspaceFolder() else { return }
+        var map: [String: String] = [:]
+        for c in userItems where c.stringValue != c.defaultValue { map[c.name] = c.stringValue }
+        try writeStringMap(map, to: (ws as NSString).appendingPathComponent("config.json"))
+    }
+}

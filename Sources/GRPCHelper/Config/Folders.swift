@@ -1,0 +1,73 @@
+// The folders of a helper-layer program (grpc-helper's Folders): system (read-only
+// defaults), user (per-user defaults), workspace (state: persisted config, logs, ...).
+import Foundation
+
+public struct Folders: Sendable, Equatable {
+    public let system: String?
+    public let user: String?
+    public let workspace: String?
+
+    /// Any of them may be absent; "~" is expanded.
+    public init(system: String? = nil, user: String? = nil, workspace: String? = nil) {
+        self.system = system.map(Folders.expand)
+        self.user = user.map(Folders.expand)
+        self.workspace = workspace.map(Folders.expand)
+    }
+
+    static func expand(_ p: String) -> String { (p as NSString).expandingTildeInPath }
+
+    /// The user folder, created on first use (nil when none is configured).
+    public func userFolder() throws -> String? { try Folders.ensure(user) }
+
+    /// The workspace folder, created on first use (nil when none is configured).
+    public func workspaceFolder() throws -> String? { try Folders.ensure(workspace) }
+
+    private static func ensure(_ p: String?) throws -> String? {
+        guard let p = p else { return nil }
+        do {
+            try FileManager.default.createDirectory(atPath: p, withIntermediateDirectories: true)
+        } catch {
+            throw RpcException("cannot create folder \(p): \(error.localizedDescription)", code: .error)
+        }
+        return p
+    }
+}
+
+/// Reads a JSON object of strings (name → value); nil when the file does not exist.
+/// A file that is not such an object → ERROR_MODEL_INVALID naming it.
+func readStringMap(_ path: String) throws -> [String: String]? {
+    guard FileManager.default.fileExists(atPath: path) else { return nil }
+    guard let data = FileManager.default.contents(atPath: path) else {
+        throw RpcException("cannot read \(path)", code: .errorModelInvalid)
+    }
+    let object: Any
+    do { object = try JSONSerialization.jsonObject(with: data) } catch {
+        throw RpcException("\(path) is not valid JSON", code: .errorModelInvalid)
+    }
+    guard let dict = object as? [String: Any] else {
+        throw RpcException("\(path) must hold a JSON object of strings", code: .errorModelInvalid)
+    }
+    var out: [String: String] = [:]
+    for (k, v) in dict {
+        guard let s = v as? String else {
+            throw RpcException("\(path): value of \"\(k)\" is not a string", code: .errorModelInvalid)
+        }
+        out[k] = s
+    }
+    return out
+}
+
+/// Writes `map` as a JSON object (sorted keys) atomically: a temporary file beside it,
+/// then rename, so a crash never leaves a torn file.
+func writeStringMap(_ map: [String: String], to path: String) throws {
+    let data = try JSONSerialization.data(withJSONObject: map, options: [.prettyPrinted, .sortedKeys])
+    let tmp = path + ".tmp-\(getpid())"
+    guard FileManager.default.createFile(atPath: tmp, contents: data + Data("\n".utf8)) else {
+        throw RpcException("cannot write \(tmp)", code: .error)
+    }
+    guard rename(tmp, path) == 0 else {
+        let err = String(cString: strerror(errno))
+        unlink(tmp)
+        throw RpcException("cannot replace \(path): \(err)", code: .error)
+    }
+}
