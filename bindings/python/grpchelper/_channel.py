@@ -33,28 +33,25 @@ _LOCALLY_CANCELLED = (_CANCELLED, "Locally cancelled by application!")
 class _State(object):
     """A call's outcome: code (int), details (str), metadata (tuples of Metadatum)."""
 
-    __slots__ = ("code", "details", "initial_metadata", "trailing_metadata", "debug")
+    __slots__ = ("code", "details", "initial_metadata", "trailing_metadata")
 
-    def __init__(self, code, details, initial_metadata=(), trailing_metadata=(), debug=None):
+    def __init__(self, code, details, initial_metadata=(), trailing_metadata=()):
         self.code = code
         self.details = details
         self.initial_metadata = initial_metadata
         self.trailing_metadata = trailing_metadata
-        self.debug = debug
 
 
-def _snapshot(ptr, override=None, with_metadata=True):
+def _snapshot(ptr, override=None):
     """Reads a finished native call's outcome into a _State."""
     code = _ffi.gh_call_status(ptr)
     msg = _ffi.gh_call_status_message(ptr)
     details = msg.decode("utf-8", "replace") if msg else ""
     if override is not None:
         code, details = override
-    initial = trailing = ()
-    if with_metadata:
-        initial = _metadata.from_native(_ffi.gh_call_initial_metadata(ptr))
-        trailing = _metadata.from_native(_ffi.gh_call_trailing_metadata(ptr))
-    return _State(code, details, initial, trailing)
+    return _State(code, details,
+                  _metadata.from_native(_ffi.gh_call_initial_metadata(ptr)),
+                  _metadata.from_native(_ffi.gh_call_trailing_metadata(ptr)))
 
 
 def _debug_string(state):
@@ -196,11 +193,14 @@ class _ChannelHandle(object):
 
 
 def _free_channel(handle):
-    """Finalizer (close(), garbage collection, interpreter exit). A call created before
-    it and started after it ends at once with CANCELLED (the library's rule)."""
+    """Finalizer (close(), garbage collection, interpreter exit). Once `closed` is set no
+    gh_call_new starts, and every one begun has returned (both under the lock). The free
+    runs outside the lock: it waits for queued completion callbacks, which may try to
+    start calls (they then see `closed`). A call created before and started after the
+    free ends at once with CANCELLED (the library's rule)."""
     with handle.lock:
         handle.closed = True
-        _ffi.free_handle("channel", _ffi.gh_channel_free, handle.ptr)
+    _ffi.free_handle("channel", _ffi.gh_channel_free, handle.ptr)
 
 
 # --- the channel ----------------------------------------------------------------
@@ -245,7 +245,6 @@ class Channel(_grpc.Channel):
         except _ffi.InvalidArgumentError as e:
             raise ValueError("invalid target %r: %s" % (target, e.message)) from None
         _ffi.handle_created("channel")
-        self._ptr = ptr
         self._handle = handle = _ChannelHandle(ptr)
         self._free = weakref.finalize(self, _free_channel, handle)
         if compression is not None:
@@ -333,13 +332,7 @@ def insecure_channel(target, options=None, compression=None):
 # --- helpers shared by the multi-callables ----------------------------------------
 
 def _serialize(serializer, request):
-    if serializer is None:
-        return request if isinstance(request, bytes) else None
-    try:
-        return serializer(request)
-    except Exception:
-        _LOGGER.exception("Exception serializing request!")
-        return None
+    return _grpc.serialize(serializer, request, "Exception serializing request!")
 
 
 def _deserialize(deserializer, raw):
@@ -492,27 +485,40 @@ def _on_done(call, code, key):
             pass
 
 
-class _CallFuture(_CallBase):
-    """The future of a single-response call (also its Call, and its error if it fails)."""
+class _LiveCall(_CallBase):
+    """A call still bound to its native call: deadline, lock, and the local outcome
+    (`_override`) that wins over the library's when the binding ends the call itself."""
 
     def __init__(self, call, deserializer, timeout):
-        super(_CallFuture, self).__init__()
+        super(_LiveCall, self).__init__()
         self._call = call
         self._deserializer = deserializer
         self._deadline = None if timeout is None else time.monotonic() + timeout
         self._cond = threading.Condition()
-        self._raw = None
         self._state = None
-        self._response = None
-        self._cancelled = False
         self._override = None
-        self._callbacks = []  # add_callback's and add_done_callback's, in the order given
+        self._callbacks = []
 
     def _fail_locally(self, code, details):
         with self._cond:
             if self._override is None:
                 self._override = (code, details)
         _ffi.gh_call_cancel(self._call.ptr)
+
+    def time_remaining(self):
+        if self._deadline is None:
+            return None
+        return max(0.0, self._deadline - time.monotonic())
+
+
+class _CallFuture(_LiveCall):
+    """The future of a single-response call (also its Call, and its error if it fails)."""
+
+    def __init__(self, call, deserializer, timeout):
+        super(_CallFuture, self).__init__(call, deserializer, timeout)
+        self._raw = None
+        self._response = None
+        # self._callbacks: add_callback's and add_done_callback's, in the order given
 
     def _complete(self):
         """On the channel's callback thread, from on_done."""
@@ -572,10 +578,6 @@ class _CallFuture(_CallBase):
         _safe(fn, self)
 
     # Call
-    def time_remaining(self):
-        if self._deadline is None:
-            return None
-        return max(0.0, self._deadline - time.monotonic())
 
     def add_callback(self, callback):
         with self._cond:
@@ -632,37 +634,23 @@ def _start_sender(owner, call, request_iterator, serializer, channel):
 
 # --- streaming responses (blocking API) -------------------------------------------
 
-class _ResponseStream(_CallBase):
+class _ResponseStream(_LiveCall):
     """A response stream: an iterator of responses, the call, and its error if it fails."""
 
     def __init__(self, call, deserializer, timeout):
-        super(_ResponseStream, self).__init__()
-        self._call = call
-        self._deserializer = deserializer
-        self._deadline = None if timeout is None else time.monotonic() + timeout
+        super(_ResponseStream, self).__init__(call, deserializer, timeout)
         self._recv_lock = threading.Lock()
-        self._lock = threading.Condition()
-        self._override = None
-        self._state = None
         self._initial = None
-        self._callbacks = []
         self._waiter = None
-        self._cancelled = False
         self._data = c_void_p()
         self._size = c_size_t()
 
-    def _fail_locally(self, code, details):
-        with self._lock:
-            if self._override is None:
-                self._override = (code, details)
-        _ffi.gh_call_cancel(self._call.ptr)
-
     def _finished_state(self):
-        with self._lock:
+        with self._cond:
             if self._state is not None:
                 return self._state
         _ffi.gh_call_wait(self._call.ptr)
-        with self._lock:
+        with self._cond:
             if self._state is None:
                 self._state = _snapshot(self._call.ptr, self._override)
             return self._state
@@ -689,21 +677,17 @@ class _ResponseStream(_CallBase):
 
     # Call
     def initial_metadata(self):
-        with self._lock:
+        with self._cond:
             if self._initial is not None:
                 return self._initial
         md = _metadata.from_native(_ffi.gh_call_initial_metadata(self._call.ptr))
-        with self._lock:
+        with self._cond:
             self._initial = md
         return md
 
-    def time_remaining(self):
-        if self._deadline is None:
-            return None
-        return max(0.0, self._deadline - time.monotonic())
 
     def cancel(self):
-        with self._lock:
+        with self._cond:
             if self._state is not None or _ffi.gh_call_status(self._call.ptr) >= 0:
                 return False
             self._cancelled = True
@@ -713,7 +697,7 @@ class _ResponseStream(_CallBase):
         return True
 
     def add_callback(self, callback):
-        with self._lock:
+        with self._cond:
             if self._state is not None or _ffi.gh_call_status(self._call.ptr) >= 0:
                 return False
             self._callbacks.append(callback)
@@ -729,9 +713,9 @@ class _ResponseStream(_CallBase):
 
     def _wait_end(self):
         self._finished_state()
-        with self._lock:
+        with self._cond:
             callbacks, self._callbacks = self._callbacks, []
-            self._lock.notify_all()
+            self._cond.notify_all()
         for cb in callbacks:
             _safe(cb)
 
@@ -742,9 +726,9 @@ class _ResponseStream(_CallBase):
     def _outcome(self, timeout):
         if timeout is None:
             return self._finished_state()
-        with self._lock:
+        with self._cond:
             self._ensure_waiter()
-            if not self._lock.wait_for(lambda: self._state is not None, timeout):
+            if not self._cond.wait_for(lambda: self._state is not None, timeout):
                 raise _grpc.FutureTimeoutError()
             return self._state
 

@@ -6,6 +6,7 @@ with hand-written serializers runs without grpcio.
 
 import collections
 import enum
+import logging
 
 try:  # pragma: no cover - which branch runs depends on the environment
     import grpc as _grpc
@@ -160,3 +161,15 @@ def compression_value(compression):
     if compression is None:
         return -1
     return int(compression)
+
+
+def serialize(serializer, value, failure):
+    """`value` as bytes through `serializer` (without one, `value` must be bytes); None,
+    with `failure` logged, when that fails."""
+    if serializer is None:
+        return value if isinstance(value, bytes) else None
+    try:
+        return serializer(value)
+    except Exception:
+        logging.getLogger("grpchelper").exception(failure)
+        return None

@@ -352,14 +352,8 @@ def _deserialize(ctx, raw, deserializer):
         raise _DeserializeError()
 
 
-def _serialize(ctx, response, serializer):
-    if serializer is None:
-        return response if isinstance(response, bytes) else None
-    try:
-        return serializer(response)
-    except Exception:
-        _LOGGER.exception("Failed to serialize response!")
-        return None
+def _serialize(response, serializer):
+    return _grpc.serialize(serializer, response, "Failed to serialize response!")
 
 
 # --- serving one call ---------------------------------------------------------------
@@ -486,7 +480,7 @@ def _send_single(ctx, response, serializer):
     if ctx._code is not None and _application_code(ctx._code) != _OK:
         ctx._finish()
         return
-    data = _serialize(ctx, response, serializer)
+    data = _serialize(response, serializer)
     if data is None:
         ctx._abort(_INTERNAL, "Failed to serialize response!")
         return
@@ -505,7 +499,7 @@ def _send_stream(ctx, iterator, serializer):
             return
         if not ctx.is_active():
             return
-        data = _serialize(ctx, response, serializer)
+        data = _serialize(response, serializer)
         if data is None:
             ctx._abort(_INTERNAL, "Failed to serialize response!")
             return

@@ -485,3 +485,30 @@ def test_future_callbacks_run_in_the_order_given(serve, channels, kind):
     fut.add_done_callback(lambda f: (order.append("late"), late.set()))
     assert late.wait(BOUND)
     assert order == ["cb1", "done1", "cb2", "done2", "late"]
+
+
+def test_close_while_a_done_callback_starts_a_call(serve):
+    """close() waits for queued completion callbacks; one that starts a call on the same
+    channel must see it closed, not wait for the lock close() holds (a deadlock)."""
+    release = threading.Event()
+    s, target = serve(bytes_handlers(H=grpc.unary_unary_rpc_method_handler(
+        lambda req, ctx: release.wait(BOUND) and req)))
+    ch = grpchelper.insecure_channel(target)
+    seen = []
+
+    def on_done(fut):
+        try:
+            ch.unary_unary("/t.T/H")(b"again", timeout=BOUND)
+            seen.append("no error")
+        except ValueError as e:
+            seen.append(str(e))
+
+    fut = ch.unary_unary("/t.T/H").future(b"x")
+    fut.add_done_callback(on_done)
+    closer = threading.Thread(target=ch.close, daemon=True)
+    closer.start()
+    closer.join(BOUND)
+    release.set()
+    assert not closer.is_alive(), "close() deadlocked with a done callback starting a call"
+    assert seen == ["Cannot invoke RPC on closed channel!"]
+    assert fut.code() == grpc.StatusCode.CANCELLED
