@@ -23,6 +23,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-protobuf.git", from: "1.39.0"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
     ],
     targets: [
         .systemLibrary(name: "CNghttp2", pkgConfig: "libnghttp2",
@@ -39,7 +40,7 @@ let package = Package(
             swiftSettings: swiftSettings),
         .target(
             name: "GRPCHelperC",
-            dependencies: ["GRPCHelperCore"],
+            dependencies: ["GRPCHelperCore", "GRPCHelper"],
             swiftSettings: swiftSettings,
             linkerSettings: [.unsafeFlags(["-Xlinker", "-soname=libgrpchelper.so.1"])]),
         // Helper layer; Generated/ holds the committed SwiftProtobuf code of
@@ -50,6 +51,7 @@ let package = Package(
                 "GRPCHelperCore",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings),
         .executableTarget(name: "EchoServer", dependencies: ["GRPCHelperCore"],

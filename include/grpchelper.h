@@ -88,6 +88,10 @@ typedef enum {
     GH_ERR_RPC = -505,
     /* Reserved for send-side message limits (not returned by this version). */
     GH_ERR_TOO_LARGE = -506,
+    /* A helper-layer operation (config, logs, command line) failed with a
+     * grpc-helper ResultCode: read it with gh_last_result_code() and the
+     * message with gh_last_error(). */
+    GH_ERR_RESULT = -507,
     /* Errors at or below GH_ERR_FATAL leave the handle usable only for *_free. */
     GH_ERR_FATAL = -900,
     GH_ERR_NOMEM = -901,
@@ -561,6 +565,392 @@ int gh_call_start_unary_async(gh_call *call, const uint8_t *request,
  * May be called from the call's own on_message or on_done.
  * Threads: one thread, once. */
 void gh_call_free(gh_call *call);
+
+/* ======================================================================== */
+/* Helper layer (grpc-helper): result codes, config items, folders, config  */
+/* sets, command line, rolling logs                                         */
+/* ======================================================================== */
+
+/* grpc-helper's ResultCode values (the wire enum of grpc-helper-api). */
+typedef enum {
+    GH_RC_OK = 0,
+    GH_RC_ERROR = 1,
+    GH_RC_ARGS = 2,
+    GH_RC_ERROR_PORT_BUSY = 10,
+    GH_RC_ERROR_API_CLIENT_TOO_OLD = 11,
+    GH_RC_ERROR_API_SERVER_TOO_OLD = 12,
+    GH_RC_ERROR_RPC = 13,
+    GH_RC_ERROR_PROXY_UNREGISTERED = 14,
+    GH_RC_ERROR_STREAM_SHUTDOWN = 15,
+    GH_RC_ERROR_PARAM_MISSING = 20,
+    GH_RC_ERROR_PARAM_INVALID = 21,
+    GH_RC_ERROR_PARAM_UNSUPPORTED = 22,
+    GH_RC_ERROR_ITEM_UNKNOWN = 30,
+    GH_RC_ERROR_ITEM_CONFLICT = 31,
+    GH_RC_ERROR_ITEM_BUSY = 32,
+    GH_RC_ERROR_ITEM_MULTIPLE = 33,
+    GH_RC_ERROR_MODEL_INVALID = 40,
+    GH_RC_ERROR_MODEL_SYNTAX = 41,
+    GH_RC_ERROR_REQUEST_FAILED = 50,
+    GH_RC_ERROR_REQUEST_TIMEOUT = 51,
+    GH_RC_ERROR_REQUEST_UNSUPPORTED = 52,
+    GH_RC_ERROR_STATE_UNREACHABLE = 60,
+    GH_RC_ERROR_STATE_UNEXPECTED = 61,
+    GH_RC_ERROR_CUSTOM = 100
+} gh_result_code;
+
+/* The ResultCode of the latest function that returned GH_ERR_RESULT on the
+ * calling thread (its message is gh_last_error()), or GH_RC_OK if none did.
+ * Valid until the next gh_ call on the same thread.
+ * Threads: any thread (the value is per thread). */
+int gh_last_result_code(void);
+
+/* ------------------------------------------------------------------------ */
+/* Config items                                                             */
+/* ------------------------------------------------------------------------ */
+
+/* Validators (grpc-helper-api ConfigValidator). */
+typedef enum {
+    GH_CONFIG_VALID_STRING = 0,
+    GH_CONFIG_VALID_CUSTOM = 1,
+    GH_CONFIG_VALID_INT = 2,
+    GH_CONFIG_VALID_POS_INT = 3,
+    GH_CONFIG_VALID_FLOAT = 4,
+    GH_CONFIG_VALID_POS_FLOAT = 5
+} gh_config_validator;
+
+typedef struct gh_config gh_config;
+
+/* A custom validator: returns GH_RC_OK if |value| is valid for the item
+ * |name|, else a ResultCode (GH_RC_ERROR_PARAM_INVALID, best) after writing a
+ * NUL-terminated message of at most |message_size| bytes (including the NUL)
+ * into |message|. |name| and |value| are valid during the call. It runs on the
+ * thread that validates (gh_config_update, a config set's constructor or
+ * set operation, ...), possibly on several threads at once. */
+typedef int (*gh_config_validate_fn)(void *user_data, const char *name,
+                                     const char *value, char *message,
+                                     size_t message_size);
+
+/* A configuration item (grpc-helper's Config). |name| must match
+ * [a-z][a-z0-9-]* (else GH_ERR_RESULT, GH_RC_ERROR_PARAM_INVALID);
+ * |validator| is a gh_config_validator; GH_CONFIG_VALID_CUSTOM needs |custom|
+ * (else GH_ERR_RESULT, GH_RC_ERROR_PARAM_MISSING), which is ignored with the
+ * other validators. Strings are copied; |description| and |default_value| may
+ * be NULL (""). |user_data| is passed to |custom|; |free_user_data| (may be
+ * NULL) is called with it once the item is gone (freed here and released by
+ * every config set holding it), also when this function fails. The default
+ * value is validated when the item joins a config set (a layer may replace it
+ * first). On success *out is a new reference, released with gh_config_free.
+ * Threads: any thread. Items are thread-safe. */
+int gh_config_new(const char *name, const char *description,
+                  const char *default_value, int can_be_empty, int validator,
+                  gh_config_validate_fn custom, void *user_data,
+                  void (*free_user_data)(void *), gh_config **out);
+
+/* Releases the caller's reference. Config sets that hold the item keep theirs.
+ * NULL does nothing.
+ * Threads: any thread, once per reference. */
+void gh_config_free(gh_config *config);
+
+/* The item's name. Valid until gh_config_free.
+ * Threads: any thread. */
+const char *gh_config_name(const gh_config *config);
+
+/* The current value, as a NUL-terminated copy released with gh_free (NULL only
+ * when out of memory).
+ * Threads: any thread. */
+char *gh_config_value(const gh_config *config);
+
+/* The default value (hard-coded, or the last config-set layer that gave one),
+ * as a copy released with gh_free.
+ * Threads: any thread. */
+char *gh_config_default_value(const gh_config *config);
+
+/* The current value as an integer / a float (read as Python's int() and
+ * float() read strings). GH_ERR_RESULT (GH_RC_ERROR_PARAM_INVALID) if it is
+ * not one; *out is untouched then.
+ * Threads: any thread. */
+int gh_config_int_value(const gh_config *config, int64_t *out);
+int gh_config_float_value(const gh_config *config, double *out);
+
+/* The item as the config service reports it: an encoded ConfigItem message
+ * (name, description, value, default_value, can_be_empty, validator) in
+ * *data / *len, released with gh_free.
+ * Threads: any thread. */
+int gh_config_describe(const gh_config *config, uint8_t **data, size_t *len);
+
+/* Checks |value| (borrowed for the call) with the item's rules: empty while
+ * not allowed → GH_ERR_RESULT GH_RC_ERROR_PARAM_MISSING; not of the
+ * validator's kind → GH_RC_ERROR_PARAM_INVALID naming the item and the value;
+ * a custom validator's own code and message.
+ * Threads: any thread. */
+int gh_config_validate(const gh_config *config, const char *value);
+
+/* Validates, then sets the current value (unchanged on error). This does not
+ * persist anything: a config set's user items are changed and persisted with
+ * gh_config_set_update or gh_config_set_set.
+ * Threads: any thread. */
+int gh_config_update(gh_config *config, const char *value);
+
+/* Sets the current value back to the default.
+ * Threads: any thread. */
+int gh_config_reset(gh_config *config);
+
+/* The built-in static items of an RPC server (rpc-max-workers,
+ * rpc-shutdown-grace, rpc-shutdown-timeout, rpc-logs-folder, rpc-logs-backup,
+ * rpc-logs-interval-unit, rpc-logs-interval, rpc-main-host, rpc-main-port,
+ * rpc-client-timeout, rpc-event-retain-timeout, rpc-event-keepalive-timeout),
+ * new items on each call. *items is an array of *count new references: free
+ * each with gh_config_free, then the array with gh_free.
+ * Threads: any thread. */
+int gh_config_static_items(gh_config ***items, size_t *count);
+
+/* ------------------------------------------------------------------------ */
+/* Folders                                                                  */
+/* ------------------------------------------------------------------------ */
+
+typedef struct gh_folders gh_folders;
+
+/* Folders of a helper-layer program (grpc-helper's Folders): system
+ * (read-only defaults), user (per-user defaults), workspace (persisted state,
+ * logs). Any may be NULL (absent). Paths are copied; a leading "~" is
+ * expanded. Nothing is created here.
+ * Threads: any thread. Folders are immutable. */
+int gh_folders_new(const char *system, const char *user, const char *workspace,
+                   gh_folders **out);
+
+/* NULL does nothing.
+ * Threads: any thread, once. */
+void gh_folders_free(gh_folders *folders);
+
+/* The system folder, or NULL when absent. Never created. Valid until
+ * gh_folders_free.
+ * Threads: any thread. */
+const char *gh_folders_system(const gh_folders *folders);
+
+/* The user / workspace folder in *path (NULL when absent), created with its
+ * parents on first use (GH_ERR_RESULT GH_RC_ERROR if that fails). *path is
+ * valid until gh_folders_free.
+ * Threads: any thread. */
+int gh_folders_user(const gh_folders *folders, const char **path);
+int gh_folders_workspace(const gh_folders *folders, const char **path);
+
+/* ------------------------------------------------------------------------ */
+/* Config sets                                                              */
+/* ------------------------------------------------------------------------ */
+
+typedef struct gh_config_set gh_config_set;
+
+/* The configuration of a program: static and user items (arrays of
+ * |static_count| and |user_count| handles, borrowed for the call; the set takes
+ * its own references). Default values in layers, each overriding the previous:
+ * the hard-coded default; config.json in the system folder; config.json in the
+ * user folder; the environment ("my-item" → MY_ITEM); |cli_config|, an array
+ * of |cli_count| "NAME=VALUE" strings (the command line's -c options, see
+ * gh_cli_config). Then the user items' persisted values (the workspace's
+ * config.json) are restored; one that no longer validates falls back to its
+ * default with a warning (gh_config_set_warning). |folders| (may be NULL: no
+ * folders) is borrowed for the call.
+ * Errors (GH_ERR_RESULT): an item in both lists or twice →
+ * GH_RC_ERROR_MODEL_INVALID; a config.json that is not a JSON object of
+ * strings → GH_RC_ERROR_MODEL_INVALID naming the file; an invalid default →
+ * the validator's code, naming the item and the layer it came from; a
+ * malformed |cli_config| string → GH_RC_ERROR_PARAM_INVALID.
+ * Threads: any thread. Sets are thread-safe. */
+int gh_config_set_new(gh_config *const *static_items, size_t static_count,
+                      gh_config *const *user_items, size_t user_count,
+                      const gh_folders *folders, const char *const *cli_config,
+                      size_t cli_count, gh_config_set **out);
+
+/* NULL does nothing.
+ * Threads: any thread, once. */
+void gh_config_set_free(gh_config_set *set);
+
+/* A static or user item by name (borrowed: valid until gh_config_set_free),
+ * or NULL if the set has none of that name.
+ * Threads: any thread. */
+gh_config *gh_config_set_item(gh_config_set *set, const char *name);
+
+/* The number of warnings raised while loading, and the |index|-th text
+ * (valid until gh_config_set_free; NULL when out of range).
+ * Threads: any thread. */
+size_t gh_config_set_warning_count(const gh_config_set *set);
+const char *gh_config_set_warning(const gh_config_set *set, size_t index);
+
+/* The ConfigService operations, on encoded messages (request borrowed for the
+ * call; the response, released with gh_free, in *response / *response_len):
+ * - get: Filter → ConfigStatus, the user items named (empty: all);
+ * - set: ConfigUpdate → ConfigStatus, validates every item first and applies
+ *   none if one fails, then persists the non-default user values in the
+ *   workspace's config.json (atomically);
+ * - reset: Filter → ConfigStatus, back to the defaults, persisted.
+ * Errors (GH_ERR_RESULT, nothing applied): an empty list (set, reset) or an
+ * empty name → GH_RC_ERROR_PARAM_MISSING; an unknown or static name →
+ * GH_RC_ERROR_ITEM_UNKNOWN unless the request's ignore_unknown; a bad value →
+ * its validator's error. A request that does not decode →
+ * GH_ERR_INVALID_ARGUMENT.
+ * Threads: any thread (operations are serialized per set). */
+int gh_config_set_get(gh_config_set *set, const uint8_t *request,
+                      size_t request_len, uint8_t **response,
+                      size_t *response_len);
+int gh_config_set_set(gh_config_set *set, const uint8_t *request,
+                      size_t request_len, uint8_t **response,
+                      size_t *response_len);
+int gh_config_set_reset(gh_config_set *set, const uint8_t *request,
+                        size_t request_len, uint8_t **response,
+                        size_t *response_len);
+
+/* Sets one user item and persists, as gh_config_set_set with one item.
+ * Threads: any thread. */
+int gh_config_set_update(gh_config_set *set, const char *name,
+                         const char *value);
+
+/* ------------------------------------------------------------------------ */
+/* Command line                                                             */
+/* ------------------------------------------------------------------------ */
+
+typedef struct gh_cli gh_cli;
+
+/* Parses |argc| / |argv| (argv[0] is the program name; borrowed for the call)
+ * for the RPC options of grpc-helper's RpcCliParser: -h/--help, -V/--version,
+ * --system PATH, --user PATH, -w/--workspace PATH, -p/--port PORT and
+ * -c/--config NAME=VALUE (repeatable; the last of a name wins). Defaults:
+ * |default_port| and the three folders (each may be NULL). |description| and
+ * |version| (may be NULL: no -V) are shown by --help and -V.
+ * Arguments that are not RPC options are kept, in order, for the host
+ * (gh_cli_rest). Always fills *out (GH_OK) once the arguments are readable;
+ * then gh_cli_exit_code says whether the host goes on (-1) or prints
+ * gh_cli_message (to stdout when the code is 0: help, version; to stderr
+ * otherwise: a malformed option, named in the message) and exits with it.
+ * Threads: any thread. The handle is immutable. */
+int gh_cli_parse(int argc, const char *const *argv, const char *description,
+                 const char *version, int default_port,
+                 const char *default_system, const char *default_user,
+                 const char *default_workspace, gh_cli **out);
+
+/* NULL does nothing.
+ * Threads: any thread, once. */
+void gh_cli_free(gh_cli *cli);
+
+/* -1 when the program goes on; else the exit status: 0 after --help or -V,
+ * 64 (EX_USAGE) after a usage error.
+ * Threads: any thread. */
+int gh_cli_exit_code(const gh_cli *cli);
+
+/* The text to print when gh_cli_exit_code is not -1 (else ""). Valid until
+ * gh_cli_free.
+ * Threads: any thread. */
+const char *gh_cli_message(const gh_cli *cli);
+
+/* The listening port (-p, else the default).
+ * Threads: any thread. */
+int gh_cli_port(const gh_cli *cli);
+
+/* The folders (the options, else the defaults) as a new handle, released with
+ * gh_folders_free.
+ * Threads: any thread. */
+int gh_cli_folders(const gh_cli *cli, gh_folders **out);
+
+/* The -c options as "NAME=VALUE" strings, one per name, ready for
+ * gh_config_set_new: *config (an array of *count strings) is valid until
+ * gh_cli_free.
+ * Threads: any thread. */
+int gh_cli_config(const gh_cli *cli, const char *const **config,
+                  size_t *count);
+
+/* The arguments that are not RPC options, in order (argv[0] excluded): *argv
+ * (an array of *argc strings) is valid until gh_cli_free.
+ * Threads: any thread. */
+int gh_cli_rest(const gh_cli *cli, int *argc, const char *const **argv);
+
+/* ------------------------------------------------------------------------ */
+/* Rolling logs                                                             */
+/* ------------------------------------------------------------------------ */
+
+/* Levels (Python logging's numbers; grpc-helper-api LoggerLevel for DEBUG
+ * to CRITICAL). */
+typedef enum {
+    GH_LOG_TRACE = 5,
+    GH_LOG_DEBUG = 10,
+    GH_LOG_INFO = 20,
+    GH_LOG_NOTICE = 25,
+    GH_LOG_WARNING = 30,
+    GH_LOG_ERROR = 40,
+    GH_LOG_CRITICAL = 50
+} gh_log_level;
+
+typedef struct gh_logs gh_logs;
+
+/* The rolling logs of a program. Each named logger writes to
+ * <folder>/<name>/<name>.log, and every record also goes to
+ * <folder>/root/root.log (the root logger's file). Lines read
+ * "YYYY-MM-DD hh:mm:ss.mmm [thread/name] LEVEL message", with
+ * " - file:function:line" when the source is known; a header line is written
+ * when the process opens a file. Files roll over every |interval| |unit|
+ * (S, M, H, D, MIDNIGHT, W0..W6, any case: Python's TimedRotatingFileHandler
+ * units), keeping |backup| old files (0: all). Levels per logger come in
+ * layers from loggers.json in the system, user and workspace folders of
+ * |folders| (may be NULL); name → level name ("DEBUG", ...) or false
+ * (disabled). A logger without a level takes its nearest dotted parent's, and
+ * finally the root's (name "" or "root"; INFO unless configured).
+ * |folder| is copied; a relative one is taken from the workspace (the current
+ * directory without one).
+ * Errors (GH_ERR_RESULT): a bad unit or interval → GH_RC_ERROR_PARAM_INVALID;
+ * a malformed loggers.json → GH_RC_ERROR_MODEL_INVALID naming it; a folder
+ * that cannot be created → GH_RC_ERROR.
+ * Threads: any thread. Logs are thread-safe. */
+int gh_logs_new(const char *folder, const char *unit, int interval, int backup,
+                const gh_folders *folders, gh_logs **out);
+
+/* The same, with folder, unit, interval and backup from the set's
+ * rpc-logs-folder, rpc-logs-interval-unit, rpc-logs-interval and
+ * rpc-logs-backup items and the set's folders (borrowed for the call).
+ * Threads: any thread. */
+int gh_logs_new_from_config(const gh_config_set *set, gh_logs **out);
+
+/* Closes the files. No gh_logs_* call may run on it concurrently or after.
+ * NULL does nothing.
+ * Threads: any thread, once. */
+void gh_logs_free(gh_logs *logs);
+
+/* The logs folder (absolute). Valid until gh_logs_free.
+ * Threads: any thread. */
+const char *gh_logs_folder(const gh_logs *logs);
+
+/* 1 if a record of |level| from logger |name| would be written, else 0.
+ * Threads: any thread. */
+int gh_logs_enabled(const gh_logs *logs, const char *name, int level);
+
+/* Writes |message| from logger |name| at |level| (a gh_log_level or any
+ * 1..50 number) if enabled. The thread is the calling thread's name. Strings
+ * are borrowed for the call.
+ * Threads: any thread. */
+int gh_logs_write(gh_logs *logs, const char *name, int level,
+                  const char *message);
+
+/* As gh_logs_write, with the record's thread name, source file, function and
+ * line (|thread|, |file|, |function| may be NULL; |line| 0: unknown) — for
+ * bindings that forward their language's log records.
+ * Threads: any thread. */
+int gh_logs_write_record(gh_logs *logs, const char *name, int level,
+                         const char *thread, const char *file,
+                         const char *function, int line, const char *message);
+
+/* The LoggerService operations, on encoded messages (as the config set's):
+ * - get: Filter → LoggerStatus, the named loggers' configuration ("" is the
+ *   root, reported as "root"; a logger without a level reports LVL_UNKNOWN);
+ * - set: LoggerUpdate → LoggerStatus, sets level and enablement and persists
+ *   them in the workspace's loggers.json (atomically);
+ * - reset: Filter → LoggerStatus, forgets them (level unset, enabled; the
+ *   root back to INFO) and removes them from loggers.json.
+ * Errors (GH_ERR_RESULT): an empty request → GH_RC_ERROR_PARAM_MISSING.
+ * Threads: any thread. */
+int gh_logs_get(gh_logs *logs, const uint8_t *request, size_t request_len,
+                uint8_t **response, size_t *response_len);
+int gh_logs_set(gh_logs *logs, const uint8_t *request, size_t request_len,
+                uint8_t **response, size_t *response_len);
+int gh_logs_reset(gh_logs *logs, const uint8_t *request, size_t request_len,
+                  uint8_t **response, size_t *response_len);
 
 #ifdef __cplusplus
 }

@@ -30,6 +30,7 @@ private let errorTexts: [Int32: UnsafeMutablePointer<CChar>] = [
     GH_ERR_BIND: strdup("cannot bind address")!,
     GH_ERR_RPC: strdup("RPC failed with a non-OK status")!,
     GH_ERR_TOO_LARGE: strdup("message too large")!,
+    GH_ERR_RESULT: strdup("operation failed with a result code")!,
     GH_ERR_FATAL: strdup("fatal error")!,
     GH_ERR_NOMEM: strdup("out of memory")!,
     GH_ERR_INTERNAL: strdup("internal error")!,

@@ -1,6 +1,7 @@
 // Support for the C exports: error codes, the per-thread last error, handle boxing.
 // No gRPC logic lives here: everything forwards to GRPCHelperCore.
 import GRPCHelperCore
+import GRPCHelper
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -13,6 +14,7 @@ let GH_ERR_CLOSED: Int32 = -503
 let GH_ERR_BIND: Int32 = -504
 let GH_ERR_RPC: Int32 = -505
 let GH_ERR_TOO_LARGE: Int32 = -506
+let GH_ERR_RESULT: Int32 = -507
 let GH_ERR_FATAL: Int32 = -900
 let GH_ERR_NOMEM: Int32 = -901
 let GH_ERR_INTERNAL: Int32 = -902
@@ -34,10 +36,22 @@ private let lastErrorKey: pthread_key_t = {
 
 private let emptyString: UnsafeMutablePointer<CChar> = strdup("")!
 
-func setLastError(_ message: String) {
+// The ResultCode of the latest GH_ERR_RESULT (stored as a pointer-sized integer).
+private let lastResultKey: pthread_key_t = {
+    var key = pthread_key_t()
+    pthread_key_create(&key, nil)
+    return key
+}()
+
+func setLastError(_ message: String, resultCode: Int = 0) {
     let old = pthread_getspecific(lastErrorKey)
     pthread_setspecific(lastErrorKey, strdup(message))
     free(old)
+    pthread_setspecific(lastResultKey, UnsafeRawPointer(bitPattern: resultCode))
+}
+
+func lastResultCode() -> Int32 {
+    Int32(truncatingIfNeeded: Int(bitPattern: pthread_getspecific(lastResultKey)))
 }
 
 func lastErrorPointer() -> UnsafePointer<CChar> {
@@ -53,6 +67,9 @@ func errorCode(_ error: Error) -> Int32 {
     case let e as ExportError:
         setLastError(e.message)
         return e.code
+    case let e as RpcException:
+        setLastError(e.message, resultCode: e.code.rawValue)
+        return GH_ERR_RESULT
     case let e as RuntimeError:
         setLastError(e.message)
         switch e.kind {

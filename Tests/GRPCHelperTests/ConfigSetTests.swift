@@ -4,35 +4,10 @@ import Foundation
 import Testing
 @testable import GRPCHelper
 
-/// A fresh folder tree (system, user, workspace) removed at the end.
-private final class TempFolders {
-    let root: String
-    let folders: Folders
-    init() {
-        root = NSTemporaryDirectory() + "gh-config-\(UUID().uuidString)"
-        try! FileManager.default.createDirectory(atPath: root + "/sys", withIntermediateDirectories: true)
-        folders = Folders(system: root + "/sys", user: root + "/usr", workspace: root + "/wks")
-    }
-    deinit { try? FileManager.default.removeItem(atPath: root) }
-    func write(_ rel: String, _ text: String) {
-        let p = root + "/" + rel
-        try! FileManager.default.createDirectory(atPath: (p as NSString).deletingLastPathComponent,
-                                                 withIntermediateDirectories: true)
-        FileManager.default.createFile(atPath: p, contents: Data(text.utf8))
-    }
-    func read(_ rel: String) -> String? {
-        FileManager.default.contents(atPath: root + "/" + rel).map { String(decoding: $0, as: UTF8.self) }
-    }
-}
-
 private func items() throws -> (stat: [Config], user: [Config]) {
     (stat: [try Config(name: "a-port", defaultValue: "1", validator: .configValidPosInt)],
      user: [try Config(name: "b-name", defaultValue: "hard"),
             try Config(name: "c-ratio", defaultValue: "0.5", validator: .configValidPosFloat)])
-}
-
-private func rpcCode(_ body: () throws -> Void) -> (RpcResultCode, String)? {
-    do { try body(); return nil } catch let e as RpcException { return (e.code, e.message) } catch { return (.error, "\(error)") }
 }
 
 @Suite struct ConfigSetTests {

@@ -51,7 +51,10 @@ public struct RpcCliOptions: ParsableArguments {
     public init() {}
 
     public mutating func validate() throws {
-        if showVersion { throw CleanExit.message(RpcCliOptions.defaults.version ?? "") }
+        if showVersion {
+            guard let v = RpcCliOptions.defaults.version else { throw ValidationError("no version to show (-V)") }
+            throw CleanExit.message(v)
+        }
         _ = try parsedConfig()
         if let p = portOption, !(1...65535).contains(p) {
             throw ValidationError("invalid port \(p): expected 1...65535")

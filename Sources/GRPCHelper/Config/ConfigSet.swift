@@ -137,3 +137,24 @@ public final class ConfigSet: @unchecked Sendable {
         try writeStringMap(map, to: (ws as NSString).appendingPathComponent("config.json"))
     }
 }
+
+// The ConfigService operations on the wire messages (what the config service serves).
+extension ConfigSet {
+    public func get(_ request: RpcFilter) throws -> RpcConfigStatus {
+        var s = RpcConfigStatus()
+        s.items = try get(request.names, ignoreUnknown: request.ignoreUnknown)
+        return s
+    }
+
+    public func set(_ request: RpcConfigUpdate) throws -> RpcConfigStatus {
+        var s = RpcConfigStatus()
+        s.items = try set(request.items.map { (name: $0.name, value: $0.value) }, ignoreUnknown: request.ignoreUnknown)
+        return s
+    }
+
+    public func reset(_ request: RpcFilter) throws -> RpcConfigStatus {
+        var s = RpcConfigStatus()
+        s.items = try reset(request.names, ignoreUnknown: request.ignoreUnknown)
+        return s
+    }
+}

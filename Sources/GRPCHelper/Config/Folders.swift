@@ -33,9 +33,9 @@ public struct Folders: Sendable, Equatable {
     }
 }
 
-/// Reads a JSON object of strings (name → value); nil when the file does not exist.
-/// A file that is not such an object → ERROR_MODEL_INVALID naming it.
-func readStringMap(_ path: String) throws -> [String: String]? {
+/// Reads a JSON object; nil when the file does not exist. A file that is not valid JSON
+/// or not an object → ERROR_MODEL_INVALID naming it.
+func readJSONObject(_ path: String) throws -> [String: Any]? {
     guard FileManager.default.fileExists(atPath: path) else { return nil }
     guard let data = FileManager.default.contents(atPath: path) else {
         throw RpcException("cannot read \(path)", code: .errorModelInvalid)
@@ -45,8 +45,15 @@ func readStringMap(_ path: String) throws -> [String: String]? {
         throw RpcException("\(path) is not valid JSON", code: .errorModelInvalid)
     }
     guard let dict = object as? [String: Any] else {
-        throw RpcException("\(path) must hold a JSON object of strings", code: .errorModelInvalid)
+        throw RpcException("\(path) must hold a JSON object", code: .errorModelInvalid)
     }
+    return dict
+}
+
+/// Reads a JSON object of strings (name → value); nil when the file does not exist.
+/// A file that is not such an object → ERROR_MODEL_INVALID naming it.
+func readStringMap(_ path: String) throws -> [String: String]? {
+    guard let dict = try readJSONObject(path) else { return nil }
     var out: [String: String] = [:]
     for (k, v) in dict {
         guard let s = v as? String else {
@@ -57,11 +64,11 @@ func readStringMap(_ path: String) throws -> [String: String]? {
     return out
 }
 
-/// Writes `map` as a JSON object (sorted keys) atomically: a temporary file beside it,
-/// then rename, so a crash never leaves a torn file.
-func writeStringMap(_ map: [String: String], to path: String) throws {
-    let data = try JSONSerialization.data(withJSONObject: map, options: [.prettyPrinted, .sortedKeys])
-    let tmp = path + ".tmp-\(getpid())"
+/// Writes `object` as JSON (sorted keys) atomically: a temporary file beside it, then
+/// rename, so a crash never leaves a torn file.
+func writeJSONObject(_ object: [String: Any], to path: String) throws {
+    let data = try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])
+    let tmp = path + ".tmp-\(getpid())-\(UInt64.random(in: 0...UInt64.max))"
     guard FileManager.default.createFile(atPath: tmp, contents: data + Data("\n".utf8)) else {
         throw RpcException("cannot write \(tmp)", code: .error)
     }
@@ -70,4 +77,9 @@ func writeStringMap(_ map: [String: String], to path: String) throws {
         unlink(tmp)
         throw RpcException("cannot replace \(path): \(err)", code: .error)
     }
+}
+
+/// Writes a string map atomically (see writeJSONObject).
+func writeStringMap(_ map: [String: String], to path: String) throws {
+    try writeJSONObject(map, to: path)
 }

@@ -1,0 +1,198 @@
+// Levels and enablement of named loggers (grpc-helper's logs manager): layers from
+// loggers.json files, Python logging's level numbers and inheritance, and the
+// LoggerService operations.
+import Foundation
+
+/// Python logging's level numbers and names, plus swift-log's trace (5) and notice (25).
+public enum RpcLogLevel {
+    public static let trace = 5, debug = 10, info = 20, notice = 25, warning = 30, error = 40, critical = 50
+    /// The root logger's level when none is configured.
+    public static let rootDefault = info
+
+    static let names: [Int: String] = [5: "TRACE", 10: "DEBUG", 20: "INFO", 25: "NOTICE", 30: "WARNING",
+                                       40: "ERROR", 50: "CRITICAL"]
+
+    /// "DEBUG" for 10, "Level 12" for a number without a name (as Python).
+    public static func name(_ level: Int) -> String { names[level] ?? "Level \(level)" }
+
+    /// The number of a level name ("UNKNOWN" is 0: no level of its own); nil if unknown.
+    static func value(_ name: String) -> Int? {
+        if name == "UNKNOWN" { return 0 }
+        return names.first(where: { $0.value == name })?.key
+    }
+}
+
+/// One JSON value of loggers.json: a level name, or false (disabled) / true.
+private enum LoggerSetting: Decodable {
+    case level(String)
+    case enabled(Bool)
+    init(from decoder: Decoder) throws {
+        let c = try decoder.singleValueContainer()
+        if let b = try? c.decode(Bool.self) { self = .enabled(b); return }
+        self = .level(try c.decode(String.self))
+    }
+}
+
+final class LoggerLevels: @unchecked Sendable {
+    struct Entry: Equatable {
+        /// 0: none of its own (inherits).
+        var level = 0
+        var enabled = true
+    }
+
+    private let lock = NSLock()
+    /// The configuration from the system and user layers (what reset goes back to).
+    private var base: [String: Entry] = [:]
+    private var entries: [String: Entry] = [:]
+    private let workspaceFile: String?
+    private(set) var warnings: [String] = []
+
+    /// "" and "root" are the root logger.
+    static func canonical(_ name: String) -> String { name == "root" ? "" : name }
+
+    /// Loads the layers: loggers.json of the system, user and workspace folders, each
+    /// overriding the previous. A file that is not a JSON object of strings and booleans
+    /// → ERROR_MODEL_INVALID naming it; an unknown level name is ignored with a warning.
+    init(folders: Folders) throws {
+        func file(_ dir: String?) -> String? { dir.map { ($0 as NSString).appendingPathComponent("loggers.json") } }
+        workspaceFile = file(folders.workspace)
+        for (path, isBase) in [(file(folders.system), true), (file(folders.user), true), (workspaceFile, false)] {
+            guard let path = path, let settings = try LoggerLevels.read(path) else { continue }
+            for (rawName, setting) in settings.sorted(by: { $0.key < $1.key }) {
+                let name = LoggerLevels.canonical(rawName)
+                var e = entries[name] ?? Entry()
+                switch setting {
+                case .enabled(let b): e.enabled = b
+                case .level(let l):
+                    guard let v = RpcLogLevel.value(l) else {
+                        warnings.append("Ignoring unknown level \(l) for logger \(rawName) (\(path))")
+                        continue
+                    }
+                    e.level = v
+                }
+                entries[name] = e
+                if isBase { base[name] = e }
+            }
+        }
+    }
+
+    private static func read(_ path: String) throws -> [String: LoggerSetting]? {
+        guard FileManager.default.fileExists(atPath: path) else { return nil }
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw RpcException("cannot read \(path)", code: .errorModelInvalid)
+        }
+        do {
+            return try JSONDecoder().decode([String: LoggerSetting].self, from: data)
+        } catch {
+            throw RpcException("Invalid logger json file (expecting a JSON object of level names or booleans): \(path)",
+                               code: .errorModelInvalid)
+        }
+    }
+
+    /// The level that applies to `name`: its own, else its nearest dotted parent's, else
+    /// the root's (INFO unless configured).
+    func effectiveLevel(_ rawName: String) -> Int {
+        lock.withLock { effectiveLocked(LoggerLevels.canonical(rawName)) }
+    }
+
+    private func effectiveLocked(_ name: String) -> Int {
+        var n = Substring(name)
+        while !n.isEmpty {
+            if let l = entries[String(n)]?.level, l > 0 { return l }
+            guard let dot = n.lastIndex(of: ".") else { break }
+            n = n[..<dot]
+        }
+        if let l = entries[""]?.level, l > 0 { return l }
+        return RpcLogLevel.rootDefault
+    }
+
+    func isEnabled(_ rawName: String, level: Int) -> Bool {
+        let name = LoggerLevels.canonical(rawName)
+        return lock.withLock {
+            if entries[name]?.enabled == false { return false }
+            return level >= effectiveLocked(name)
+        }
+    }
+
+    /// Sets a level for this process only (swift-log's `logLevel` setter).
+    func setRuntimeLevel(_ rawName: String, _ level: Int) {
+        let name = LoggerLevels.canonical(rawName)
+        lock.withLock { entries[name, default: Entry()].level = level }
+    }
+
+    // MARK: LoggerService operations
+
+    private func config(_ name: String) -> RpcLoggerConfig {
+        let e = entries[name] ?? Entry()
+        var c = RpcLoggerConfig()
+        c.name = name.isEmpty ? "root" : name
+        c.enabled = e.enabled
+        let own = name.isEmpty && e.level == 0 ? RpcLogLevel.rootDefault : e.level
+        switch own {
+        case 10, 20, 30, 40, 50: c.level = RpcLoggerLevel(rawValue: own) ?? .lvlUnknown
+        default: c.level = .lvlUnknown  // no level of its own, or one the API has no name for
+        }
+        return c
+    }
+
+    func get(_ names: [String]) throws -> [RpcLoggerConfig] {
+        guard !names.isEmpty else { throw RpcException("Empty request", code: .errorParamMissing) }
+        return lock.withLock { names.map { config(LoggerLevels.canonical($0)) } }
+    }
+
+    /// Sets level and enablement, persisted in the workspace loggers.json.
+    func set(_ items: [RpcLoggerConfig]) throws -> [RpcLoggerConfig] {
+        guard !items.isEmpty else { throw RpcException("Empty request", code: .errorParamMissing) }
+        for i in items {
+            guard (0...50).contains(i.level.rawValue) else {
+                throw RpcException("invalid level \(i.level.rawValue) for logger \(i.name)", code: .errorParamInvalid)
+            }
+        }
+        return try lock.withLock {
+            var persisted = try persistedLocked()
+            for i in items {
+                let name = LoggerLevels.canonical(i.name)
+                entries[name] = Entry(level: i.level.rawValue, enabled: i.enabled)
+                persisted[name] = i.enabled ? (RpcLogLevel.names[i.level.rawValue] ?? "UNKNOWN") : false
+            }
+            try savePersistedLocked(persisted)
+            return items.map { config(LoggerLevels.canonical($0.name)) }
+        }
+    }
+
+    /// Forgets the workspace setting: back to the system/user layers' one (else no
+    /// level of its own, enabled); removed from the workspace loggers.json.
+    func reset(_ names: [String]) throws -> [RpcLoggerConfig] {
+        guard !names.isEmpty else { throw RpcException("Empty request", code: .errorParamMissing) }
+        return try lock.withLock {
+            var persisted = try persistedLocked()
+            var changed = false
+            for raw in names {
+                let name = LoggerLevels.canonical(raw)
+                entries[name] = base[name]
+                if persisted.removeValue(forKey: name) != nil { changed = true }
+            }
+            if changed { try savePersistedLocked(persisted) }
+            return names.map { config(LoggerLevels.canonical($0)) }
+        }
+    }
+
+    private func persistedLocked() throws -> [String: Any] {
+        guard let path = workspaceFile else { return [:] }
+        var out: [String: Any] = [:]
+        for (k, v) in try LoggerLevels.read(path) ?? [:] {
+            switch v {
+            case .enabled(let b): out[LoggerLevels.canonical(k)] = b
+            case .level(let l): out[LoggerLevels.canonical(k)] = l
+            }
+        }
+        return out
+    }
+
+    private func savePersistedLocked(_ map: [String: Any]) throws {
+        guard let path = workspaceFile else { return }
+        try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent,
+                                                withIntermediateDirectories: true)
+        try writeJSONObject(map, to: path)
+    }
+}

@@ -1,0 +1,612 @@
+// The helper layer's C ABI (include/grpchelper.h, "Helper layer"): config items,
+// folders, config sets, command line, rolling logs. Thin translations onto GRPCHelper;
+// helper-layer errors (RpcException) become GH_ERR_RESULT + gh_last_result_code.
+import ArgumentParser
+import Foundation
+import GRPCHelper
+import SwiftProtobuf
+#if canImport(Glibc)
+import Glibc
+#endif
+
+@_cdecl("gh_last_result_code")
+public func gh_last_result_code() -> Int32 { lastResultCode() }
+
+/// A malloc'd copy of `s` (gh_free).
+private func mallocString(_ s: String) -> UnsafeMutablePointer<CChar>? { strdup(s) }
+
+/// Copies `bytes` into malloc'd memory handed to the caller (gh_free).
+private func handOver(_ bytes: [UInt8], _ data: UnsafeMutablePointer<UnsafeMutablePointer<UInt8>?>?,
+                      _ len: UnsafeMutablePointer<Int>?) throws -> Int32 {
+    guard let data = data, let len = len else { throw ExportError(GH_ERR_INVALID_ARGUMENT, "output pointer is NULL") }
+    guard let p = malloc(max(bytes.count, 1))?.assumingMemoryBound(to: UInt8.self) else {
+        throw ExportError(GH_ERR_NOMEM, "out of memory")
+    }
+    bytes.withUnsafeBufferPointer { if let b = $0.baseAddress { p.update(from: b, count: bytes.count) } }
+    data.pointee = p
+    len.pointee = bytes.count
+    return GH_OK
+}
+
+/// Decodes a request message; a message that does not decode → GH_ERR_INVALID_ARGUMENT.
+private func decode<M: SwiftProtobuf.Message>(_ type: M.Type, _ p: UnsafePointer<UInt8>?, _ n: Int) throws -> M {
+    do { return try M(serializedBytes: try bytes(p, n)) } catch let e as ExportError { throw e } catch {
+        throw ExportError(GH_ERR_INVALID_ARGUMENT, "request is not a valid \(M.protoMessageName) message: \(error)")
+    }
+}
+
+private func optionalString(_ p: UnsafePointer<CChar>?) -> String? { p.map { String(cString: $0) } }
+
+// MARK: - config items
+
+/// A config item handle: the item and its name as a C string.
+final class ConfigBox {
+    let config: Config
+    let name: OwnedCString
+    init(_ c: Config) { config = c; name = OwnedCString(c.name) }
+}
+
+/// The C custom validator with its user data; frees the user data when the item is gone.
+private final class CValidator: @unchecked Sendable {
+    typealias Fn = @convention(c) (UnsafeMutableRawPointer?, UnsafePointer<CChar>?, UnsafePointer<CChar>?,
+                                   UnsafeMutablePointer<CChar>?, Int) -> Int32
+    let fn: Fn
+    let userData: UnsafeMutableRawPointer?
+    let freeFn: (@convention(c) (UnsafeMutableRawPointer?) -> Void)?
+    init(fn: Fn, userData: UnsafeMutableRawPointer?, freeFn: (@convention(c) (UnsafeMutableRawPointer?) -> Void)?) {
+        self.fn = fn; self.userData = userData; self.freeFn = freeFn
+    }
+    deinit { freeFn?(userData) }
+
+    func validate(_ name: String, _ value: String) throws {
+        var buf = [CChar](repeating: 0, count: 1024)
+        let rc = name.withCString { n in value.withCString { v in fn(userData, n, v, &buf, buf.count) } }
+        guard rc != 0 else { return }
+        buf[buf.count - 1] = 0
+        var text = String(cString: buf)
+        if text.isEmpty { text = "Config item \(name): invalid value \"\(value)\"" }
+        throw RpcException(text, code: RpcResultCode(rawValue: Int(rc)) ?? .errorParamInvalid)
+    }
+}
+
+@_cdecl("gh_config_new")
+public func gh_config_new(_ name: UnsafePointer<CChar>?, _ description: UnsafePointer<CChar>?,
+                          _ defaultValue: UnsafePointer<CChar>?, _ canBeEmpty: Int32, _ validator: Int32,
+                          _ custom: (@convention(c) (UnsafeMutableRawPointer?, UnsafePointer<CChar>?, UnsafePointer<CChar>?,
+                                                     UnsafeMutablePointer<CChar>?, Int) -> Int32)?,
+                          _ userData: UnsafeMutableRawPointer?,
+                          _ freeUserData: (@convention(c) (UnsafeMutableRawPointer?) -> Void)?,
+                          _ out: UnsafeMutablePointer<OpaquePointer?>?) -> Int32 {
+    // The user data is released exactly once, also when this fails.
+    let holder = custom.map { CValidator(fn: $0, userData: userData, freeFn: freeUserData) }
+    if holder == nil { freeUserData?(userData) }
+    return boundary {
+        guard let out = out else { throw ExportError(GH_ERR_INVALID_ARGUMENT, "out is NULL") }
+        let n = try string(name, "name")
+        guard let v = RpcConfigValidator(rawValue: Int(validator)), (0...5).contains(Int(validator)) else {
+            throw ExportError(GH_ERR_INVALID_ARGUMENT, "unknown validator \(validator)")
+        }
+        let customValidator: ConfigCustomValidator? = v == .configValidCustom
+            ? holder.map { h in { name, value in try h.validate(name, value) } } : nil
+        let c = try Config(name: n, description: optionalString(description) ?? "",
+                           defaultValue: optionalString(defaultValue) ?? "", canBeEmpty: canBeEmpty != 0,
+                           validator: v, customValidator: customValidator)
+        out.pointee = makeHandle(ConfigBox(c))
+        return GH_OK
+    }
+}
+
+@_cdecl("gh_config_free")
+public func gh_config_free(_ c: OpaquePointer?) {
+    if let c = c { release(c, ConfigBox.self) }
+}
+
+@_cdecl("gh_config_name")
+public func gh_config_name(_ c: OpaquePointer?) -> UnsafePointer<CChar>? {
+    guard let b = try? borrow(c, ConfigBox.self, "config") else { return nil }
+    return UnsafePointer(b.name.pointer)
+}
+
+@_cdecl("gh_config_value")
+public func gh_config_value(_ c: OpaquePointer?) -> UnsafeMutablePointer<CChar>? {
+    guard let b = try? borrow(c, ConfigBox.self, "config") else { return nil }
+    return mallocString(b.config.stringValue)
+}
+
+@_cdecl("gh_config_default_value")
+public func gh_config_default_value(_ c: OpaquePointer?) -> UnsafeMutablePointer<CChar>? {
+    guard let b = try? borrow(c, ConfigBox.self, "config") else { return nil }
+    return mallocString(b.config.defaultValue)
+}
+
+@_cdecl("gh_config_int_value")
+public func gh_config_int_value(_ c: OpaquePointer?, _ out: UnsafeMutablePointer<Int64>?) -> Int32 {
+    boundary {
+        let b = try borrow(c, ConfigBox.self, "config")
+        guard let out = out else { throw ExportError(GH_ERR_INVALID_ARGUMENT, "out is NULL") }
+        let s = b.config.stringValue
+        guard let v = b.config.intValue else {
+            throw RpcException("Config item \(b.config.name): \"\(s)\" is not an integer", code: .errorParamInvalid)
+        }
+        out.pointee = Int64(v)
+        return GH_OK
+    }
+}
+
+@_cdecl("gh_config_float_value")
+public func gh_config_float_value(_ c: OpaquePointer?, _ out: UnsafeMutablePointer<Double>?) -> Int32 {
+    boundary {
+        let b = try borrow(c, ConfigBox.self, "config")
+        guard let out = out else { throw ExportError(GH_ERR_INVALID_ARGUMENT, "out is NULL") }
+        let s = b.config.stringValue
+        guard let v = b.config.floatValue else {
+            throw RpcException("Config item \(b.config.name): \"\(s)\" is not a float", code: .errorParamInvalid)
+        }
+        out.pointee = v
+        return GH_OK
+    }
+}
+
+@_cdecl("gh_config_describe")
+public func gh_config_describe(_ c: OpaquePointer?, _ data: UnsafeMutablePointer<UnsafeMutablePointer<UInt8>?>?,
+                               _ len: UnsafeMutablePointer<Int>?) -> Int32 {
+    boundary {
+        let b = try borrow(c, ConfigBox.self, "config")
+        return try handOver(try b.config.message.serializedBytes(), data, len)
+    }
+}
+
+@_cdecl("gh_config_validate")
+public func gh_config_validate(_ c: OpaquePointer?, _ value: UnsafePointer<CChar>?) -> Int32 {
+    boundary {
+        try borrow(c, ConfigBox.self, "config").config.validate(try string(value, "value"))
+        return GH_OK
+    }
+}
+
+@_cdecl("gh_config_update")
+public func gh_config_update(_ c: OpaquePointer?, _ value: UnsafePointer<CChar>?) -> Int32 {
+    boundary {
+        try borrow(c, ConfigBox.self, "config").config.update(try string(value, "value"))
+        return GH_OK
+    }
+}
+
+@_cdecl("gh_config_reset")
+public func gh_config_reset(_ c: OpaquePointer?) -> Int32 {
+    boundary {
+        try borrow(c, ConfigBox.self, "config").config.reset()
+        return GH_OK
+    }
+}
+
+@_cdecl("gh_config_static_items")
+public func gh_config_static_items(_ items: UnsafeMutablePointer<UnsafeMutablePointer<OpaquePointer?>?>?,
+                                   _ count: UnsafeMutablePointer<Int>?) -> Int32 {
+    boundary {
+        guard let items = items, let count = count else { throw ExportError(GH_ERR_INVALID_ARGUMENT, "output pointer is NULL") }
+        let all = RpcStaticConfig.items()
+        guard let array = malloc(MemoryLayout<OpaquePointer?>.stride * all.count)?
+            .assumingMemoryBound(to: OpaquePointer?.self) else { throw ExportError(GH_ERR_NOMEM, "out of memory") }
+        for (i, c) in all.enumerated() { (array + i).initialize(to: makeHandle(ConfigBox(c))) }
+        items.pointee = array
+        count.pointee = all.count
+        return GH_OK
+    }
+}
+
+// MARK: - folders
+
+final class FoldersBox {
+    let folders: Folders
+    let system: OwnedCString?
+    private let lock = NSLock()
+    private var user: OwnedCString?
+    private var workspace: OwnedCString?
+    init(_ f: Folders) { folders = f; system = f.system.map(OwnedCString.init) }
+
+    func userPath() throws -> UnsafePointer<CChar>? {
+        guard let p = try folders.userFolder() else { return nil }
+        return lock.withLock {
+            if user == nil { user = OwnedCString(p) }
+            return UnsafePointer(user!.pointer)
+        }
+    }
+
+    func workspacePath() throws -> UnsafePointer<CChar>? {
+        guard let p = try folders.workspaceFolder() else { return nil }
+        return lock.withLock {
+            if workspace == nil { workspace = OwnedCString(p) }
+            return UnsafePointer(workspace!.pointer)
+        }
+    }
+}
+
+@_cdecl("gh_folders_new")
+public func gh_folders_new(_ system: UnsafePointer<CChar>?, _ user: UnsafePointer<CChar>?,
+                           _ workspace: UnsafePointer<CChar>?, _ out: UnsafeMutablePointer<OpaquePointer?>?) -> Int32 {
+    boundary {
+        guard let out = out else { throw ExportError(GH_ERR_INVALID_ARGUMENT, "out is NULL") }
+        out.pointee = makeHandle(FoldersBox(Folders(system: optionalString(system), user: optionalString(user),
+                                                    workspace: optionalString(workspace))))
+        return GH_OK
+    }
+}
+
+@_cdecl("gh_folders_free")
+public func gh_folders_free(_ f: OpaquePointer?) {
+    if let f = f { release(f, FoldersBox.self) }
+}
+
+@_cdecl("gh_folders_system")
+public func gh_folders_system(_ f: OpaquePointer?) -> UnsafePointer<CChar>? {
+    guard let b = try? borrow(f, FoldersBox.self, "folders") else { return nil }
+    return b.system.map { UnsafePointer($0.pointer) }
+}
+
+@_cdecl("gh_folders_user")
+public func gh_folders_user(_ f: OpaquePointer?, _ path: UnsafeMutablePointer<UnsafePointer<CChar>?>?) -> Int32 {
+    boundary {
+        let b = try borrow(f, FoldersBox.self, "folders")
+        guard let path = path else { throw ExportError(GH_ERR_INVALID_ARGUMENT, "path is NULL") }
+        path.pointee = try b.userPath()
+        return GH_OK
+    }
+}
+
+@_cdecl("gh_folders_workspace")
+public func gh_folders_workspace(_ f: OpaquePointer?, _ path: UnsafeMutablePointer<UnsafePointer<CChar>?>?) -> Int32 {
+    boundary {
+        let b = try borrow(f, FoldersBox.self, "folders")
+        guard let path = path else { throw ExportError(GH_ERR_INVALID_ARGUMENT, "path is NULL") }
+        path.pointee = try b.workspacePath()
+        return GH_OK
+    }
+}
+
+// MARK: - config sets
+
+final class ConfigSetBox {
+    let set: ConfigSet
+    /// Every item's handle, by name (the caller's own boxes for the items it passed).
+    let items: [String: ConfigBox]
+    let warnings: [OwnedCString]
+    init(set: ConfigSet, items: [String: ConfigBox]) {
+        self.set = set
+        self.items = items
+        warnings = set.warnings.map(OwnedCString.init)
+    }
+}
+
+private func configBoxes(_ p: UnsafePointer<OpaquePointer?>?, _ n: Int, _ what: String) throws -> [ConfigBox] {
+    if n == 0 { return [] }
+    guard let p = p else { throw ExportError(GH_ERR_INVALID_ARGUMENT, "\(what) is NULL with a non-zero count") }
+    return try (0..<n).map { try borrow(p[$0], ConfigBox.self, "\(what)[\($0)]") }
+}
+
+@_cdecl("gh_config_set_new")
+public func gh_config_set_new(_ staticItems: UnsafePointer<OpaquePointer?>?, _ staticCount: Int,
+                              _ userItems: UnsafePointer<OpaquePointer?>?, _ userCount: Int,
+                              _ folders: OpaquePointer?, _ cli: UnsafePointer<UnsafePointer<CChar>?>?, _ cliCount: Int,
+                              _ out: UnsafeMutablePointer<OpaquePointer?>?) -> Int32 {
+    boundary {
+        guard let out = out else { throw ExportError(GH_ERR_INVALID_ARGUMENT, "out is NULL") }
+        let s = try configBoxes(staticItems, staticCount, "static_items")
+        let u = try configBoxes(userItems, userCount, "user_items")
+        let f = folders == nil ? Folders() : try borrow(folders, FoldersBox.self, "folders").folders
+        var pairs: [String: String] = [:]
+        if cliCount > 0 {
+            guard let cli = cli else { throw ExportError(GH_ERR_INVALID_ARGUMENT, "cli_config is NULL with a non-zero count") }
+            for i in 0..<cliCount {
+                let pair = try string(cli[i], "cli_config[\(i)]")
+                guard let eq = pair.firstIndex(of: "="), eq != pair.startIndex else {
+                    throw RpcException("invalid config option \"\(pair)\": expected NAME=VALUE", code: .errorParamInvalid)
+                }
+                pairs[String(pair[..<eq])] = String(pair[pair.index(after: eq)...])
+            }
+        }
+        let set = try ConfigSet(staticItems: s.map(\.config), userItems: u.map(\.config), folders: f, cli: pairs)
+        var byName: [String: ConfigBox] = [:]
+        for b in s + u { byName[b.config.name] = b }
+        out.pointee = makeHandle(ConfigSetBox(set: set, items: byName))
+        return GH_OK
+    }
+}
+
+@_cdecl("gh_config_set_free")
+public func gh_config_set_free(_ s: OpaquePointer?) {
+    if let s = s { release(s, ConfigSetBox.self) }
+}
+
+@_cdecl("gh_config_set_item")
+public func gh_config_set_item(_ s: OpaquePointer?, _ name: UnsafePointer<CChar>?) -> OpaquePointer? {
+    guard let b = try? borrow(s, ConfigSetBox.self, "set"), let n = optionalString(name),
+          let item = b.items[n] else { return nil }
+    return OpaquePointer(Unmanaged.passUnretained(item).toOpaque())
+}
+
+@_cdecl("gh_config_set_warning_count")
+public func gh_config_set_warning_count(_ s: OpaquePointer?) -> Int {
+    (try? borrow(s, ConfigSetBox.self, "set"))?.warnings.count ?? 0
+}
+
+@_cdecl("gh_config_set_warning")
+public func gh_config_set_warning(_ s: OpaquePointer?, _ index: Int) -> UnsafePointer<CChar>? {
+    guard let b = try? borrow(s, ConfigSetBox.self, "set"), index >= 0, index < b.warnings.count else { return nil }
+    return UnsafePointer(b.warnings[index].pointer)
+}
+
+@_cdecl("gh_config_set_get")
+public func gh_config_set_get(_ s: OpaquePointer?, _ req: UnsafePointer<UInt8>?, _ reqLen: Int,
+                              _ resp: UnsafeMutablePointer<UnsafeMutablePointer<UInt8>?>?,
+                              _ respLen: UnsafeMutablePointer<Int>?) -> Int32 {
+    boundary {
+        let b = try borrow(s, ConfigSetBox.self, "set")
+        return try handOver(try b.set.get(try decode(RpcFilter.self, req, reqLen)).serializedBytes(), resp, respLen)
+    }
+}
+
+@_cdecl("gh_config_set_set")
+public func gh_config_set_set(_ s: OpaquePointer?, _ req: UnsafePointer<UInt8>?, _ reqLen: Int,
+                              _ resp: UnsafeMutablePointer<UnsafeMutablePointer<UInt8>?>?,
+                              _ respLen: UnsafeMutablePointer<Int>?) -> Int32 {
+    boundary {
+        let b = try borrow(s, ConfigSetBox.self, "set")
+        return try handOver(try b.set.set(try decode(RpcConfigUpdate.self, req, reqLen)).serializedBytes(), resp, respLen)
+    }
+}
+
+@_cdecl("gh_config_set_reset")
+public func gh_config_set_reset(_ s: OpaquePointer?, _ req: UnsafePointer<UInt8>?, _ reqLen: Int,
+                                _ resp: UnsafeMutablePointer<UnsafeMutablePointer<UInt8>?>?,
+                                _ respLen: UnsafeMutablePointer<Int>?) -> Int32 {
+    boundary {
+        let b = try borrow(s, ConfigSetBox.self, "set")
+        return try handOver(try b.set.reset(try decode(RpcFilter.self, req, reqLen)).serializedBytes(), resp, respLen)
+    }
+}
+
+@_cdecl("gh_config_set_update")
+public func gh_config_set_update(_ s: OpaquePointer?, _ name: UnsafePointer<CChar>?,
+                                 _ value: UnsafePointer<CChar>?) -> Int32 {
+    boundary {
+        let b = try borrow(s, ConfigSetBox.self, "set")
+        _ = try b.set.set([(name: try string(name, "name"), value: try string(value, "value"))])
+        return GH_OK
+    }
+}
+
+// MARK: - command line
+
+/// The command a C host's arguments are parsed with: the RPC options, and everything
+/// else kept for the host.
+private struct CCommandLine: ParsableCommand {
+    nonisolated(unsafe) static var configuration = CommandConfiguration()
+    @OptionGroup var rpc: RpcCliOptions
+    @Argument(parsing: .allUnrecognized) var rest: [String] = []
+}
+
+/// ArgumentParser reads the command's description and the defaults from statics.
+private let cliLock = NSLock()
+
+/// A malloc'd array of malloc'd C strings, freed with the box.
+final class CStringArray {
+    let pointer: UnsafeMutablePointer<UnsafePointer<CChar>?>
+    let count: Int
+    init(_ strings: [String]) {
+        count = strings.count
+        pointer = .allocate(capacity: max(strings.count, 1))
+        for (i, s) in strings.enumerated() { (pointer + i).initialize(to: UnsafePointer(strdup(s)!)) }
+    }
+    deinit {
+        for i in 0..<count { free(UnsafeMutableRawPointer(mutating: pointer[i])) }
+        pointer.deallocate()
+    }
+}
+
+final class CliBox {
+    var exitCode: Int32 = -1
+    var message = OwnedCString("")
+    var port: Int32 = 0
+    var folders = Folders()
+    var config = CStringArray([])
+    var rest = CStringArray([])
+}
+
+@_cdecl("gh_cli_parse")
+public func gh_cli_parse(_ argc: Int32, _ argv: UnsafePointer<UnsafePointer<CChar>?>?,
+                         _ description: UnsafePointer<CChar>?, _ version: UnsafePointer<CChar>?,
+                         _ defaultPort: Int32, _ defaultSystem: UnsafePointer<CChar>?,
+                         _ defaultUser: UnsafePointer<CChar>?, _ defaultWorkspace: UnsafePointer<CChar>?,
+                         _ out: UnsafeMutablePointer<OpaquePointer?>?) -> Int32 {
+    boundary {
+        guard let out = out else { throw ExportError(GH_ERR_INVALID_ARGUMENT, "out is NULL") }
+        guard argc >= 0, argc == 0 || argv != nil else { throw ExportError(GH_ERR_INVALID_ARGUMENT, "argv is NULL") }
+        let args = try (0..<Int(argc)).map { try string(argv![$0], "argv[\($0)]") }
+        let program = args.first.map { ($0 as NSString).lastPathComponent } ?? "program"
+        let box = CliBox()
+        cliLock.withLock {
+            CCommandLine.configuration = CommandConfiguration(
+                commandName: program, abstract: optionalString(description) ?? "",
+                version: optionalString(version) ?? "")
+            RpcCliOptions.defaults = .init(port: Int(defaultPort), system: optionalString(defaultSystem),
+                                           user: optionalString(defaultUser),
+                                           workspace: optionalString(defaultWorkspace),
+                                           version: optionalString(version))
+            do {
+                let cmd = try CCommandLine.parseAsRoot(Array(args.dropFirst())) as! CCommandLine
+                box.port = Int32(cmd.rpc.port)
+                box.folders = cmd.rpc.folders
+                box.config = CStringArray(cmd.rpc.config.sorted(by: { $0.key < $1.key }).map { "\($0.key)=\($0.value)" })
+                box.rest = CStringArray(cmd.rest)
+            } catch {
+                box.exitCode = CCommandLine.exitCode(for: error).rawValue
+                box.message = OwnedCString(CCommandLine.fullMessage(for: error))
+            }
+        }
+        out.pointee = makeHandle(box)
+        return GH_OK
+    }
+}
+
+@_cdecl("gh_cli_free")
+public func gh_cli_free(_ c: OpaquePointer?) {
+    if let c = c { release(c, CliBox.self) }
+}
+
+@_cdecl("gh_cli_exit_code")
+public func gh_cli_exit_code(_ c: OpaquePointer?) -> Int32 {
+    (try? borrow(c, CliBox.self, "cli"))?.exitCode ?? -1
+}
+
+@_cdecl("gh_cli_message")
+public func gh_cli_message(_ c: OpaquePointer?) -> UnsafePointer<CChar>? {
+    (try? borrow(c, CliBox.self, "cli")).map { UnsafePointer($0.message.pointer) }
+}
+
+@_cdecl("gh_cli_port")
+public func gh_cli_port(_ c: OpaquePointer?) -> Int32 {
+    (try? borrow(c, CliBox.self, "cli"))?.port ?? 0
+}
+
+@_cdecl("gh_cli_folders")
+public func gh_cli_folders(_ c: OpaquePointer?, _ out: UnsafeMutablePointer<OpaquePointer?>?) -> Int32 {
+    boundary {
+        let b = try borrow(c, CliBox.self, "cli")
+        guard let out = out else { throw ExportError(GH_ERR_INVALID_ARGUMENT, "out is NULL") }
+        out.pointee = makeHandle(FoldersBox(b.folders))
+        return GH_OK
+    }
+}
+
+@_cdecl("gh_cli_config")
+public func gh_cli_config(_ c: OpaquePointer?, _ config: UnsafeMutablePointer<UnsafePointer<UnsafePointer<CChar>?>?>?,
+                          _ count: UnsafeMutablePointer<Int>?) -> Int32 {
+    boundary {
+        let b = try borrow(c, CliBox.self, "cli")
+        guard let config = config, let count = count else { throw ExportError(GH_ERR_INVALID_ARGUMENT, "output pointer is NULL") }
+        config.pointee = UnsafePointer(b.config.pointer)
+        count.pointee = b.config.count
+        return GH_OK
+    }
+}
+
+@_cdecl("gh_cli_rest")
+public func gh_cli_rest(_ c: OpaquePointer?, _ argc: UnsafeMutablePointer<Int32>?,
+                        _ argv: UnsafeMutablePointer<UnsafePointer<UnsafePointer<CChar>?>?>?) -> Int32 {
+    boundary {
+        let b = try borrow(c, CliBox.self, "cli")
+        guard let argc = argc, let argv = argv else { throw ExportError(GH_ERR_INVALID_ARGUMENT, "output pointer is NULL") }
+        argc.pointee = Int32(b.rest.count)
+        argv.pointee = UnsafePointer(b.rest.pointer)
+        return GH_OK
+    }
+}
+
+// MARK: - rolling logs
+
+final class LogsBox {
+    let logs: RpcLogs
+    let folder: OwnedCString
+    init(_ l: RpcLogs) { logs = l; folder = OwnedCString(l.folder) }
+}
+
+@_cdecl("gh_logs_new")
+public func gh_logs_new(_ folder: UnsafePointer<CChar>?, _ unit: UnsafePointer<CChar>?, _ interval: Int32,
+                        _ backup: Int32, _ folders: OpaquePointer?, _ out: UnsafeMutablePointer<OpaquePointer?>?) -> Int32 {
+    boundary {
+        guard let out = out else { throw ExportError(GH_ERR_INVALID_ARGUMENT, "out is NULL") }
+        let f = folders == nil ? Folders() : try borrow(folders, FoldersBox.self, "folders").folders
+        let logs = try RpcLogs(folder: try string(folder, "folder"), unit: try string(unit, "unit"),
+                               interval: Int(interval), backup: Int(backup), folders: f)
+        out.pointee = makeHandle(LogsBox(logs))
+        return GH_OK
+    }
+}
+
+@_cdecl("gh_logs_new_from_config")
+public func gh_logs_new_from_config(_ set: OpaquePointer?, _ out: UnsafeMutablePointer<OpaquePointer?>?) -> Int32 {
+    boundary {
+        guard let out = out else { throw ExportError(GH_ERR_INVALID_ARGUMENT, "out is NULL") }
+        let s = try borrow(set, ConfigSetBox.self, "set")
+        out.pointee = makeHandle(LogsBox(try RpcLogs(config: s.set)))
+        return GH_OK
+    }
+}
+
+@_cdecl("gh_logs_free")
+public func gh_logs_free(_ l: OpaquePointer?) {
+    guard let l = l else { return }
+    (try? borrow(l, LogsBox.self, "logs"))?.logs.close()
+    release(l, LogsBox.self)
+}
+
+@_cdecl("gh_logs_folder")
+public func gh_logs_folder(_ l: OpaquePointer?) -> UnsafePointer<CChar>? {
+    (try? borrow(l, LogsBox.self, "logs")).map { UnsafePointer($0.folder.pointer) }
+}
+
+@_cdecl("gh_logs_enabled")
+public func gh_logs_enabled(_ l: OpaquePointer?, _ name: UnsafePointer<CChar>?, _ level: Int32) -> Int32 {
+    guard let b = try? borrow(l, LogsBox.self, "logs") else { return 0 }
+    return b.logs.isEnabled(optionalString(name) ?? "", level: Int(level)) ? 1 : 0
+}
+
+private func writeRecord(_ l: OpaquePointer?, _ name: UnsafePointer<CChar>?, _ level: Int32,
+                         _ thread: UnsafePointer<CChar>?, _ file: UnsafePointer<CChar>?,
+                         _ function: UnsafePointer<CChar>?, _ line: Int32, _ message: UnsafePointer<CChar>?) -> Int32 {
+    boundary {
+        let b = try borrow(l, LogsBox.self, "logs")
+        let n = try string(name, "name")
+        guard (1...50).contains(level) else { throw ExportError(GH_ERR_INVALID_ARGUMENT, "invalid level \(level) (1..50)") }
+        guard b.logs.isEnabled(n, level: Int(level)) else { return GH_OK }
+        b.logs.write(name: n, level: Int(level), message: try string(message, "message"),
+                     thread: optionalString(thread), file: optionalString(file),
+                     function: optionalString(function), line: Int(line))
+        return GH_OK
+    }
+}
+
+@_cdecl("gh_logs_write")
+public func gh_logs_write(_ l: OpaquePointer?, _ name: UnsafePointer<CChar>?, _ level: Int32,
+                          _ message: UnsafePointer<CChar>?) -> Int32 {
+    writeRecord(l, name, level, nil, nil, nil, 0, message)
+}
+
+@_cdecl("gh_logs_write_record")
+public func gh_logs_write_record(_ l: OpaquePointer?, _ name: UnsafePointer<CChar>?, _ level: Int32,
+                                 _ thread: UnsafePointer<CChar>?, _ file: UnsafePointer<CChar>?,
+                                 _ function: UnsafePointer<CChar>?, _ line: Int32,
+                                 _ message: UnsafePointer<CChar>?) -> Int32 {
+    writeRecord(l, name, level, thread, file, function, line, message)
+}
+
+@_cdecl("gh_logs_get")
+public func gh_logs_get(_ l: OpaquePointer?, _ req: UnsafePointer<UInt8>?, _ reqLen: Int,
+                        _ resp: UnsafeMutablePointer<UnsafeMutablePointer<UInt8>?>?,
+                        _ respLen: UnsafeMutablePointer<Int>?) -> Int32 {
+    boundary {
+        let b = try borrow(l, LogsBox.self, "logs")
+        return try handOver(try b.logs.get(try decode(RpcFilter.self, req, reqLen)).serializedBytes(), resp, respLen)
+    }
+}
+
+@_cdecl("gh_logs_set")
+public func gh_logs_set(_ l: OpaquePointer?, _ req: UnsafePointer<UInt8>?, _ reqLen: Int,
+                        _ resp: UnsafeMutablePointer<UnsafeMutablePointer<UInt8>?>?,
+                        _ respLen: UnsafeMutablePointer<Int>?) -> Int32 {
+    boundary {
+        let b = try borrow(l, LogsBox.self, "logs")
+        return try handOver(try b.logs.set(try decode(RpcLoggerUpdate.self, req, reqLen)).serializedBytes(), resp, respLen)
+    }
+}
+
+@_cdecl("gh_logs_reset")
+public func gh_logs_reset(_ l: OpaquePointer?, _ req: UnsafePointer<UInt8>?, _ reqLen: Int,
+                          _ resp: UnsafeMutablePointer<UnsafeMutablePointer<UInt8>?>?,
+                          _ respLen: UnsafeMutablePointer<Int>?) -> Int32 {
+    boundary {
+        let b = try borrow(l, LogsBox.self, "logs")
+        return try handOver(try b.logs.reset(try decode(RpcFilter.self, req, reqLen)).serializedBytes(), resp, respLen)
+    }
+}

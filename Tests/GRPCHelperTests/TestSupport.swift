@@ -1,0 +1,29 @@
+// Shared by the helper-layer tests: temporary folder trees and error capture.
+import Foundation
+@testable import GRPCHelper
+
+/// A fresh folder tree (system, user, workspace) removed at the end.
+final class TempFolders {
+    let root: String
+    let folders: Folders
+    init() {
+        root = NSTemporaryDirectory() + "gh-helper-\(UUID().uuidString)"
+        try! FileManager.default.createDirectory(atPath: root + "/sys", withIntermediateDirectories: true)
+        folders = Folders(system: root + "/sys", user: root + "/usr", workspace: root + "/wks")
+    }
+    deinit { try? FileManager.default.removeItem(atPath: root) }
+    func write(_ rel: String, _ text: String) {
+        let p = root + "/" + rel
+        try! FileManager.default.createDirectory(atPath: (p as NSString).deletingLastPathComponent,
+                                                 withIntermediateDirectories: true)
+        FileManager.default.createFile(atPath: p, contents: Data(text.utf8))
+    }
+    func read(_ rel: String) -> String? {
+        FileManager.default.contents(atPath: root + "/" + rel).map { String(decoding: $0, as: UTF8.self) }
+    }
+}
+
+func rpcCode(_ body: () throws -> Void) -> (RpcResultCode, String)? {
+    do { try body(); return nil } catch let e as RpcException { return (e.code, e.message) } catch { return (.error, "\(error)") }
+}
+
