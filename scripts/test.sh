@@ -15,6 +15,9 @@ swift test --skip-build --parallel
 echo "== swift test: leak check (alone: it counts live objects process-wide)"
 GH_LEAK_TESTS=1 swift test --skip-build --filter LeakTests
 
+echo "== Swift helper-layer example (examples/swift/HelperHost)"
+sh examples/run_helper_host.sh 64 "${TMPDIR:-/tmp}/gh-swift-helper-example-$$" .build/debug/helper-host
+
 echo "== cmake (release libgrpchelper.so, C examples and tests)"
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DGH_BUILD_TESTS=ON >/dev/null
 cmake --build build

@@ -383,7 +383,7 @@ public func gh_config_set_update(_ s: OpaquePointer?, _ name: UnsafePointer<CCha
 private struct CCommandLine: ParsableCommand {
     nonisolated(unsafe) static var configuration = CommandConfiguration()
     @OptionGroup var rpc: RpcCliOptions
-    @Argument(parsing: .allUnrecognized) var rest: [String] = []
+    @Argument(parsing: .allUnrecognized, help: .hidden) var rest: [String] = []
 }
 
 /// ArgumentParser reads the command's description and the defaults from statics.
@@ -434,7 +434,7 @@ public func gh_cli_parse(_ argc: Int32, _ argv: UnsafePointer<UnsafePointer<CCha
                                            workspace: optionalString(defaultWorkspace),
                                            version: optionalString(version))
             do {
-                let cmd = try CCommandLine.parseAsRoot(Array(args.dropFirst())) as! CCommandLine
+                let cmd = try CCommandLine.parse(Array(args.dropFirst()))
                 box.port = Int32(cmd.rpc.port)
                 box.folders = cmd.rpc.folders
                 box.config = CStringArray(cmd.rpc.config.sorted(by: { $0.key < $1.key }).map { "\($0.key)=\($0.value)" })

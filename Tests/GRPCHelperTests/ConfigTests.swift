@@ -152,3 +152,19 @@ enum DispatchQueueless {
         for t in threads { pthread_join(t, nil) }
     }
 }
+
+private struct SampleHolder: ConfigHolder {
+    let first = try! Config(name: "first-item", defaultValue: "1", validator: .configValidInt)
+    let notAnItem = "just a string"
+    let second = try! Config(name: "second-item", defaultValue: "x")
+}
+
+@Suite struct ConfigHolderTests {
+    @Test func storedConfigPropertiesAreTheItemsInOrder() throws {
+        let h = SampleHolder()
+        #expect(h.allConfigItems.map(\.name) == ["first-item", "second-item"])
+        #expect(h.allConfigItems[0] === h.first)
+        let set = try ConfigSet(userItems: h.allConfigItems, cli: ["second-item": "from-cli"])
+        #expect(h.second.stringValue == "from-cli" && set["first-item"] === h.first)
+    }
+}
