@@ -941,8 +941,9 @@ int gh_logs_write_record(gh_logs *logs, const char *name, int level,
  *   root, reported as "root"; a logger without a level reports LVL_UNKNOWN);
  * - set: LoggerUpdate → LoggerStatus, sets level and enablement and persists
  *   them in the workspace's loggers.json (atomically);
- * - reset: Filter → LoggerStatus, forgets them (level unset, enabled; the
- *   root back to INFO) and removes them from loggers.json.
+ * - reset: Filter → LoggerStatus, forgets the workspace setting: back to
+ *   what the system and user loggers.json give (else no level of its own and
+ *   enabled; the root at INFO), removed from the workspace's loggers.json.
  * Errors (GH_ERR_RESULT): an empty request → GH_RC_ERROR_PARAM_MISSING.
  * Threads: any thread. */
 int gh_logs_get(gh_logs *logs, const uint8_t *request, size_t request_len,

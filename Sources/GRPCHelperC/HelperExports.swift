@@ -46,19 +46,21 @@ final class ConfigBox {
     init(_ c: Config) { config = c; name = OwnedCString(c.name) }
 }
 
-/// The C custom validator with its user data; frees the user data when the item is gone.
+/// The C custom validator (if any) with its user data, owned by the item: the user data
+/// is freed when the item is gone.
 private final class CValidator: @unchecked Sendable {
     typealias Fn = @convention(c) (UnsafeMutableRawPointer?, UnsafePointer<CChar>?, UnsafePointer<CChar>?,
                                    UnsafeMutablePointer<CChar>?, Int) -> Int32
-    let fn: Fn
+    let fn: Fn?
     let userData: UnsafeMutableRawPointer?
     let freeFn: (@convention(c) (UnsafeMutableRawPointer?) -> Void)?
-    init(fn: Fn, userData: UnsafeMutableRawPointer?, freeFn: (@convention(c) (UnsafeMutableRawPointer?) -> Void)?) {
+    init(fn: Fn?, userData: UnsafeMutableRawPointer?, freeFn: (@convention(c) (UnsafeMutableRawPointer?) -> Void)?) {
         self.fn = fn; self.userData = userData; self.freeFn = freeFn
     }
     deinit { freeFn?(userData) }
 
     func validate(_ name: String, _ value: String) throws {
+        guard let fn = fn else { return }
         var buf = [CChar](repeating: 0, count: 1024)
         let rc = name.withCString { n in value.withCString { v in fn(userData, n, v, &buf, buf.count) } }
         guard rc != 0 else { return }
@@ -77,17 +79,21 @@ public func gh_config_new(_ name: UnsafePointer<CChar>?, _ description: UnsafePo
                           _ userData: UnsafeMutableRawPointer?,
                           _ freeUserData: (@convention(c) (UnsafeMutableRawPointer?) -> Void)?,
                           _ out: UnsafeMutablePointer<OpaquePointer?>?) -> Int32 {
-    // The user data is released exactly once, also when this fails.
-    let holder = custom.map { CValidator(fn: $0, userData: userData, freeFn: freeUserData) }
-    if holder == nil { freeUserData?(userData) }
+    // Owned by the item (its validator closure) from here: the user data is released
+    // exactly once, when the item is gone, or at the end of this call if it fails.
+    let holder = CValidator(fn: custom, userData: userData, freeFn: freeUserData)
     return boundary {
         guard let out = out else { throw ExportError(GH_ERR_INVALID_ARGUMENT, "out is NULL") }
         let n = try string(name, "name")
-        guard let v = RpcConfigValidator(rawValue: Int(validator)), (0...5).contains(Int(validator)) else {
+        guard (0...5).contains(Int(validator)), let v = RpcConfigValidator(rawValue: Int(validator)) else {
             throw ExportError(GH_ERR_INVALID_ARGUMENT, "unknown validator \(validator)")
         }
-        let customValidator: ConfigCustomValidator? = v == .configValidCustom
-            ? holder.map { h in { name, value in try h.validate(name, value) } } : nil
+        // Config uses the closure only with CONFIG_VALID_CUSTOM; it keeps it (and so the
+        // user data) as long as the item lives.
+        var customValidator: ConfigCustomValidator? = nil
+        if custom != nil || v != .configValidCustom {
+            customValidator = { name, value in try holder.validate(name, value) }
+        }
         let c = try Config(name: n, description: optionalString(description) ?? "",
                            defaultValue: optionalString(defaultValue) ?? "", canBeEmpty: canBeEmpty != 0,
                            validator: v, customValidator: customValidator)

@@ -14,7 +14,15 @@ public struct Folders: Sendable, Equatable {
         self.workspace = workspace.map(Folders.expand)
     }
 
-    static func expand(_ p: String) -> String { (p as NSString).expandingTildeInPath }
+    /// "~" and "~/..." from $HOME (as shells and Python's expanduser; Foundation's
+    /// expandingTildeInPath reads the password database instead), "~user/..." as
+    /// Foundation expands it.
+    static func expand(_ p: String) -> String {
+        if p == "~" || p.hasPrefix("~/"), let home = ProcessInfo.processInfo.environment["HOME"], !home.isEmpty {
+            return home + p.dropFirst()
+        }
+        return (p as NSString).expandingTildeInPath
+    }
 
     /// The user folder, created on first use (nil when none is configured).
     public func userFolder() throws -> String? { try Folders.ensure(user) }

@@ -34,7 +34,7 @@ public final class RpcLogs: @unchecked Sendable {
                 folders: Folders = Folders(),
                 clock: @escaping @Sendable () -> TimeInterval = { Date().timeIntervalSince1970 }) throws {
         rule = try RolloverRule(unit: unit, interval: interval)
-        let expanded = (folder as NSString).expandingTildeInPath
+        let expanded = Folders.expand(folder)
         if expanded.hasPrefix("/") {
             self.folder = expanded
         } else {
