@@ -40,11 +40,11 @@ extern "C" {
 /* ------------------------------------------------------------------------ */
 
 #define GH_VERSION_MAJOR 0
-#define GH_VERSION_MINOR 1
+#define GH_VERSION_MINOR 2
 #define GH_VERSION_PATCH 0
-#define GH_VERSION_STR "0.1.0"
+#define GH_VERSION_STR "0.2.0"
 /* 0xXXYYZZ: major, minor, patch. */
-#define GH_VERSION_NUM 0x000100
+#define GH_VERSION_NUM 0x000200
 #define GH_VERSION_AT_LEAST(x, y, z) \
     (GH_VERSION_NUM >= (((x) << 16) | ((y) << 8) | (z)))
 
@@ -568,7 +568,7 @@ void gh_call_free(gh_call *call);
 
 /* ======================================================================== */
 /* Helper layer (grpc-helper): result codes, config items, folders, config  */
-/* sets, command line, rolling logs                                         */
+/* sets, command line, rolling logs. Since 0.2.0.                           */
 /* ======================================================================== */
 
 /* grpc-helper's ResultCode values (the wire enum of grpc-helper-api). */

@@ -67,12 +67,6 @@ _Static_assert(GH_CONFIG_VALID_STRING == 0 && GH_CONFIG_VALID_CUSTOM == 1 &&
 static char *g_tmp;
 
 /* A fresh folder <g_tmp>/<name> (made). */
-static void scenario_dir(char *out, size_t size, const char *name) {
-    int n = snprintf(out, size, "%s/%s", g_tmp, name);
-    CHECK(n > 0 && (size_t)n < size);
-    CHECK_MSG(mkdir(out, 0755) == 0, "mkdir %s", out);
-}
-
 /* ------------------------------------------------------------------------ */
 /* Items: small helpers                                                     */
 /* ------------------------------------------------------------------------ */
@@ -788,7 +782,7 @@ static void test_static_items(void) {
 
 static void test_folders(void) {
     char base[512], sys[600], user[600], ws[600], file[600], under_file[700];
-    scenario_dir(base, sizeof base, "folders");
+    tu_subdir(base, sizeof base, g_tmp, "folders");
     TU_PATH(sys, "%s/sys/a", base);
     TU_PATH(user, "%s/user/b/c", base);
     TU_PATH(ws, "%s/ws/d/e", base);
@@ -866,36 +860,9 @@ static void test_folders_tilde(void) {
 /* gh_config_set_new: layers and errors                                     */
 /* ------------------------------------------------------------------------ */
 
-typedef struct {
-    char base[512];
-    char sys[600];
-    char user[600];
-    char ws[600];
-    char sys_json[700];
-    char user_json[700];
-    char ws_json[700];
-    gh_folders *folders;
-} layout;
-
-/* <g_tmp>/<name>/{sys,user,ws}; sys and user made; the folders handle. */
-static void layout_new(layout *l, const char *name) {
-    scenario_dir(l->base, sizeof l->base, name);
-    TU_PATH(l->sys, "%s/sys", l->base);
-    TU_PATH(l->user, "%s/user", l->base);
-    TU_PATH(l->ws, "%s/ws", l->base);
-    TU_PATH(l->sys_json, "%s/config.json", l->sys);
-    TU_PATH(l->user_json, "%s/config.json", l->user);
-    TU_PATH(l->ws_json, "%s/config.json", l->ws);
-    CHECK(mkdir(l->sys, 0755) == 0);
-    CHECK(mkdir(l->user, 0755) == 0);
-    CHECK_OK(gh_folders_new(l->sys, l->user, l->ws, &l->folders));
-}
-
-static void layout_free(layout *l) { gh_folders_free(l->folders); }
-
 static void test_layers(void) {
-    layout l;
-    layout_new(&l, "layers");
+    tu_layout l;
+    tu_layout_new(&l, g_tmp, "layers");
     tu_write_file(l.sys_json,
                   "{\"ghtest-l2\": \"sys\", \"ghtest-l3\": \"sys\", "
                   "\"ghtest-l4\": \"sys\", \"ghtest-l5\": \"sys\", "
@@ -956,12 +923,12 @@ static void test_layers(void) {
     unsetenv("GHTEST_L4");
     unsetenv("GHTEST_L5");
     unsetenv("GHTEST_S4");
-    layout_free(&l);
+    tu_layout_free(&l);
 }
 
 /* One set over |l| with a single user item |c|, expected to fail with |code|;
  * returns the message. */
-static const char *set_fails(gh_config *c, const layout *l, const char *const *cli,
+static const char *set_fails(gh_config *c, const tu_layout *l, const char *const *cli,
                              size_t cli_count, int code) {
     gh_config_set *set = NULL;
     const char *msg = CHECK_RESULT(
@@ -972,8 +939,8 @@ static const char *set_fails(gh_config *c, const layout *l, const char *const *c
 }
 
 static void test_invalid_defaults(void) {
-    layout l;
-    layout_new(&l, "invalid-defaults");
+    tu_layout l;
+    tu_layout_new(&l, g_tmp, "invalid-defaults");
     const char *msg;
     gh_config *c;
 
@@ -1050,12 +1017,12 @@ static void test_invalid_defaults(void) {
                        GH_RC_ERROR_PARAM_INVALID);
     CHECK_CONTAINS(msg, "ghtest-static-num");
     gh_config_free(s);
-    layout_free(&l);
+    tu_layout_free(&l);
 }
 
 static void test_set_errors(void) {
-    layout l;
-    layout_new(&l, "set-errors");
+    tu_layout l;
+    tu_layout_new(&l, g_tmp, "set-errors");
     gh_config_set *set = NULL;
     const char *msg;
 
@@ -1127,7 +1094,7 @@ static void test_set_errors(void) {
     gh_config_free(a);
     gh_config_free(a2);
     gh_config_free(b);
-    layout_free(&l);
+    tu_layout_free(&l);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1213,8 +1180,8 @@ static void check_persisted(const char *path, const char *const *pairs) {
 #define NO_PAIRS ((const char *const[]){NULL})
 
 static void test_service(void) {
-    layout l;
-    layout_new(&l, "service");
+    tu_layout l;
+    tu_layout_new(&l, g_tmp, "service");
     gh_config *stat = item_new("svc-static", "s", 0, GH_CONFIG_VALID_STRING);
     gh_config *user[] = {
         item_new("svc-a", "a0", 0, GH_CONFIG_VALID_STRING),
@@ -1395,7 +1362,7 @@ static void test_service(void) {
     check_value(c, "2");
     gh_config_set_free(set);
     gh_config_free(c);
-    layout_free(&l);
+    tu_layout_free(&l);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1460,8 +1427,8 @@ static void pers_free(gh_config **items) {
 }
 
 static void test_persistence(void) {
-    layout l;
-    layout_new(&l, "persistence");
+    tu_layout l;
+    tu_layout_new(&l, g_tmp, "persistence");
     gh_config *stat = item_new("pers-static", "s", 0, GH_CONFIG_VALID_STRING);
     gh_config **items = pers_items(-1);
     gh_config_set *set = NULL;
@@ -1548,7 +1515,7 @@ static void test_persistence(void) {
     gh_config_set_free(set);
     pers_free(items);
     gh_config_free(stat);
-    layout_free(&l);
+    tu_layout_free(&l);
 }
 
 /* ------------------------------------------------------------------------ */

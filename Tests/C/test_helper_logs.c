@@ -55,12 +55,6 @@ static char *g_tmp;
 static char g_main_thread[64];
 
 /* A fresh folder <g_tmp>/<name> (made). */
-static void scenario_dir(char *out, size_t size, const char *name) {
-    int n = snprintf(out, size, "%s/%s", g_tmp, name);
-    CHECK(n > 0 && (size_t)n < size);
-    CHECK_MSG(mkdir(out, 0755) == 0, "mkdir %s", out);
-}
-
 /* ------------------------------------------------------------------------ */
 /* Log files                                                                */
 /* ------------------------------------------------------------------------ */
@@ -353,27 +347,6 @@ static void op_fails(logs_op op, gh_logs *logs, tu_buf req, int code) {
 /* Folders                                                                  */
 /* ------------------------------------------------------------------------ */
 
-typedef struct {
-    char base[512];
-    char sys[600];
-    char user[600];
-    char ws[600];
-    gh_folders *folders;
-} layout;
-
-/* <g_tmp>/<name>/{sys,user,ws}: sys and user made, ws not. */
-static void layout_new(layout *l, const char *name) {
-    scenario_dir(l->base, sizeof l->base, name);
-    TU_PATH(l->sys, "%s/sys", l->base);
-    TU_PATH(l->user, "%s/user", l->base);
-    TU_PATH(l->ws, "%s/ws", l->base);
-    CHECK(mkdir(l->sys, 0755) == 0);
-    CHECK(mkdir(l->user, 0755) == 0);
-    CHECK_OK(gh_folders_new(l->sys, l->user, l->ws, &l->folders));
-}
-
-static void layout_free(layout *l) { gh_folders_free(l->folders); }
-
 static void write_loggers_json(const char *dir, const char *text) {
     char path[700];
     TU_PATH(path, "%s/loggers.json", dir);
@@ -397,8 +370,8 @@ static void *named_writer(void *arg) {
 }
 
 static void test_write(void) {
-    layout l;
-    layout_new(&l, "write");
+    tu_layout l;
+    tu_layout_new(&l, g_tmp, "write");
     gh_logs *logs = NULL;
     CHECK_OK(gh_logs_new("logs", "H", 1, 10, l.folders, &logs));
     CHECK(logs != NULL);
@@ -538,7 +511,7 @@ static void test_write(void) {
     log_free(&f);
     gh_logs_free(logs);
     gh_logs_free(NULL);
-    layout_free(&l);
+    tu_layout_free(&l);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -547,7 +520,7 @@ static void test_write(void) {
 
 static void test_new_rules(void) {
     char base[512], path[700], file[700], cwd[4096], old_cwd[4096];
-    scenario_dir(base, sizeof base, "rules");
+    tu_subdir(base, sizeof base, g_tmp, "rules");
     gh_logs *logs = NULL;
 
     /* Absolute folder. */
@@ -610,8 +583,8 @@ static void test_new_rules(void) {
 /* ------------------------------------------------------------------------ */
 
 static void test_layers(void) {
-    layout l;
-    layout_new(&l, "layers");
+    tu_layout l;
+    tu_layout_new(&l, g_tmp, "layers");
     write_loggers_json(l.sys, "{\"a\": \"DEBUG\", \"b\": \"ERROR\", \"c\": \"WARNING\", "
                               "\"off\": false, \"x.y\": \"ERROR\"}");
     write_loggers_json(l.user, "{\"b\": \"WARNING\", \"c\": \"ERROR\", \"d\": \"CRITICAL\"}");
@@ -707,12 +680,12 @@ static void test_layers(void) {
     CHECK_EQ(gh_logs_enabled(logs, "other", GH_LOG_WARNING), 0);
     CHECK_EQ(gh_logs_enabled(logs, "other", GH_LOG_ERROR), 1);
     gh_logs_free(logs);
-    layout_free(&l);
+    tu_layout_free(&l);
 }
 
 static void test_malformed(void) {
-    layout l;
-    layout_new(&l, "malformed");
+    tu_layout l;
+    tu_layout_new(&l, g_tmp, "malformed");
     CHECK(mkdir(l.ws, 0755) == 0);
     static const char *const bad[] = {
         "not json", "[\"DEBUG\"]", "{\"a\": 5}", "{\"a\": null}", "{\"a\": {\"b\": 1}}",
@@ -739,7 +712,7 @@ static void test_malformed(void) {
     gh_logs *logs = NULL;
     CHECK_OK(gh_logs_new("logs", "H", 1, 10, l.folders, &logs));
     gh_logs_free(logs);
-    layout_free(&l);
+    tu_layout_free(&l);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -756,8 +729,8 @@ static void read_loggers_json(const char *ws, tu_json_map *m) {
 }
 
 static void test_service(void) {
-    layout l;
-    layout_new(&l, "service");
+    tu_layout l;
+    tu_layout_new(&l, g_tmp, "service");
     gh_logs *logs = NULL;
     CHECK_OK(gh_logs_new("logs", "H", 1, 10, l.folders, &logs));
     logger_status st;
@@ -879,14 +852,14 @@ static void test_service(void) {
     CHECK_EQ(gh_logs_enabled(logs, "quiet", GH_LOG_INFO), 1);
     CHECK_EQ(gh_logs_enabled(logs, "svc", GH_LOG_DEBUG), 0);
     gh_logs_free(logs);
-    layout_free(&l);
+    tu_layout_free(&l);
 }
 
 /* reset forgets a logger's setting — "level unset, enabled; the root back to
  * INFO" — also for loggers that a system or user loggers.json configures. */
 static void test_reset_layered(void) {
-    layout l;
-    layout_new(&l, "reset-layered");
+    tu_layout l;
+    tu_layout_new(&l, g_tmp, "reset-layered");
     write_loggers_json(l.sys, "{\"layered\": \"ERROR\", \"root\": \"ERROR\"}");
     gh_logs *logs = NULL;
     CHECK_OK(gh_logs_new("logs", "H", 1, 10, l.folders, &logs));
@@ -934,7 +907,7 @@ static void test_reset_layered(void) {
     CHECK_EQ(gh_logs_enabled(logs, "unnamed", GH_LOG_WARNING), 0);
     CHECK_EQ(gh_logs_enabled(logs, "unnamed", GH_LOG_ERROR), 1);
     gh_logs_free(logs);
-    layout_free(&l);
+    tu_layout_free(&l);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -942,8 +915,8 @@ static void test_reset_layered(void) {
 /* ------------------------------------------------------------------------ */
 
 static void test_from_config(void) {
-    layout l;
-    layout_new(&l, "from-config");
+    tu_layout l;
+    tu_layout_new(&l, g_tmp, "from-config");
     write_loggers_json(l.ws, "{\"cfg\": \"DEBUG\"}");
     gh_config **items = NULL;
     size_t n = 0;
@@ -978,7 +951,7 @@ static void test_from_config(void) {
     gh_config_set_free(set);
     for (size_t i = 0; i < n; i++) gh_config_free(items[i]);
     gh_free(items);
-    layout_free(&l);
+    tu_layout_free(&l);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1020,7 +993,7 @@ static void check_one_backup(const char *dir, char *rolled, size_t size) {
 
 static void test_rollover(void) {
     char base[512], dir[700], current[800], rolled[800];
-    scenario_dir(base, sizeof base, "rollover");
+    tu_subdir(base, sizeof base, g_tmp, "rollover");
     gh_logs *logs = NULL;
     CHECK_OK(gh_logs_new(base, "S", 1, 1, NULL, &logs));
     TU_PATH(dir, "%s/roll", base);
@@ -1085,7 +1058,7 @@ static void *mt_writer(void *arg) {
 
 static void test_threads(void) {
     char base[512];
-    scenario_dir(base, sizeof base, "threads");
+    tu_subdir(base, sizeof base, g_tmp, "threads");
     CHECK_OK(gh_logs_new(base, "H", 1, 10, NULL, &g_mt_logs));
     pthread_t th[N_THREADS];
     for (int t = 0; t < N_THREADS; t++) {

@@ -84,9 +84,9 @@ _Static_assert(GH_VERSION_NUM ==
                    ((GH_VERSION_MAJOR << 16) | (GH_VERSION_MINOR << 8) |
                     GH_VERSION_PATCH),
                "GH_VERSION_NUM");
-_Static_assert(GH_VERSION_AT_LEAST(0, 1, 0), "GH_VERSION_AT_LEAST(0,1,0)");
+_Static_assert(GH_VERSION_AT_LEAST(0, 2, 0), "GH_VERSION_AT_LEAST(0,2,0)");
 _Static_assert(GH_VERSION_AT_LEAST(0, 0, 9), "GH_VERSION_AT_LEAST(0,0,9)");
-_Static_assert(!GH_VERSION_AT_LEAST(0, 1, 1), "!GH_VERSION_AT_LEAST(0,1,1)");
+_Static_assert(!GH_VERSION_AT_LEAST(0, 2, 1), "!GH_VERSION_AT_LEAST(0,2,1)");
 _Static_assert(!GH_VERSION_AT_LEAST(1, 0, 0), "!GH_VERSION_AT_LEAST(1,0,0)");
 
 /* Function pointer types of the ABI. */

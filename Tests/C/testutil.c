@@ -373,6 +373,27 @@ void tu_check_contains_(const char *s, const char *part, const char *expr,
     }
 }
 
+void tu_subdir(char *out, size_t size, const char *root, const char *name) {
+    int n = snprintf(out, size, "%s/%s", root, name);
+    CHECK(n > 0 && (size_t)n < size);
+    CHECK_MSG(mkdir(out, 0755) == 0, "mkdir %s", out);
+}
+
+void tu_layout_new(tu_layout *l, const char *root, const char *name) {
+    tu_subdir(l->base, sizeof l->base, root, name);
+    TU_PATH(l->sys, "%s/sys", l->base);
+    TU_PATH(l->user, "%s/user", l->base);
+    TU_PATH(l->ws, "%s/ws", l->base);
+    TU_PATH(l->sys_json, "%s/config.json", l->sys);
+    TU_PATH(l->user_json, "%s/config.json", l->user);
+    TU_PATH(l->ws_json, "%s/config.json", l->ws);
+    CHECK(mkdir(l->sys, 0755) == 0);
+    CHECK(mkdir(l->user, 0755) == 0);
+    CHECK_OK(gh_folders_new(l->sys, l->user, l->ws, &l->folders));
+}
+
+void tu_layout_free(tu_layout *l) { gh_folders_free(l->folders); }
+
 char *tu_tmpdir(void) {
     char *path = strdup("/tmp/gh-c-helper-XXXXXX");
     CHECK(path != NULL);

@@ -131,6 +131,25 @@ char *tu_tmpdir(void);
 /* Removes |path| and everything below it (nftw, symlinks not followed). */
 void tu_rmtree(const char *path);
 
+/* Makes the folder <root>/<name> (it must not exist) into |out|. */
+void tu_subdir(char *out, size_t size, const char *root, const char *name);
+
+/* A helper-layer folder tree <root>/<name>/{sys,user,ws}: sys and user made,
+ * ws not; the config.json path of each; a gh_folders handle over the three. */
+typedef struct {
+    char base[512];
+    char sys[600];
+    char user[600];
+    char ws[600];
+    char sys_json[700];
+    char user_json[700];
+    char ws_json[700];
+    gh_folders *folders;
+} tu_layout;
+
+void tu_layout_new(tu_layout *l, const char *root, const char *name);
+void tu_layout_free(tu_layout *l);
+
 /* snprintf into a char array that must be large enough. */
 #define TU_PATH(buf, ...)                                                   \
     do {                                                                    \

@@ -137,3 +137,13 @@ private func items() throws -> (stat: [Config], user: [Config]) {
         #expect(try FileManager.default.contentsOfDirectory(atPath: t.root + "/wks") == ["config.json"])
     }
 }
+
+@Suite struct ConfigSetSharedItemTests {
+    @Test func aSecondSetStartsFromTheHardCodedDefault() throws {
+        let c = try Config(name: "shared-item", defaultValue: "1", validator: .configValidInt)
+        _ = try ConfigSet(userItems: [c], cli: ["shared-item": "5"])
+        #expect(c.defaultValue == "5" && c.hardCodedDefault == "1")
+        _ = try ConfigSet(userItems: [c])
+        #expect(c.defaultValue == "1" && c.stringValue == "1")
+    }
+}

@@ -14,6 +14,10 @@ public final class Config: @unchecked Sendable {
     public let canBeEmpty: Bool
     public let validator: RpcConfigValidator
     public let customValidator: ConfigCustomValidator?
+    /// The default given to the initializer: each config set's layers start from it, so
+    /// an item shared by several sets (e.g. one after the other in tests) never starts
+    /// from an earlier set's layered default.
+    public let hardCodedDefault: String
 
     private let lock = NSLock()
     private var _default: String
@@ -39,6 +43,7 @@ public final class Config: @unchecked Sendable {
         self.canBeEmpty = canBeEmpty
         self.validator = validator
         self.customValidator = customValidator
+        hardCodedDefault = defaultValue
         _default = defaultValue
         _value = defaultValue
     }

@@ -13,7 +13,7 @@ public final class ConfigSet: @unchecked Sendable {
     public private(set) var warnings: [String] = []
 
     /// Builds the set and applies the default layers, each overriding the previous: the
-    /// hard-coded default; `config.json` in the system folder; `config.json` in the user
+    /// hard-coded default (the item's initializer's, whatever an earlier set made of it); `config.json` in the system folder; `config.json` in the user
     /// folder; the environment (`my-item` → `MY_ITEM`); `cli` (`-c NAME=VALUE`). Then the
     /// user items' persisted values (workspace `config.json`) are restored.
     /// Errors: an item in both lists or twice → ERROR_MODEL_INVALID; a malformed
@@ -46,7 +46,7 @@ public final class ConfigSet: @unchecked Sendable {
             if let m = try readStringMap(p) { layers.append((p, m)) }
         }
         for c in staticItems + userItems {
-            var value = c.defaultValue, origin = "the hard-coded default"
+            var value = c.hardCodedDefault, origin = "the hard-coded default"
             for (file, m) in layers { if let v = m[c.name] { value = v; origin = file } }
             let env = ConfigSet.environmentName(c.name)
             if let v = environment[env] { value = v; origin = "environment variable \(env)" }

@@ -2,8 +2,8 @@ import NIOCore
 
 /// The library version, as reported by `gh_version()` and in the user-agent.
 public enum GRPCHelperVersion {
-    public static let major = 0, minor = 1, patch = 0
-    public static let string = "0.1.0"
+    public static let major = 0, minor = 2, patch = 0
+    public static let string = "0.2.0"
     public static let number = (major << 16) | (minor << 8) | patch
     public static let userAgent = "grpchelper-swift/\(string)"
 }

@@ -2,7 +2,9 @@
 
 Every function the package uses is declared here once, with its C prototype above it.
 Functions that return a gh_error int get an errcheck that turns a negative result into
-an exception carrying the library's own message (gh_last_error, read on the same thread).
+an exception carrying the library's own message (gh_last_error, read on the same thread);
+a helper-layer failure (GH_ERR_RESULT) becomes grpc-helper's RpcException with the
+ResultCode of gh_last_result_code.
 ctypes releases the GIL around every foreign call, so blocking calls (reads, waits,
 shutdown) let other Python threads run.
 """
@@ -16,7 +18,7 @@ from ctypes import (CFUNCTYPE, POINTER, byref, c_char_p, c_double, c_int, c_int6
                     c_size_t, c_void_p)
 
 # The oldest library version this package works with (0xXXYYZZ).
-GH_MIN_VERSION = 0x000100
+GH_MIN_VERSION = 0x000200
 
 # --- constants (grpchelper.h) -------------------------------------------------------
 
@@ -27,6 +29,7 @@ GH_ERR_CLOSED = -503
 GH_ERR_BIND = -504
 GH_ERR_RPC = -505
 GH_ERR_TOO_LARGE = -506
+GH_ERR_RESULT = -507
 GH_ERR_FATAL = -900
 GH_ERR_NOMEM = -901
 GH_ERR_INTERNAL = -902
@@ -50,6 +53,49 @@ GH_OPT_INITIAL_WINDOW_SIZE = 7
 GH_OPT_CALLBACK_THREADS = 8
 GH_OPT_MAX_CONCURRENT_RPCS = 9
 GH_OPT_USER_AGENT_PREFIX = 10001
+
+# gh_result_code: grpc-helper's ResultCode values (the wire enum of grpc-helper-api).
+GH_RC_OK = 0
+GH_RC_ERROR = 1
+GH_RC_ARGS = 2
+GH_RC_ERROR_PORT_BUSY = 10
+GH_RC_ERROR_API_CLIENT_TOO_OLD = 11
+GH_RC_ERROR_API_SERVER_TOO_OLD = 12
+GH_RC_ERROR_RPC = 13
+GH_RC_ERROR_PROXY_UNREGISTERED = 14
+GH_RC_ERROR_STREAM_SHUTDOWN = 15
+GH_RC_ERROR_PARAM_MISSING = 20
+GH_RC_ERROR_PARAM_INVALID = 21
+GH_RC_ERROR_PARAM_UNSUPPORTED = 22
+GH_RC_ERROR_ITEM_UNKNOWN = 30
+GH_RC_ERROR_ITEM_CONFLICT = 31
+GH_RC_ERROR_ITEM_BUSY = 32
+GH_RC_ERROR_ITEM_MULTIPLE = 33
+GH_RC_ERROR_MODEL_INVALID = 40
+GH_RC_ERROR_MODEL_SYNTAX = 41
+GH_RC_ERROR_REQUEST_FAILED = 50
+GH_RC_ERROR_REQUEST_TIMEOUT = 51
+GH_RC_ERROR_REQUEST_UNSUPPORTED = 52
+GH_RC_ERROR_STATE_UNREACHABLE = 60
+GH_RC_ERROR_STATE_UNEXPECTED = 61
+GH_RC_ERROR_CUSTOM = 100
+
+# gh_config_validator (grpc-helper-api ConfigValidator).
+GH_CONFIG_VALID_STRING = 0
+GH_CONFIG_VALID_CUSTOM = 1
+GH_CONFIG_VALID_INT = 2
+GH_CONFIG_VALID_POS_INT = 3
+GH_CONFIG_VALID_FLOAT = 4
+GH_CONFIG_VALID_POS_FLOAT = 5
+
+# gh_log_level (Python logging's numbers).
+GH_LOG_TRACE = 5
+GH_LOG_DEBUG = 10
+GH_LOG_INFO = 20
+GH_LOG_NOTICE = 25
+GH_LOG_WARNING = 30
+GH_LOG_ERROR = 40
+GH_LOG_CRITICAL = 50
 
 
 class GrpcHelperError(Exception):
@@ -159,13 +205,21 @@ lib = load_library()
 
 def _check(rc, func, args):
     if rc < 0:
+        # Both are per thread and read before any other gh_ call of this thread.
+        result_code = gh_last_result_code() if rc == GH_ERR_RESULT else 0
         msg = lib.gh_last_error()
         text = msg.decode("utf-8", "replace") if msg else ""
+        if rc == GH_ERR_RESULT:
+            # A helper-layer failure: grpc-helper's RpcException(message, ResultCode).
+            # Imported here: errors needs protobuf, which `import grpchelper` does not.
+            from .errors import RpcException
+            raise RpcException(text, result_code or GH_RC_ERROR)
         raise _ERRORS.get(rc, GrpcHelperError)(rc, text or lib.gh_strerror(rc).decode())
     return rc
 
 
 def _fn(name, restype, argtypes, check=False):
+    """Declares lib.<name>."""
     f = getattr(lib, name)
     f.restype = restype
     f.argtypes = argtypes
@@ -335,6 +389,169 @@ gh_call_start_unary_async = _fn("gh_call_start_unary_async", c_int,
 gh_call_free = _fn("gh_call_free", None, [c_void_p])
 
 
+# --- helper layer (grpc-helper): config items, folders, config sets, command line, logs ---
+
+# int gh_last_result_code(void);
+gh_last_result_code = _fn("gh_last_result_code", c_int, [])
+
+# typedef int (*gh_config_validate_fn)(void *user_data, const char *name, const char *value,
+#                                      char *message, size_t message_size);
+GH_CONFIG_VALIDATE_FN = CFUNCTYPE(c_int, c_void_p, c_char_p, c_char_p, c_void_p, c_size_t)
+
+# int gh_config_new(const char *name, const char *description, const char *default_value,
+#                   int can_be_empty, int validator, gh_config_validate_fn custom,
+#                   void *user_data, void (*free_user_data)(void *), gh_config **out);
+gh_config_new = _fn("gh_config_new", c_int,
+                    [c_char_p, c_char_p, c_char_p, c_int, c_int, GH_CONFIG_VALIDATE_FN, c_void_p,
+                     GH_FREE_FN, POINTER(c_void_p)], True)
+# void gh_config_free(gh_config *config);
+gh_config_free = _fn("gh_config_free", None, [c_void_p])
+# const char *gh_config_name(const gh_config *config);
+gh_config_name = _fn("gh_config_name", c_char_p, [c_void_p])
+# char *gh_config_value(const gh_config *config);                  (released with gh_free)
+gh_config_value = _fn("gh_config_value", c_void_p, [c_void_p])
+# char *gh_config_default_value(const gh_config *config);          (released with gh_free)
+gh_config_default_value = _fn("gh_config_default_value", c_void_p, [c_void_p])
+# int gh_config_int_value(const gh_config *config, int64_t *out);
+gh_config_int_value = _fn("gh_config_int_value", c_int, [c_void_p, POINTER(c_int64)], True)
+# int gh_config_float_value(const gh_config *config, double *out);
+gh_config_float_value = _fn("gh_config_float_value", c_int, [c_void_p, POINTER(c_double)], True)
+# int gh_config_describe(const gh_config *config, uint8_t **data, size_t *len);
+gh_config_describe = _fn("gh_config_describe", c_int,
+                         [c_void_p, POINTER(c_void_p), POINTER(c_size_t)], True)
+# int gh_config_validate(const gh_config *config, const char *value);
+gh_config_validate = _fn("gh_config_validate", c_int, [c_void_p, c_char_p], True)
+# int gh_config_update(gh_config *config, const char *value);
+gh_config_update = _fn("gh_config_update", c_int, [c_void_p, c_char_p], True)
+# int gh_config_reset(gh_config *config);
+gh_config_reset = _fn("gh_config_reset", c_int, [c_void_p], True)
+# int gh_config_static_items(gh_config ***items, size_t *count);
+gh_config_static_items = _fn("gh_config_static_items", c_int,
+                             [POINTER(POINTER(c_void_p)), POINTER(c_size_t)], True)
+
+# int gh_folders_new(const char *system, const char *user, const char *workspace,
+#                    gh_folders **out);
+gh_folders_new = _fn("gh_folders_new", c_int, [c_char_p, c_char_p, c_char_p, POINTER(c_void_p)],
+                     True)
+# void gh_folders_free(gh_folders *folders);
+gh_folders_free = _fn("gh_folders_free", None, [c_void_p])
+# const char *gh_folders_system(const gh_folders *folders);
+gh_folders_system = _fn("gh_folders_system", c_char_p, [c_void_p])
+# int gh_folders_user(const gh_folders *folders, const char **path);
+gh_folders_user = _fn("gh_folders_user", c_int, [c_void_p, POINTER(c_char_p)], True)
+# int gh_folders_workspace(const gh_folders *folders, const char **path);
+gh_folders_workspace = _fn("gh_folders_workspace", c_int, [c_void_p, POINTER(c_char_p)], True)
+
+# int gh_config_set_new(gh_config *const *static_items, size_t static_count,
+#                       gh_config *const *user_items, size_t user_count,
+#                       const gh_folders *folders, const char *const *cli_config,
+#                       size_t cli_count, gh_config_set **out);
+gh_config_set_new = _fn("gh_config_set_new", c_int,
+                        [POINTER(c_void_p), c_size_t, POINTER(c_void_p), c_size_t, c_void_p,
+                         POINTER(c_char_p), c_size_t, POINTER(c_void_p)], True)
+# void gh_config_set_free(gh_config_set *set);
+gh_config_set_free = _fn("gh_config_set_free", None, [c_void_p])
+# gh_config *gh_config_set_item(gh_config_set *set, const char *name);        (borrowed)
+gh_config_set_item = _fn("gh_config_set_item", c_void_p, [c_void_p, c_char_p])
+# size_t gh_config_set_warning_count(const gh_config_set *set);
+gh_config_set_warning_count = _fn("gh_config_set_warning_count", c_size_t, [c_void_p])
+# const char *gh_config_set_warning(const gh_config_set *set, size_t index);
+gh_config_set_warning = _fn("gh_config_set_warning", c_char_p, [c_void_p, c_size_t])
+# int gh_config_set_get(gh_config_set *set, const uint8_t *request, size_t request_len,
+#                       uint8_t **response, size_t *response_len);
+gh_config_set_get = _fn("gh_config_set_get", c_int,
+                        [c_void_p, c_char_p, c_size_t, POINTER(c_void_p), POINTER(c_size_t)],
+                        True)
+# int gh_config_set_set(gh_config_set *set, const uint8_t *request, size_t request_len,
+#                       uint8_t **response, size_t *response_len);
+gh_config_set_set = _fn("gh_config_set_set", c_int,
+                        [c_void_p, c_char_p, c_size_t, POINTER(c_void_p), POINTER(c_size_t)],
+                        True)
+# int gh_config_set_reset(gh_config_set *set, const uint8_t *request, size_t request_len,
+#                         uint8_t **response, size_t *response_len);
+gh_config_set_reset = _fn("gh_config_set_reset", c_int,
+                          [c_void_p, c_char_p, c_size_t, POINTER(c_void_p), POINTER(c_size_t)],
+                          True)
+# int gh_config_set_update(gh_config_set *set, const char *name, const char *value);
+gh_config_set_update = _fn("gh_config_set_update", c_int, [c_void_p, c_char_p, c_char_p], True)
+
+# The command line (C hosts only: the Python package parses with argparse, see cli.py).
+# int gh_cli_parse(int argc, const char *const *argv, const char *description,
+#                  const char *version, int default_port, const char *default_system,
+#                  const char *default_user, const char *default_workspace, gh_cli **out);
+gh_cli_parse = _fn("gh_cli_parse", c_int,
+                   [c_int, POINTER(c_char_p), c_char_p, c_char_p, c_int, c_char_p, c_char_p,
+                    c_char_p, POINTER(c_void_p)], True)
+# void gh_cli_free(gh_cli *cli);
+gh_cli_free = _fn("gh_cli_free", None, [c_void_p])
+# int gh_cli_exit_code(const gh_cli *cli);
+gh_cli_exit_code = _fn("gh_cli_exit_code", c_int, [c_void_p])
+# const char *gh_cli_message(const gh_cli *cli);
+gh_cli_message = _fn("gh_cli_message", c_char_p, [c_void_p])
+# int gh_cli_port(const gh_cli *cli);
+gh_cli_port = _fn("gh_cli_port", c_int, [c_void_p])
+# int gh_cli_folders(const gh_cli *cli, gh_folders **out);
+gh_cli_folders = _fn("gh_cli_folders", c_int, [c_void_p, POINTER(c_void_p)], True)
+# int gh_cli_config(const gh_cli *cli, const char *const **config, size_t *count);
+gh_cli_config = _fn("gh_cli_config", c_int,
+                    [c_void_p, POINTER(POINTER(c_char_p)), POINTER(c_size_t)], True)
+# int gh_cli_rest(const gh_cli *cli, int *argc, const char *const **argv);
+gh_cli_rest = _fn("gh_cli_rest", c_int, [c_void_p, POINTER(c_int), POINTER(POINTER(c_char_p))],
+                  True)
+
+# int gh_logs_new(const char *folder, const char *unit, int interval, int backup,
+#                 const gh_folders *folders, gh_logs **out);
+gh_logs_new = _fn("gh_logs_new", c_int,
+                  [c_char_p, c_char_p, c_int, c_int, c_void_p, POINTER(c_void_p)], True)
+# int gh_logs_new_from_config(const gh_config_set *set, gh_logs **out);
+gh_logs_new_from_config = _fn("gh_logs_new_from_config", c_int, [c_void_p, POINTER(c_void_p)],
+                              True)
+# void gh_logs_free(gh_logs *logs);
+gh_logs_free = _fn("gh_logs_free", None, [c_void_p])
+# const char *gh_logs_folder(const gh_logs *logs);
+gh_logs_folder = _fn("gh_logs_folder", c_char_p, [c_void_p])
+# int gh_logs_enabled(const gh_logs *logs, const char *name, int level);
+gh_logs_enabled = _fn("gh_logs_enabled", c_int, [c_void_p, c_char_p, c_int])
+# int gh_logs_write(gh_logs *logs, const char *name, int level, const char *message);
+gh_logs_write = _fn("gh_logs_write", c_int, [c_void_p, c_char_p, c_int, c_char_p], True)
+# int gh_logs_write_record(gh_logs *logs, const char *name, int level, const char *thread,
+#                          const char *file, const char *function, int line,
+#                          const char *message);
+gh_logs_write_record = _fn("gh_logs_write_record", c_int,
+                           [c_void_p, c_char_p, c_int, c_char_p, c_char_p, c_char_p, c_int,
+                            c_char_p], True)
+# int gh_logs_get(gh_logs *logs, const uint8_t *request, size_t request_len,
+#                 uint8_t **response, size_t *response_len);
+gh_logs_get = _fn("gh_logs_get", c_int,
+                  [c_void_p, c_char_p, c_size_t, POINTER(c_void_p), POINTER(c_size_t)], True)
+# int gh_logs_set(gh_logs *logs, const uint8_t *request, size_t request_len,
+#                 uint8_t **response, size_t *response_len);
+gh_logs_set = _fn("gh_logs_set", c_int,
+                  [c_void_p, c_char_p, c_size_t, POINTER(c_void_p), POINTER(c_size_t)], True)
+# int gh_logs_reset(gh_logs *logs, const uint8_t *request, size_t request_len,
+#                   uint8_t **response, size_t *response_len);
+gh_logs_reset = _fn("gh_logs_reset", c_int,
+                    [c_void_p, c_char_p, c_size_t, POINTER(c_void_p), POINTER(c_size_t)], True)
+
+
+def take_string(ptr):
+    """The text of a char * handed over by the library (decoded as UTF-8), then gh_free'd."""
+    if not ptr:
+        raise MemoryError("libgrpchelper returned NULL (out of memory)")
+    try:
+        return ctypes.string_at(ptr).decode("utf-8", "replace")
+    finally:
+        gh_free(ptr)
+
+
+def take_bytes(ptr, size):
+    """size bytes at ptr, handed over by the library, then gh_free'd (NULL: b"")."""
+    try:
+        return ctypes.string_at(ptr, size) if ptr else b""
+    finally:
+        gh_free(ptr)
+
+
 def last_error():
     msg = gh_last_error()
     return msg.decode("utf-8", "replace") if msg else ""
@@ -386,4 +603,5 @@ __all__ = [n for n in dir() if n.startswith(("gh_", "GH_"))] + [
     "GrpcHelperError", "InvalidArgumentError", "InvalidStateError", "ClosedError",
     "BindError", "lib", "load_library", "last_error", "raise_for", "version",
     "handle_created", "handle_freed", "live_handles", "free_handle", "byref",
+    "take_string", "take_bytes",
 ]

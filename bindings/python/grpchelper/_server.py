@@ -10,6 +10,7 @@ import ctypes
 import itertools
 import logging
 import threading
+import time
 import weakref
 from ctypes import byref, c_size_t, c_void_p
 
@@ -85,6 +86,9 @@ class _RpcErrorMarker(_grpc.RpcError):
     """Raised inside a handler when its call was cancelled (as grpcio raises grpc.RpcError)."""
 
 
+_UNREAD = object()
+
+
 class ServicerContext(_grpc.ServicerContext):
     """The handler's view of one call (grpcio's grpc.ServicerContext)."""
 
@@ -104,6 +108,7 @@ class ServicerContext(_grpc.ServicerContext):
         self._callbacks = []
         self._watcher = None
         self._rpc_errors = []
+        self._deadline = _UNREAD
 
     # -- call information
     def invocation_metadata(self):
@@ -127,17 +132,23 @@ class ServicerContext(_grpc.ServicerContext):
     def auth_context(self):
         return {}
 
+    # The native call is valid only until the handler returns, while other threads may
+    # still hold the context: these two read it under the lock that _finish takes
+    # before the call ends, and not at all once it finished.
     def time_remaining(self):
-        r = _ffi.gh_server_call_time_remaining(self._call)
-        if r == float("inf"):
+        with self._lock:
+            if self._deadline is _UNREAD:
+                r = _ffi.gh_server_call_time_remaining(self._call) if not self._finished else 0.0
+                self._deadline = None if r == float("inf") else time.monotonic() + r
+        if self._deadline is None:
             return None
-        return max(r, 0.0)
+        return max(self._deadline - time.monotonic(), 0.0)
 
     def is_active(self):
         with self._lock:
             if self._finished:
                 return False
-        return not _ffi.gh_server_call_is_cancelled(self._call)
+            return not _ffi.gh_server_call_is_cancelled(self._call)
 
     # -- call control
     def cancel(self):
