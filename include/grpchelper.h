@@ -626,7 +626,8 @@ typedef struct gh_config gh_config;
  * NUL-terminated message of at most |message_size| bytes (including the NUL)
  * into |message|. |name| and |value| are valid during the call. It runs on the
  * thread that validates (gh_config_update, a config set's constructor or
- * set operation, ...), possibly on several threads at once. */
+ * set operation, ...), possibly on several threads at once. A negative return
+ * is reported as GH_RC_ERROR; codes above GH_RC_ERROR_CUSTOM pass through. */
 typedef int (*gh_config_validate_fn)(void *user_data, const char *name,
                                      const char *value, char *message,
                                      size_t message_size);
@@ -885,14 +886,20 @@ typedef struct gh_logs gh_logs;
  * <folder>/<name>/<name>.log, and every record also goes to
  * <folder>/root/root.log (the root logger's file). Lines read
  * "YYYY-MM-DD hh:mm:ss.mmm [thread/name] LEVEL message", with
- * " - file:function:line" when the source is known; a header line is written
- * when the process opens a file. Files roll over every |interval| |unit|
+ * " - file:function:line" when the source is known; the thread is
+ * "MainThread" for the main thread, else its name and kernel id
+ * ("worker-4242"). A header line is written (in the file and in the root
+ * file) when the process opens a file. Files roll over every |interval| |unit|
  * (S, M, H, D, MIDNIGHT, W0..W6, any case: Python's TimedRotatingFileHandler
  * units), keeping |backup| old files (0: all). Levels per logger come in
  * layers from loggers.json in the system, user and workspace folders of
  * |folders| (may be NULL); name → level name ("DEBUG", ...) or false
  * (disabled). A logger without a level takes its nearest dotted parent's, and
- * finally the root's (name "" or "root"; INFO unless configured).
+ * finally the root's (name "" or "root"; INFO unless configured). Names that
+ * map to one file ("a/b" and "a_b": a slash becomes "_") share it. A file that
+ * cannot be written (its folder removed, ...) is reopened, its folder made
+ * again, on the next record; records are lost meanwhile (reported once on
+ * stderr), never an error of the caller.
  * |folder| is copied; a relative one is taken from the workspace (the current
  * directory without one).
  * Errors (GH_ERR_RESULT): a bad unit or interval → GH_RC_ERROR_PARAM_INVALID;
@@ -917,22 +924,28 @@ void gh_logs_free(gh_logs *logs);
  * Threads: any thread. */
 const char *gh_logs_folder(const gh_logs *logs);
 
-/* 1 if a record of |level| from logger |name| would be written, else 0.
+/* 1 if a record of |level| from logger |name| would be written, else 0 (also
+ * for a NULL |logs|).
  * Threads: any thread. */
 int gh_logs_enabled(const gh_logs *logs, const char *name, int level);
 
 /* Writes |message| from logger |name| at |level| (a gh_log_level or any
- * 1..50 number) if enabled. The thread is the calling thread's name. Strings
- * are borrowed for the call.
+ * 1..50 number) if enabled, naming the calling thread (see gh_logs_new).
+ * Strings are borrowed for the call.
  * Threads: any thread. */
 int gh_logs_write(gh_logs *logs, const char *name, int level,
                   const char *message);
 
-/* As gh_logs_write, with the record's thread name, source file, function and
- * line (|thread|, |file|, |function| may be NULL; |line| 0: unknown) — for
- * bindings that forward their language's log records.
+/* As gh_logs_write, for bindings that forward their language's log records:
+ * |name| is the logger whose file gets the record (and the root file);
+ * |record_name| (NULL: |name|) the logger that made it, when it reached
+ * |name|'s handler by propagation (a child, or another library's logger at the
+ * root): its level and enablement decide, and its name is on the line. With
+ * the record's thread name, source file, function and line (|thread|, |file|,
+ * |function| may be NULL; |line| 0: unknown).
  * Threads: any thread. */
-int gh_logs_write_record(gh_logs *logs, const char *name, int level,
+int gh_logs_write_record(gh_logs *logs, const char *name,
+                         const char *record_name, int level,
                          const char *thread, const char *file,
                          const char *function, int line, const char *message);
 

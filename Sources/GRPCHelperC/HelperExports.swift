@@ -67,7 +67,8 @@ private final class CValidator: @unchecked Sendable {
         buf[buf.count - 1] = 0
         var text = String(cString: buf)
         if text.isEmpty { text = "Config item \(name): invalid value \"\(value)\"" }
-        throw RpcException(text, code: RpcResultCode(rawValue: Int(rc)) ?? .errorParamInvalid)
+        // A negative return is not a ResultCode: reported as ERROR.
+        throw RpcException(text, code: rc < 0 ? .error : (RpcResultCode(rawValue: Int(rc)) ?? .error))
     }
 }
 
@@ -558,15 +559,16 @@ public func gh_logs_enabled(_ l: OpaquePointer?, _ name: UnsafePointer<CChar>?, 
     return b.logs.isEnabled(optionalString(name) ?? "", level: Int(level)) ? 1 : 0
 }
 
-private func writeRecord(_ l: OpaquePointer?, _ name: UnsafePointer<CChar>?, _ level: Int32,
-                         _ thread: UnsafePointer<CChar>?, _ file: UnsafePointer<CChar>?,
+private func writeRecord(_ l: OpaquePointer?, _ name: UnsafePointer<CChar>?, _ recordName: UnsafePointer<CChar>?,
+                         _ level: Int32, _ thread: UnsafePointer<CChar>?, _ file: UnsafePointer<CChar>?,
                          _ function: UnsafePointer<CChar>?, _ line: Int32, _ message: UnsafePointer<CChar>?) -> Int32 {
     boundary {
         let b = try borrow(l, LogsBox.self, "logs")
         let n = try string(name, "name")
         guard (1...50).contains(level) else { throw ExportError(GH_ERR_INVALID_ARGUMENT, "invalid level \(level) (1..50)") }
-        guard b.logs.isEnabled(n, level: Int(level)) else { return GH_OK }
-        b.logs.write(name: n, level: Int(level), message: try string(message, "message"),
+        let origin = optionalString(recordName)
+        guard b.logs.isEnabled(origin ?? n, level: Int(level)) else { return GH_OK }
+        b.logs.write(name: n, recordName: origin, level: Int(level), message: try string(message, "message"),
                      thread: optionalString(thread), file: optionalString(file),
                      function: optionalString(function), line: Int(line))
         return GH_OK
@@ -576,15 +578,16 @@ private func writeRecord(_ l: OpaquePointer?, _ name: UnsafePointer<CChar>?, _ l
 @_cdecl("gh_logs_write")
 public func gh_logs_write(_ l: OpaquePointer?, _ name: UnsafePointer<CChar>?, _ level: Int32,
                           _ message: UnsafePointer<CChar>?) -> Int32 {
-    writeRecord(l, name, level, nil, nil, nil, 0, message)
+    writeRecord(l, name, nil, level, nil, nil, nil, 0, message)
 }
 
 @_cdecl("gh_logs_write_record")
-public func gh_logs_write_record(_ l: OpaquePointer?, _ name: UnsafePointer<CChar>?, _ level: Int32,
+public func gh_logs_write_record(_ l: OpaquePointer?, _ name: UnsafePointer<CChar>?,
+                                 _ recordName: UnsafePointer<CChar>?, _ level: Int32,
                                  _ thread: UnsafePointer<CChar>?, _ file: UnsafePointer<CChar>?,
                                  _ function: UnsafePointer<CChar>?, _ line: Int32,
                                  _ message: UnsafePointer<CChar>?) -> Int32 {
-    writeRecord(l, name, level, thread, file, function, line, message)
+    writeRecord(l, name, recordName, level, thread, file, function, line, message)
 }
 
 @_cdecl("gh_logs_get")

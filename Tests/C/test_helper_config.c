@@ -463,6 +463,18 @@ static void test_validators(void) {
         gh_config_free(c);
         CHECK_EQ(atomic_load(&st.freed), 1);
     }
+
+    /* A negative return is no ResultCode: reported as GH_RC_ERROR; codes above
+     * GH_RC_ERROR_CUSTOM (service-specific) pass through. */
+    static const struct { int returned, reported; } mapped[] = {
+        {-5, GH_RC_ERROR}, {GH_RC_ERROR_CUSTOM + 7, GH_RC_ERROR_CUSTOM + 7}};
+    for (size_t i = 0; i < sizeof mapped / sizeof mapped[0]; i++) {
+        custom_state st;
+        custom_init(&st, mapped[i].returned);
+        c = custom_item("custom-item", "fine", &st);
+        CHECK_RESULT(gh_config_validate(c, "bad-value"), mapped[i].reported);
+        gh_config_free(c);
+    }
 }
 
 /* ------------------------------------------------------------------------ */

@@ -51,7 +51,7 @@ _Static_assert(GH_LOG_TRACE == 5 && GH_LOG_DEBUG == 10 && GH_LOG_INFO == 20 &&
                "gh_log_level");
 
 static char *g_tmp;
-/* The calling thread's name as the library sees it (the main thread's). */
+/* The main thread's name in lines ("MainThread", as Python's). */
 static char g_main_thread[64];
 
 /* A fresh folder <g_tmp>/<name> (made). */
@@ -359,12 +359,17 @@ static void write_loggers_json(const char *dir, const char *text) {
 /* ------------------------------------------------------------------------ */
 
 static gh_logs *g_named_logs;
+static char g_named_thread[96];
 
 static void *named_writer(void *arg) {
     (void)arg;
     CHECK(pthread_setname_np(pthread_self(), "gh-named") == 0);
+    char self[64] = {0};
+    CHECK(readlink("/proc/thread-self", self, sizeof self - 1) > 0);
+    self[sizeof self - 1] = '\0';
+    snprintf(g_named_thread, sizeof g_named_thread, "gh-named-%s", strrchr(self, '/') + 1);
     CHECK_OK(gh_logs_write(g_named_logs, "app", GH_LOG_INFO, "from a named thread"));
-    CHECK_OK(gh_logs_write_record(g_named_logs, "app", GH_LOG_INFO, NULL, NULL, NULL,
+    CHECK_OK(gh_logs_write_record(g_named_logs, "app", NULL, GH_LOG_INFO, NULL, NULL, NULL,
                                   0, "record from a named thread"));
     return NULL;
 }
@@ -399,11 +404,11 @@ static void test_write(void) {
     CHECK_OK(gh_logs_write(logs, "app", GH_LOG_CRITICAL, "critical"));
     CHECK_OK(gh_logs_write(logs, "app", 35, "level 35"));
     CHECK_OK(gh_logs_write(logs, "app", 19, "level 19 is below INFO"));
-    CHECK_OK(gh_logs_write_record(logs, "app", GH_LOG_WARNING, "T1", "file.c", "fn", 42,
+    CHECK_OK(gh_logs_write_record(logs, "app", NULL, GH_LOG_WARNING, "T1", "file.c", "fn", 42,
                                   "with source"));
-    CHECK_OK(gh_logs_write_record(logs, "app", GH_LOG_INFO, "T2", NULL, NULL, 0,
+    CHECK_OK(gh_logs_write_record(logs, "app", NULL, GH_LOG_INFO, "T2", NULL, NULL, 0,
                                   "without source"));
-    CHECK_OK(gh_logs_write_record(logs, "app", GH_LOG_INFO, NULL, NULL, NULL, 0,
+    CHECK_OK(gh_logs_write_record(logs, "app", NULL, GH_LOG_INFO, NULL, NULL, NULL, 0,
                                   "this thread"));
     CHECK_OK(gh_logs_write(logs, "svc.sub", GH_LOG_ERROR, "dotted name"));
     CHECK_OK(gh_logs_write(logs, "", GH_LOG_INFO, "to the root"));
@@ -414,7 +419,7 @@ static void test_write(void) {
     for (size_t i = 0; i < sizeof bad_levels / sizeof bad_levels[0]; i++) {
         CHECK_RC(gh_logs_write(logs, "app", bad_levels[i], "bad level"),
                  GH_ERR_INVALID_ARGUMENT);
-        CHECK_RC(gh_logs_write_record(logs, "app", bad_levels[i], "T", "f.c", "fn", 1,
+        CHECK_RC(gh_logs_write_record(logs, "app", NULL, bad_levels[i], "T", "f.c", "fn", 1,
                                       "bad level"),
                  GH_ERR_INVALID_ARGUMENT);
     }
@@ -439,8 +444,9 @@ static void test_write(void) {
     check_line(&f.lines[6], "T1", "app", "WARNING", "with source - file.c:fn:42");
     check_line(&f.lines[7], "T2", "app", "INFO", "without source");
     check_line(&f.lines[8], g_main_thread, "app", "INFO", "this thread");
-    check_line(&f.lines[9], "gh-named", "app", "INFO", "from a named thread");
-    check_line(&f.lines[10], "gh-named", "app", "INFO", "record from a named thread");
+    /* Other threads: their name and kernel thread id. */
+    check_line(&f.lines[9], g_named_thread, "app", "INFO", "from a named thread");
+    check_line(&f.lines[10], g_named_thread, "app", "INFO", "record from a named thread");
     CHECK_EQ(count_message(&f, "not written"), 0);
     CHECK_EQ(count_message(&f, "level 19 is below INFO"), 0);
     CHECK_EQ(count_message(&f, "bad level"), 0);
@@ -481,7 +487,12 @@ static void test_write(void) {
                "to root by name");
     CHECK_EQ(count_message(&f, "not written"), 0);
     CHECK_EQ(count_message(&f, "level 19 is below INFO"), 0);
-    CHECK_EQ(f.count, 1 + 13);
+    /* The headers of app and svc.sub too (as grpc-helper's, through propagation). */
+    header_text(header, sizeof header, "app");
+    CHECK_EQ(count_message(&f, header), 1);
+    header_text(header, sizeof header, "svc.sub");
+    CHECK_EQ(count_message(&f, header), 1);
+    CHECK_EQ(f.count, 1 + 2 + 13);
     log_free(&f);
     /* One folder per logger; "" and "root" are the root's. */
     DIR *d = opendir(gh_logs_folder(logs));
@@ -1047,7 +1058,7 @@ static void *mt_writer(void *arg) {
     for (int j = 0; j < N_RECORDS; j++) {
         record_text(text, sizeof text, t, j);
         if (j % 2) {
-            CHECK_OK(gh_logs_write_record(g_mt_logs, "mt", GH_LOG_INFO, name, NULL, NULL,
+            CHECK_OK(gh_logs_write_record(g_mt_logs, "mt", NULL, GH_LOG_INFO, name, NULL, NULL,
                                           0, text));
         } else {
             CHECK_OK(gh_logs_write(g_mt_logs, "mt", GH_LOG_WARNING, text));
@@ -1070,7 +1081,9 @@ static void test_threads(void) {
     for (size_t k = 0; k < 2; k++) {
         log_file f;
         read_named(g_mt_logs, files[k], &f);
-        CHECK_EQ(f.count, 1 + N_THREADS * N_RECORDS);
+        /* root.log also holds mt's header */
+        size_t headers = k == 0 ? 1 : 2;
+        CHECK_EQ(f.count, headers + N_THREADS * N_RECORDS);
         char header[200];
         header_text(header, sizeof header, files[k]);
         CHECK_STR(f.lines[0].message, header);
@@ -1078,6 +1091,7 @@ static void test_threads(void) {
         memset(seen, 0, sizeof seen);
         for (size_t i = 1; i < f.count; i++) {
             const log_line *l = &f.lines[i];
+            if (strstr(l->message, "---------- New ") == l->message) continue;
             int t = -1, j = -1;
             CHECK_MSG(sscanf(l->message, "t%d r%d ", &t, &j) == 2 && t >= 0 &&
                           t < N_THREADS && j >= 0 && j < N_RECORDS,
@@ -1107,7 +1121,7 @@ static void test_threads(void) {
 
 int main(void) {
     g_tmp = tu_tmpdir();
-    CHECK(pthread_getname_np(pthread_self(), g_main_thread, sizeof g_main_thread) == 0);
+    snprintf(g_main_thread, sizeof g_main_thread, "MainThread");
 
     test_write();
     test_new_rules();

@@ -34,7 +34,8 @@ private struct Host: ParsableCommand {
         #expect(try Host.parse(["--workspace", "/w2"]).rpc.folders.workspace == "/w2")
     }
 
-    @Test(arguments: [["-c", "novalue"], ["-c", "=v"], ["-p", "0"], ["-p", "x"], ["--unknown"]])
+    @Test(arguments: [["-c", "novalue"], ["-c", "=v"], ["-c", "Foo=1"], ["-c", "my item=1"], ["-c", "9a=1"],
+                      ["-p", "0"], ["-p", "x"], ["--unknown"]])
     func malformedOptionsAreUsageErrors(_ args: [String]) {
         do {
             _ = try Host.parseAsRoot(args)

@@ -147,3 +147,19 @@ private func items() throws -> (stat: [Config], user: [Config]) {
         #expect(c.defaultValue == "1" && c.stringValue == "1")
     }
 }
+
+@Suite struct ConfigSetPersistenceFailureTests {
+    @Test func aSetOrResetThatCannotBePersistedAppliesNothing() throws {
+        let t = TempFolders()
+        let (stat, user) = try items()
+        let set = try ConfigSet(staticItems: stat, userItems: user, folders: t.folders)
+        _ = try set.set([(name: "c-ratio", value: "2")])
+        // A folder where config.json should be: the atomic rename fails.
+        try FileManager.default.removeItem(atPath: t.root + "/wks/config.json")
+        try FileManager.default.createDirectory(atPath: t.root + "/wks/config.json/x", withIntermediateDirectories: true)
+        #expect(rpcCode { _ = try set.set([(name: "b-name", value: "new")]) }?.0 == .error)
+        #expect(set["b-name"]?.stringValue == "hard")
+        #expect(rpcCode { _ = try set.reset(["c-ratio"]) }?.0 == .error)
+        #expect(set["c-ratio"]?.stringValue == "2")
+    }
+}

@@ -56,7 +56,7 @@ private func logger(_ name: String, level: RpcLoggerLevel, enabled: Bool = true)
         #expect(mgr[0].contains("---------- New mgr logger instance for process \(getpid()) ----------"))
         #expect(mgr[1].contains("/mgr] INFO hello from mgr"))
         let root = lines(t, "wks/logs/root/root.log")
-        #expect(root.count == 3, "\(root)")  // the root's header, mgr's record, root's record (once)
+        #expect(root.count == 4, "\(root)")  // the headers of root and mgr, mgr's record, root's record (once)
         #expect(root.filter { $0.contains("hello from mgr") }.count == 1)
         #expect(root.filter { $0.contains("/root] WARNING hello from root") }.count == 1)
         // Records after close are dropped, never a crash.
@@ -266,5 +266,99 @@ private func logger(_ name: String, level: RpcLoggerLevel, enabled: Bool = true)
         #expect(l.count == 3, "\(l)")
         #expect(l[1].contains("/sw] INFO shown k=v - LogsTests.swift:swiftLogLoggers():"))
         #expect(l[2].contains("DEBUG now shown"))
+    }
+
+    private static func day(_ t: TimeInterval) -> String {
+        var secs = time_t(t), v = tm()
+        localtime_r(&secs, &v)
+        var buf = [CChar](repeating: 0, count: 32)
+        let n = strftime(&buf, buf.count, "%Y-%m-%d", &v)
+        return String(decoding: buf[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    @Test(arguments: [("midnight", 1), ("MIDNIGHT", 2), ("W6", 1)])
+    func midnightAndWeekdayFilesRollAndAreNamedAsPython(_ unit: String, _ interval: Int) throws {
+        let t = TempFolders()
+        let rule = try RolloverRule(unit: unit, interval: interval)
+        let boundary = rule.next(after: Date().timeIntervalSince1970)
+        let clock = TestClock(boundary - 0.5)
+        let logs = try RpcLogs(folder: "logs", unit: unit, interval: interval, backup: 3, folders: t.folders,
+                               clock: { clock.now })
+        logs.write(name: "m", level: RpcLogLevel.info, message: "before")
+        clock.advance(1)
+        logs.write(name: "m", level: RpcLogLevel.info, message: "after")
+        let names = try FileManager.default.contentsOfDirectory(atPath: t.root + "/wks/logs/m").sorted()
+        // Python names the file after rolloverAt - unit × interval, whatever the unit.
+        let age: TimeInterval = (unit.uppercased() == "W6" ? 7 * 86400 : 86400) * TimeInterval(interval)
+        #expect(names == ["m.log", "m.log." + LogsTests.day(boundary - age)], "\(names)")
+        #expect(t.read("wks/logs/m/m.log." + LogsTests.day(boundary - age))?.contains("before") == true)
+        #expect(t.read("wks/logs/m/m.log")?.contains("after") == true)
+    }
+
+    @Test func aRemovedLogsFolderIsCreatedAgain() throws {
+        let t = TempFolders()
+        let clock = TestClock(1_700_000_000)
+        let logs = try RpcLogs(folder: "logs", unit: "S", interval: 1, folders: t.folders, clock: { clock.now })
+        logs.write(name: "m", level: RpcLogLevel.info, message: "one")
+        try FileManager.default.removeItem(atPath: t.root + "/wks/logs")
+        clock.advance(1.5)
+        logs.write(name: "m", level: RpcLogLevel.info, message: "two")
+        #expect(t.read("wks/logs/m/m.log")?.contains("two") == true)
+        #expect(t.read("wks/logs/root/root.log")?.contains("two") == true)
+    }
+
+    @Test func linesOfDifferentThreadsNameDifferentThreads() throws {
+        let t = TempFolders()
+        let logs = try RpcLogs(folder: "logs", folders: t.folders)
+        DispatchQueueless.concurrentPerform(iterations: 3) { i in
+            logs.write(name: "th", level: RpcLogLevel.info, message: "from \(i)")
+        }
+        logs.close()
+        let threads = Set(lines(t, "wks/logs/th/th.log").dropFirst().map { l -> String in
+            let open = l.firstIndex(of: "[")!, slash = l[open...].firstIndex(of: "/")!
+            return String(l[l.index(after: open)..<slash])
+        })
+        #expect(threads.count == 3, "\(threads)")
+    }
+
+    @Test func propagatedRecordsGoToTheHandlersFileUnderTheirOwnName() throws {
+        let t = TempFolders()
+        let logs = try RpcLogs(folder: "logs", folders: t.folders)
+        _ = try logs.set([logger("mgr.sub", level: .lvlError)])
+        logs.write(name: "mgr", recordName: "mgr.sub", level: RpcLogLevel.warning, message: "hidden by mgr.sub's level")
+        logs.write(name: "mgr", recordName: "mgr.sub", level: RpcLogLevel.error, message: "child record")
+        logs.write(name: "", recordName: "urllib3.pool", level: RpcLogLevel.warning, message: "library record")
+        logs.close()
+        let mgr = lines(t, "wks/logs/mgr/mgr.log")
+        #expect(mgr.count == 2 && mgr[1].contains("/mgr.sub] ERROR child record"), "\(mgr)")
+        let root = lines(t, "wks/logs/root/root.log")
+        #expect(root.contains { $0.contains("/urllib3.pool] WARNING library record") })
+        #expect(root.contains { $0.contains("New mgr logger instance") })  // headers reach the root file too
+        #expect(!FileManager.default.fileExists(atPath: t.root + "/wks/logs/mgr.sub"))
+        #expect(!FileManager.default.fileExists(atPath: t.root + "/wks/logs/urllib3.pool"))
+        #expect(!root.contains { $0.contains("hidden") })
+    }
+
+    @Test func namesSharingAPathShareTheFile() throws {
+        let t = TempFolders()
+        let clock = TestClock(1_700_000_000)
+        let logs = try RpcLogs(folder: "logs", unit: "S", interval: 1, backup: 5, folders: t.folders, clock: { clock.now })
+        logs.write(name: "a/b", level: RpcLogLevel.info, message: "slash")
+        logs.write(name: "a_b", level: RpcLogLevel.info, message: "underscore")
+        clock.advance(1.5)
+        logs.write(name: "a/b", level: RpcLogLevel.info, message: "later")
+        logs.write(name: "a_b", level: RpcLogLevel.info, message: "later too")
+        let names = try FileManager.default.contentsOfDirectory(atPath: t.root + "/wks/logs/a_b")
+        #expect(names.count == 2, "\(names)")  // one rollover, not two
+        #expect(lines(t, "wks/logs/a_b/a_b.log").count == 2)
+    }
+
+    @Test func aSetThatCannotBePersistedAppliesNothing() throws {
+        let t = TempFolders()
+        let logs = try RpcLogs(folder: t.root + "/logs", folders: t.folders)
+        try FileManager.default.createDirectory(atPath: t.root + "/wks/loggers.json", withIntermediateDirectories: true)
+        let r = rpcCode { _ = try logs.set([logger("x", level: .lvlDebug)]) }
+        #expect(r?.0 == .errorModelInvalid || r?.0 == .error, "\(String(describing: r))")
+        #expect(!logs.isEnabled("x", level: RpcLogLevel.debug))
     }
 }

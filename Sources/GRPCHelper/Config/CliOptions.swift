@@ -77,8 +77,8 @@ public struct RpcCliOptions: ParsableArguments {
     private func parsedConfig() throws -> [String: String] {
         var out: [String: String] = [:]
         for c in configOptions {
-            guard let eq = c.firstIndex(of: "="), eq != c.startIndex else {
-                throw ValidationError("invalid --config value \"\(c)\": expected NAME=VALUE")
+            guard let eq = c.firstIndex(of: "="), Config.isValidName(String(c[..<eq])) else {
+                throw ValidationError("invalid --config value \"\(c)\": expected NAME=VALUE with a NAME of [a-z][a-z0-9-]*")
             }
             out[String(c[..<eq])] = String(c[c.index(after: eq)...])
         }

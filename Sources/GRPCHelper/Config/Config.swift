@@ -84,7 +84,8 @@ public final class Config: @unchecked Sendable {
         case .configValidFloat:
             guard Config.parseFloat(value) != nil else { throw invalid("expected a float") }
         case .configValidPosFloat:
-            guard let v = Config.parseFloat(value), v > 0 else { throw invalid("expected a positive float") }
+            // As Python's `float(v) <= 0` check: NaN is not refused.
+            guard let v = Config.parseFloat(value), !(v <= 0) else { throw invalid("expected a positive float") }
         case .configValidCustom:
             try customValidator?(name, value)
         }
@@ -93,6 +94,12 @@ public final class Config: @unchecked Sendable {
     /// Validates, then sets the current value (unchanged on error).
     public func update(_ value: String) throws {
         try validate(value)
+        lock.withLock { _value = value }
+    }
+
+    /// Sets a value already validated by the caller (a config set, validating a whole
+    /// request before applying it).
+    func setValidated(_ value: String) {
         lock.withLock { _value = value }
     }
 

@@ -81,10 +81,11 @@ public final class ConfigSet: @unchecked Sendable {
 
     /// The user items named (empty: all, in definition order).
     public func get(_ names: [String], ignoreUnknown: Bool = false) throws -> [RpcConfigItem] {
-        try select(names, ignoreUnknown: ignoreUnknown, emptyMeansAll: true).map(\.message)
+        try lock.withLock { try select(names, ignoreUnknown: ignoreUnknown, emptyMeansAll: true).map(\.message) }
     }
 
-    /// Validates every update first; applies none if one fails; then persists.
+    /// Validates every update first, then writes the new persisted values, then applies
+    /// them: a bad value or a failed write applies nothing. Each value is validated once.
     public func set(_ updates: [(name: String, value: String)], ignoreUnknown: Bool = false) throws -> [RpcConfigItem] {
         guard !updates.isEmpty else { throw RpcException("empty update list", code: .errorParamMissing) }
         return try lock.withLock {
@@ -98,8 +99,10 @@ public final class ConfigSet: @unchecked Sendable {
                 try c.validate(u.value)
                 known.append((c, u.value))
             }
-            for (c, v) in known { try c.update(v) }
-            try persistLocked()
+            var values: [String: String] = [:]
+            for (c, v) in known { values[c.name] = v }
+            try persistLocked(values)
+            for (c, v) in known { c.setValidated(v) }
             return known.map { $0.0.message }
         }
     }
@@ -109,8 +112,10 @@ public final class ConfigSet: @unchecked Sendable {
         guard !names.isEmpty else { throw RpcException("empty name list", code: .errorParamMissing) }
         return try lock.withLock {
             let items = try select(names, ignoreUnknown: ignoreUnknown, emptyMeansAll: false)
+            var values: [String: String] = [:]
+            for c in items { values[c.name] = c.defaultValue }
+            try persistLocked(values)
             for c in items { c.reset() }
-            try persistLocked()
             return items.map(\.message)
         }
     }
@@ -129,11 +134,15 @@ public final class ConfigSet: @unchecked Sendable {
         return out
     }
 
-    /// Writes the user items that differ from their defaults (atomically).
-    private func persistLocked() throws {
+    /// Writes the user items that differ from their defaults (atomically), with the
+    /// values of `pending` in place of the current ones (not applied yet).
+    private func persistLocked(_ pending: [String: String]) throws {
         guard let ws = try folders.workspaceFolder() else { return }
         var map: [String: String] = [:]
-        for c in userItems where c.stringValue != c.defaultValue { map[c.name] = c.stringValue }
+        for c in userItems {
+            let v = pending[c.name] ?? c.stringValue
+            if v != c.defaultValue { map[c.name] = v }
+        }
         try writeStringMap(map, to: (ws as NSString).appendingPathComponent("config.json"))
     }
 }

@@ -149,13 +149,15 @@ final class LoggerLevels: @unchecked Sendable {
             }
         }
         return try lock.withLock {
+            // Written first: a failed write applies nothing.
             var persisted = try persistedLocked()
             for i in items {
-                let name = LoggerLevels.canonical(i.name)
-                entries[name] = Entry(level: i.level.rawValue, enabled: i.enabled)
-                persisted[name] = i.enabled ? (RpcLogLevel.names[i.level.rawValue] ?? "UNKNOWN") : false
+                persisted[LoggerLevels.canonical(i.name)] = i.enabled ? (RpcLogLevel.names[i.level.rawValue] ?? "UNKNOWN") : false
             }
             try savePersistedLocked(persisted)
+            for i in items {
+                entries[LoggerLevels.canonical(i.name)] = Entry(level: i.level.rawValue, enabled: i.enabled)
+            }
             return items.map { config(LoggerLevels.canonical($0.name)) }
         }
     }
@@ -167,12 +169,12 @@ final class LoggerLevels: @unchecked Sendable {
         return try lock.withLock {
             var persisted = try persistedLocked()
             var changed = false
+            for raw in names where persisted.removeValue(forKey: LoggerLevels.canonical(raw)) != nil { changed = true }
+            if changed { try savePersistedLocked(persisted) }  // first: a failed write applies nothing
             for raw in names {
                 let name = LoggerLevels.canonical(raw)
                 entries[name] = base[name]
-                if persisted.removeValue(forKey: name) != nil { changed = true }
             }
-            if changed { try savePersistedLocked(persisted) }
             return names.map { config(LoggerLevels.canonical($0)) }
         }
     }
@@ -191,8 +193,12 @@ final class LoggerLevels: @unchecked Sendable {
 
     private func savePersistedLocked(_ map: [String: Any]) throws {
         guard let path = workspaceFile else { return }
-        try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent,
-                                                withIntermediateDirectories: true)
+        let dir = (path as NSString).deletingLastPathComponent
+        do {
+            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        } catch {
+            throw RpcException("cannot create folder \(dir): \(error.localizedDescription)", code: .error)
+        }
         try writeJSONObject(map, to: path)
     }
 }

@@ -11,6 +11,10 @@ struct RolloverRule: Sendable {
     let unit: String
     /// Seconds between rollovers (MIDNIGHT and Wn: one day, one week).
     let period: TimeInterval
+    /// How far back from a rollover time its file's suffix is dated: the unit × the
+    /// interval, for every unit (as Python names the files, also for MIDNIGHT and Wn,
+    /// which roll once per day / week whatever the interval).
+    let suffixAge: TimeInterval
     /// strftime format of the rolled files' suffix.
     let suffixFormat: String
     /// The pattern of such a suffix (to find old files).
@@ -44,6 +48,7 @@ struct RolloverRule: Sendable {
             p = 86400 * 7; suffixFormat = "%Y-%m-%d"; pattern = day
         }
         weekday = unit.hasPrefix("W") ? Int(unit.dropFirst()) : nil
+        suffixAge = p * TimeInterval(interval)
         // As Python: the interval multiplies S, M, H and D; MIDNIGHT and Wn roll once
         // per day / week.
         if unit == "S" || unit == "M" || unit == "H" || unit == "D" { p *= TimeInterval(interval) }
@@ -89,6 +94,9 @@ final class RollingFile: @unchecked Sendable {
     private let lock = NSLock()
     private var fd: Int32 = -1
     private var rolloverAt: TimeInterval
+    private var closed = false
+    /// A failure to write or reopen is reported once on stderr (until writing works again).
+    private var failing = false
 
     /// Opens (creating the folder and the file) in append mode. The first rollover is
     /// computed from the file's modification time when it exists (a file left by an
@@ -109,6 +117,23 @@ final class RollingFile: @unchecked Sendable {
         try open()
     }
 
+    /// Opens the file, creating its folder again if it was removed meanwhile.
+    private func reopen() -> Bool {
+        let dir = (path as NSString).deletingLastPathComponent
+        try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        do { try open() } catch {
+            report("\(error)")
+            return false
+        }
+        return true
+    }
+
+    private func report(_ what: String) {
+        if failing { return }
+        failing = true
+        FileHandle.standardError.write(Data("libgrpchelper: log file \(path): \(what) (records are lost until it works again)\n".utf8))
+    }
+
     deinit { if fd >= 0 { Glibc.close(fd) } }
 
     private func open() throws {
@@ -122,23 +147,30 @@ final class RollingFile: @unchecked Sendable {
     /// rollover time. Errors are swallowed: logging never fails its caller.
     func write(_ line: String, now: TimeInterval) {
         lock.withLock {
+            if closed { return }
             if now >= rolloverAt { rollOver(now) }
-            guard fd >= 0 else { return }
+            if fd < 0 && !reopen() { return }
             let bytes = Array(line.utf8)
             let fd = self.fd
             bytes.withUnsafeBytes { raw in
                 var off = 0
                 while off < raw.count {
                     let n = Glibc.write(fd, raw.baseAddress! + off, raw.count - off)
-                    if n < 0 { if errno == EINTR { continue }; return }
+                    if n < 0 {
+                        if errno == EINTR { continue }
+                        report(String(cString: strerror(errno)))
+                        return
+                    }
                     off += n
                 }
+                failing = false
             }
         }
     }
 
     func close() {
         lock.withLock {
+            closed = true
             if fd >= 0 { Glibc.close(fd) }
             fd = -1
         }
@@ -148,11 +180,11 @@ final class RollingFile: @unchecked Sendable {
     /// name), prunes the old files beyond `backup`, reopens a fresh file.
     private func rollOver(_ now: TimeInterval) {
         if fd >= 0 { Glibc.close(fd); fd = -1 }
-        let rolled = path + "." + rule.suffix(for: rolloverAt - rule.period)
+        let rolled = path + "." + rule.suffix(for: rolloverAt - rule.suffixAge)
         unlink(rolled)
         Glibc.rename(path, rolled)
         if backup > 0 { prune() }
-        try? open()
+        _ = reopen()
         var next = rule.next(after: now)
         while next <= now { next += rule.period }
         rolloverAt = next

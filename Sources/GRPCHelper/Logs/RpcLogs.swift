@@ -85,19 +85,23 @@ public final class RpcLogs: @unchecked Sendable {
         return ((folder as NSString).appendingPathComponent(n) as NSString).appendingPathComponent(n + ".log")
     }
 
+    /// The file of a logger, opened on first use (with its header line, which the root
+    /// file gets too). Files are keyed by path: names that map to one path share it.
     private func file(for name: String) throws -> RollingFile? {
         let key = LoggerLevels.canonical(name)
+        let p = path(of: key)
         return try lock.withLock {
             if closed { return nil }
-            if let f = files[key] { return f }
+            if let f = files[p] { return f }
             let now = clock()
-            let f = try RollingFile(path: path(of: key), rule: rule, backup: backup, now: now)
-            files[key] = f
+            let f = try RollingFile(path: p, rule: rule, backup: backup, now: now)
+            files[p] = f
             let header = RpcLogs.line(time: now, thread: RpcLogs.currentThreadName(), name: key,
                                       level: RpcLogLevel.info,
                                       message: "---------- New \(key.isEmpty ? "root" : key) logger instance for process \(getpid()) ----------",
                                       file: nil, function: nil, line: 0)
             f.write(header, now: now)
+            if !key.isEmpty, let root = files[path(of: "")] { root.write(header, now: now) }
             return f
         }
     }
@@ -105,14 +109,18 @@ public final class RpcLogs: @unchecked Sendable {
     /// Whether a record of `level` from logger `name` would be written.
     public func isEnabled(_ name: String, level: Int) -> Bool { levels.isEnabled(name, level: level) }
 
-    /// Writes a record if enabled: to the logger's file and the root file. `thread`
+    /// Writes a record if enabled: to the logger's file and the root file. `recordName`
+    /// is the logger that made the record when it differs from the one whose file it goes
+    /// to (a child or another library's logger reaching a handler by propagation, as in
+    /// Python's logging): its level decides and its name is on the line. `thread`
     /// defaults to the calling thread's name.
-    public func write(name: String, level: Int, message: String, thread: String? = nil,
+    public func write(name: String, recordName: String? = nil, level: Int, message: String, thread: String? = nil,
                       file sourceFile: String? = nil, function: String? = nil, line sourceLine: Int = 0) {
-        guard levels.isEnabled(name, level: level) else { return }
+        let origin = LoggerLevels.canonical(recordName ?? name)
+        guard levels.isEnabled(origin, level: level) else { return }
         let now = clock()
         let text = RpcLogs.line(time: now, thread: thread ?? RpcLogs.currentThreadName(),
-                                name: LoggerLevels.canonical(name), level: level, message: message,
+                                name: origin, level: level, message: message,
                                 file: sourceFile, function: function, line: sourceLine)
         let key = LoggerLevels.canonical(name)
         if !key.isEmpty, let f = try? file(for: key) { f.write(text, now: now) }
@@ -163,10 +171,29 @@ public final class RpcLogs: @unchecked Sendable {
         return out
     }
 
+    /// The calling thread's kernel id (from /proc/thread-self, read once per thread).
+    private static let tidKey: pthread_key_t = {
+        var key = pthread_key_t()
+        pthread_key_create(&key, nil)
+        return key
+    }()
+
+    private static func currentTid() -> Int {
+        if let p = pthread_getspecific(tidKey) { return Int(bitPattern: p) }
+        var buf = [CChar](repeating: 0, count: 64)
+        let n = readlink("/proc/thread-self", &buf, buf.count - 1)  // "<pid>/task/<tid>"
+        let tid = n > 0 ? Int(String(cString: buf).split(separator: "/").last ?? "") ?? 0 : 0
+        pthread_setspecific(tidKey, UnsafeRawPointer(bitPattern: tid))
+        return tid
+    }
+
+    /// "MainThread" for the main thread (as Python); for others the thread's name (which
+    /// Linux threads inherit from their creator) and its kernel id, so that lines of
+    /// different threads can be told apart: "worker-12345".
     static func currentThreadName() -> String {
-        // Foundation reads the pthread name (the process name for threads never named).
-        if let n = Thread.current.name, !n.isEmpty { return n }
-        return "thread-" + String(UInt(bitPattern: Int(bitPattern: UnsafeRawPointer(bitPattern: UInt(pthread_self())))), radix: 16)
+        if Thread.isMainThread { return "MainThread" }
+        let name = Thread.current.name ?? ""
+        return (name.isEmpty ? "Thread" : name) + "-" + String(currentTid())
     }
 }
 

@@ -514,12 +514,12 @@ gh_logs_folder = _fn("gh_logs_folder", c_char_p, [c_void_p])
 gh_logs_enabled = _fn("gh_logs_enabled", c_int, [c_void_p, c_char_p, c_int])
 # int gh_logs_write(gh_logs *logs, const char *name, int level, const char *message);
 gh_logs_write = _fn("gh_logs_write", c_int, [c_void_p, c_char_p, c_int, c_char_p], True)
-# int gh_logs_write_record(gh_logs *logs, const char *name, int level, const char *thread,
-#                          const char *file, const char *function, int line,
-#                          const char *message);
+# int gh_logs_write_record(gh_logs *logs, const char *name, const char *record_name,
+#                          int level, const char *thread, const char *file,
+#                          const char *function, int line, const char *message);
 gh_logs_write_record = _fn("gh_logs_write_record", c_int,
-                           [c_void_p, c_char_p, c_int, c_char_p, c_char_p, c_char_p, c_int,
-                            c_char_p], True)
+                           [c_void_p, c_char_p, c_char_p, c_int, c_char_p, c_char_p, c_char_p,
+                            c_int, c_char_p], True)
 # int gh_logs_get(gh_logs *logs, const uint8_t *request, size_t request_len,
 #                 uint8_t **response, size_t *response_len);
 gh_logs_get = _fn("gh_logs_get", c_int,

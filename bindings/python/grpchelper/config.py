@@ -16,7 +16,7 @@ import ctypes
 import itertools
 import threading
 import weakref
-from ctypes import POINTER, byref, c_char_p, c_double, c_int64, c_size_t, c_void_p
+from ctypes import POINTER, byref, c_char_p, c_size_t, c_void_p
 
 from . import _ffi
 from ._native import NativeHandle, message_call, text
@@ -202,19 +202,13 @@ class Config:
 
     @property
     def int_val(self) -> int:
-        """The current value as an int (read as int() reads it); RpcException
-        ERROR_PARAM_INVALID if it is not one."""
-        out = c_int64()
-        self._call(_ffi.gh_config_int_value, byref(out))
-        return out.value
+        """int(str_val), as grpc-helper (ValueError if it is not an integer)."""
+        return int(self.str_val)
 
     @property
     def float_val(self) -> float:
-        """The current value as a float (read as float() reads it); RpcException
-        ERROR_PARAM_INVALID if it is not one."""
-        out = c_double()
-        self._call(_ffi.gh_config_float_value, byref(out))
-        return out.value
+        """float(str_val), as grpc-helper (ValueError if it is not a float)."""
+        return float(self.str_val)
 
     @property
     def item(self) -> ConfigItem:

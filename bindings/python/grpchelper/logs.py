@@ -28,12 +28,28 @@ def _encode(value):
 
 
 class _NativeHandler(logging.Handler):
-    """Forwards records to gh_logs_write_record; does nothing once the logs are closed."""
+    """Forwards records to gh_logs_write_record; does nothing once the logs are closed.
 
-    def __init__(self, owner, handle):
+    Records go to the file of the logger the handler is attached to (`target`), also
+    those that reach it by propagation from a child or another library's logger; the
+    record's own logger decides the level and is named on the line (as grpc-helper's
+    file handlers: a child's records in its parent's file, others in the root file)."""
+
+    def __init__(self, owner, handle, target):
         super().__init__(logging.NOTSET)
         self._owner = owner      # the RpcLogs stays alive while a logger holds this handler
         self._handle = handle
+        self._target = _encode(target)
+
+    def filter(self, record):
+        # Asked before formatting: a record the library would drop costs one C call.
+        ptr = self._handle.acquire()
+        if ptr is None:
+            return False
+        try:
+            return bool(_ffi.gh_logs_enabled(ptr, _encode(record.name), max(1, min(50, int(record.levelno)))))
+        finally:
+            self._handle.release()
 
     def emit(self, record):
         try:
@@ -42,7 +58,7 @@ class _NativeHandler(logging.Handler):
             if ptr is None:                 # closed: drop the record
                 return
             try:
-                _ffi.gh_logs_write_record(ptr, _encode(record.name),
+                _ffi.gh_logs_write_record(ptr, self._target, _encode(record.name),
                                           max(1, min(50, int(record.levelno))),
                                           _encode(record.threadName), _encode(record.filename),
                                           _encode(record.funcName), int(record.lineno or 0),
@@ -141,7 +157,7 @@ class RpcLogs:
             if self._handle.closed:
                 raise ValueError("RpcLogs is closed")
             if logger not in self._loggers:
-                handler = _NativeHandler(self, self._handle)
+                handler = _NativeHandler(self, self._handle, logger.name)
                 self._loggers[logger] = (handler, logger.level, logger.propagate)
                 logger.addHandler(handler)
                 logger.setLevel(_ALL)

@@ -76,7 +76,8 @@ def test_write_line_format(dirs, make_logs):
     line = r"^%s \[MainThread/gh-w\] INFO hello world%s$" % (
         STAMP, SOURCE % "test_write_line_format")
     assert len(own) == 2 and re.match(line, own[1]), own
-    assert len(root) == 2 and root[1] == own[1]
+    # root.log: its own header, gh-w's header (as grpc-helper's, by propagation), the record
+    assert len(root) == 3 and root[1] == own[0] and root[2] == own[1]
 
 
 def test_thread_name_and_levels_in_lines(dirs, make_logs):
@@ -367,3 +368,27 @@ def test_python_and_c_records_share_files_and_levels(dirs, make_logs):
     assert all(line.match(l) for l in got), got
     root = (workspace / "logs" / "root" / "root.log").read_text()
     assert "from python" in root and "from c" in root and "dropped" not in root
+
+
+def test_propagated_records_go_to_the_handlers_file(dirs, make_logs):
+    """As grpc-helper's file handlers: a child logger's records land in its configured
+    parent's file, another library's records (through the root) in the root file only;
+    the record's own logger is named on the line and its level decides."""
+    workspace = dirs[2]
+    logs = make_logs()
+    logs.logger("")
+    logs.logger("gh-mgr")
+    logging.getLogger("gh-mgr.sub").warning("child record")
+    logging.getLogger("gh-thirdparty.pool").warning("library record")
+    logging.getLogger("gh-thirdparty.pool").info("library info")      # root at INFO: written
+    logging.getLogger("gh-thirdparty.pool").debug("library debug")    # dropped before formatting
+    logs.set(update(("gh-mgr.sub", True, LoggerLevel.LVL_ERROR)))
+    logging.getLogger("gh-mgr.sub").warning("child warning now hidden")
+    folder = workspace / "logs"
+    assert sorted(p.name for p in folder.iterdir()) == ["gh-mgr", "root"]
+    mgr = lines(folder / "gh-mgr" / "gh-mgr.log")
+    assert len(mgr) == 2 and re.search(r"\[MainThread/gh-mgr\.sub\] WARNING child record - ", mgr[1]), mgr
+    root = (folder / "root" / "root.log").read_text()
+    assert "/gh-thirdparty.pool] WARNING library record" in root
+    assert "/gh-thirdparty.pool] INFO library info" in root
+    assert "library debug" not in root and "now hidden" not in root
