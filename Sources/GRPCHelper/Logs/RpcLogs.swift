@@ -129,9 +129,11 @@ public final class RpcLogs: @unchecked Sendable {
 
     // MARK: swift-log
 
-    /// A swift-log Logger writing to these logs under `name`.
+    /// A swift-log Logger writing to these logs under `name`; its file is opened now
+    /// (with its header line).
     public func logger(_ name: String) -> Logger {
-        Logger(label: name) { label in RpcLogHandler(logs: self, name: label) }
+        _ = try? file(for: name)
+        return Logger(label: name) { label in RpcLogHandler(logs: self, name: label) }
     }
 
     /// A handler factory for `LoggingSystem.bootstrap(logs.makeHandler)`.

@@ -24,6 +24,8 @@ public final class Server: @unchecked Sendable {
     private var started = false
     private var stopping = false
     private var stopped = false
+    /// Set once a shutdown closed the listeners and sent GOAWAY (no new calls from then).
+    private var draining = false
     private var connections: [ObjectIdentifier: ServerConnection] = [:]
     private var runningHandlers = 0
     private var acceptedConnections = 0
@@ -277,6 +279,7 @@ public final class Server: @unchecked Sendable {
         for case .unix(let path) in endpoints + earlyListeners.map({ $0.0 }) { unlink(path) }
         let conns = state.withLock { Array(connections.values) }
         for c in conns { c.eventLoop.execute { c.goAway() } }
+        state.mutateAndNotify { draining = true }
         let deadline = grace.map { monotonicNanos() + UInt64(max(0, $0) * 1e9) }
         // In-flight calls finish: handlers return and connections drain their last bytes
         // (a connection closes itself once GOAWAY is out and its last stream has closed).
@@ -293,6 +296,13 @@ public final class Server: @unchecked Sendable {
         pool?.shutdown()
         try? group.syncShutdownGracefully()
         state.mutateAndNotify { stopped = true }
+    }
+
+    /// Starts `shutdown(grace:)` on a thread of its own and returns once the server takes
+    /// no new calls (listeners closed, GOAWAY sent); `wait()` waits for the end.
+    public func beginShutdown(grace: Double?) {
+        Thread.detach { self.shutdown(grace: grace) }
+        _ = state.wait(until: { self.draining || self.stopped }, then: {})
     }
 
     /// Async variant of `shutdown(grace:)`.

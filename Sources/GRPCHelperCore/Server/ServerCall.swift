@@ -246,7 +246,8 @@ public final class ServerCall: @unchecked Sendable {
         if schedule { connection.schedule(self) }
     }
 
-    var isFinishQueued: Bool { monitor.withLock { finishQueued } }
+    /// Whether the call was finished (by the handler, the server, or its end).
+    public var isFinishQueued: Bool { monitor.withLock { finishQueued } }
 
     /// Blocks until the call has ended — finished by the handler, or cancelled (client,
     /// deadline, shutdown) — or until `timeout` seconds passed (nil: no limit).
@@ -261,7 +262,8 @@ public final class ServerCall: @unchecked Sendable {
         return monitor.wait(until: { self.finishQueued || self.cancelStatus != nil },
                             deadlineNanos: deadline, then: { true }) ?? false
     }
-    var responseCount: Int { monitor.withLock { responsesSent } }
+    /// The number of response messages sent so far.
+    public var responseCount: Int { monitor.withLock { responsesSent } }
 
     /// The response encoding currently chosen.
     var currentResponseCompression: CompressionAlgorithm { monitor.withLock { responseCompression } }

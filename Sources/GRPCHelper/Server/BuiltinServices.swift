@@ -1,0 +1,69 @@
+// The services every RpcServer serves: srv (RpcServerService), config (ConfigService on
+// the server's config set) and log (LoggerService on its logs).
+import Foundation
+import GRPCHelperCore
+
+/// The managers of the built-in services (their logs: RpcServer, ConfigManager,
+/// LogsManager, as grpc-helper names them).
+final class ServerManager: RpcManager, @unchecked Sendable {
+    override var loggerName: String { "RpcServer" }
+}
+
+final class ConfigManager: RpcManager, @unchecked Sendable {}
+
+final class LogsManager: RpcManager, @unchecked Sendable {}
+
+final class BuiltinServices: @unchecked Sendable {
+    /// Set once the server is built (its srv methods need it).
+    weak var server: RpcServer?
+    let descriptors: [RpcServiceDescriptor]
+
+    init(config: ConfigSet, logs: RpcLogs) {
+        var list: [RpcServiceDescriptor] = []
+        let holder = Weak()
+        list.append(RpcServiceDescriptor(
+            name: "srv", serviceName: "RpcServerService", title: "grpchelper", moduleVersion: GRPCHelperVersion.string,
+            apiVersion: RpcServerApiVersion.self, manager: ServerManager(),
+            methods: [
+                .unary("info") { (r: RpcFilter) -> RpcMultiServiceInfo in
+                    try holder.get().info(r)
+                },
+                .unary("shutdown") { (r: RpcShutdownRequest) -> RpcResultStatus in
+                    try holder.get().shutdown(byRPC: r)
+                    return RpcResultStatus()
+                },
+                // Proxies come with a later version of the library.
+                .unimplemented("proxy_register", .unary),
+                .unimplemented("proxy_forget", .unary),
+            ]))
+        list.append(RpcServiceDescriptor(
+            name: "config", serviceName: "ConfigService", title: "grpchelper", moduleVersion: GRPCHelperVersion.string,
+            apiVersion: RpcConfigApiVersion.self, manager: ConfigManager(),
+            methods: [
+                .unary("get") { (r: RpcFilter) in try config.get(r) },
+                .unary("reset") { (r: RpcFilter) in try config.reset(r) },
+                .unary("set") { (r: RpcConfigUpdate) in try config.set(r) },
+            ]))
+        list.append(RpcServiceDescriptor(
+            name: "log", serviceName: "LoggerService", title: "grpchelper", moduleVersion: GRPCHelperVersion.string,
+            apiVersion: RpcLoggerApiVersion.self, manager: LogsManager(),
+            methods: [
+                .unary("get") { (r: RpcFilter) in try logs.get(r) },
+                .unary("reset") { (r: RpcFilter) in try logs.reset(r) },
+                .unary("set") { (r: RpcLoggerUpdate) in try logs.set(r) },
+            ]))
+        descriptors = list
+        holder.services = self
+    }
+
+    /// The srv methods' way back to the server.
+    private final class Weak: @unchecked Sendable {
+        weak var services: BuiltinServices?
+        func get() throws -> RpcServer {
+            guard let s = services?.server else {
+                throw RpcException("the RPC server is not running", code: .errorStateUnexpected)
+            }
+            return s
+        }
+    }
+}

@@ -1,0 +1,53 @@
+// The base of a managed service's implementation (grpc-helper's RpcManager): lifecycle
+// hooks, a logger with its own rolling file, a reentrant lock, the server's auto-client
+// and folders.
+import Foundation
+import Logging
+
+open class RpcManager: @unchecked Sendable {
+    /// Protects the manager's own state (reentrant).
+    public let lock = NSRecursiveLock()
+    private let state = NSLock()
+    private var _logger: Logger
+    private var _client: RpcClient?
+    private var _folders = Folders()
+
+    public init() {
+        _logger = Logger(label: "unattached") { _ in SwiftLogNoOpLogHandler() }
+    }
+
+    /// The name of the manager's logger and log file (<logs>/<name>/<name>.log): its
+    /// type's name, as grpc-helper's.
+    open var loggerName: String { String(describing: type(of: self)) }
+
+    /// Its logger: writes to its own rolling file once the server attached it.
+    public var logger: Logger { state.withLock { _logger } }
+
+    /// The server's auto-client: stubs of every service the server serves (set before
+    /// `load()`).
+    public var client: RpcClient? { state.withLock { _client } }
+
+    /// The server's folders.
+    public var folders: Folders { state.withLock { _folders } }
+
+    /// Called once every service is served, with `client` ready: initializations that
+    /// need the server (grpc-helper's `_load`). A thrown error stops the server and is
+    /// thrown to the code that created it.
+    open func load() throws {}
+
+    /// Called when the server shuts down, while calls may still be pending: stop
+    /// long-running work (grpc-helper's `_shutdown`).
+    open func shutdown() {}
+
+    func attach(logs: RpcLogs, folders: Folders) {
+        let l = logs.logger(loggerName)
+        state.withLock {
+            _logger = l
+            _folders = folders
+        }
+    }
+
+    func attach(client: RpcClient?) {
+        state.withLock { _client = client }
+    }
+}

@@ -1,0 +1,323 @@
+// The managed RPC server (grpc-helper's RpcServer): config set, rolling logs, the built-in
+// services (srv, config, log) and the given ones, API version checks, errors as results,
+// pending calls, managers' lifecycle, shutdown by API or RPC.
+import Foundation
+import GRPCHelperCore
+import Logging
+import SwiftProtobuf
+
+/// A call in progress (for the debug dump and `pendingCalls`).
+public struct RpcPendingCall: Sendable, CustomStringConvertible {
+    public let id: UInt64
+    /// "/Service/method"
+    public let method: String
+    public let peer: String
+    /// The caller's identity metadata (client, user, host, ip; "" when not sent).
+    public let client: RpcClientIdentity
+    public let start: Date
+    public let thread: String
+
+    public var description: String {
+        "\(thread) -- \(method) from \(peer) (client \"\(client.client)\", user \"\(client.user)\", host \"\(client.host)\", "
+            + "ip \"\(client.ip)\") since \(start)"
+    }
+}
+
+public final class RpcServer: @unchecked Sendable {
+    /// The port it listens on (the one bound when 0 was asked).
+    public let port: Int
+    public let config: ConfigSet
+    public let logs: RpcLogs
+    public let folders: Folders
+    /// Its own logger ("RpcServer").
+    public let logger: Logger
+    /// The served services, built-in ones first, by name.
+    public let descriptors: [RpcServiceDescriptor]
+
+    let core: Server
+    private let builtin: BuiltinServices
+    private let monitor = NSCondition()
+    private var shutdownStarted = false
+    private var finished = false
+    private var pending: [UInt64: RpcPendingCall] = [:]
+    private var nextCallID: UInt64 = 0
+    private var clients: [RpcClient] = []
+
+    /// Builds the config set (the built-in static items plus `staticItems`, `userItems`;
+    /// defaults from `folders` and `cliConfig`), the rolling logs, registers the built-in
+    /// services and `descriptors`, starts serving on `port` (0: any free port), then calls
+    /// every manager's `load()` with its auto-client ready.
+    /// Errors: the config set's and the logs' (invalid defaults, malformed files); a busy
+    /// port → ERROR_PORT_BUSY; `withEvents` → ERROR_PARAM_UNSUPPORTED (the events service
+    /// comes with a later version); a manager's `load()` error (the server is shut down
+    /// first).
+    public init(port: Int, descriptors: [RpcServiceDescriptor], folders: Folders = Folders(),
+                cliConfig: [String: String] = [:], staticItems: [Config] = [], userItems: [Config] = [],
+                withEvents: Bool = false, withDebugSignal: Bool = true) throws {
+        if withEvents {
+            throw RpcException("the events service is not supported yet by this version of libgrpchelper",
+                               code: .errorParamUnsupported)
+        }
+        self.folders = folders
+        config = try ConfigSet(staticItems: staticItems + RpcStaticConfig.items(), userItems: userItems,
+                               folders: folders, cli: cliConfig)
+        logs = try RpcLogs(config: config)
+        logger = logs.logger("RpcServer")
+        for w in config.warnings { logger.warning("\(w)") }
+
+        var options = ServerOptions()
+        options.maxWorkers = config["rpc-max-workers"]?.intValue ?? 30
+        core = Server(options: options)
+
+        // The built-in services, then the given ones (a given one may replace a built-in).
+        builtin = BuiltinServices(config: config, logs: logs)
+        var all = builtin.descriptors
+        for d in descriptors {
+            if let i = all.firstIndex(where: { $0.name == d.name }) { all[i] = d } else { all.append(d) }
+        }
+        self.descriptors = all
+
+        // Bind first (a busy port fails here), register, then serve.
+        do {
+            let address = port == 0 ? "0.0.0.0:0" : "[::]:\(port)"
+            do {
+                self.port = try core.bindNow(address)
+            } catch where port != 0 {
+                self.port = try core.bindNow("0.0.0.0:\(port)")  // no IPv6 here
+            }
+        } catch {
+            core.shutdown(grace: 0)
+            logs.close()
+            throw RpcException("Failed to start RPC server on port \(port): \(error)", code: .errorPortBusy)
+        }
+        builtin.server = self
+        do {
+            for d in all {
+                d.manager?.attach(logs: logs, folders: folders)
+                for m in d.methods {
+                    try core.register("/\(d.serviceName)/\(m.name)", cardinality: m.cardinality,
+                                      handler: handler(d, m))
+                }
+                logger.debug("registered service \(d.name) (\(d.serviceName), API \(d.supportedApiVersion)...\(d.currentApiVersion))")
+            }
+            try core.start()
+        } catch {
+            core.shutdown(grace: 0)
+            markFinished()
+            throw RpcException("Failed to start RPC server on port \(port): \(error)", code: .errorItemConflict)
+        }
+        logger.info("RPC server started on port \(self.port)")
+
+        // Managers: auto-client (stubs of every service), then load.
+        let stubs = Dictionary(uniqueKeysWithValues: all.map {
+            ($0.name, (serviceName: $0.serviceName, apiVersion: Optional($0.currentApiVersion)))
+        })
+        let clientTimeout = config["rpc-client-timeout"]?.floatValue ?? 60
+        for d in all where !d.isProxy {
+            guard let m = d.manager else { continue }
+            do {
+                let c = try RpcClient(host: "localhost", port: self.port, timeout: clientTimeout,
+                                      name: "\(d.name)-client", logger: m.logger, stubs: stubs)
+                monitor.withLock { clients.append(c) }
+                m.attach(client: c)
+                try m.load()
+            } catch {
+                logger.error("Error occurred during \(d.name) manager loading: \(error)")
+                shutdown()
+                throw error
+            }
+        }
+    }
+
+    deinit {
+        if !isShutDown { shutdown() }
+    }
+
+    /// Whether it serves (false once a shutdown started).
+    public var isRunning: Bool { monitor.withLock { !shutdownStarted } }
+
+    /// The calls in progress.
+    public var pendingCalls: [RpcPendingCall] {
+        monitor.withLock { pending.values.sorted { $0.id < $1.id } }
+    }
+
+    // MARK: lifecycle
+
+    /// Stops accepting calls, calls the managers' `shutdown()`, lets pending calls run
+    /// for up to `rpc-shutdown-grace` seconds, cancels the rest, closes the logs.
+    /// Idempotent; returns when done (a second caller waits for the first).
+    public func shutdown() {
+        guard beginShutdown() else {
+            waitShutdown()
+            return
+        }
+        finishShutdown()
+        markFinished()
+    }
+
+    /// srv.shutdown: answers at once; the shutdown runs on a thread of its own, which
+    /// then waits `timeout` seconds (0: rpc-shutdown-timeout) before finishing when
+    /// `timeout` >= 0.
+    func shutdown(byRPC request: RpcShutdownRequest) {
+        guard beginShutdown() else { return }
+        let wait: Double? = request.timeout < 0 ? nil
+            : request.timeout > 0 ? Double(request.timeout) : (config["rpc-shutdown-timeout"]?.floatValue ?? 60)
+        Thread.detachNewThread {
+            self.finishShutdown()
+            if let w = wait {
+                self.logger.warning("!!! Will shutdown in \(w)s !!!")
+                usleep(useconds_t(w * 1_000_000))
+            }
+            self.markFinished()
+        }
+    }
+
+    /// Blocks until a shutdown has finished.
+    public func waitShutdown() {
+        monitor.lock()
+        while !finished { monitor.wait() }
+        monitor.unlock()
+    }
+
+    /// Whether the shutdown has finished (waitShutdown would return at once).
+    public var isShutDown: Bool { monitor.withLock { finished } }
+
+    private func beginShutdown() -> Bool {
+        let first: Bool = monitor.withLock {
+            if shutdownStarted { return false }
+            shutdownStarted = true
+            return true
+        }
+        if !first { return false }
+        let grace = config["rpc-shutdown-grace"]?.floatValue ?? 30
+        logger.debug("Shutting down RPC server on port \(port); stop accepting new requests")
+        core.beginShutdown(grace: grace)
+        return true
+    }
+
+    private func finishShutdown() {
+        logger.debug("Shutting down all managers")
+        for d in descriptors where !d.isProxy { d.manager?.shutdown() }
+        core.wait()
+        for c in monitor.withLock({ clients }) { c.close() }
+        logger.info("RPC server shut down on port \(port)")
+    }
+
+    private func markFinished() {
+        logs.close()
+        monitor.withLock {
+            shutdownStarted = true
+            finished = true
+            monitor.broadcast()
+        }
+    }
+
+    // MARK: srv.info
+
+    /// The services named (empty: all). Unknown names → ERROR_ITEM_UNKNOWN unless
+    /// `ignore_unknown`.
+    public func info(_ request: RpcFilter) throws -> RpcMultiServiceInfo {
+        var out = RpcMultiServiceInfo()
+        if request.names.isEmpty {
+            out.items = descriptors.map(\.info)
+            return out
+        }
+        for n in request.names {
+            guard let d = descriptors.first(where: { $0.name == n }) else {
+                if request.ignoreUnknown { continue }
+                throw RpcException("Unknown service name: \(n)", code: .errorItemUnknown)
+            }
+            out.items.append(d.info)
+        }
+        return out
+    }
+
+    // MARK: calls
+
+    private func handler(_ d: RpcServiceDescriptor, _ m: RpcMethod) -> ServerHandler {
+        guard let body = m.body else {
+            return .blocking { _ in throw RPCError(.unimplemented, "Method not implemented!") }
+        }
+        let log = d.manager?.logger ?? logger
+        switch body {
+        case .blocking(let run):
+            return .blocking { [weak self] call in
+                guard let self = self else { throw RPCError(.unavailable, "server gone") }
+                guard let id = try self.prelude(d, call, log) else { return }
+                defer { self.epilog(id) }
+                do { try run(call) } catch { try self.report(error, call, log) }
+            }
+        case .async(let run):
+            return .async { [weak self] call in
+                guard let self = self else { throw RPCError(.unavailable, "server gone") }
+                guard let id = try self.prelude(d, call, log) else { return }
+                defer { self.epilog(id) }
+                do { try await run(call) } catch { try self.report(error, call, log) }
+            }
+        }
+    }
+
+    /// Records the call; checks the client's API version (an error response, as
+    /// grpc-helper, when out of range: then nil, the call is answered). Returns the
+    /// pending call's id.
+    private func prelude(_ d: RpcServiceDescriptor, _ call: ServerCall, _ log: Logger) throws -> UInt64? {
+        let md = call.requestMetadata
+        let who = RpcClientIdentity(client: md.first("client") ?? "", user: md.first("user") ?? "",
+                                    host: md.first("host") ?? "", ip: md.first("ip") ?? "")
+        let id: UInt64 = monitor.withLock {
+            nextCallID += 1
+            pending[nextCallID] = RpcPendingCall(id: nextCallID, method: call.method, peer: call.peer, client: who,
+                                                 start: Date(), thread: RpcLogs.currentThreadName())
+            return nextCallID
+        }
+        log.debug("<RPC> << \(call.method) (client \"\(who.client)\" \(who.user)@\(who.host)/\(who.ip))")
+        if let text = md.first("api_version") {
+            do {
+                try RpcServer.checkVersion(text, d)
+            } catch {
+                epilog(id)
+                try report(error, call, log)
+                return nil
+            }
+        }
+        return id
+    }
+
+    static func checkVersion(_ text: String, _ d: RpcServiceDescriptor) throws {
+        guard let v = Int64(text.trimmingCharacters(in: .whitespaces)) else {
+            throw RpcException("Invalid api_version metadata: \"\(text)\"", code: .errorParamInvalid)
+        }
+        if v > Int64(d.currentApiVersion) {
+            throw RpcException("Server current API version (\(d.currentApiVersion)) is too old for client API version (\(v))",
+                               code: .errorApiServerTooOld)
+        }
+        if v < Int64(d.supportedApiVersion) {
+            throw RpcException("Client API version (\(v)) is too old for server supported API version (\(d.supportedApiVersion))",
+                               code: .errorApiClientTooOld)
+        }
+    }
+
+    private func epilog(_ id: UInt64) {
+        _ = monitor.withLock { pending.removeValue(forKey: id) }
+    }
+
+    /// An error of a manager: a gRPC status stays one (RPCError); anything else becomes
+    /// the method's response with only `r` set (code, message, stack), status OK, logged
+    /// with its stack. Not answered again when the call already ended or (unary
+    /// responses) already has its response.
+    private func report(_ error: Error, _ call: ServerCall, _ log: Logger) throws {
+        if let e = error as? RPCError { throw e }
+        let result = RpcServer.result(for: error)
+        log.error("Exception occurred: \(result.msg)\n\(result.stack)")
+        if call.isFinishQueued || (!call.cardinality.streamsResponses && call.responseCount > 0) { return }
+        try? call.sendMessage(try encodedFailure(result))
+    }
+
+    /// The Result of an error: an RpcException's code and message (ERROR for any other
+    /// error), with a stack text.
+    static func result(for error: Error) -> RpcResult {
+        let stack = (["\(String(reflecting: error))"] + Thread.callStackSymbols.dropFirst(2)).joined(separator: "\n")
+        if let e = error as? RpcException { return e.result(stack: stack) }
+        return RpcResult(.error, "\(error)", stack: stack)
+    }
+}

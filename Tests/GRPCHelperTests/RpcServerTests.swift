@@ -1,0 +1,306 @@
+// RpcServer and RpcClient over real sockets: built-in services, API version checks both
+// ways, errors as results (with stack) and the client's raising rules, UNIMPLEMENTED,
+// managers' load with the auto-client, lifecycle (shutdown by API and by RPC, grace,
+// idempotence), pending calls, busy ports, the client's retry bounds.
+import Foundation
+import GRPCHelperCore
+import Testing
+@testable import GRPCHelper
+
+/// A test service on existing messages: TestService/{ok, fail, crash, stream, hold, missing}.
+final class SampleManager: RpcManager, @unchecked Sendable {
+    let held = NSCondition()
+    var release = false
+    var holding = 0
+    var loaded: RpcMultiServiceInfo?
+    var loadError: Error?
+    var shutdownCalls = 0
+
+    override func load() throws {
+        if let e = loadError { throw e }
+        loaded = try client?["srv"]?.call("info", RpcFilter(), as: RpcMultiServiceInfo.self)
+    }
+
+    override func shutdown() { lock.withLock { shutdownCalls += 1 } }
+
+    func waitHolding(_ n: Int) {
+        held.lock()
+        while holding < n { held.wait() }
+        held.unlock()
+    }
+
+    func releaseAll() {
+        held.withLock { release = true; held.broadcast() }
+    }
+
+    var descriptor: RpcServiceDescriptor {
+        RpcServiceDescriptor(
+            name: "sample", serviceName: "TestService", title: "sample", moduleVersion: "1.2.3",
+            apiVersion: RpcConfigApiVersion.self,  // supported 1, current 2
+            manager: self,
+            methods: [
+                .unary("ok") { (r: RpcFilter) -> RpcResultStatus in
+                    var s = RpcResultStatus()
+                    s.r.msg = r.names.joined(separator: ",")
+                    return s
+                },
+                .unary("fail") { (r: RpcFilter) -> RpcResultStatus in
+                    throw RpcException("refused: \(r.names.first ?? "")",
+                                       code: RpcResultCode(rawValue: Int(r.names.last ?? "") ?? 1) ?? .error)
+                },
+                .unary("crash") { (_: RpcFilter) -> RpcResultStatus in
+                    struct Boom: Error {}
+                    throw Boom()
+                },
+                .serverStreaming("stream") { (r: RpcFilter, out: RpcResponseStream<RpcResultStatus>) in
+                    for n in r.names {
+                        var s = RpcResultStatus()
+                        s.r.msg = n
+                        try await out.send(s)
+                    }
+                    throw RpcException("stream failed", code: .errorStateUnexpected)
+                },
+                RpcMethod(name: "hold", cardinality: .unary, body: .blocking { [self] call in
+                    _ = try call.receiveMessage()
+                    held.withLock { holding += 1; held.broadcast() }
+                    held.withLock { while !release && !call.isCancelled { _ = held.wait(until: Date() + 0.05) } }
+                    try call.sendMessage(try RpcResultStatus().serializedBytes())
+                }),
+                .unimplemented("missing", .unary),
+            ])
+    }
+}
+
+/// A server on a free port over temporary folders, shut down at the end.
+final class TestServer {
+    let folders = TempFolders()
+    let manager = SampleManager()
+    let server: RpcServer
+    init(cli: [String: String] = [:], userItems: [Config] = [], configure: (SampleManager) -> Void = { _ in }) throws {
+        configure(manager)
+        server = try RpcServer(port: 0, descriptors: [manager.descriptor], folders: folders.folders, cliConfig: cli,
+                               userItems: userItems, withDebugSignal: false)
+    }
+    deinit { server.shutdown() }
+
+    func client(exception: Bool = true, version: UInt32? = nil, timeout: Double = 5,
+                customError: (@Sendable (String, RpcResultCode) -> Error)? = nil) throws -> RpcClient {
+        try RpcClient(host: "127.0.0.1", port: server.port, timeout: timeout, name: "tester", exception: exception,
+                      customError: customError,
+                      stubs: ["srv": ("RpcServerService", 1), "config": ("ConfigService", version ?? 2),
+                              "log": ("LoggerService", 1), "sample": ("TestService", version ?? 2)])
+    }
+}
+
+private func filter(_ names: String...) -> RpcFilter {
+    var f = RpcFilter()
+    f.names = names
+    return f
+}
+
+private func rpcError(_ body: () throws -> Void) -> RpcException? {
+    do { try body(); return nil } catch let e as RpcException { return e } catch { return nil }
+}
+
+@Suite(.serialized) struct RpcServerTests {
+    @Test func builtInServicesAndInfo() throws {
+        let t = try TestServer()
+        let c = try t.client()
+        let info = try c["srv"]!.call("info", RpcFilter(), as: RpcMultiServiceInfo.self)
+        #expect(info.items.map(\.name) == ["srv", "config", "log", "sample"])
+        let config = info.items[1]
+        #expect(config.version == "grpchelper:\(GRPCHelperVersion.string)")
+        #expect(config.supportedApiVersion == 1 && config.currentApiVersion == 2 && !config.isProxy)
+        #expect(info.items[3].version == "sample:1.2.3")
+        let one = try c["srv"]!.call("info", filter("log"), as: RpcMultiServiceInfo.self)
+        #expect(one.items.map(\.name) == ["log"])
+        let e = rpcError { _ = try c["srv"]!.call("info", filter("nope"), as: RpcMultiServiceInfo.self) }
+        #expect(e?.code == .errorItemUnknown)
+        var ignoring = filter("nope", "srv")
+        ignoring.ignoreUnknown = true
+        #expect(try c["srv"]!.call("info", ignoring, as: RpcMultiServiceInfo.self).items.map(\.name) == ["srv"])
+        // The managers' auto-client worked during load.
+        #expect(t.manager.loaded?.items.count == 4)
+    }
+
+    @Test func configAndLogServices() throws {
+        let item = try Config(name: "my-item", defaultValue: "a")
+        let t = try TestServer(userItems: [item])
+        let c = try t.client()
+        let got = try c["config"]!.call("get", RpcFilter(), as: RpcConfigStatus.self)
+        #expect(got.items.map(\.name) == ["my-item"])  // user items only
+        var u = RpcConfigUpdate()
+        var i = RpcConfigItemUpdate()
+        i.name = "my-item"
+        i.value = "b"
+        u.items = [i]
+        #expect(try c["config"]!.call("set", u, as: RpcConfigStatus.self).items.first?.value == "b")
+        #expect(item.stringValue == "b")
+        #expect(t.folders.read("wks/config.json")?.contains("\"my-item\"") == true)
+        #expect(rpcError { _ = try c["config"]!.call("get", filter("zz"), as: RpcConfigStatus.self) }?.code == .errorItemUnknown)
+        #expect(rpcError { _ = try c["log"]!.call("get", RpcFilter(), as: RpcLoggerStatus.self) }?.code == .errorParamMissing)
+        let root = try c["log"]!.call("get", filter(""), as: RpcLoggerStatus.self)
+        #expect(root.items.first?.name == "root" && root.items.first?.level == .lvlInfo)
+        // The managers' and the server's logs.
+        t.server.shutdown()
+        #expect(t.folders.read("wks/logs/RpcServer/RpcServer.log")?.contains("RPC server started") == true)
+        #expect(FileManager.default.fileExists(atPath: t.folders.root + "/wks/logs/SampleManager/SampleManager.log"))
+    }
+
+    @Test func apiVersionChecksBothWays() throws {
+        let t = try TestServer()
+        let tooNew = try t.client(version: 3)
+        var e = rpcError { _ = try tooNew["sample"]!.call("ok", filter("x"), as: RpcResultStatus.self) }
+        #expect(e?.code == .errorApiServerTooOld)
+        let tooOld = try t.client(version: 0)
+        e = rpcError { _ = try tooOld["config"]!.call("get", RpcFilter(), as: RpcConfigStatus.self) }
+        #expect(e?.code == .errorApiClientTooOld)
+        // exception=false: the result comes back, with its message.
+        let quiet = try t.client(exception: false, version: 3)
+        let r = try quiet["sample"]!.call("ok", filter("x"), as: RpcResultStatus.self)
+        #expect(r.r.code == .errorApiServerTooOld && r.r.msg.contains("too old for client API version (3)"))
+        // No version: no check; a non-number is refused.
+        let none = try RpcClient(host: "127.0.0.1", port: t.server.port, stubs: ["s": ("TestService", nil)])
+        #expect(try none["s"]!.call("ok", filter("a", "b"), as: RpcResultStatus.self).r.msg == "a,b")
+        let ch = try GRPCChannel(target: "127.0.0.1:\(t.server.port)")
+        defer { ch.close() }
+        var md = Metadata()
+        try md.add("api_version", "two")
+        let raw = try ch.unary("/TestService/ok", try filter("x").serializedBytes(), options: CallOptions(metadata: md))
+        #expect(try RpcResultStatus(serializedBytes: raw).r.code == .errorParamInvalid)
+    }
+
+    @Test func errorsTravelAsResults() throws {
+        let t = try TestServer()
+        let c = try t.client()
+        var e = rpcError { _ = try c["sample"]!.call("fail", filter("why", "31"), as: RpcResultStatus.self) }
+        #expect(e?.code == .errorItemConflict && e?.message.contains("TestService/fail") == true)
+        // Codes at or above ERROR_CUSTOM are returned, not thrown.
+        let custom = try c["sample"]!.call("fail", filter("why", "105"), as: RpcResultStatus.self)
+        #expect(custom.r.code.rawValue == 105 && custom.r.msg == "refused: why" && !custom.r.stack.isEmpty)
+        // Any other error: ERROR with its text and a stack.
+        let quiet = try t.client(exception: false)
+        let crash = try quiet["sample"]!.call("crash", RpcFilter(), as: RpcResultStatus.self)
+        #expect(crash.r.code == .error && crash.r.msg.contains("Boom") && !crash.r.stack.isEmpty)
+        // A custom error type.
+        struct Mine: Error { let code: RpcResultCode }
+        let own = try t.client(customError: { _, code in Mine(code: code) })
+        do {
+            _ = try own["sample"]!.call("fail", filter("x", "21"), as: RpcResultStatus.self)
+            Issue.record("no error")
+        } catch let m as Mine {
+            #expect(m.code == .errorParamInvalid)
+        }
+        // Streaming: the messages, then the error as the last one.
+        let quietStream = try quiet["sample"]!.stream("stream", filter("a", "b"), as: RpcResultStatus.self)
+        var msgs: [RpcResultStatus] = []
+        while let m = try quietStream.next() { msgs.append(m) }
+        #expect(msgs.map(\.r.msg) == ["a", "b", "stream failed"] && msgs.last?.r.code == .errorStateUnexpected)
+        let raising = try c["sample"]!.stream("stream", filter("a"), as: RpcResultStatus.self)
+        #expect(try raising.next()?.r.msg == "a")
+        e = rpcError { _ = try raising.next() }
+        #expect(e?.code == .errorStateUnexpected)
+        // Declared, not implemented: UNIMPLEMENTED → ERROR_RPC naming the method.
+        e = rpcError { _ = try c["sample"]!.call("missing", RpcFilter(), as: RpcResultStatus.self) }
+        #expect(e?.code == .errorRpc && e?.message.contains("/TestService/missing") == true
+                && e?.message.contains("Method not implemented!") == true)
+        // The error was logged with its stack in the manager's file.
+        t.server.shutdown()
+        #expect(t.folders.read("wks/logs/SampleManager/SampleManager.log")?.contains("Exception occurred: refused: why") == true)
+    }
+
+    @Test func loadFailureShutsDownAndThrows() throws {
+        let folders = TempFolders()
+        let m = SampleManager()
+        m.loadError = RpcException("cannot load", code: .errorStateUnreachable)
+        do {
+            _ = try RpcServer(port: 0, descriptors: [m.descriptor], folders: folders.folders, withDebugSignal: false)
+            Issue.record("started")
+        } catch let e as RpcException {
+            #expect(e.code == .errorStateUnreachable && e.message == "cannot load")
+        }
+        #expect(m.shutdownCalls == 1)
+    }
+
+    @Test func busyPortAndEventsRefused() throws {
+        let t = try TestServer()
+        let folders = TempFolders()
+        let e = rpcError { _ = try RpcServer(port: t.server.port, descriptors: [], folders: folders.folders, withDebugSignal: false) }
+        #expect(e?.code == .errorPortBusy && e?.message.contains("\(t.server.port)") == true)
+        let ev = rpcError { _ = try RpcServer(port: 0, descriptors: [], folders: folders.folders, withEvents: true) }
+        #expect(ev?.code == .errorParamUnsupported)
+    }
+
+    @Test func shutdownByAPIWithACallInFlightWaitsForGraceThenCancels() throws {
+        let t = try TestServer(cli: ["rpc-shutdown-grace": "0.3"])
+        let c = try t.client(exception: false, timeout: 0)
+        let done = NSCondition()
+        nonisolated(unsafe) var outcome: Error?
+        nonisolated(unsafe) var finished = false
+        Thread.detachNewThread {
+            do { _ = try c["sample"]!.call("hold", RpcFilter(), as: RpcResultStatus.self) } catch { outcome = error }
+            done.withLock { finished = true; done.broadcast() }
+        }
+        t.manager.waitHolding(1)
+        let pending = t.server.pendingCalls
+        #expect(pending.count == 1 && pending[0].method == "/TestService/hold" && pending[0].client.client == "tester")
+        let start = Date()
+        t.server.shutdown()
+        let took = Date().timeIntervalSince(start)
+        #expect(took >= 0.25 && took < 10, "\(took)")
+        #expect(!t.server.isRunning && t.server.isShutDown && t.manager.shutdownCalls == 1)
+        done.withLock { while !finished { done.wait() } }
+        #expect((outcome as? RpcException)?.code == .errorRpc)  // cancelled by the server
+        t.server.shutdown()  // idempotent
+        #expect(t.manager.shutdownCalls == 1)
+        // The port is free again.
+        let again = try RpcServer(port: t.server.port, descriptors: [], folders: t.folders.folders, withDebugSignal: false)
+        again.shutdown()
+    }
+
+    @Test func shutdownByRPCAnswersAtOnceAndWaitsItsTimeout() throws {
+        let t = try TestServer()
+        let c = try t.client()
+        var req = RpcShutdownRequest()
+        req.timeout = 1
+        let start = Date()
+        let r = try c["srv"]!.call("shutdown", req, as: RpcResultStatus.self)
+        #expect(r.r.code == .ok)
+        #expect(!t.server.isRunning)
+        t.server.waitShutdown()
+        #expect(Date().timeIntervalSince(start) >= 1)
+        // A negative timeout: no wait.
+        let t2 = try TestServer()
+        req.timeout = -1
+        _ = try t2.client()["srv"]!.call("shutdown", req, as: RpcResultStatus.self)
+        t2.server.waitShutdown()
+        #expect(t2.server.isShutDown)
+    }
+
+    @Test func clientRetriesUnavailableWithinItsTimeout() throws {
+        // Nothing listens: retried, then ERROR_RPC naming the method and target, after ~timeout.
+        let probe = try TestServer()
+        let port = probe.server.port
+        probe.server.shutdown()
+        let c = try RpcClient(host: "127.0.0.1", port: port, timeout: 1.2, stubs: ["srv": ("RpcServerService", 1)])
+        let start = Date()
+        let e = rpcError { _ = try c["srv"]!.call("info", RpcFilter(), as: RpcMultiServiceInfo.self) }
+        let took = Date().timeIntervalSince(start)
+        #expect(e?.code == .errorRpc && e?.message.contains("/RpcServerService/info @ 127.0.0.1:\(port)") == true)
+        #expect(took >= 1.2 && took < 4, "\(took)")
+        // timeout 0: no retry.
+        let once = try RpcClient(host: "127.0.0.1", port: port, timeout: 0, stubs: ["srv": ("RpcServerService", 1)])
+        let s2 = Date()
+        #expect(rpcError { _ = try once["srv"]!.call("info", RpcFilter(), as: RpcMultiServiceInfo.self) }?.code == .errorRpc)
+        #expect(Date().timeIntervalSince(s2) < 1)
+    }
+
+    @Test func callsCarryTheIdentityMetadata() throws {
+        let id = RpcClientIdentity.local(client: "me", reaching: "127.0.0.1", port: 1)
+        #expect(id.ip == "127.0.0.1" && !id.user.isEmpty && !id.host.isEmpty)
+        let md = id.metadata(apiVersion: 4)
+        #expect(md.first("client") == "me" && md.first("api_version") == "4" && md.first("ip") == "127.0.0.1")
+        let anonymous = RpcClientIdentity(client: "", user: "u", host: "h", ip: "")
+        #expect(anonymous.metadata(apiVersion: nil).first("client") == nil)
+    }
+}
