@@ -4,14 +4,18 @@
 public struct RpcException: Error, CustomStringConvertible, Equatable, Sendable {
     public let code: RpcResultCode
     public let message: String
+    /// A stack or trace text that came with the error (e.g. a binding's traceback).
+    public let stack: String?
 
-    public init(_ message: String, code: RpcResultCode = .error) {
+    public init(_ message: String, code: RpcResultCode = .error, stack: String? = nil) {
         self.code = code
         self.message = message
+        self.stack = stack
     }
 
     public var description: String { "\(code): \(message)" }
 
-    /// The error as a wire `Result` (`stack`: a backtrace or trace text, may be empty).
-    public func result(stack: String = "") -> RpcResult { RpcResult(code, message, stack: stack) }
+    /// The error as a wire `Result` (`stack`: a backtrace or trace text, may be empty;
+    /// the error's own stack when it has one).
+    public func result(stack: String = "") -> RpcResult { RpcResult(code, message, stack: self.stack ?? stack) }
 }

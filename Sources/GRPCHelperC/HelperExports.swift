@@ -16,7 +16,7 @@ public func gh_last_result_code() -> Int32 { lastResultCode() }
 private func mallocString(_ s: String) -> UnsafeMutablePointer<CChar>? { strdup(s) }
 
 /// Copies `bytes` into malloc'd memory handed to the caller (gh_free).
-private func handOver(_ bytes: [UInt8], _ data: UnsafeMutablePointer<UnsafeMutablePointer<UInt8>?>?,
+func handOver(_ bytes: [UInt8], _ data: UnsafeMutablePointer<UnsafeMutablePointer<UInt8>?>?,
                       _ len: UnsafeMutablePointer<Int>?) throws -> Int32 {
     guard let data = data, let len = len else { throw ExportError(GH_ERR_INVALID_ARGUMENT, "output pointer is NULL") }
     guard let p = malloc(max(bytes.count, 1))?.assumingMemoryBound(to: UInt8.self) else {
@@ -29,7 +29,7 @@ private func handOver(_ bytes: [UInt8], _ data: UnsafeMutablePointer<UnsafeMutab
 }
 
 /// Decodes a request message; a message that does not decode → GH_ERR_INVALID_ARGUMENT.
-private func decode<M: SwiftProtobuf.Message>(_ type: M.Type, _ p: UnsafePointer<UInt8>?, _ n: Int) throws -> M {
+func decode<M: SwiftProtobuf.Message>(_ type: M.Type, _ p: UnsafePointer<UInt8>?, _ n: Int) throws -> M {
     do { return try M(serializedBytes: try bytes(p, n)) } catch let e as ExportError { throw e } catch {
         throw ExportError(GH_ERR_INVALID_ARGUMENT, "request is not a valid \(M.protoMessageName) message: \(error)")
     }
@@ -285,10 +285,26 @@ final class ConfigSetBox {
     }
 }
 
-private func configBoxes(_ p: UnsafePointer<OpaquePointer?>?, _ n: Int, _ what: String) throws -> [ConfigBox] {
+func configBoxes(_ p: UnsafePointer<OpaquePointer?>?, _ n: Int, _ what: String) throws -> [ConfigBox] {
     if n == 0 { return [] }
     guard let p = p else { throw ExportError(GH_ERR_INVALID_ARGUMENT, "\(what) is NULL with a non-zero count") }
     return try (0..<n).map { try borrow(p[$0], ConfigBox.self, "\(what)[\($0)]") }
+}
+
+/// "NAME=VALUE" strings (the command line's -c options) as a dictionary.
+func cliPairs(_ cli: UnsafePointer<UnsafePointer<CChar>?>?, _ count: Int) throws -> [String: String] {
+    var pairs: [String: String] = [:]
+    if count > 0 {
+        guard let cli = cli else { throw ExportError(GH_ERR_INVALID_ARGUMENT, "cli_config is NULL with a non-zero count") }
+        for i in 0..<count {
+            let pair = try string(cli[i], "cli_config[\(i)]")
+            guard let eq = pair.firstIndex(of: "="), eq != pair.startIndex else {
+                throw RpcException("invalid config option \"\(pair)\": expected NAME=VALUE", code: .errorParamInvalid)
+            }
+            pairs[String(pair[..<eq])] = String(pair[pair.index(after: eq)...])
+        }
+    }
+    return pairs
 }
 
 @_cdecl("gh_config_set_new")
@@ -301,17 +317,7 @@ public func gh_config_set_new(_ staticItems: UnsafePointer<OpaquePointer?>?, _ s
         let s = try configBoxes(staticItems, staticCount, "static_items")
         let u = try configBoxes(userItems, userCount, "user_items")
         let f = folders == nil ? Folders() : try borrow(folders, FoldersBox.self, "folders").folders
-        var pairs: [String: String] = [:]
-        if cliCount > 0 {
-            guard let cli = cli else { throw ExportError(GH_ERR_INVALID_ARGUMENT, "cli_config is NULL with a non-zero count") }
-            for i in 0..<cliCount {
-                let pair = try string(cli[i], "cli_config[\(i)]")
-                guard let eq = pair.firstIndex(of: "="), eq != pair.startIndex else {
-                    throw RpcException("invalid config option \"\(pair)\": expected NAME=VALUE", code: .errorParamInvalid)
-                }
-                pairs[String(pair[..<eq])] = String(pair[pair.index(after: eq)...])
-            }
-        }
+        let pairs = try cliPairs(cli, cliCount)
         let set = try ConfigSet(staticItems: s.map(\.config), userItems: u.map(\.config), folders: f, cli: pairs)
         var byName: [String: ConfigBox] = [:]
         for b in s + u { byName[b.config.name] = b }

@@ -303,4 +303,41 @@ private func rpcError(_ body: () throws -> Void) -> RpcException? {
         let anonymous = RpcClientIdentity(client: "", user: "u", host: "h", ip: "")
         #expect(anonymous.metadata(apiVersion: nil).first("client") == nil)
     }
+
+    @Test func debugDumpListsThreadsAndPendingCalls() throws {
+        let folders = TempFolders()
+        let m = SampleManager()
+        let server = try RpcServer(port: 0, descriptors: [m.descriptor], folders: folders.folders,
+                                   cliConfig: ["rpc-shutdown-grace": "1"], withDebugSignal: true)
+        defer {
+            m.releaseAll()
+            server.shutdown()
+        }
+        server.dumpExtras = { "Binding stacks:\n  (none)" }
+        let c = try RpcClient(host: "127.0.0.1", port: server.port, timeout: 0, name: "dumper",
+                              stubs: ["sample": ("TestService", 2)])
+        Thread.detachNewThread { _ = try? c["sample"]!.call("hold", RpcFilter(), as: RpcResultStatus.self) }
+        m.waitHolding(1)
+        // By signal: the watcher thread writes the file.
+        kill(getpid(), SIGUSR2)  // process-directed: test threads may block signals
+        let logsFolder = server.logs.folder
+        var dump: String?
+        for _ in 0..<250 where dump == nil {
+            let names = (try? FileManager.default.contentsOfDirectory(atPath: logsFolder)) ?? []
+            if let f = names.first(where: { $0.hasPrefix("RpcServerDump-") && $0.hasSuffix(".txt") }) {
+                let text = try String(contentsOfFile: logsFolder + "/" + f, encoding: .utf8)
+                if text.contains("Pending RPC calls:") { dump = text }
+            }
+            if dump == nil { usleep(20_000) }
+        }
+        let text = try #require(dump)
+        #expect(text.range(of: #"RpcServerDump-\d{14}\.txt"#, options: .regularExpression) == nil)  // the name, not in text
+        #expect(text.contains("Threads:") && text.contains("\"gh-signals\""))
+        #expect(text.contains("Binding stacks:"))
+        #expect(text.contains("/TestService/hold from ") && text.contains("client \"dumper\""))
+        // Directly.
+        let path = try server.writeDebugDump()
+        #expect((path as NSString).lastPathComponent.range(of: #"^RpcServerDump-\d{14}\.txt$"#, options: .regularExpression) != nil)
+        m.releaseAll()
+    }
 }

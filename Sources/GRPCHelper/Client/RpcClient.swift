@@ -108,6 +108,7 @@ public final class RpcClient: @unchecked Sendable {
     let channel: GRPCChannel
     /// The stubs map (grpc-helper's stubs_map): attribute name → service and API version.
     public private(set) var stubs: [String: RpcStub]
+    private let stubLock = NSLock()
 
     /// - name: the client's name in the servers' logs (metadata `client`).
     /// - exception: false returns error results instead of throwing them.
@@ -132,7 +133,13 @@ public final class RpcClient: @unchecked Sendable {
     }
 
     /// A stub of the stubs map by its name ("srv", "config", ...).
-    public subscript(_ name: String) -> RpcStub? { stubs[name] }
+    public subscript(_ name: String) -> RpcStub? { stubLock.withLock { stubs[name] } }
+
+    /// Adds (or replaces) a stub of the stubs map.
+    public func addStub(_ name: String, serviceName: String, apiVersion: UInt32?) {
+        let s = RpcStub(client: self, serviceName: serviceName, apiVersion: apiVersion)
+        stubLock.withLock { stubs[name] = s }
+    }
 
     deinit { channel.close() }
 

@@ -11,6 +11,7 @@ open class RpcManager: @unchecked Sendable {
     private var _logger: Logger
     private var _client: RpcClient?
     private var _folders = Folders()
+    private weak var _server: RpcServer?
 
     public init() {
         _logger = Logger(label: "unattached") { _ in SwiftLogNoOpLogHandler() }
@@ -30,6 +31,9 @@ open class RpcManager: @unchecked Sendable {
     /// The server's folders.
     public var folders: Folders { state.withLock { _folders } }
 
+    /// The server that serves it (set before `load()`).
+    public var server: RpcServer? { state.withLock { _server } }
+
     /// Called once every service is served, with `client` ready: initializations that
     /// need the server (grpc-helper's `_load`). A thrown error stops the server and is
     /// thrown to the code that created it.
@@ -47,7 +51,10 @@ open class RpcManager: @unchecked Sendable {
         }
     }
 
-    func attach(client: RpcClient?) {
-        state.withLock { _client = client }
+    func attach(client: RpcClient?, server: RpcServer) {
+        state.withLock {
+            _client = client
+            _server = server
+        }
     }
 }

@@ -42,6 +42,13 @@ public final class RpcServer: @unchecked Sendable {
     private var pending: [UInt64: RpcPendingCall] = [:]
     private var nextCallID: UInt64 = 0
     private var clients: [RpcClient] = []
+    private var _dumpExtras: (@Sendable () -> String)?
+
+    /// Text added to the debug dump (e.g. a binding's own thread stacks).
+    public var dumpExtras: (@Sendable () -> String)? {
+        get { monitor.withLock { _dumpExtras } }
+        set { monitor.withLock { _dumpExtras = newValue } }
+    }
 
     /// Builds the config set (the built-in static items plus `staticItems`, `userItems`;
     /// defaults from `folders` and `cliConfig`), the rolling logs, registers the built-in
@@ -107,6 +114,7 @@ public final class RpcServer: @unchecked Sendable {
             throw RpcException("Failed to start RPC server on port \(port): \(error)", code: .errorItemConflict)
         }
         logger.info("RPC server started on port \(self.port)")
+        if withDebugSignal { installDebugSignal() }
 
         // Managers: auto-client (stubs of every service), then load.
         let stubs = Dictionary(uniqueKeysWithValues: all.map {
@@ -119,7 +127,7 @@ public final class RpcServer: @unchecked Sendable {
                 let c = try RpcClient(host: "localhost", port: self.port, timeout: clientTimeout,
                                       name: "\(d.name)-client", logger: m.logger, stubs: stubs)
                 monitor.withLock { clients.append(c) }
-                m.attach(client: c)
+                m.attach(client: c, server: self)
                 try m.load()
             } catch {
                 logger.error("Error occurred during \(d.name) manager loading: \(error)")
@@ -174,9 +182,22 @@ public final class RpcServer: @unchecked Sendable {
 
     /// Blocks until a shutdown has finished.
     public func waitShutdown() {
+        _ = waitShutdown(timeout: nil)
+    }
+
+    /// Blocks until a shutdown has finished (true) or `timeout` seconds passed (false).
+    public func waitShutdown(timeout: Double?) -> Bool {
+        let deadline = timeout.map { Date(timeIntervalSinceNow: $0) }
         monitor.lock()
-        while !finished { monitor.wait() }
-        monitor.unlock()
+        defer { monitor.unlock() }
+        while !finished {
+            if let d = deadline {
+                if !monitor.wait(until: d) { return finished }
+            } else {
+                monitor.wait()
+            }
+        }
+        return true
     }
 
     /// Whether the shutdown has finished (waitShutdown would return at once).
@@ -204,6 +225,7 @@ public final class RpcServer: @unchecked Sendable {
     }
 
     private func markFinished() {
+        removeSignals()
         logs.close()
         monitor.withLock {
             shutdownStarted = true

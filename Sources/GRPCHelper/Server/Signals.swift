@@ -1,0 +1,138 @@
+// Signals for RpcServer: SIGUSR2 → a debug dump file; opt-in SIGINT/SIGTERM → graceful
+// shutdown, a second one → immediate exit. Handlers only write the signal number to a
+// pipe; a watcher thread does the work.
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The write end of the signal pipe (read by the watcher thread).
+nonisolated(unsafe) private var signalPipeWrite: Int32 = -1
+
+enum SignalWatcher {
+    private static let lock = NSLock()
+    nonisolated(unsafe) private static var started = false
+    nonisolated(unsafe) private static var actions: [Int32: [(ObjectIdentifier, @Sendable () -> Void)]] = [:]
+
+    /// Runs `action` on the watcher thread for each `signal` received, until `remove`.
+    static func add(_ signal: Int32, owner: AnyObject, _ action: @escaping @Sendable () -> Void) {
+        lock.withLock {
+            startLocked()
+            if actions[signal] == nil {
+                Glibc.signal(signal) { sig in
+                    var b = UInt8(truncatingIfNeeded: sig)
+                    _ = write(signalPipeWrite, &b, 1)
+                }
+            }
+            actions[signal, default: []].append((ObjectIdentifier(owner), action))
+        }
+    }
+
+    static func remove(owner: AnyObject) {
+        lock.withLock {
+            for (sig, list) in actions {
+                let kept = list.filter { $0.0 != ObjectIdentifier(owner) }
+                actions[sig] = kept
+                // Back to the default disposition once nobody listens.
+                if kept.isEmpty {
+                    actions[sig] = nil
+                    Glibc.signal(sig, SIG_DFL)
+                }
+            }
+        }
+    }
+
+    private static func startLocked() {
+        if started { return }
+        started = true
+        var fds: [Int32] = [0, 0]
+        guard pipe(&fds) == 0 else { return }
+        _ = fcntl(fds[0], F_SETFD, FD_CLOEXEC)
+        _ = fcntl(fds[1], F_SETFD, FD_CLOEXEC)
+        signalPipeWrite = fds[1]
+        let readEnd = fds[0]
+        Thread.detachNewThread {
+            Thread.current.name = "gh-signals"  // Linux thread names: 15 bytes at most
+            var b: UInt8 = 0
+            while true {
+                let n = read(readEnd, &b, 1)
+                if n < 0 && errno == EINTR { continue }
+                if n <= 0 { return }
+                let todo = lock.withLock { actions[Int32(b)]?.map(\.1) ?? [] }
+                for a in todo { a() }
+            }
+        }
+    }
+}
+
+extension RpcServer {
+    /// Opt-in graceful exit: the first SIGINT or SIGTERM shuts the server down
+    /// (`waitShutdown` returns), the second exits the process at once (status 1).
+    public func handleExitSignals() {
+        let count = SignalCounter()
+        for sig in [SIGINT, SIGTERM] {
+            SignalWatcher.add(sig, owner: self) { [weak self] in
+                if count.next() > 1 {
+                    FileHandle.standardError.write(Data("second signal: exiting now\n".utf8))
+                    _exit(1)
+                }
+                guard let self = self else { return }
+                self.logger.warning("signal \(sig): shutting down")
+                Thread.detachNewThread { self.shutdown() }
+            }
+        }
+    }
+
+    /// Writes `RpcServerDump-YYYYMMDDhhmmss.txt` in the logs folder: every thread of the
+    /// process (id, name, state; the dumping thread's backtrace — Linux gives no other
+    /// thread's), `dumpExtras`' text (a binding's own stacks), and the pending calls.
+    /// Returns the file's path.
+    @discardableResult
+    public func writeDebugDump() throws -> String {
+        var tmv = tm()
+        var now = time(nil)
+        localtime_r(&now, &tmv)
+        var buf = [CChar](repeating: 0, count: 32)
+        let n = strftime(&buf, buf.count, "%Y%m%d%H%M%S", &tmv)
+        let stamp = String(decoding: buf[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        try FileManager.default.createDirectory(atPath: logs.folder, withIntermediateDirectories: true)
+        let path = (logs.folder as NSString).appendingPathComponent("RpcServerDump-\(stamp).txt")
+        var text = "RPC server dump (process \(getpid()), port \(port))\n\nThreads:\n"
+        let tasks = ((try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/task")) ?? [])
+            .compactMap(Int.init).sorted()
+        for tid in tasks {
+            let comm = (try? String(contentsOfFile: "/proc/self/task/\(tid)/comm", encoding: .utf8))?
+                .trimmingCharacters(in: .whitespacesAndNewlines) ?? "?"
+            let stat = (try? String(contentsOfFile: "/proc/self/task/\(tid)/stat", encoding: .utf8)) ?? ""
+            // The state is the field after the ")" that closes the name.
+            let state = stat.split(separator: ")").last?.split(separator: " ").first.map(String.init) ?? "?"
+            text += "  thread \(tid) \"\(comm)\" state \(state)\n"
+        }
+        text += "\nBacktrace of the dumping thread (\(RpcLogs.currentThreadName())):\n"
+        text += Thread.callStackSymbols.map { "  " + $0 }.joined(separator: "\n") + "\n"
+        if let extras = dumpExtras?() { text += "\n" + extras + (extras.hasSuffix("\n") ? "" : "\n") }
+        text += "\nPending RPC calls:\n"
+        let calls = pendingCalls
+        text += calls.isEmpty ? "  (none)\n" : calls.map { "  \($0)\n" }.joined()
+        guard FileManager.default.createFile(atPath: path, contents: Data(text.utf8)) else {
+            throw RpcException("cannot write \(path)", code: .error)
+        }
+        logger.info("debug dump written: \(path)")
+        return path
+    }
+
+    func installDebugSignal() {
+        SignalWatcher.add(SIGUSR2, owner: self) { [weak self] in
+            guard let self = self, self.isRunning else { return }
+            do { try self.writeDebugDump() } catch { self.logger.error("debug dump failed: \(error)") }
+        }
+    }
+
+    func removeSignals() { SignalWatcher.remove(owner: self) }
+}
+
+private final class SignalCounter: @unchecked Sendable {
+    private let lock = NSLock()
+    private var n = 0
+    func next() -> Int { lock.withLock { n += 1; return n } }
+}
