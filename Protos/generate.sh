@@ -43,3 +43,20 @@ python3 -m grpc_tools.protoc -I Protos \
     --python_out=bindings/python --grpc_python_out=bindings/python \
     "${api[@]}"
 echo "generated into bindings/python/grpchelper/api"
+
+# The sample service of the RpcServer / RpcClient examples: Swift for
+# examples/swift/RpcSample, Python for examples/python/sample.
+out=examples/swift/RpcSample/Generated
+mkdir -p "$out"
+python3 -m grpc_tools.protoc -I Protos \
+    --plugin=protoc-gen-swift="$PLUGIN" \
+    --swift_opt=Visibility=Public \
+    --swift_opt=FileNaming=DropPath \
+    --swift_opt=ProtoPathModuleMappings=Protos/sample/module_mappings.asciipb \
+    --swift_out="$out" \
+    Protos/sample/my.proto
+echo "generated into $out"
+python3 -m grpc_tools.protoc -I Protos \
+    --python_out=examples/python --grpc_python_out=examples/python \
+    Protos/sample/my.proto
+echo "generated into examples/python/sample"

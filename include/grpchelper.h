@@ -843,7 +843,8 @@ int gh_cli_exit_code(const gh_cli *cli);
  * Threads: any thread. */
 const char *gh_cli_message(const gh_cli *cli);
 
-/* The listening port (-p, else the default).
+/* The listening port (-p, else the default; 0..65535, 0 asking for any free
+ * port).
  * Threads: any thread. */
 int gh_cli_port(const gh_cli *cli);
 
@@ -1093,6 +1094,17 @@ int gh_rpc_server_info(gh_rpc_server *server, const uint8_t *request,
  * (status 1). For one server per process.
  * Threads: any thread. */
 int gh_rpc_server_handle_exit_signals(gh_rpc_server *server);
+
+/* Text for the debug dump (GH_RPC_DEBUG_SIGNAL: SIGUSR2 writes
+ * <logs>/RpcServerDump-YYYYMMDDhhmmss.txt with the process's threads, the
+ * pending calls and this text, e.g. a binding's own thread stacks): |fn|
+ * returns a NUL-terminated string allocated with malloc (the library frees it)
+ * or NULL. It runs on the library's signal thread. |free_user_data| as
+ * gh_rpc_service_add_method's. A later call replaces the function.
+ * Threads: any thread. */
+typedef char *(*gh_rpc_dump_fn)(void *user_data);
+int gh_rpc_server_set_dump_fn(gh_rpc_server *server, gh_rpc_dump_fn fn,
+                              void *user_data, void (*free_user_data)(void *));
 
 /* Shuts the server down if it runs, then frees it. NULL does nothing.
  * Threads: any thread but a handler's of this server, once. */

@@ -13,9 +13,22 @@ public struct RpcException: Error, CustomStringConvertible, Equatable, Sendable 
         self.stack = stack
     }
 
-    public var description: String { "\(code): \(message)" }
+    public var description: String { "\(code.protoName): \(message)" }
 
     /// The error as a wire `Result` (`stack`: a backtrace or trace text, may be empty;
     /// the error's own stack when it has one).
     public func result(stack: String = "") -> RpcResult { RpcResult(code, message, stack: self.stack ?? stack) }
+}
+
+extension RpcResultCode {
+    /// The .proto name ("ERROR_PARAM_MISSING"); the number for a code the enum lacks.
+    public var protoName: String {
+        if case .UNRECOGNIZED(let n) = self { return String(n) }
+        var out = ""
+        for ch in String(describing: self) {
+            if ch.isUppercase { out += "_" }
+            out += ch.uppercased()
+        }
+        return out
+    }
 }

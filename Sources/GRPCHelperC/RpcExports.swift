@@ -311,6 +311,27 @@ public func gh_rpc_server_handle_exit_signals(_ s: OpaquePointer?) -> Int32 {
     }
 }
 
+public typealias GHRpcDumpFn = @convention(c) (UnsafeMutableRawPointer?) -> UnsafeMutablePointer<CChar>?
+
+@_cdecl("gh_rpc_server_set_dump_fn")
+public func gh_rpc_server_set_dump_fn(_ s: OpaquePointer?, _ fn: GHRpcDumpFn?, _ userData: UnsafeMutableRawPointer?,
+                                      _ freeUserData: GHFreeFn?) -> Int32 {
+    let data = UserData(userData, freeUserData)
+    return boundary {
+        let srv = try borrow(s, RpcServerBox.self, "server").require()
+        guard let fn = fn else {
+            srv.dumpExtras = nil
+            return GH_OK
+        }
+        srv.dumpExtras = {
+            guard let p = fn(data.raw) else { return "" }
+            defer { free(p) }
+            return String(cString: p)
+        }
+        return GH_OK
+    }
+}
+
 @_cdecl("gh_rpc_server_free")
 public func gh_rpc_server_free(_ s: OpaquePointer?) {
     guard let s = s else { return }

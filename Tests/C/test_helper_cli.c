@@ -9,7 +9,7 @@
  *   order, without argv[0];
  * - -h/--help → 0 and a message listing the options and the description;
  *   -V/--version → 0 and the version; -V without a version → usage error;
- * - malformed -c ("novalue", "=v", names not [a-z][a-z0-9-]*) and -p ("0", "x", "65536", missing) → 64
+ * - malformed -c ("novalue", "=v", names not [a-z][a-z0-9-]*) and -p ("x", "65536", missing) → 64
  *   with a message naming the bad value;
  * - gh_cli_folders / gh_cli_config feeding gh_config_set_new (a -c value
  *   becomes the item's default; the -w workspace receives config.json);
@@ -244,7 +244,7 @@ static void test_usage_errors(void) {
         const char *option, *value;
     } bad[] = {
         {"-c", "novalue"}, {"--config", "=v"}, {"-c", "Foo=1"},
-        {"-c", "my item=1"}, {"-c", "9a=1"},  {"-p", "0"},
+        {"-c", "my item=1"}, {"-c", "9a=1"},
         {"-p", "x"},       {"--port", "65536"}, {"-p", "1.5"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {

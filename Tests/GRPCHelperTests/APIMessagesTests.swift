@@ -45,3 +45,13 @@ import Testing
         #expect(RpcConfigStatus.protoMessageName == "ConfigStatus")
     }
 }
+
+@Suite struct ResultCodeNameTests {
+    @Test func protoNames() {
+        #expect(RpcResultCode.errorParamMissing.protoName == "ERROR_PARAM_MISSING")
+        #expect(RpcResultCode.ok.protoName == "OK" && RpcResultCode.args.protoName == "ARGS")
+        #expect(RpcResultCode.errorApiServerTooOld.protoName == "ERROR_API_SERVER_TOO_OLD")
+        #expect(RpcResultCode(rawValue: 105)!.protoName == "105")
+        #expect("\(RpcException("x", code: .errorRpc))" == "ERROR_RPC: x")
+    }
+}

@@ -35,7 +35,7 @@ private struct Host: ParsableCommand {
     }
 
     @Test(arguments: [["-c", "novalue"], ["-c", "=v"], ["-c", "Foo=1"], ["-c", "my item=1"], ["-c", "9a=1"],
-                      ["-p", "0"], ["-p", "x"], ["--unknown"]])
+                      ["-p", "65536"], ["-p", "x"], ["--unknown"]])
     func malformedOptionsAreUsageErrors(_ args: [String]) {
         do {
             _ = try Host.parseAsRoot(args)

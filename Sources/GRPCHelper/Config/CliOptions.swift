@@ -56,8 +56,8 @@ public struct RpcCliOptions: ParsableArguments {
             throw CleanExit.message(v)
         }
         _ = try parsedConfig()
-        if let p = portOption, !(1...65535).contains(p) {
-            throw ValidationError("invalid port \(p): expected 1...65535")
+        if let p = portOption, !(0...65535).contains(p) {
+            throw ValidationError("invalid port \(p): expected 0...65535 (0: any free port)")
         }
     }
 
