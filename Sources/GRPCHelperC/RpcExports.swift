@@ -147,15 +147,35 @@ public func gh_rpc_service_free(_ s: OpaquePointer?) {
 final class RpcServerBox: @unchecked Sendable {
     private let lock = NSLock()
     private var _server: RpcServer?
-    var configBox: ConfigSetBox?
-    var logsBox: LogsBox?
+    private var _configBox: ConfigSetBox?
+    private var _logsBox: LogsBox?
+    /// The caller's item handles (gh_rpc_server_config gives them back).
+    var itemBoxes: [ConfigBox] = []
     /// Auto-client handles given to load hooks (valid until the server is freed).
     var clientBoxes: [RpcClientBox] = []
 
-    var server: RpcServer? {
-        get { lock.withLock { _server } }
-        set { lock.withLock { _server = newValue } }
+    var server: RpcServer? { lock.withLock { _server } }
+    var configBox: ConfigSetBox? { lock.withLock { _configBox } }
+    var logsBox: LogsBox? { lock.withLock { _logsBox } }
+
+    /// Binds the built server (from its first load hook, or once built): the config set
+    /// and logs handles are made once and stay valid until the box is freed.
+    func bind(_ server: RpcServer) {
+        lock.withLock {
+            if _server == nil { _server = server }
+            if _configBox == nil {
+                var byName: [String: ConfigBox] = [:]
+                for b in itemBoxes { byName[b.config.name] = b }
+                for c in server.config.staticItems + server.config.userItems where byName[c.name] == nil {
+                    byName[c.name] = ConfigBox(c)
+                }
+                _configBox = ConfigSetBox(set: server.config, items: byName)
+            }
+            if _logsBox == nil { _logsBox = LogsBox(server.logs) }
+        }
     }
+
+    func unbind() { lock.withLock { _server = nil } }
 
     func require() throws -> RpcServer {
         guard let s = server else { throw ExportError(GH_ERR_INVALID_STATE, "the server is not built yet") }
@@ -180,7 +200,7 @@ final class CManager: RpcManager, @unchecked Sendable {
 
     override func load() throws {
         guard let load = service.load else { return }
-        if box.server == nil { box.server = server }
+        if let s = server { box.bind(s) }
         let clientBox = RpcClientBox(client: client)
         box.clientBoxes.append(clientBox)
         clearError()
@@ -225,6 +245,7 @@ public func gh_rpc_server_new(_ port: Int32, _ services: UnsafePointer<OpaquePoi
         let u = try configBoxes(userItems, userCount, "user_items")
 
         let box = RpcServerBox()
+        box.itemBoxes = s + u
         let handle = makeHandle(box)
         let descriptors = serviceBoxes.map { sb in
             RpcServiceDescriptor(name: sb.name, serviceName: sb.serviceName, version: sb.version,
@@ -241,14 +262,7 @@ public func gh_rpc_server_new(_ port: Int32, _ services: UnsafePointer<OpaquePoi
             release(handle, RpcServerBox.self)
             throw error
         }
-        box.server = server
-        var byName: [String: ConfigBox] = [:]
-        for b in s + u { byName[b.config.name] = b }
-        for c in server.config.staticItems + server.config.userItems where byName[c.name] == nil {
-            byName[c.name] = ConfigBox(c)
-        }
-        box.configBox = ConfigSetBox(set: server.config, items: byName)
-        box.logsBox = LogsBox(server.logs)
+        box.bind(server)
         out.pointee = handle
         return GH_OK
     }
@@ -268,9 +282,8 @@ public func gh_rpc_server_config(_ s: OpaquePointer?) -> OpaquePointer? {
 
 @_cdecl("gh_rpc_server_logs")
 public func gh_rpc_server_logs(_ s: OpaquePointer?) -> OpaquePointer? {
-    guard let b = try? borrow(s, RpcServerBox.self, "server") else { return nil }
-    if b.logsBox == nil, let srv = b.server { b.logsBox = LogsBox(srv.logs) }  // during load hooks
-    return b.logsBox.map { OpaquePointer(Unmanaged.passUnretained($0).toOpaque()) }
+    guard let b = try? borrow(s, RpcServerBox.self, "server"), let l = b.logsBox else { return nil }
+    return OpaquePointer(Unmanaged.passUnretained(l).toOpaque())
 }
 
 @_cdecl("gh_rpc_server_is_running")
@@ -337,7 +350,7 @@ public func gh_rpc_server_free(_ s: OpaquePointer?) {
     guard let s = s else { return }
     if let b = try? borrow(s, RpcServerBox.self, "server"), let srv = b.server {
         srv.shutdown()
-        b.server = nil
+        b.unbind()
     }
     release(s, RpcServerBox.self)
 }

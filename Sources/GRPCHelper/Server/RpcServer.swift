@@ -307,7 +307,8 @@ public final class RpcServer: @unchecked Sendable {
 
     static func checkVersion(_ text: String, _ d: RpcServiceDescriptor) throws {
         guard let v = Int64(text.trimmingCharacters(in: .whitespaces)) else {
-            throw RpcException("Invalid api_version metadata: \"\(text)\"", code: .errorParamInvalid)
+            // grpc-helper reads it with int(): a ValueError, reported as ERROR.
+            throw RpcException("Invalid api_version metadata: \"\(text)\"", code: .error)
         }
         if v > Int64(d.currentApiVersion) {
             throw RpcException("Server current API version (\(d.currentApiVersion)) is too old for client API version (\(v))",
