@@ -332,7 +332,8 @@ private func rpcError(_ body: () throws -> Void) -> RpcException? {
         }
         let text = try #require(dump)
         #expect(text.range(of: #"RpcServerDump-\d{14}\.txt"#, options: .regularExpression) == nil)  // the name, not in text
-        #expect(text.contains("Threads:") && text.contains("\"gh-signals\""))
+        #expect(text.contains("Threads:") && text.range(of: #"  thread \d+ ""#, options: .regularExpression) != nil)
+        #expect(text.contains("Backtrace of the dumping thread"))
         #expect(text.contains("Binding stacks:"))
         #expect(text.contains("/TestService/hold from ") && text.contains("client \"dumper\""))
         // Directly.
