@@ -1031,6 +1031,12 @@ int gh_rpc_service_set_manager(gh_rpc_service *service, const char *logger_name,
                                gh_rpc_load_fn load, gh_rpc_shutdown_fn shutdown,
                                void *user_data, void (*free_user_data)(void *));
 
+/* Marks the service as proxied (grpc-helper's is_proxy): srv.info lists it
+ * so; its calls answer GH_RC_ERROR_PROXY_UNREGISTERED (forwarding to proxies
+ * comes with a later version); it has no manager hooks.
+ * Threads: one thread at a time per service. */
+int gh_rpc_service_set_proxy(gh_rpc_service *service, int is_proxy);
+
 /* Releases the caller's service; servers built with it keep what they need.
  * NULL does nothing.
  * Threads: any thread, once. */

@@ -4,6 +4,8 @@
 #   C tests through the public header (CMake release build of libgrpchelper.so, ctest)
 #   interop with grpcio, both directions (pytest)
 #   the Python binding: the grpcio equivalence matrix and the binding's own tests (pytest)
+#   the helper services against the original grpc-helper 2.3.1 (pytest; pip-installed once
+#   into ~/.cache/libgrpchelper)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -31,3 +33,6 @@ python3 -m pytest -q Tests/interop
 
 echo "== pytest (Python binding: equivalence matrix with grpcio, binding tests)"
 python3 -m pytest -q bindings/python/tests
+
+echo "== pytest (wire interop with the original grpc-helper 2.3.1, both directions)"
+GRPCHELPER_REQUIRE_ORIGINAL=1 python3 -m pytest -q Tests/interop_helper

@@ -74,6 +74,7 @@ final class RpcServiceBox {
     var load: GHRpcLoadFn?
     var shutdown: GHRpcShutdownFn?
     var managerData: UserData?
+    var isProxy = false
     init(name: String, serviceName: String, version: String, supported: UInt32, current: UInt32) {
         self.name = name
         self.serviceName = serviceName
@@ -133,6 +134,14 @@ public func gh_rpc_service_set_manager(_ s: OpaquePointer?, _ loggerName: Unsafe
         box.load = load
         box.shutdown = shutdown
         box.managerData = data
+        return GH_OK
+    }
+}
+
+@_cdecl("gh_rpc_service_set_proxy")
+public func gh_rpc_service_set_proxy(_ s: OpaquePointer?, _ isProxy: Int32) -> Int32 {
+    boundary {
+        try borrow(s, RpcServiceBox.self, "service").isProxy = isProxy != 0
         return GH_OK
     }
 }
@@ -250,8 +259,9 @@ public func gh_rpc_server_new(_ port: Int32, _ services: UnsafePointer<OpaquePoi
         let descriptors = serviceBoxes.map { sb in
             RpcServiceDescriptor(name: sb.name, serviceName: sb.serviceName, version: sb.version,
                                  supportedApiVersion: sb.supported, currentApiVersion: sb.current,
-                                 manager: CManager(service: sb, box: box, handle: handle),
-                                 methods: sb.methods.map { cMethod($0.name, $0.cardinality, $0.fn, $0.data) })
+                                 manager: sb.isProxy ? nil : CManager(service: sb, box: box, handle: handle),
+                                 methods: sb.methods.map { cMethod($0.name, $0.cardinality, $0.fn, $0.data) },
+                                 isProxy: sb.isProxy)
         }
         let server: RpcServer
         do {
@@ -259,6 +269,9 @@ public func gh_rpc_server_new(_ port: Int32, _ services: UnsafePointer<OpaquePoi
                                    staticItems: s.map(\.config), userItems: u.map(\.config),
                                    withEvents: flags & 0x1 != 0, withDebugSignal: flags & 0x2 != 0)
         } catch {
+            // A failed load hook bound the server: break box → server → managers → box.
+            box.unbind()
+            box.clientBoxes = []
             release(handle, RpcServerBox.self)
             throw error
         }
@@ -351,6 +364,7 @@ public func gh_rpc_server_free(_ s: OpaquePointer?) {
     if let b = try? borrow(s, RpcServerBox.self, "server"), let srv = b.server {
         srv.shutdown()
         b.unbind()
+        b.clientBoxes = []
     }
     release(s, RpcServerBox.self)
 }

@@ -257,17 +257,6 @@ static const config_item *status_find(const config_status *st, const char *name)
     return NULL;
 }
 
-/* Filter { 1: repeated string names; 2: bool ignore_unknown }, names ending
- * with NULL. */
-static tu_buf filter(int ignore_unknown, const char *const *names) {
-    tu_buf b = {0};
-    for (size_t i = 0; names != NULL && names[i] != NULL; i++) {
-        tu_pb_string(&b, 1, names[i]);
-    }
-    if (ignore_unknown) tu_pb_varint(&b, 2, 1);
-    return b;
-}
-
 /* ConfigUpdate { 1: repeated ConfigItemUpdate { 1: name; 2: value };
  * 2: ignore_unknown }, from NULL-terminated name, value pairs. */
 static tu_buf config_update(int ignore_unknown, const char *const *pairs) {
@@ -1136,7 +1125,7 @@ static void test_set_item(void) {
     check_value(bu, "changed");
     /* what get reports */
     config_status st;
-    op_ok(gh_config_set_get, set, filter(0, NULL), &st);
+    op_ok(gh_config_set_get, set, tu_pb_filter(0, NULL), &st);
     CHECK_EQ(st.count, 1);
     CHECK_STR(st.items[0].name, "item-user");
     CHECK_STR(st.items[0].value, "changed");
@@ -1152,7 +1141,7 @@ static void test_set_item(void) {
     for (size_t i = 0; i < n; i++) {
         CHECK(gh_config_set_item(set, k_static[i].name) == items[i]);
     }
-    op_ok(gh_config_set_get, set, filter(0, NULL), &st);
+    op_ok(gh_config_set_get, set, tu_pb_filter(0, NULL), &st);
     CHECK_EQ(st.count, 0);
     status_clear(&st);
     gh_config_set_free(set);
@@ -1205,7 +1194,7 @@ static void test_service(void) {
     config_status st;
 
     /* get: empty filter → every user item, in definition order. */
-    op_ok(gh_config_set_get, set, filter(0, NULL), &st);
+    op_ok(gh_config_set_get, set, tu_pb_filter(0, NULL), &st);
     CHECK_EQ(st.count, 3);
     CHECK_STR(st.items[0].name, "svc-a");
     CHECK_STR(st.items[1].name, "svc-b");
@@ -1224,20 +1213,20 @@ static void test_service(void) {
     CHECK_EQ(st.count, 3);
     status_clear(&st);
 
-    op_ok(gh_config_set_get, set, filter(0, NAMES("svc-c", "svc-a")), &st);
+    op_ok(gh_config_set_get, set, tu_pb_filter(0, NAMES("svc-c", "svc-a")), &st);
     CHECK_EQ(st.count, 2);
     CHECK(status_find(&st, "svc-a") != NULL && status_find(&st, "svc-c") != NULL);
     status_clear(&st);
-    op_fails(gh_config_set_get, set, filter(0, NAMES("svc-a", "nope")),
+    op_fails(gh_config_set_get, set, tu_pb_filter(0, NAMES("svc-a", "nope")),
              GH_RC_ERROR_ITEM_UNKNOWN);
-    op_fails(gh_config_set_get, set, filter(0, NAMES("svc-static")),
+    op_fails(gh_config_set_get, set, tu_pb_filter(0, NAMES("svc-static")),
              GH_RC_ERROR_ITEM_UNKNOWN);
-    op_ok(gh_config_set_get, set, filter(1, NAMES("nope", "svc-b", "svc-static")), &st);
+    op_ok(gh_config_set_get, set, tu_pb_filter(1, NAMES("nope", "svc-b", "svc-static")), &st);
     CHECK_EQ(st.count, 1);
     CHECK_STR(st.items[0].name, "svc-b");
     status_clear(&st);
-    op_fails(gh_config_set_get, set, filter(0, NAMES("")), GH_RC_ERROR_PARAM_MISSING);
-    op_fails(gh_config_set_get, set, filter(1, NAMES("svc-a", "")),
+    op_fails(gh_config_set_get, set, tu_pb_filter(0, NAMES("")), GH_RC_ERROR_PARAM_MISSING);
+    op_fails(gh_config_set_get, set, tu_pb_filter(1, NAMES("svc-a", "")),
              GH_RC_ERROR_PARAM_MISSING);
 
     /* set */
@@ -1316,29 +1305,29 @@ static void test_service(void) {
 
     /* gh_config_update on an item changes it without persisting */
     CHECK_OK(gh_config_update(user[0], "unsaved"));
-    op_ok(gh_config_set_get, set, filter(0, NAMES("svc-a")), &st);
+    op_ok(gh_config_set_get, set, tu_pb_filter(0, NAMES("svc-a")), &st);
     CHECK_STR(st.items[0].value, "unsaved");
     status_clear(&st);
     check_persisted(l.ws_json, PAIRS("svc-b", "9", "svc-c", "2.5"));
     CHECK_OK(gh_config_reset(user[0]));
 
     /* reset */
-    op_fails(gh_config_set_reset, set, filter(0, NULL), GH_RC_ERROR_PARAM_MISSING);
-    op_fails(gh_config_set_reset, set, filter(1, NULL), GH_RC_ERROR_PARAM_MISSING);
-    op_fails(gh_config_set_reset, set, filter(0, NAMES("")), GH_RC_ERROR_PARAM_MISSING);
-    op_fails(gh_config_set_reset, set, filter(0, NAMES("svc-b", "svc-static")),
+    op_fails(gh_config_set_reset, set, tu_pb_filter(0, NULL), GH_RC_ERROR_PARAM_MISSING);
+    op_fails(gh_config_set_reset, set, tu_pb_filter(1, NULL), GH_RC_ERROR_PARAM_MISSING);
+    op_fails(gh_config_set_reset, set, tu_pb_filter(0, NAMES("")), GH_RC_ERROR_PARAM_MISSING);
+    op_fails(gh_config_set_reset, set, tu_pb_filter(0, NAMES("svc-b", "svc-static")),
              GH_RC_ERROR_ITEM_UNKNOWN);
-    op_fails(gh_config_set_reset, set, filter(0, NAMES("svc-b", "nope")),
+    op_fails(gh_config_set_reset, set, tu_pb_filter(0, NAMES("svc-b", "nope")),
              GH_RC_ERROR_ITEM_UNKNOWN);
     check_value(user[1], "9");
-    op_ok(gh_config_set_reset, set, filter(0, NAMES("svc-b")), &st);
+    op_ok(gh_config_set_reset, set, tu_pb_filter(0, NAMES("svc-b")), &st);
     CHECK_EQ(st.count, 1);
     CHECK_STR(st.items[0].name, "svc-b");
     CHECK_STR(st.items[0].value, "1");
     status_clear(&st);
     check_value(user[1], "1");
     check_persisted(l.ws_json, PAIRS("svc-c", "2.5"));
-    op_ok(gh_config_set_reset, set, filter(1, NAMES("nope", "svc-c", "svc-static")), &st);
+    op_ok(gh_config_set_reset, set, tu_pb_filter(1, NAMES("nope", "svc-c", "svc-static")), &st);
     CHECK_EQ(st.count, 1);
     CHECK_STR(st.items[0].name, "svc-c");
     CHECK_STR(st.items[0].value, "0.5");

@@ -294,13 +294,6 @@ static void check_config(const logger_config *c, const char *name, int enabled,
               c->enabled, c->level, enabled, level);
 }
 
-/* Filter { 1: repeated string names } */
-static tu_buf filter(const char *const *names) {
-    tu_buf b = {0};
-    for (size_t i = 0; names != NULL && names[i] != NULL; i++) tu_pb_string(&b, 1, names[i]);
-    return b;
-}
-
 typedef struct {
     const char *name;
     int enabled;
@@ -660,7 +653,7 @@ static void test_layers(void) {
 
     /* get reports the layers' settings. */
     logger_status st;
-    op_ok(gh_logs_get, logs, filter(NAMES("a", "b", "off", "a.child", "")), &st);
+    op_ok(gh_logs_get, logs, tu_pb_filter(0, NAMES("a", "b", "off", "a.child", "")), &st);
     CHECK_EQ(st.count, 5);
     check_config(&st.items[0], "a", 1, GH_LOG_DEBUG);
     check_config(&st.items[1], "b", 1, GH_LOG_WARNING);
@@ -680,7 +673,7 @@ static void test_layers(void) {
     CHECK_EQ(gh_logs_enabled(logs, "root", GH_LOG_INFO), 0);
     CHECK_EQ(gh_logs_enabled(logs, "b", GH_LOG_DEBUG), 1);
     CHECK_EQ(gh_logs_enabled(logs, "a", GH_LOG_DEBUG), 1);
-    op_ok(gh_logs_get, logs, filter(NAMES("root")), &st);
+    op_ok(gh_logs_get, logs, tu_pb_filter(0, NAMES("root")), &st);
     CHECK_EQ(st.count, 1);
     check_config(&st.items[0], "root", 1, GH_LOG_WARNING);
     status_clear(&st);
@@ -747,9 +740,9 @@ static void test_service(void) {
     logger_status st;
 
     /* Empty requests. */
-    op_fails(gh_logs_get, logs, filter(NULL), GH_RC_ERROR_PARAM_MISSING);
+    op_fails(gh_logs_get, logs, tu_pb_filter(0, NULL), GH_RC_ERROR_PARAM_MISSING);
     op_fails(gh_logs_set, logs, logger_update(NULL, 0), GH_RC_ERROR_PARAM_MISSING);
-    op_fails(gh_logs_reset, logs, filter(NULL), GH_RC_ERROR_PARAM_MISSING);
+    op_fails(gh_logs_reset, logs, tu_pb_filter(0, NULL), GH_RC_ERROR_PARAM_MISSING);
     uint8_t *resp = NULL;
     size_t resp_len = 0;
     CHECK_RESULT(gh_logs_get(logs, NULL, 0, &resp, &resp_len), GH_RC_ERROR_PARAM_MISSING);
@@ -764,7 +757,7 @@ static void test_service(void) {
              GH_ERR_INVALID_ARGUMENT);
 
     /* Defaults. */
-    op_ok(gh_logs_get, logs, filter(NAMES("svc", "", "root")), &st);
+    op_ok(gh_logs_get, logs, tu_pb_filter(0, NAMES("svc", "", "root")), &st);
     CHECK_EQ(st.count, 3);
     check_config(&st.items[0], "svc", 1, 0);
     check_config(&st.items[1], "root", 1, GH_LOG_INFO);
@@ -801,7 +794,7 @@ static void test_service(void) {
     CHECK(find_message(&f, "quiet critical") == NULL);
     log_free(&f);
 
-    op_ok(gh_logs_get, logs, filter(NAMES("svc", "quiet", "", "unknown")), &st);
+    op_ok(gh_logs_get, logs, tu_pb_filter(0, NAMES("svc", "quiet", "", "unknown")), &st);
     CHECK_EQ(st.count, 4);
     check_config(&st.items[0], "svc", 1, GH_LOG_DEBUG);
     CHECK_STR(st.items[1].name, "quiet");
@@ -817,7 +810,7 @@ static void test_service(void) {
     status_clear(&st);
     CHECK_EQ(gh_logs_enabled(logs, "other", GH_LOG_INFO), 0);
     CHECK_EQ(gh_logs_enabled(logs, "svc", GH_LOG_DEBUG), 1);
-    op_ok(gh_logs_reset, logs, filter(NAMES("root")), &st);
+    op_ok(gh_logs_reset, logs, tu_pb_filter(0, NAMES("root")), &st);
     CHECK_EQ(st.count, 1);
     check_config(&st.items[0], "root", 1, GH_LOG_INFO);
     status_clear(&st);
@@ -832,7 +825,7 @@ static void test_service(void) {
     gh_logs_free(again);
 
     /* reset: forgotten, removed from loggers.json. */
-    op_ok(gh_logs_reset, logs, filter(NAMES("svc")), &st);
+    op_ok(gh_logs_reset, logs, tu_pb_filter(0, NAMES("svc")), &st);
     CHECK_EQ(st.count, 1);
     check_config(&st.items[0], "svc", 1, 0);
     status_clear(&st);
@@ -843,7 +836,7 @@ static void test_service(void) {
     CHECK(tu_json_get(&m, "svc", NULL) == NULL);
     CHECK_STR(tu_json_get(&m, "quiet", NULL), "false");
     tu_json_free(&m);
-    op_ok(gh_logs_reset, logs, filter(NAMES("quiet", "never-set")), &st);
+    op_ok(gh_logs_reset, logs, tu_pb_filter(0, NAMES("quiet", "never-set")), &st);
     CHECK_EQ(st.count, 2);
     check_config(&st.items[0], "quiet", 1, 0);
     check_config(&st.items[1], "never-set", 1, 0);
@@ -882,7 +875,7 @@ static void test_reset_layered(void) {
     op_ok(gh_logs_set, logs, logger_update(SETTINGS({"root", 1, GH_LOG_DEBUG})), &st);
     status_clear(&st);
     CHECK_EQ(gh_logs_enabled(logs, "other", GH_LOG_DEBUG), 1);
-    op_ok(gh_logs_reset, logs, filter(NAMES("")), &st);
+    op_ok(gh_logs_reset, logs, tu_pb_filter(0, NAMES("")), &st);
     CHECK_EQ(st.count, 1);
     CHECK_STR(st.items[0].name, "root");
     CHECK_MSG(st.items[0].enabled == 1 && st.items[0].level == GH_LOG_ERROR,
@@ -897,7 +890,7 @@ static void test_reset_layered(void) {
     op_ok(gh_logs_set, logs, logger_update(SETTINGS({"layered", 0, GH_LOG_DEBUG})), &st);
     status_clear(&st);
     CHECK_EQ(gh_logs_enabled(logs, "layered", GH_LOG_CRITICAL), 0);
-    op_ok(gh_logs_reset, logs, filter(NAMES("layered")), &st);
+    op_ok(gh_logs_reset, logs, tu_pb_filter(0, NAMES("layered")), &st);
     CHECK_EQ(st.count, 1);
     CHECK_MSG(st.items[0].enabled == 1 && st.items[0].level == GH_LOG_ERROR,
               "after reset, \"layered\" (ERROR in the system loggers.json) reports "
@@ -910,7 +903,7 @@ static void test_reset_layered(void) {
     /* a logger no layer names: no level of its own, the root's applies */
     op_ok(gh_logs_set, logs, logger_update(SETTINGS({"unnamed", 1, GH_LOG_DEBUG})), &st);
     status_clear(&st);
-    op_ok(gh_logs_reset, logs, filter(NAMES("unnamed")), &st);
+    op_ok(gh_logs_reset, logs, tu_pb_filter(0, NAMES("unnamed")), &st);
     CHECK_EQ(st.count, 1);
     CHECK_EQ(st.items[0].enabled, 1);
     CHECK_EQ(st.items[0].level, 0);

@@ -509,6 +509,13 @@ void tu_pb_message(tu_buf *b, int field, const tu_buf *message) {
     tu_pb_bytes(b, field, message->data, message->len);
 }
 
+tu_buf tu_pb_filter(int ignore_unknown, const char *const *names) {
+    tu_buf b = {0};
+    for (size_t i = 0; names != NULL && names[i] != NULL; i++) tu_pb_string(&b, 1, names[i]);
+    if (ignore_unknown) tu_pb_varint(&b, 2, 1);
+    return b;
+}
+
 void tu_pb_reader_init(tu_pb_reader *r, const uint8_t *data, size_t len) {
     r->p = data;
     r->end = data + len;

@@ -182,6 +182,9 @@ void tu_pb_varint(tu_buf *b, int field, uint64_t value);
 void tu_pb_bytes(tu_buf *b, int field, const void *data, size_t len);
 void tu_pb_string(tu_buf *b, int field, const char *s);
 void tu_pb_message(tu_buf *b, int field, const tu_buf *message);
+/* A grpc-helper Filter { 1: repeated string names; 2: bool ignore_unknown }
+ * from |names| (ending with NULL; NULL: none). */
+tu_buf tu_pb_filter(int ignore_unknown, const char *const *names);
 
 /* Protobuf decoding: walks the fields of an encoded message. */
 typedef struct {

@@ -26,6 +26,8 @@ public final class Server: @unchecked Sendable {
     private var stopped = false
     /// Set once a shutdown closed the listeners and sent GOAWAY (no new calls from then).
     private var draining = false
+    /// `beginShutdown` threads still running.
+    private var shutdownThreads = 0
     private var connections: [ObjectIdentifier: ServerConnection] = [:]
     private var runningHandlers = 0
     private var acceptedConnections = 0
@@ -301,7 +303,13 @@ public final class Server: @unchecked Sendable {
     /// Starts `shutdown(grace:)` on a thread of its own and returns once the server takes
     /// no new calls (listeners closed, GOAWAY sent); `wait()` waits for the end.
     public func beginShutdown(grace: Double?) {
-        Thread.detach { self.shutdown(grace: grace) }
+        state.withLock { shutdownThreads += 1 }
+        // Unowned: `wait()` returns only once this thread is done with the server, so a
+        // caller that drops the server after `wait()` releases it (and its handlers) itself.
+        Thread.detach { [unowned self] in
+            self.shutdown(grace: grace)
+            self.state.mutateAndNotify { self.shutdownThreads -= 1 }
+        }
         _ = state.wait(until: { self.draining || self.stopped }, then: {})
     }
 
@@ -312,9 +320,9 @@ public final class Server: @unchecked Sendable {
         }
     }
 
-    /// Blocks until the server has been shut down.
+    /// Blocks until the server has been shut down (and a `beginShutdown` thread is done).
     public func wait() {
-        _ = state.wait(until: { self.stopped }, then: {})
+        _ = state.wait(until: { self.stopped && self.shutdownThreads == 0 }, then: {})
     }
 
     public var isRunning: Bool { state.withLock { started && !stopped } }

@@ -15,7 +15,7 @@ import os
 import subprocess
 import threading
 from ctypes import (CFUNCTYPE, POINTER, byref, c_char_p, c_double, c_int, c_int64,
-                    c_size_t, c_void_p)
+                    c_size_t, c_uint, c_void_p)
 
 # The oldest library version this package works with (0xXXYYZZ).
 GH_MIN_VERSION = 0x000200
@@ -533,6 +533,112 @@ gh_logs_set = _fn("gh_logs_set", c_int,
 gh_logs_reset = _fn("gh_logs_reset", c_int,
                     [c_void_p, c_char_p, c_size_t, POINTER(c_void_p), POINTER(c_size_t)], True)
 
+
+# --- managed RPC server and client (grpc-helper's RpcServer and RpcClient) -----------
+
+GH_RPC_WITH_EVENTS = 0x1       # serve the events service (not yet)
+GH_RPC_DEBUG_SIGNAL = 0x2      # SIGUSR2 writes a debug dump
+
+# typedef int (*gh_rpc_handler_fn)(gh_server_call *call, void *user_data);
+GH_RPC_HANDLER_FN = CFUNCTYPE(c_int, c_void_p, c_void_p)
+# typedef int (*gh_rpc_load_fn)(gh_rpc_server *server, gh_rpc_client *client, void *user_data);
+GH_RPC_LOAD_FN = CFUNCTYPE(c_int, c_void_p, c_void_p, c_void_p)
+# typedef void (*gh_rpc_shutdown_fn)(void *user_data);
+GH_RPC_SHUTDOWN_FN = CFUNCTYPE(None, c_void_p)
+
+# void gh_rpc_error(const char *message, const char *stack);
+gh_rpc_error = _fn("gh_rpc_error", None, [c_char_p, c_char_p])
+
+# int gh_rpc_service_new(const char *name, const char *service_name, const char *version,
+#                        unsigned supported_api_version, unsigned current_api_version,
+#                        gh_rpc_service **out);
+gh_rpc_service_new = _fn("gh_rpc_service_new", c_int,
+                         [c_char_p, c_char_p, c_char_p, c_uint, c_uint, POINTER(c_void_p)], True)
+# int gh_rpc_service_add_method(gh_rpc_service *service, const char *method,
+#                               gh_cardinality cardinality, gh_rpc_handler_fn fn,
+#                               void *user_data, void (*free_user_data)(void *));
+gh_rpc_service_add_method = _fn("gh_rpc_service_add_method", c_int,
+                                [c_void_p, c_char_p, c_int, GH_RPC_HANDLER_FN, c_void_p,
+                                 GH_FREE_FN], True)
+# int gh_rpc_service_set_manager(gh_rpc_service *service, const char *logger_name,
+#                                gh_rpc_load_fn load, gh_rpc_shutdown_fn shutdown,
+#                                void *user_data, void (*free_user_data)(void *));
+gh_rpc_service_set_manager = _fn("gh_rpc_service_set_manager", c_int,
+                                 [c_void_p, c_char_p, GH_RPC_LOAD_FN, GH_RPC_SHUTDOWN_FN,
+                                  c_void_p, GH_FREE_FN], True)
+# int gh_rpc_service_set_proxy(gh_rpc_service *service, int is_proxy);
+gh_rpc_service_set_proxy = _fn("gh_rpc_service_set_proxy", c_int, [c_void_p, c_int], True)
+# void gh_rpc_service_free(gh_rpc_service *service);
+gh_rpc_service_free = _fn("gh_rpc_service_free", None, [c_void_p])
+
+# int gh_rpc_server_new(int port, gh_rpc_service *const *services, size_t count,
+#                       const gh_folders *folders, const char *const *cli_config,
+#                       size_t cli_count, gh_config *const *static_items,
+#                       size_t static_count, gh_config *const *user_items,
+#                       size_t user_count, int flags, gh_rpc_server **out);
+gh_rpc_server_new = _fn("gh_rpc_server_new", c_int,
+                        [c_int, POINTER(c_void_p), c_size_t, c_void_p, POINTER(c_char_p), c_size_t,
+                         POINTER(c_void_p), c_size_t, POINTER(c_void_p), c_size_t, c_int,
+                         POINTER(c_void_p)], True)
+# int gh_rpc_server_port(const gh_rpc_server *server);
+gh_rpc_server_port = _fn("gh_rpc_server_port", c_int, [c_void_p])
+# gh_config_set *gh_rpc_server_config(gh_rpc_server *server);                 (borrowed)
+gh_rpc_server_config = _fn("gh_rpc_server_config", c_void_p, [c_void_p])
+# gh_logs *gh_rpc_server_logs(gh_rpc_server *server);                         (borrowed)
+gh_rpc_server_logs = _fn("gh_rpc_server_logs", c_void_p, [c_void_p])
+# int gh_rpc_server_is_running(const gh_rpc_server *server);
+gh_rpc_server_is_running = _fn("gh_rpc_server_is_running", c_int, [c_void_p])
+# int gh_rpc_server_shutdown(gh_rpc_server *server);
+gh_rpc_server_shutdown = _fn("gh_rpc_server_shutdown", c_int, [c_void_p], True)
+# int gh_rpc_server_wait_shutdown(gh_rpc_server *server, double timeout);
+gh_rpc_server_wait_shutdown = _fn("gh_rpc_server_wait_shutdown", c_int, [c_void_p, c_double],
+                                  True)
+# int gh_rpc_server_info(gh_rpc_server *server, const uint8_t *request, size_t request_len,
+#                        uint8_t **response, size_t *response_len);
+gh_rpc_server_info = _fn("gh_rpc_server_info", c_int,
+                         [c_void_p, c_char_p, c_size_t, POINTER(c_void_p), POINTER(c_size_t)],
+                         True)
+# int gh_rpc_server_handle_exit_signals(gh_rpc_server *server);
+gh_rpc_server_handle_exit_signals = _fn("gh_rpc_server_handle_exit_signals", c_int, [c_void_p],
+                                        True)
+# typedef char *(*gh_rpc_dump_fn)(void *user_data);    (malloc'd; the library frees it)
+GH_RPC_DUMP_FN = CFUNCTYPE(c_void_p, c_void_p)
+# int gh_rpc_server_set_dump_fn(gh_rpc_server *server, gh_rpc_dump_fn fn, void *user_data,
+#                               void (*free_user_data)(void *));
+gh_rpc_server_set_dump_fn = _fn("gh_rpc_server_set_dump_fn", c_int,
+                                [c_void_p, GH_RPC_DUMP_FN, c_void_p, GH_FREE_FN], True)
+# void gh_rpc_server_free(gh_rpc_server *server);
+gh_rpc_server_free = _fn("gh_rpc_server_free", None, [c_void_p])
+
+# int gh_rpc_client_new(const char *host, int port, double timeout, const char *name,
+#                       int raise_errors, gh_rpc_client **out);
+gh_rpc_client_new = _fn("gh_rpc_client_new", c_int,
+                        [c_char_p, c_int, c_double, c_char_p, c_int, POINTER(c_void_p)], True)
+# int gh_rpc_client_add_stub(gh_rpc_client *client, const char *name,
+#                            const char *service_name, unsigned api_version);
+gh_rpc_client_add_stub = _fn("gh_rpc_client_add_stub", c_int,
+                             [c_void_p, c_char_p, c_char_p, c_uint], True)
+# int gh_rpc_client_call(gh_rpc_client *client, const char *stub, const char *method,
+#                        const uint8_t *request, size_t request_len, double call_timeout,
+#                        uint8_t **response, size_t *response_len);
+gh_rpc_client_call = _fn("gh_rpc_client_call", c_int,
+                         [c_void_p, c_char_p, c_char_p, c_char_p, c_size_t, c_double,
+                          POINTER(c_void_p), POINTER(c_size_t)], True)
+# int gh_rpc_client_stream(gh_rpc_client *client, const char *stub, const char *method,
+#                          const uint8_t *request, size_t request_len, double call_timeout,
+#                          gh_rpc_responses **out);
+gh_rpc_client_stream = _fn("gh_rpc_client_stream", c_int,
+                           [c_void_p, c_char_p, c_char_p, c_char_p, c_size_t, c_double,
+                            POINTER(c_void_p)], True)
+# int gh_rpc_responses_next(gh_rpc_responses *responses, uint8_t **data, size_t *len);
+gh_rpc_responses_next = _fn("gh_rpc_responses_next", c_int,
+                            [c_void_p, POINTER(c_void_p), POINTER(c_size_t)], True)
+# void gh_rpc_responses_free(gh_rpc_responses *responses);
+gh_rpc_responses_free = _fn("gh_rpc_responses_free", None, [c_void_p])
+# int gh_rpc_result_code(const uint8_t *response, size_t len);
+gh_rpc_result_code = _fn("gh_rpc_result_code", c_int, [c_char_p, c_size_t])
+# void gh_rpc_client_free(gh_rpc_client *client);
+gh_rpc_client_free = _fn("gh_rpc_client_free", None, [c_void_p])
 
 def take_string(ptr):
     """The text of a char * handed over by the library (decoded as UTF-8), then gh_free'd."""

@@ -69,6 +69,50 @@ class NativeHandle:
         return True
 
 
+class BorrowedHandle:
+    """A native handle borrowed from the object of another handle (`owner`, a
+    NativeHandle): e.g. the config set of a managed server, valid until the server is
+    freed. Lent (as NativeHandle.use) while the owner is open and this view is not closed;
+    each use holds the owner, so the owner is never freed while a borrowed pointer is in
+    use. Closing the view only stops lending: the owner frees everything."""
+
+    def __init__(self, owner, ptr, what):
+        self._owner = owner
+        self._ptr = ptr
+        self._what = what
+        self._closed = False
+
+    @property
+    def closed(self):
+        return self._closed or self._owner.closed
+
+    def acquire(self):
+        if self._closed or not self._ptr:
+            return None
+        if self._owner.acquire() is None:
+            return None
+        return self._ptr
+
+    def release(self):
+        self._owner.release()
+
+    @contextlib.contextmanager
+    def use(self):
+        ptr = self.acquire()
+        if ptr is None:
+            raise ValueError("%s is closed" % self._what)
+        try:
+            yield ptr
+        finally:
+            self.release()
+
+    def close(self):
+        """Stops lending the pointer. True the first time."""
+        first = not self._closed
+        self._closed = True
+        return first
+
+
 def text(value, what):
     """A str argument as UTF-8 bytes (None stays None)."""
     if value is None:

@@ -400,6 +400,24 @@ class ConfigSet:
         warnings = (_ffi.gh_config_set_warning(ptr, i) for i in range(count))
         self._warnings = [w.decode("utf-8", "replace") for w in warnings if w is not None]
 
+    @classmethod
+    def _view(cls, handle, folders, statics, users):
+        """A ConfigSet over a set the library owns elsewhere (a managed server's,
+        gh_rpc_server_config): `handle` is a _native.BorrowedHandle; statics and users are
+        the Config objects the set was built with (item() returns them)."""
+        self = cls.__new__(cls)
+        self.folders = folders
+        self._handle = handle
+        self._free = weakref.finalize(self, handle.close)
+        self._static = {c.name: c for c in statics}
+        self._user = {c.name: c for c in users}
+        self._by_ptr = {c._ptr.value: c for c in statics + users}
+        with handle.use() as ptr:
+            count = _ffi.gh_config_set_warning_count(ptr)
+            warnings = (_ffi.gh_config_set_warning(ptr, i) for i in range(count))
+            self._warnings = [w.decode("utf-8", "replace") for w in warnings if w is not None]
+        return self
+
     def __enter__(self):
         return self
 

@@ -121,6 +121,18 @@ class RpcLogs:
         self._free = weakref.finalize(self, _shutdown, self._handle, self._loggers, self._lock)
 
     @classmethod
+    def _view(cls, handle):
+        """RpcLogs over logs the library owns elsewhere (a managed server's,
+        gh_rpc_server_logs): `handle` is a _native.BorrowedHandle. close() detaches the
+        handlers; the logs themselves stay the owner's."""
+        self = cls.__new__(cls)
+        self._handle = handle
+        self._lock = threading.Lock()
+        self._loggers = {}
+        self._free = weakref.finalize(self, _shutdown, self._handle, self._loggers, self._lock)
+        return self
+
+    @classmethod
     def from_config(cls, config_set):
         """Logs configured by the set's rpc-logs-folder, rpc-logs-interval-unit,
         rpc-logs-interval and rpc-logs-backup items and its folders."""

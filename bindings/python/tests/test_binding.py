@@ -454,6 +454,7 @@ def test_pip_builds_a_pure_python_wheel(tmp_path):
     names = zipfile.ZipFile(wheels[0]).namelist()
     assert "grpchelper/__init__.py" in names and "grpchelper/_ffi.py" in names
     assert "grpchelper/api/__init__.py" in names and "grpchelper/api/config_pb2.py" in names
+    assert "grpchelper/rpc_server.py" in names and "grpchelper/client.py" in names
     assert not [n for n in names if n.endswith(".so")]
     # Installed alone into a fresh folder, it imports (finding the library by env var).
     target = tmp_path / "site"
