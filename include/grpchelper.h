@@ -1145,6 +1145,14 @@ int gh_rpc_client_call(gh_rpc_client *client, const char *stub,
                        size_t request_len, double call_timeout,
                        uint8_t **response, size_t *response_len);
 
+/* The metadata |stub|'s calls carry (client, user, host, ip, api_version;
+ * empty values left out) as a new list, released with gh_metadata_free: for
+ * calls the client has no function for (request streams), made with the core
+ * call API on a channel to the same server. Those calls are not retried.
+ * Threads: any thread. */
+int gh_rpc_client_call_metadata(gh_rpc_client *client, const char *stub,
+                                gh_metadata **out);
+
 /* A server-streaming call, retried as a unary one until its first message.
  * GH_OK with the responses in *out (gh_rpc_responses_next).
  * Threads: any thread. */

@@ -425,6 +425,17 @@ public func gh_rpc_client_call(_ c: OpaquePointer?, _ stub: UnsafePointer<CChar>
     }
 }
 
+@_cdecl("gh_rpc_client_call_metadata")
+public func gh_rpc_client_call_metadata(_ c: OpaquePointer?, _ stub: UnsafePointer<CChar>?,
+                                        _ out: UnsafeMutablePointer<OpaquePointer?>?) -> Int32 {
+    boundary {
+        guard let out = out else { throw ExportError(GH_ERR_INVALID_ARGUMENT, "out is NULL") }
+        let s = try borrow(c, RpcClientBox.self, "client").stub(stub)
+        out.pointee = makeHandle(MetadataBox(s.client.identity.metadata(apiVersion: s.apiVersion)))
+        return GH_OK
+    }
+}
+
 final class RpcResponsesBox {
     let responses: RpcResponses
     init(_ r: RpcResponses) { responses = r }

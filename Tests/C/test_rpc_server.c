@@ -1978,6 +1978,38 @@ static void test_proxied(void) {
     tu_layout_free(&l);
 }
 
+/* gh_rpc_client_call_metadata: the identity and the stub's API version, for
+ * calls made with the core API (request streams). */
+static void test_call_metadata(void) {
+    gh_rpc_client *c = client_new(1, 0, "md-tester", 1);
+    gh_metadata *md = NULL;
+    CHECK_OK(gh_rpc_client_call_metadata(c, "sample", &md));
+    int seen = 0;
+    for (size_t i = 0; i < gh_metadata_count(md); i++) {
+        const char *key;
+        const uint8_t *value;
+        size_t len;
+        CHECK_OK(gh_metadata_get(md, i, &key, &value, &len));
+        CHECK(len > 0); /* empty values are left out */
+        if (strcmp(key, "client") == 0) {
+            CHECK_BYTES_STR(value, len, "md-tester");
+            seen |= 1;
+        } else if (strcmp(key, "api_version") == 0) {
+            CHECK_BYTES_STR(value, len, "2");
+            seen |= 2;
+        } else if (strcmp(key, "ip") == 0) {
+            CHECK_BYTES_STR(value, len, "127.0.0.1");
+            seen |= 4;
+        } else {
+            CHECK(strcmp(key, "user") == 0 || strcmp(key, "host") == 0);
+        }
+    }
+    CHECK_EQ(seen, 7);
+    gh_metadata_free(md);
+    CHECK_RC(gh_rpc_client_call_metadata(c, "nope", &md), GH_ERR_INVALID_ARGUMENT);
+    gh_rpc_client_free(c);
+}
+
 int main(void) {
     setvbuf(stdout, NULL, _IOLBF, 0);
     g_tmp = tu_tmpdir();
@@ -2003,6 +2035,8 @@ int main(void) {
     printf("debug dump: OK\n");
     test_proxied();
     printf("proxied: OK\n");
+    test_call_metadata();
+    printf("call metadata: OK\n");
 
     tu_rmtree(g_tmp);
     free(g_tmp);

@@ -84,7 +84,7 @@ public struct RpcClientIdentity: Sendable, Equatable {
     }
 
     /// The call metadata: the non-empty identity values, then `api_version` if given.
-    func metadata(apiVersion: UInt32?) -> Metadata {
+    public func metadata(apiVersion: UInt32?) -> Metadata {
         var md = Metadata()
         for (k, v) in [("client", client), ("user", user), ("host", host), ("ip", ip)] where !v.isEmpty {
             try? md.add(k, v)

@@ -624,6 +624,9 @@ gh_rpc_client_add_stub = _fn("gh_rpc_client_add_stub", c_int,
 gh_rpc_client_call = _fn("gh_rpc_client_call", c_int,
                          [c_void_p, c_char_p, c_char_p, c_char_p, c_size_t, c_double,
                           POINTER(c_void_p), POINTER(c_size_t)], True)
+# int gh_rpc_client_call_metadata(gh_rpc_client *client, const char *stub, gh_metadata **out);
+gh_rpc_client_call_metadata = _fn("gh_rpc_client_call_metadata", c_int,
+                                  [c_void_p, c_char_p, POINTER(c_void_p)], True)
 # int gh_rpc_client_stream(gh_rpc_client *client, const char *stub, const char *method,
 #                          const uint8_t *request, size_t request_len, double call_timeout,
 #                          gh_rpc_responses **out);

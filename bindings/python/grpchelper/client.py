@@ -13,7 +13,7 @@ import threading
 import weakref
 from ctypes import byref, c_size_t, c_void_p
 
-from . import _ffi
+from . import _ffi, _grpc, _metadata
 from ._native import BorrowedHandle, NativeHandle, text
 from .api import ResultCode
 from .errors import RpcException
@@ -252,12 +252,61 @@ class _StreamMethod(_Method):
 
 
 class _StreamRequestMethod(_Method):
-    def __call__(self, *args, **kwargs):
-        raise NotImplementedError(
-            "%s streams requests (%s): libgrpchelper's RpcClient (gh_rpc_client_*) calls "
-            "unary and server-streaming methods only; use a channel "
-            "(grpchelper.insecure_channel) and the generated stub for this one"
-            % (self._spec.path, self._spec.kind))
+    """A method that streams requests (client- or bidi-streaming): made on a channel of
+    this binding to the same server, with the metadata the library gives the stub's calls
+    (identity and API version). Not retried: a request iterator cannot be replayed."""
+
+    def __call__(self, request_iterator, timeout=None):
+        client = self._client
+        with client._handle.use() as ptr:
+            md = c_void_p()
+            _ffi.gh_rpc_client_call_metadata(ptr, self._c_stub, byref(md))
+        try:
+            metadata = tuple((m.key, m.value) for m in _metadata.from_native(md))
+        finally:
+            _ffi.gh_metadata_free(md)
+        channel = client._stream_channel()
+        multi = getattr(channel, self._spec.kind)(self._spec.path,
+                                                   request_serializer=self._spec.request_serializer)
+        self._trace(">>", "(request stream)")
+        kwargs = {"metadata": metadata, "timeout": timeout}
+        if self._spec.response_streaming:
+            return self._responses(multi(request_iterator, **kwargs))
+        try:
+            raw = multi(request_iterator, **kwargs)
+        except _grpc.RpcError as e:
+            raise self._failed(e) from None
+        return self._checked(raw)
+
+    def _responses(self, call):
+        try:
+            for raw in call:
+                yield self._checked(raw)
+        except _grpc.RpcError as e:
+            raise self._failed(e) from None
+        finally:
+            call.cancel()
+
+    def _failed(self, e):
+        return RpcException("RPC error (on %s @ %s): %s: %s" % (self._spec.path, self._client.target_host,
+                                                                 e.code().name, e.details()),
+                            rc=ResultCode.ERROR_RPC)
+
+    def _checked(self, raw):
+        """As the library checks what it receives: an error result raises."""
+        client = self._client
+        if client._raises and not client._custom_check:
+            code = _ffi.gh_rpc_result_code(raw, len(raw))
+            if 0 < code < ResultCode.ERROR_CUSTOM:
+                response = self._deserialize(raw)
+                msg = getattr(getattr(response, "r", None), "msg", "")
+                try:
+                    name = ResultCode.Name(code)
+                except ValueError:
+                    name = str(code)
+                raise RpcException("RPC returned error (on %s @ %s): %s: %s"
+                                   % (self._spec.path, client.target_host, name, msg), rc=code)
+        return self._received(raw)
 
 
 class RpcStub:
@@ -308,7 +357,7 @@ class RpcClient:
 
     Methods: `client.<name>.<method>(request, timeout=None)`; `timeout` is the call's
     deadline in seconds. Server-streaming methods return a generator. Methods that
-    stream requests raise NotImplementedError.
+    stream requests take an iterator of requests (not retried: it cannot be replayed).
     """
 
     def __init__(self, host: str, port: int, stubs_map: dict, timeout: float = 60, name: str = "",
@@ -317,6 +366,9 @@ class RpcClient:
         self.target_host = "%s:%s" % (host, port)
         self._custom_exception = custom_exception
         self._custom_check = bool(exception) and custom_exception is not None
+        self._raises = bool(exception)
+        self._channel = None
+        self._channel_lock = threading.Lock()
         retry = 0.0 if timeout is None else max(0.0, float(timeout))
         # The library raises error results itself, unless they must be another class.
         raise_errors = 1 if exception and custom_exception is None else 0
@@ -347,6 +399,9 @@ class RpcClient:
         self.target_host = target_host
         self._custom_exception = None
         self._custom_check = False
+        self._raises = True
+        self._channel = None
+        self._channel_lock = threading.Lock()
         self._handle = BorrowedHandle(owner, ptr, "RpcClient")
         self._free = weakref.finalize(self, self._handle.close)
         for stub_name, (stub_class, _version) in stubs_map.items():
@@ -354,9 +409,21 @@ class RpcClient:
             setattr(self, stub_name, RpcStub(self, stub_name, stub_class, methods))
         return self
 
+    def _stream_channel(self):
+        """A channel of this binding to the server, for request-streaming calls."""
+        with self._channel_lock:
+            if self._channel is None:
+                from ._channel import insecure_channel
+                self._channel = insecure_channel(self.target_host)
+            return self._channel
+
     def close(self):
         """Closes the connection (calls still running fail; later calls raise
         ValueError). Idempotent. Not in grpc-helper, whose clients live until collected."""
+        with self._channel_lock:
+            channel, self._channel = self._channel, None
+        if channel is not None:
+            channel.close()
         self._free()
 
     def __enter__(self):

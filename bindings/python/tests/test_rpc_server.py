@@ -484,12 +484,28 @@ def test_server_streaming(pb, servers, clients):
     assert c.sample.hello(pb.Request(name="after")).text == "hello after"
 
 
-def test_stream_requests_need_a_channel(pb, servers, clients):
+def test_stream_request_methods(pb, servers, clients):
+    """Client-streaming methods through the RpcClient: an iterator of requests, the
+    stub's metadata (the server's API version check applies), failures as ERROR_RPC."""
     srv = servers(descriptor(pb, pb.classes.SampleManager()))
     c = sample_client(clients, pb, srv)
-    with pytest.raises(NotImplementedError) as e:
-        c.sample.collect(iter([pb.Request(name="a")]))
-    assert "/sample.SampleService/collect" in str(e.value)
+    assert c.sample.collect(iter([pb.Request(name="a"), pb.Request(name="b")])).text == "a,b"
+    assert c.sample.collect(pb.Request(name=n) for n in "xyz").text == "x,y,z"
+    # The stub's API version travels: one above the server's current is refused.
+    lo, hi = rpc_server_module.api_versions(pb.Version)
+    too_new = RpcClient("127.0.0.1", srv.port, {"sample": (pb.Stub, hi + 1)}, timeout=5)
+    try:
+        with pytest.raises(RpcException) as e:
+            too_new.sample.collect(iter([pb.Request(name="a")]))
+        assert e.value.rc == ResultCode.ERROR_API_SERVER_TOO_OLD
+    finally:
+        too_new.close()
+    port = srv.port
+    srv.shutdown()
+    with pytest.raises(RpcException) as e:
+        c.sample.collect(iter([pb.Request(name="a")]), timeout=BOUND)
+    assert e.value.rc == ResultCode.ERROR_RPC and "/sample.SampleService/collect" in str(e.value)
+    assert str(port) in str(e.value)
 
 
 def test_request_iterator_kept_after_the_call(pb, servers):
