@@ -305,7 +305,7 @@ public final class RpcServer: @unchecked Sendable {
             return nextCallID
         }
         log.debug("<RPC> << \(call.method) (client \"\(who.client)\" \(who.user)@\(who.host)/\(who.ip))")
-        if let text = md.first("api_version") {
+        if let text = md.first("api_version"), !text.isEmpty {  // empty: no version (grpc-helper)
             do {
                 try RpcServer.checkVersion(text, d)
             } catch {
