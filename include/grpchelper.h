@@ -1053,6 +1053,8 @@ void gh_rpc_service_free(gh_rpc_service *service);
  * rolling logs (gh_logs_new_from_config), the built-in services srv, config
  * and log, then |services| (arrays borrowed for the call); calls every
  * manager's load hook; then *out.
+ * It listens on [::]:|port| (IPv6 and IPv4), or 0.0.0.0:|port| where IPv6 is
+ * not available; port 0 listens on 0.0.0.0.
  * Errors (GH_ERR_RESULT): the config set's and the logs'; a busy port →
  * GH_RC_ERROR_PORT_BUSY; GH_RPC_WITH_EVENTS → GH_RC_ERROR_PARAM_UNSUPPORTED (a
  * later version); a load hook's code (the server was shut down).
@@ -1077,9 +1079,16 @@ gh_logs *gh_rpc_server_logs(gh_rpc_server *server);
 int gh_rpc_server_is_running(const gh_rpc_server *server);
 
 /* Shuts down: stops accepting calls, calls the managers' shutdown hooks, lets
- * pending calls run for up to rpc-shutdown-grace seconds, cancels the rest.
+ * pending calls run for up to rpc-shutdown-grace seconds, cancels the rest,
+ * then waits for every handler to return (a handler should watch
+ * gh_server_call_is_cancelled: its call handle stays valid until it returns).
  * Idempotent; returns when done (a second caller waits for the first).
- * Threads: any thread but a handler's of this server. */
+ * The srv.shutdown RPC does the same on a thread of its own after answering;
+ * with its timeout >= 0 the server then waits that many seconds (0:
+ * rpc-shutdown-timeout) before gh_rpc_server_wait_shutdown returns; < 0: no
+ * wait.
+ * Threads: any thread but this server's handlers and hooks (they would wait
+ * for themselves). */
 int gh_rpc_server_shutdown(gh_rpc_server *server);
 
 /* Waits until a shutdown (by gh_rpc_server_shutdown, by the srv.shutdown RPC,
@@ -1123,7 +1132,9 @@ void gh_rpc_server_free(gh_rpc_server *server);
  * until |timeout| seconds have passed (0: no retry); then, or on any other
  * failed status, GH_ERR_RESULT GH_RC_ERROR_RPC naming the method and target.
  * With |raise_errors|, a response whose result code is between GH_RC_OK and
- * GH_RC_ERROR_CUSTOM (both excluded) fails with GH_ERR_RESULT and that code.
+ * GH_RC_ERROR_CUSTOM (both excluded) fails with GH_ERR_RESULT and that code
+ * (read as a managed service's response: field 1 is its Result; for a
+ * response type without one, pass 0 and read codes with gh_rpc_result_code).
  * Threads: any thread. Calls may run concurrently on one client. */
 int gh_rpc_client_new(const char *host, int port, double timeout,
                       const char *name, int raise_errors, gh_rpc_client **out);

@@ -356,4 +356,36 @@ private func rpcError(_ body: () throws -> Void) -> RpcException? {
         let e = rpcError { _ = try c["remote"]!.call("get", RpcFilter(), as: RpcResultStatus.self) }
         #expect(e?.code == .errorProxyUnregistered)
     }
+
+    @Test func clientsGoWhenDropped() throws {
+        weak var gone: RpcClient?
+        do {
+            let c = try RpcClient(host: "127.0.0.1", port: 1, stubs: ["s": ("S", 1)])
+            #expect(c["s"]?.serviceName == "S" && c.stubs.count == 1)
+            gone = c
+        }
+        #expect(gone == nil)
+    }
+
+    @Test func shutdownByRPCWithACallInFlight() throws {
+        let t = try TestServer(cli: ["rpc-shutdown-grace": "0.3"])
+        let c = try t.client(exception: false, timeout: 0)
+        let done = NSCondition()
+        nonisolated(unsafe) var outcome: Error?
+        nonisolated(unsafe) var finished = false
+        Thread.detachNewThread {
+            do { _ = try c["sample"]!.call("hold", RpcFilter(), as: RpcResultStatus.self) } catch { outcome = error }
+            done.withLock { finished = true; done.broadcast() }
+        }
+        t.manager.waitHolding(1)
+        var req = RpcShutdownRequest()
+        req.timeout = -1
+        let start = Date()
+        #expect(try c["srv"]!.call("shutdown", req, as: RpcResultStatus.self).r.code == .ok)
+        #expect(Date().timeIntervalSince(start) < 0.25)  // answered before the grace
+        #expect(t.server.waitShutdown(timeout: 10))
+        #expect(Date().timeIntervalSince(start) >= 0.25 && t.manager.shutdownCalls == 1)
+        done.withLock { while !finished { done.wait() } }
+        #expect((outcome as? RpcException)?.code == .errorRpc)
+    }
 }

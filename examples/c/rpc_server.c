@@ -90,8 +90,9 @@ static int load(gh_rpc_server *server, gh_rpc_client *client, void *user_data) {
     uint8_t *info = NULL;
     size_t len = 0;
     if (gh_rpc_client_call(client, "srv", "info", NULL, 0, 0, &info, &len) != GH_OK) {
+        int code = gh_last_result_code();
         gh_rpc_error(gh_last_error(), NULL);
-        return gh_last_result_code();
+        return code != GH_RC_OK ? code : GH_RC_ERROR;
     }
     gh_free(info);
     log_info("loaded: srv.info answered");

@@ -107,12 +107,14 @@ public final class RpcClient: @unchecked Sendable {
     let makeError: @Sendable (_ message: String, _ code: RpcResultCode) -> Error
     let channel: GRPCChannel
     /// The stubs map (grpc-helper's stubs_map): attribute name → service and API version.
-    public private(set) var stubs: [String: RpcStub]
+    /// (Kept as specs: a stored stub would hold the client, which could then never go.)
+    private var stubSpecs: [String: (serviceName: String, apiVersion: UInt32?)]
     private let stubLock = NSLock()
 
     /// - name: the client's name in the servers' logs (metadata `client`).
     /// - exception: false returns error results instead of throwing them.
     /// - customError: what is thrown for an error result instead of RpcException.
+    /// The client closes its connection when it goes (or on `close()`).
     public init(host: String, port: Int, timeout: Double? = 60, name: String = "", logger: Logger? = nil,
                 exception: Bool = true,
                 customError: (@Sendable (_ message: String, _ code: RpcResultCode) -> Error)? = nil,
@@ -126,19 +128,23 @@ public final class RpcClient: @unchecked Sendable {
         self.logger = logger
         makeError = customError ?? { RpcException($0, code: $1) }
         channel = try GRPCChannel(target: target)
-        var map: [String: RpcStub] = [:]
-        self.stubs = [:]
-        for (name, s) in stubs { map[name] = RpcStub(client: self, serviceName: s.serviceName, apiVersion: s.apiVersion) }
-        self.stubs = map
+        stubSpecs = stubs
+    }
+
+    /// The stubs map's stubs, by name.
+    public var stubs: [String: RpcStub] {
+        stubLock.withLock { stubSpecs }.mapValues { RpcStub(client: self, serviceName: $0.serviceName, apiVersion: $0.apiVersion) }
     }
 
     /// A stub of the stubs map by its name ("srv", "config", ...).
-    public subscript(_ name: String) -> RpcStub? { stubLock.withLock { stubs[name] } }
+    public subscript(_ name: String) -> RpcStub? {
+        guard let s = stubLock.withLock({ stubSpecs[name] }) else { return nil }
+        return RpcStub(client: self, serviceName: s.serviceName, apiVersion: s.apiVersion)
+    }
 
     /// Adds (or replaces) a stub of the stubs map.
     public func addStub(_ name: String, serviceName: String, apiVersion: UInt32?) {
-        let s = RpcStub(client: self, serviceName: serviceName, apiVersion: apiVersion)
-        stubLock.withLock { stubs[name] = s }
+        stubLock.withLock { stubSpecs[name] = (serviceName, apiVersion) }
     }
 
     deinit { channel.close() }
@@ -204,7 +210,7 @@ public final class RpcClient: @unchecked Sendable {
             let remaining = t - Date().timeIntervalSince(start)
             if remaining > 0 {
                 logger?.debug("<RPC> >> \(path) @ \(target)... retry (unavailable: \(e.status.message))")
-                usleep(useconds_t(min(delay, remaining) * 1_000_000))
+                Thread.sleep(forTimeInterval: min(delay, remaining))
                 delay *= 2
                 return
             }
@@ -259,7 +265,10 @@ public final class RpcResponses: @unchecked Sendable {
     public func cancel() { call.cancel() }
 }
 
-/// A service's stub on a client: typed calls over SwiftProtobuf messages.
+/// A service's stub on a client: typed calls over SwiftProtobuf messages. Error results
+/// are checked (and thrown) for response types that conform to `RpcResultCarrying`
+/// (`extension MyStatus: RpcResultCarrying {}`: types with grpc-helper's `Result r = 1`),
+/// as grpc-helper checks only responses with a Result `r`.
 public struct RpcStub: Sendable {
     public let client: RpcClient
     public let serviceName: String

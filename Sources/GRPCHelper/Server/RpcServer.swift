@@ -43,6 +43,8 @@ public final class RpcServer: @unchecked Sendable {
     private var nextCallID: UInt64 = 0
     private var clients: [RpcClient] = []
     private var _dumpExtras: (@Sendable () -> String)?
+    /// Threads finishing a shutdown started by RPC or signal (see finishOnThread).
+    private var finishThreads = 0
 
     /// Text added to the debug dump (e.g. a binding's own thread stacks).
     public var dumpExtras: (@Sendable () -> String)? {
@@ -138,7 +140,25 @@ public final class RpcServer: @unchecked Sendable {
     }
 
     deinit {
-        if !isShutDown { shutdown() }
+        if monitor.withLock({ shutdownStarted }) {
+            // Shut down, or finishing on a thread started by srv.shutdown or a signal
+            // (which holds the server unowned): wait until that thread is done with it.
+            waitShutdown()
+            return
+        }
+        // Dropped while serving — possibly by one of its own handlers, which the core's
+        // wait would wait for: stop accepting now, finish on a thread with what it needs.
+        removeSignals()
+        let grace = config["rpc-shutdown-grace"]?.floatValue ?? 30
+        let core = self.core, descriptors = self.descriptors, logs = self.logs
+        let clients = monitor.withLock { self.clients }
+        core.beginShutdown(grace: grace)
+        Thread.detachNewThread {
+            for d in descriptors where !d.isProxy { d.manager?.shutdown() }
+            core.wait()
+            for c in clients { c.close() }
+            logs.close()
+        }
     }
 
     /// Whether it serves (false once a shutdown started).
@@ -170,13 +190,29 @@ public final class RpcServer: @unchecked Sendable {
         guard beginShutdown() else { return }
         let wait: Double? = request.timeout < 0 ? nil
             : request.timeout > 0 ? Double(request.timeout) : (config["rpc-shutdown-timeout"]?.floatValue ?? 60)
-        Thread.detachNewThread {
+        finishOnThread(wait: wait)
+    }
+
+    /// Finishes a started shutdown on a thread of its own (then waits `wait` seconds).
+    /// The thread holds the server unowned: `waitShutdown` and deinit wait for it to be
+    /// done with the server, so whoever drops the server last releases it (and what its
+    /// managers hold) on their own thread.
+    func finishOnThread(wait: Double?) {
+        monitor.withLock { finishThreads += 1 }
+        Thread.detachNewThread { [unowned(unsafe) self] in
             self.finishShutdown()
             if let w = wait {
                 self.logger.warning("!!! Will shutdown in \(w)s !!!")
-                usleep(useconds_t(w * 1_000_000))
+                self.monitor.lock()
+                let until = Date(timeIntervalSinceNow: w)
+                while Date() < until { _ = self.monitor.wait(until: until) }
+                self.monitor.unlock()
             }
             self.markFinished()
+            self.monitor.withLock {
+                self.finishThreads -= 1
+                self.monitor.broadcast()
+            }
         }
     }
 
@@ -190,9 +226,9 @@ public final class RpcServer: @unchecked Sendable {
         let deadline = timeout.map { Date(timeIntervalSinceNow: $0) }
         monitor.lock()
         defer { monitor.unlock() }
-        while !finished {
+        while !finished || finishThreads > 0 {
             if let d = deadline {
-                if !monitor.wait(until: d) { return finished }
+                if !monitor.wait(until: d) { return finished && finishThreads == 0 }
             } else {
                 monitor.wait()
             }
@@ -202,6 +238,13 @@ public final class RpcServer: @unchecked Sendable {
 
     /// Whether the shutdown has finished (waitShutdown would return at once).
     public var isShutDown: Bool { monitor.withLock { finished } }
+
+    /// The first exit signal: the shutdown runs on a finishing thread.
+    func startShutdownFromSignal() -> Bool {
+        guard beginShutdown() else { return false }
+        finishOnThread(wait: nil)
+        return true
+    }
 
     private func beginShutdown() -> Bool {
         let first: Bool = monitor.withLock {

@@ -6,23 +6,46 @@ import Foundation
 import Glibc
 #endif
 
-/// The write end of the signal pipe (read by the watcher thread).
+/// The write end of the signal pipe (read by the watcher thread), and the process that
+/// installed the handlers (a forked child must not feed its parent's pipe).
 nonisolated(unsafe) private var signalPipeWrite: Int32 = -1
+nonisolated(unsafe) private var signalOwnerPid: pid_t = 0
+
+/// The handler: async-signal-safe (getpid, write, signal, raise only; errno kept).
+private func signalHandler(_ sig: Int32) {
+    let saved = errno
+    if getpid() != signalOwnerPid {
+        // A child forked by a serving process: the signal's default action, as if we
+        // had never been there.
+        Glibc.signal(sig, SIG_DFL)
+        raise(sig)
+    } else {
+        var b = UInt8(truncatingIfNeeded: sig)
+        _ = write(signalPipeWrite, &b, 1)
+    }
+    errno = saved
+}
 
 enum SignalWatcher {
     private static let lock = NSLock()
     nonisolated(unsafe) private static var started = false
     nonisolated(unsafe) private static var actions: [Int32: [(ObjectIdentifier, @Sendable () -> Void)]] = [:]
+    /// The dispositions found when the first owner of a signal came: restored when the
+    /// last one goes.
+    nonisolated(unsafe) private static var previous: [Int32: sigaction] = [:]
 
     /// Runs `action` on the watcher thread for each `signal` received, until `remove`.
     static func add(_ signal: Int32, owner: AnyObject, _ action: @escaping @Sendable () -> Void) {
         lock.withLock {
-            startLocked()
+            guard startLocked() else { return }
             if actions[signal] == nil {
-                Glibc.signal(signal) { sig in
-                    var b = UInt8(truncatingIfNeeded: sig)
-                    _ = write(signalPipeWrite, &b, 1)
-                }
+                var sa = sigaction()
+                sa.__sigaction_handler.sa_handler = signalHandler
+                sigemptyset(&sa.sa_mask)
+                sa.sa_flags = SA_RESTART
+                var old = sigaction()
+                sigaction(signal, &sa, &old)
+                previous[signal] = old
             }
             actions[signal, default: []].append((ObjectIdentifier(owner), action))
         }
@@ -33,22 +56,26 @@ enum SignalWatcher {
             for (sig, list) in actions {
                 let kept = list.filter { $0.0 != ObjectIdentifier(owner) }
                 actions[sig] = kept
-                // Back to the default disposition once nobody listens.
+                // The disposition found before, once nobody listens.
                 if kept.isEmpty {
                     actions[sig] = nil
-                    Glibc.signal(sig, SIG_DFL)
+                    if var old = previous.removeValue(forKey: sig) { sigaction(sig, &old, nil) }
                 }
             }
         }
     }
 
-    private static func startLocked() {
-        if started { return }
+    /// Starts the pipe and the watcher thread once; false if the pipe cannot be made
+    /// (then no handler is installed: signals keep their dispositions).
+    private static func startLocked() -> Bool {
+        if started { return signalPipeWrite >= 0 }
         started = true
         var fds: [Int32] = [0, 0]
-        guard pipe(&fds) == 0 else { return }
-        _ = fcntl(fds[0], F_SETFD, FD_CLOEXEC)
-        _ = fcntl(fds[1], F_SETFD, FD_CLOEXEC)
+        guard pipe(&fds) == 0 else { return false }
+        for fd in fds { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
+        // A full pipe drops a signal rather than blocking the handler.
+        _ = fcntl(fds[1], F_SETFL, fcntl(fds[1], F_GETFL) | O_NONBLOCK)
+        signalOwnerPid = getpid()
         signalPipeWrite = fds[1]
         let readEnd = fds[0]
         Thread.detachNewThread {
@@ -62,6 +89,7 @@ enum SignalWatcher {
                 for a in todo { a() }
             }
         }
+        return true
     }
 }
 
@@ -76,9 +104,8 @@ extension RpcServer {
                     FileHandle.standardError.write(Data("second signal: exiting now\n".utf8))
                     _exit(1)
                 }
-                guard let self = self else { return }
+                guard let self = self, self.startShutdownFromSignal() else { return }
                 self.logger.warning("signal \(sig): shutting down")
-                Thread.detachNewThread { self.shutdown() }
             }
         }
     }

@@ -190,13 +190,13 @@ class _Method:
             logger.debug("<RPC> %s %s.%s @ %s: %s", arrow, self._stub, self._spec.method,
                          self._client.target_host, trace_buffer(message))
 
-    def _received(self, raw):
-        """A response: decoded, traced, and checked when the client raises a custom
-        exception (otherwise the library checked it)."""
+    def _received(self, raw, check=None):
+        """A response: decoded, traced, and — when the client raises — checked as
+        grpc-helper checks it: only a response type with a Result `r` field."""
         response = self._deserialize(raw)
         self._trace("<<", response)
         client = self._client
-        if client._custom_check:
+        if (client._check_results if check is None else check) and _has_result(response):
             code = _ffi.gh_rpc_result_code(raw, len(raw))
             if 0 < code < ResultCode.ERROR_CUSTOM:
                 r = getattr(response, "r", None)
@@ -205,10 +205,19 @@ class _Method:
                     name = ResultCode.Name(code)
                 except ValueError:
                     name = str(code)
-                raise client._custom_exception(
+                raise (client._custom_exception or RpcException)(
                     "RPC returned error (on %s @ %s): %s: %s"
                     % (self._spec.path, client.target_host, name, msg), rc=code)
         return response
+
+
+def _has_result(response):
+    """Whether the response's type has grpc-helper's `Result r` field."""
+    try:
+        field = type(response).DESCRIPTOR.fields_by_name.get("r")
+    except AttributeError:
+        return False
+    return field is not None and field.message_type is not None and field.message_type.name == "Result"
 
 
 class _UnaryMethod(_Method):
@@ -293,20 +302,9 @@ class _StreamRequestMethod(_Method):
                             rc=ResultCode.ERROR_RPC)
 
     def _checked(self, raw):
-        """As the library checks what it receives: an error result raises."""
-        client = self._client
-        if client._raises and not client._custom_check:
-            code = _ffi.gh_rpc_result_code(raw, len(raw))
-            if 0 < code < ResultCode.ERROR_CUSTOM:
-                response = self._deserialize(raw)
-                msg = getattr(getattr(response, "r", None), "msg", "")
-                try:
-                    name = ResultCode.Name(code)
-                except ValueError:
-                    name = str(code)
-                raise RpcException("RPC returned error (on %s @ %s): %s: %s"
-                                   % (self._spec.path, client.target_host, name, msg), rc=code)
-        return self._received(raw)
+        """A response checked as the others (an error result raises; the auto-client,
+        whose other calls the library checks, too)."""
+        return self._received(raw, check=self._client._check_results or self._client._library_checks)
 
 
 class RpcStub:
@@ -365,13 +363,14 @@ class RpcClient:
         self.logger = logger if logger is not None else logging.getLogger("RpcClient")
         self.target_host = "%s:%s" % (host, port)
         self._custom_exception = custom_exception
-        self._custom_check = bool(exception) and custom_exception is not None
-        self._raises = bool(exception)
+        # Results are checked here, by response type (grpc-helper checks responses that
+        # have a Result `r`); the library returns them all.
+        self._check_results = bool(exception)
+        self._library_checks = False
         self._channel = None
         self._channel_lock = threading.Lock()
         retry = 0.0 if timeout is None else max(0.0, float(timeout))
-        # The library raises error results itself, unless they must be another class.
-        raise_errors = 1 if exception and custom_exception is None else 0
+        raise_errors = 0
         ptr = c_void_p()
         _ffi.gh_rpc_client_new(text(str(host), "host"), int(port), retry,
                                text(name or "", "name"), raise_errors, byref(ptr))
@@ -398,8 +397,8 @@ class RpcClient:
         self.logger = logger if logger is not None else logging.getLogger("RpcClient")
         self.target_host = target_host
         self._custom_exception = None
-        self._custom_check = False
-        self._raises = True
+        self._check_results = False    # the library's auto-client checks them
+        self._library_checks = True
         self._channel = None
         self._channel_lock = threading.Lock()
         self._handle = BorrowedHandle(owner, ptr, "RpcClient")

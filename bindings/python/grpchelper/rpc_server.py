@@ -758,6 +758,8 @@ class RpcServer:
         srv.shutdown RPC (returns at once; the server finishes `timeout` seconds later when
         it is >= 0, 0 meaning rpc-shutdown-timeout)."""
         if request is not None:
+            if not self.is_running:
+                return ResultStatus()     # idempotent, as grpc-helper's
             return self.client.srv.shutdown(request)
         if getattr(_tls, "serving", None) is self._native:
             threading.Thread(target=self._shutdown_now, name="RpcServer-shutdown").start()

@@ -965,3 +965,38 @@ def test_debug_dump_and_exit_signals(tmp_path):
         if p.poll() is None:
             p.kill()
             p.communicate()
+
+
+_FORK_SCRIPT = r"""
+import os, signal, sys
+sys.path.insert(0, sys.argv[1])
+from grpchelper import Folders, RpcServer
+srv = RpcServer(0, [], folders=Folders(workspace=sys.argv[2]), cli_config={"rpc-shutdown-grace": "1"})
+srv.handle_exit_signals()
+pid = os.fork()
+if pid == 0:
+    os.kill(os.getpid(), signal.SIGTERM)   # the child dies by the default action...
+    os._exit(7)                            # ...never reaching this
+_, status = os.waitpid(pid, 0)
+print("child", os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGTERM, flush=True)
+print("parent running", srv.is_running, flush=True)   # ...and the parent's server was not told
+srv.shutdown()
+try:
+    os.kill(os.getpid(), signal.SIGINT)    # Python's own handler is back after the shutdown
+    signal.sigtimedwait([], 0) if hasattr(signal, "sigtimedwait") else None
+    for _ in range(1000):
+        pass
+    print("no KeyboardInterrupt", flush=True)
+except KeyboardInterrupt:
+    print("KeyboardInterrupt", flush=True)
+"""
+
+
+def test_signals_in_forked_children_and_previous_handlers(tmp_path):
+    """A child forked by a serving process gets the default action of SIGTERM, not its
+    parent's handler; after the shutdown, the handlers found before are back."""
+    bindings = os.path.dirname(HERE)
+    r = subprocess.run([sys.executable, "-c", _FORK_SCRIPT, bindings, str(tmp_path / "wks")],
+                       capture_output=True, text=True, timeout=BOUND)
+    assert r.stdout.split("\n")[:3] == ["child True", "parent running True", "KeyboardInterrupt"], \
+        r.stdout + r.stderr
