@@ -35,7 +35,7 @@ let package = Package(
         .target(
             name: "GRPCHelperCore",
             dependencies: [
-                "CNghttp2", "CZlib",
+                "CNghttp2", "CZlib", "CThreadDump",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ],
@@ -45,12 +45,14 @@ let package = Package(
             dependencies: ["GRPCHelperCore", "GRPCHelper"],
             swiftSettings: swiftSettings,
             linkerSettings: [.unsafeFlags(["-Xlinker", "-soname=libgrpchelper.so.1"])]),
+        // The other threads' backtraces for the RPC server's debug dump (C: signals).
+        .target(name: "CThreadDump"),
         // Helper layer; Generated/ holds the committed SwiftProtobuf code of
         // Protos/grpchelper/api (Protos/generate.sh; never generated at build time).
         .target(
             name: "GRPCHelper",
             dependencies: [
-                "GRPCHelperCore",
+                "GRPCHelperCore", "CThreadDump",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),

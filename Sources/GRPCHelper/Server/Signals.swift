@@ -1,6 +1,7 @@
 // Signals for RpcServer: SIGUSR2 → a debug dump file; opt-in SIGINT/SIGTERM → graceful
 // shutdown, a second one → immediate exit. Handlers only write the signal number to a
 // pipe; a watcher thread does the work.
+import CThreadDump
 import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -111,8 +112,8 @@ extension RpcServer {
     }
 
     /// Writes `RpcServerDump-YYYYMMDDhhmmss.txt` in the logs folder: every thread of the
-    /// process (id, name, state; the dumping thread's backtrace — Linux gives no other
-    /// thread's), `dumpExtras`' text (a binding's own stacks), and the pending calls.
+    /// process (id, name, state, backtrace — asked by signal; a thread that blocks signals
+    /// has none), `dumpExtras`' text (a binding's own stacks), and the pending calls.
     /// Returns the file's path.
     @discardableResult
     public func writeDebugDump() throws -> String {
@@ -127,16 +128,20 @@ extension RpcServer {
         var text = "RPC server dump (process \(getpid()), port \(port))\n\nThreads:\n"
         let tasks = ((try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/task")) ?? [])
             .compactMap(Int.init).sorted()
+        let me = Int(ghd_gettid())
+        // Threads that block signals cost their timeout: the whole collection is bounded.
+        let budget = Date(timeIntervalSinceNow: 3)
         for tid in tasks {
             let comm = (try? String(contentsOfFile: "/proc/self/task/\(tid)/comm", encoding: .utf8))?
                 .trimmingCharacters(in: .whitespacesAndNewlines) ?? "?"
             let stat = (try? String(contentsOfFile: "/proc/self/task/\(tid)/stat", encoding: .utf8)) ?? ""
             // The state is the field after the ")" that closes the name.
             let state = stat.split(separator: ")").last?.split(separator: " ").first.map(String.init) ?? "?"
-            text += "  thread \(tid) \"\(comm)\" state \(state)\n"
+            text += "  thread \(tid) \"\(comm)\" state \(state)\(tid == me ? " (dumping)" : "")\n"
+            let lines = Date() < budget ? RpcServer.backtrace(of: tid, me: me)
+                : ["(no backtrace: the dump's time for backtraces ran out)"]
+            for line in lines { text += "    " + line + "\n" }
         }
-        text += "\nBacktrace of the dumping thread (\(RpcLogs.currentThreadName())):\n"
-        text += Thread.callStackSymbols.map { "  " + $0 }.joined(separator: "\n") + "\n"
         if let extras = dumpExtras?() { text += "\n" + extras + (extras.hasSuffix("\n") ? "" : "\n") }
         text += "\nPending RPC calls:\n"
         let calls = pendingCalls
@@ -146,6 +151,20 @@ extension RpcServer {
         }
         logger.info("debug dump written: \(path)")
         return path
+    }
+
+    /// A thread's backtrace (the calling thread's directly; others by signal, see
+    /// CThreadDump), or a line saying why there is none.
+    static func backtrace(of tid: Int, me: Int) -> [String] {
+        if tid == me { return Thread.callStackSymbols }
+        var frames = [UnsafeMutableRawPointer?](repeating: nil, count: 64)
+        let n = Int(ghd_thread_backtrace(Int32(tid), &frames, Int32(frames.count), 50))
+        guard n > 0 else { return ["(no backtrace: the thread did not answer; it blocks signals)"] }
+        guard let symbols = frames.withUnsafeBufferPointer({ ghd_symbols($0.baseAddress, Int32(n)) }) else {
+            return frames[0..<n].map { String(describing: $0) }
+        }
+        defer { free(symbols) }
+        return (0..<n).map { symbols[$0].map { String(cString: $0) } ?? "?" }
     }
 
     func installDebugSignal() {

@@ -1,4 +1,5 @@
 #if canImport(Glibc)
+import CThreadDump
 import Glibc
 #endif
 import Synchronization
@@ -54,6 +55,8 @@ final class WorkerPool: @unchecked Sendable {
         var tid = pthread_t()
         let rc = pthread_create(&tid, nil, { arg in
             let pool = Unmanaged<WorkerPool>.fromOpaque(arg!).takeRetainedValue()
+            ghd_set_thread_name("gh-worker")
+            ghd_allow_requests()  // handler threads show in the RPC server's debug dump
             pool.work()
             return nil
         }, box)
