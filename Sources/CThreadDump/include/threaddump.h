@@ -11,25 +11,28 @@
 
 #include <stddef.h>
 
+/* Not exported from libgrpchelper.so. */
+#define GHD_INTERNAL __attribute__((visibility("hidden")))
+
 /* Fills |frames| (at most |capacity|) with the return addresses of thread
  * |tid| of this process. Returns the number of frames, or -1 when the thread
  * did not answer within |timeout_ms| (or does not exist). Calls are serialized.
  * Threads: any thread but |tid| itself. */
-int ghd_thread_backtrace(int tid, void **frames, int capacity, int timeout_ms);
+GHD_INTERNAL int ghd_thread_backtrace(int tid, void **frames, int capacity, int timeout_ms);
 
 /* Lets the calling thread answer backtrace requests even when it inherited a
  * mask that blocks every signal (threads made from runtime threads do):
  * unblocks the one signal used. */
-void ghd_allow_requests(void);
+GHD_INTERNAL void ghd_allow_requests(void);
 
 /* Names the calling thread (at most 15 bytes are kept). */
-void ghd_set_thread_name(const char *name);
+GHD_INTERNAL void ghd_set_thread_name(const char *name);
 
 /* The calling thread's kernel id. */
-int ghd_gettid(void);
+GHD_INTERNAL int ghd_gettid(void);
 
 /* backtrace_symbols(3) of |frames|: one malloc'd array of strings (free() it
  * once), or NULL. */
-char **ghd_symbols(void *const *frames, int count);
+GHD_INTERNAL char **ghd_symbols(void *const *frames, int count);
 
 #endif
