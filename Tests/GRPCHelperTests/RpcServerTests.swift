@@ -92,6 +92,28 @@ final class TestServer {
     }
 }
 
+/// A sample.hold call made on a thread of its own; `outcome()` waits for its end.
+private final class HeldCall: @unchecked Sendable {
+    private let done = NSCondition()
+    private var finished = false
+    private var error: Error?
+
+    init(_ c: RpcClient) {
+        Thread.detachNewThread {
+            var e: Error?
+            do { _ = try c["sample"]!.call("hold", RpcFilter(), as: RpcResultStatus.self) } catch { e = error }
+            self.done.withLock { self.error = e; self.finished = true; self.done.broadcast() }
+        }
+    }
+
+    func outcome() -> Error? {
+        done.withLock {
+            while !finished { done.wait() }
+            return error
+        }
+    }
+}
+
 private func filter(_ names: String...) -> RpcFilter {
     var f = RpcFilter()
     f.names = names
@@ -234,13 +256,7 @@ private func rpcError(_ body: () throws -> Void) -> RpcException? {
     @Test func shutdownByAPIWithACallInFlightWaitsForGraceThenCancels() throws {
         let t = try TestServer(cli: ["rpc-shutdown-grace": "0.3"])
         let c = try t.client(exception: false, timeout: 0)
-        let done = NSCondition()
-        nonisolated(unsafe) var outcome: Error?
-        nonisolated(unsafe) var finished = false
-        Thread.detachNewThread {
-            do { _ = try c["sample"]!.call("hold", RpcFilter(), as: RpcResultStatus.self) } catch { outcome = error }
-            done.withLock { finished = true; done.broadcast() }
-        }
+        let held = HeldCall(c)
         t.manager.waitHolding(1)
         let pending = t.server.pendingCalls
         #expect(pending.count == 1 && pending[0].method == "/TestService/hold" && pending[0].client.client == "tester")
@@ -249,8 +265,7 @@ private func rpcError(_ body: () throws -> Void) -> RpcException? {
         let took = Date().timeIntervalSince(start)
         #expect(took >= 0.25 && took < 10, "\(took)")
         #expect(!t.server.isRunning && t.server.isShutDown && t.manager.shutdownCalls == 1)
-        done.withLock { while !finished { done.wait() } }
-        #expect((outcome as? RpcException)?.code == .errorRpc)  // cancelled by the server
+        #expect((held.outcome() as? RpcException)?.code == .errorRpc)  // cancelled by the server
         t.server.shutdown()  // idempotent
         #expect(t.manager.shutdownCalls == 1)
         // The port is free again.
@@ -378,13 +393,7 @@ private func rpcError(_ body: () throws -> Void) -> RpcException? {
     @Test func shutdownByRPCWithACallInFlight() throws {
         let t = try TestServer(cli: ["rpc-shutdown-grace": "0.3"])
         let c = try t.client(exception: false, timeout: 0)
-        let done = NSCondition()
-        nonisolated(unsafe) var outcome: Error?
-        nonisolated(unsafe) var finished = false
-        Thread.detachNewThread {
-            do { _ = try c["sample"]!.call("hold", RpcFilter(), as: RpcResultStatus.self) } catch { outcome = error }
-            done.withLock { finished = true; done.broadcast() }
-        }
+        let held = HeldCall(c)
         t.manager.waitHolding(1)
         var req = RpcShutdownRequest()
         req.timeout = -1
@@ -393,7 +402,6 @@ private func rpcError(_ body: () throws -> Void) -> RpcException? {
         #expect(Date().timeIntervalSince(start) < 0.25)  // answered before the grace
         #expect(t.server.waitShutdown(timeout: 10))
         #expect(Date().timeIntervalSince(start) >= 0.25 && t.manager.shutdownCalls == 1)
-        done.withLock { while !finished { done.wait() } }
-        #expect((outcome as? RpcException)?.code == .errorRpc)
+        #expect((held.outcome() as? RpcException)?.code == .errorRpc)
     }
 }
