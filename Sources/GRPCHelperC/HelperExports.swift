@@ -573,8 +573,9 @@ private func writeRecord(_ l: OpaquePointer?, _ name: UnsafePointer<CChar>?, _ r
         let n = try string(name, "name")
         guard (1...50).contains(level) else { throw ExportError(GH_ERR_INVALID_ARGUMENT, "invalid level \(level) (1..50)") }
         let origin = optionalString(recordName)
-        guard b.logs.isEnabled(origin ?? n, level: Int(level)) else { return GH_OK }
-        b.logs.write(name: n, recordName: origin, level: Int(level), message: try string(message, "message"),
+        guard let message = message else { throw ExportError(GH_ERR_INVALID_ARGUMENT, "message is NULL") }
+        // The strings are converted only for a record that is written.
+        b.logs.write(name: n, recordName: origin, level: Int(level), message: String(cString: message),
                      thread: optionalString(thread), file: optionalString(file),
                      function: optionalString(function), line: Int(line))
         return GH_OK

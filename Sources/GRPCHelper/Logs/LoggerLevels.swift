@@ -91,10 +91,6 @@ final class LoggerLevels: @unchecked Sendable {
 
     /// The level that applies to `name`: its own, else its nearest dotted parent's, else
     /// the root's (INFO unless configured).
-    func effectiveLevel(_ rawName: String) -> Int {
-        lock.withLock { effectiveLocked(LoggerLevels.canonical(rawName)) }
-    }
-
     private func effectiveLocked(_ name: String) -> Int {
         var n = Substring(name)
         while !n.isEmpty {
@@ -104,6 +100,13 @@ final class LoggerLevels: @unchecked Sendable {
         }
         if let l = entries[""]?.level, l > 0 { return l }
         return RpcLogLevel.rootDefault
+    }
+
+    /// The effective level, or nil when the logger is disabled (one lock, for swift-log's
+    /// `logLevel`, read on every log call).
+    func effectiveLevelIfEnabled(_ rawName: String) -> Int? {
+        let name = LoggerLevels.canonical(rawName)
+        return lock.withLock { entries[name]?.enabled == false ? nil : effectiveLocked(name) }
     }
 
     func isEnabled(_ rawName: String, level: Int) -> Bool {
@@ -169,7 +172,9 @@ final class LoggerLevels: @unchecked Sendable {
         return try lock.withLock {
             var persisted = try persistedLocked()
             var changed = false
-            for raw in names where persisted.removeValue(forKey: LoggerLevels.canonical(raw)) != nil { changed = true }
+            for raw in names {
+                if persisted.removeValue(forKey: LoggerLevels.canonical(raw)) != nil { changed = true }
+            }
             if changed { try savePersistedLocked(persisted) }  // first: a failed write applies nothing
             for raw in names {
                 let name = LoggerLevels.canonical(raw)

@@ -21,6 +21,8 @@ public final class RpcLogs: @unchecked Sendable {
     private let clock: @Sendable () -> TimeInterval
     private let lock = NSLock()
     private var files: [String: RollingFile] = [:]
+    /// The same files by canonical logger name (names that map to one path share it).
+    private var byName: [String: RollingFile] = [:]
     private var closed = false
 
     /// - folder: absolute, or relative to the workspace (the current directory without one).
@@ -69,7 +71,7 @@ public final class RpcLogs: @unchecked Sendable {
     public func close() {
         let open: [RollingFile] = lock.withLock {
             closed = true
-            defer { files = [:] }
+            defer { files = [:]; byName = [:] }
             return Array(files.values)
         }
         for f in open { f.close() }
@@ -89,13 +91,19 @@ public final class RpcLogs: @unchecked Sendable {
     /// file gets too). Files are keyed by path: names that map to one path share it.
     private func file(for name: String) throws -> RollingFile? {
         let key = LoggerLevels.canonical(name)
+        // Per record: a name seen before is one dictionary lookup (no path built).
+        if let f = lock.withLock({ closed ? nil : byName[key] }) { return f }
         let p = path(of: key)
         return try lock.withLock {
             if closed { return nil }
-            if let f = files[p] { return f }
+            if let f = files[p] {
+                byName[key] = f
+                return f
+            }
             let now = clock()
             let f = try RollingFile(path: p, rule: rule, backup: backup, now: now)
             files[p] = f
+            byName[key] = f
             let header = RpcLogs.line(time: now, thread: RpcLogs.currentThreadName(), name: key,
                                       level: RpcLogLevel.info,
                                       message: "---------- New \(key.isEmpty ? "root" : key) logger instance for process \(getpid()) ----------",
@@ -114,14 +122,16 @@ public final class RpcLogs: @unchecked Sendable {
     /// to (a child or another library's logger reaching a handler by propagation, as in
     /// Python's logging): its level decides and its name is on the line. `thread`
     /// defaults to the calling thread's name.
-    public func write(name: String, recordName: String? = nil, level: Int, message: String, thread: String? = nil,
-                      file sourceFile: String? = nil, function: String? = nil, line sourceLine: Int = 0) {
+    /// The message and the source are only read for a record that is written.
+    public func write(name: String, recordName: String? = nil, level: Int, message: @autoclosure () -> String,
+                      thread: @autoclosure () -> String? = nil, file sourceFile: @autoclosure () -> String? = nil,
+                      function: @autoclosure () -> String? = nil, line sourceLine: Int = 0) {
         let origin = LoggerLevels.canonical(recordName ?? name)
         guard levels.isEnabled(origin, level: level) else { return }
         let now = clock()
-        let text = RpcLogs.line(time: now, thread: thread ?? RpcLogs.currentThreadName(),
-                                name: origin, level: level, message: message,
-                                file: sourceFile, function: function, line: sourceLine)
+        let text = RpcLogs.line(time: now, thread: thread() ?? RpcLogs.currentThreadName(),
+                                name: origin, level: level, message: message(),
+                                file: sourceFile(), function: function(), line: sourceLine)
         let key = LoggerLevels.canonical(name)
         if !key.isEmpty, let f = try? file(for: key) { f.write(text, now: now) }
         if let root = try? file(for: "") { root.write(text, now: now) }
@@ -226,8 +236,7 @@ public struct RpcLogHandler: LogHandler {
 
     public var logLevel: Logger.Level {
         get {
-            if !logs.isEnabled(name, level: RpcLogLevel.critical) { return .critical }
-            let l = logs.levels.effectiveLevel(name)
+            guard let l = logs.levels.effectiveLevelIfEnabled(name) else { return .critical }
             switch l {
             case ..<6: return .trace
             case ..<11: return .debug

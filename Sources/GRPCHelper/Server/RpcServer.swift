@@ -303,15 +303,16 @@ public final class RpcServer: @unchecked Sendable {
         if d.isProxy {
             // Listed by srv.info; forwarding to a registered proxy comes with a later
             // version (srv.proxy_register is not served yet), so no proxy can be there.
-            return handler(d, RpcMethod(name: m.name, cardinality: m.cardinality, body: .blocking { _ in
+            return wrapped(d, RpcMethod(name: m.name, cardinality: m.cardinality, body: .blocking { _ in
                 throw RpcException("Proxied service \(d.name): forwarding to proxies is not supported yet by this version",
                                    code: .errorProxyUnregistered)
-            }), proxied: true)
+            }))
         }
-        return handler(d, m, proxied: false)
+        return wrapped(d, m)
     }
 
-    private func handler(_ d: RpcServiceDescriptor, _ m: RpcMethod, proxied: Bool) -> ServerHandler {
+    /// The core handler of a managed method: version check, pending call, errors as results.
+    private func wrapped(_ d: RpcServiceDescriptor, _ m: RpcMethod) -> ServerHandler {
         guard let body = m.body else {
             return .blocking { _ in throw RPCError(.unimplemented, "Method not implemented!") }
         }
