@@ -12,7 +12,7 @@ let package = Package(
         .library(name: "GRPCHelperCore", targets: ["GRPCHelperCore"]),
         // The helper layer (grpc-helper's services, config, logs, ...), on the core.
         .library(name: "GRPCHelper", targets: ["GRPCHelper"]),
-        // libgrpchelper.so: the C ABI declared in include/grpchelper.h.
+        // libgrpchelper.so: the C ABI declared in Sources/CGRPCHelper/include/grpchelper.h.
         .library(name: "grpchelper", type: .dynamic, targets: ["GRPCHelperC"]),
         .executable(name: "echo-server", targets: ["EchoServer"]),
         .executable(name: "echo-client", targets: ["EchoClient"]),
@@ -35,14 +35,18 @@ let package = Package(
         .target(
             name: "GRPCHelperCore",
             dependencies: [
-                "CNghttp2", "CZlib", "CThreadDump",
+                "CNghttp2", "CZlib", "CThreadDump", "CGRPCHelper",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings),
+        // The public C header (installed as include/grpchelper.h + include/grpchelper/),
+        // imported by GRPCHelperC, whose `@c @implementation` functions the compiler
+        // checks against it.
+        .target(name: "CGRPCHelper"),
         .target(
             name: "GRPCHelperC",
-            dependencies: ["GRPCHelperCore", "GRPCHelper"],
+            dependencies: ["CGRPCHelper", "GRPCHelperCore", "GRPCHelper"],
             swiftSettings: swiftSettings,
             linkerSettings: [.unsafeFlags(["-Xlinker", "-soname=libgrpchelper.so.1"])]),
         // The other threads' backtraces for the RPC server's debug dump (C: signals).

@@ -103,6 +103,6 @@ add_library(grpchelper::grpchelper SHARED IMPORTED GLOBAL)
 set_target_properties(grpchelper::grpchelper PROPERTIES
   IMPORTED_LOCATION "${GH_STAGED_LIBRARY}"
   IMPORTED_SONAME "${GH_SONAME}"
-  INTERFACE_INCLUDE_DIRECTORIES "${CMAKE_CURRENT_SOURCE_DIR}/include")
+  INTERFACE_INCLUDE_DIRECTORIES "${GH_INCLUDE_DIR}")
 # Dependencies of an imported target are followed by everything linking it.
 add_dependencies(grpchelper::grpchelper grpchelper_swift)

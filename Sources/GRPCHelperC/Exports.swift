@@ -1,55 +1,59 @@
-// The C ABI declared in include/grpchelper.h: @_cdecl functions only, each a thin
-// translation of handles and buffers onto GRPCHelperCore.
+// The core's C ABI (grpchelper/{version,errors,metadata,server,channel}.h): `@c
+// @implementation` functions only, each checked by the compiler against its declaration
+// and each a thin translation of handles and buffers onto GRPCHelperCore.
 import GRPCHelperCore
+import CGRPCHelper
 #if canImport(Glibc)
 import Glibc
 #endif
 
 // MARK: - version, errors, memory
 
-private let versionInfo: UnsafeMutableRawPointer = {
-    // struct gh_info { int age; int version_num; const char *version_str; }
-    let p = UnsafeMutableRawPointer.allocate(byteCount: 16, alignment: 8)
-    p.storeBytes(of: Int32(1), toByteOffset: 0, as: Int32.self)
-    p.storeBytes(of: Int32(GRPCHelperVersion.number), toByteOffset: 4, as: Int32.self)
-    p.storeBytes(of: UnsafePointer(strdup(GRPCHelperVersion.string)!), toByteOffset: 8,
-                 as: UnsafePointer<CChar>.self)
+private let versionInfo: UnsafeMutablePointer<gh_info> = {
+    let p = UnsafeMutablePointer<gh_info>.allocate(capacity: 1)
+    p.initialize(to: gh_info(age: 1, version_num: Int32(GRPCHelperVersion.number),
+                             version_str: UnsafePointer(strdup(GRPCHelperVersion.string)!)))
     return p
 }()
 
-@_cdecl("gh_version")
-public func gh_version(_ least: Int32) -> UnsafeRawPointer? {
-    Int(least) > GRPCHelperVersion.number ? nil : UnsafeRawPointer(versionInfo)
+@c @implementation
+public func gh_version(_ least: Int32) -> UnsafePointer<gh_info>? {
+    Int(least) > GRPCHelperVersion.number ? nil : UnsafePointer(versionInfo)
 }
 
 private let errorTexts: [Int32: UnsafeMutablePointer<CChar>] = [
-    GH_OK: strdup("success")!,
-    GH_ERR_INVALID_ARGUMENT: strdup("invalid argument")!,
-    GH_ERR_INVALID_STATE: strdup("invalid state")!,
-    GH_ERR_CLOSED: strdup("call closed")!,
-    GH_ERR_BIND: strdup("cannot bind address")!,
-    GH_ERR_RPC: strdup("RPC failed with a non-OK status")!,
-    GH_ERR_TOO_LARGE: strdup("message too large")!,
-    GH_ERR_RESULT: strdup("operation failed with a result code")!,
-    GH_ERR_FATAL: strdup("fatal error")!,
-    GH_ERR_NOMEM: strdup("out of memory")!,
-    GH_ERR_INTERNAL: strdup("internal error")!,
+    GH_OK.rawValue: strdup("success")!,
+    GH_ERR_INVALID_ARGUMENT.rawValue: strdup("invalid argument")!,
+    GH_ERR_INVALID_STATE.rawValue: strdup("invalid state")!,
+    GH_ERR_CLOSED.rawValue: strdup("call closed")!,
+    GH_ERR_BIND.rawValue: strdup("cannot bind address")!,
+    GH_ERR_RPC.rawValue: strdup("RPC failed with a non-OK status")!,
+    GH_ERR_TOO_LARGE.rawValue: strdup("message too large")!,
+    GH_ERR_RESULT.rawValue: strdup("operation failed with a result code")!,
+    GH_ERR_FATAL.rawValue: strdup("fatal error")!,
+    GH_ERR_NOMEM.rawValue: strdup("out of memory")!,
+    GH_ERR_INTERNAL.rawValue: strdup("internal error")!,
 ]
 private let unknownErrorText = strdup("unknown error code")!
 
-@_cdecl("gh_strerror")
-public func gh_strerror(_ code: Int32) -> UnsafePointer<CChar> {
+@c @implementation
+public func gh_strerror(_ code: Int32) -> UnsafePointer<CChar>? {
     UnsafePointer(errorTexts[code] ?? unknownErrorText)
 }
 
-@_cdecl("gh_is_fatal")
-public func gh_is_fatal(_ code: Int32) -> Int32 { code <= GH_ERR_FATAL ? 1 : 0 }
+@c @implementation
+public func gh_is_fatal(_ code: Int32) -> Int32 { code <= GH_ERR_FATAL.rawValue ? 1 : 0 }
 
-@_cdecl("gh_last_error")
-public func gh_last_error() -> UnsafePointer<CChar> { lastErrorPointer() }
+@c @implementation
+public func gh_last_error() -> UnsafePointer<CChar>? { lastErrorPointer() }
 
-@_cdecl("gh_free")
+@c @implementation
 public func gh_free(_ p: UnsafeMutableRawPointer?) { free(p) }
+
+@c @implementation
+public func gh_strdup(_ s: UnsafePointer<CChar>?) -> UnsafeMutablePointer<CChar>? {
+    s.flatMap { strdup($0) }
+}
 
 // MARK: - metadata
 
@@ -82,7 +86,7 @@ final class MetadataBox {
     }
 }
 
-@_cdecl("gh_metadata_new")
+@c @implementation
 public func gh_metadata_new(_ out: UnsafeMutablePointer<OpaquePointer?>?) -> Int32 {
     boundary {
         guard let out = out else { throw ExportError(GH_ERR_INVALID_ARGUMENT, "out is NULL") }
@@ -91,12 +95,12 @@ public func gh_metadata_new(_ out: UnsafeMutablePointer<OpaquePointer?>?) -> Int
     }
 }
 
-@_cdecl("gh_metadata_free")
+@c @implementation
 public func gh_metadata_free(_ md: OpaquePointer?) {
     if let md = md { release(md, MetadataBox.self) }
 }
 
-@_cdecl("gh_metadata_add")
+@c @implementation
 public func gh_metadata_add(_ md: OpaquePointer?, _ key: UnsafePointer<CChar>?,
                             _ value: UnsafePointer<CChar>?) -> Int32 {
     boundary {
@@ -106,7 +110,7 @@ public func gh_metadata_add(_ md: OpaquePointer?, _ key: UnsafePointer<CChar>?,
     }
 }
 
-@_cdecl("gh_metadata_add_bin")
+@c @implementation
 public func gh_metadata_add_bin(_ md: OpaquePointer?, _ key: UnsafePointer<CChar>?,
                                 _ value: UnsafePointer<UInt8>?, _ len: Int) -> Int32 {
     boundary {
@@ -116,13 +120,13 @@ public func gh_metadata_add_bin(_ md: OpaquePointer?, _ key: UnsafePointer<CChar
     }
 }
 
-@_cdecl("gh_metadata_count")
+@c @implementation
 public func gh_metadata_count(_ md: OpaquePointer?) -> Int {
     guard let box = try? borrow(md, MetadataBox.self, "metadata") else { return 0 }
     return box.md.count
 }
 
-@_cdecl("gh_metadata_get")
+@c @implementation
 public func gh_metadata_get(_ md: OpaquePointer?, _ index: Int,
                             _ key: UnsafeMutablePointer<UnsafePointer<CChar>?>?,
                             _ value: UnsafeMutablePointer<UnsafePointer<UInt8>?>?,
@@ -139,7 +143,7 @@ public func gh_metadata_get(_ md: OpaquePointer?, _ index: Int,
     }
 }
 
-@_cdecl("gh_metadata_find")
+@c @implementation
 public func gh_metadata_find(_ md: OpaquePointer?, _ key: UnsafePointer<CChar>?,
                              _ value: UnsafeMutablePointer<UnsafePointer<UInt8>?>?,
                              _ len: UnsafeMutablePointer<Int>?) -> Int32 {
@@ -163,16 +167,6 @@ func metadataArg(_ md: OpaquePointer?) throws -> Metadata {
 
 // MARK: - options
 
-private let GH_OPT_MAX_WORKERS: Int32 = 1
-private let GH_OPT_MAX_RECV_MESSAGE_SIZE: Int32 = 2
-private let GH_OPT_MAX_CONCURRENT_STREAMS: Int32 = 3
-private let GH_OPT_MAX_HEADER_LIST_SIZE: Int32 = 4
-private let GH_OPT_DEFAULT_COMPRESSION: Int32 = 5
-private let GH_OPT_EVENT_LOOP_THREADS: Int32 = 6
-private let GH_OPT_INITIAL_WINDOW_SIZE: Int32 = 7
-private let GH_OPT_CALLBACK_THREADS: Int32 = 8
-private let GH_OPT_MAX_CONCURRENT_RPCS: Int32 = 9
-private let GH_OPT_USER_AGENT_PREFIX: Int32 = 10001
 
 private func positive(_ v: Int64, _ name: String, max: Int64 = Int64(Int32.max)) throws -> Int {
     guard v > 0, v <= max else { throw ExportError(GH_ERR_INVALID_ARGUMENT, "\(name) must be in 1...\(max), got \(v)") }
@@ -181,15 +175,13 @@ private func positive(_ v: Int64, _ name: String, max: Int64 = Int64(Int32.max))
 
 // MARK: - server
 
-public typealias GHHandlerFn = @convention(c) (OpaquePointer?, UnsafeMutableRawPointer?) -> Void
-public typealias GHFreeFn = @convention(c) (UnsafeMutableRawPointer?) -> Void
 
 final class ServerBox {
     var options = ServerOptions()
     var listeners: [String] = []
-    var registrations: [(String, RPCCardinality, GHHandlerFn, CPointer)] = []
-    var fallback: (GHHandlerFn, CPointer)?
-    var userData: [(CPointer, GHFreeFn)] = []
+    var registrations: [(String, RPCCardinality, gh_handler_fn, CPointer)] = []
+    var fallback: (gh_handler_fn, CPointer)?
+    var userData: [(CPointer, gh_free_fn)] = []
     /// Created by the first gh_server_bind or by gh_server_start (options fixed from then on).
     var server: Server?
     var started = false
@@ -206,7 +198,7 @@ final class BoxLock {
     }
 }
 
-@_cdecl("gh_server_new")
+@c @implementation
 public func gh_server_new(_ out: UnsafeMutablePointer<OpaquePointer?>?) -> Int32 {
     boundary {
         guard let out = out else { throw ExportError(GH_ERR_INVALID_ARGUMENT, "out is NULL") }
@@ -215,8 +207,8 @@ public func gh_server_new(_ out: UnsafeMutablePointer<OpaquePointer?>?) -> Int32
     }
 }
 
-@_cdecl("gh_server_set_int")
-public func gh_server_set_int(_ s: OpaquePointer?, _ option: Int32, _ value: Int64) -> Int32 {
+@c @implementation
+public func gh_server_set_int(_ s: OpaquePointer?, _ option: gh_opt, _ value: Int64) -> Int32 {
     boundary {
         let box = try borrow(s, ServerBox.self, "server")
         guard box.server == nil else { throw ExportError(GH_ERR_INVALID_STATE, "server options must be set before start (and before gh_server_bind)") }
@@ -232,21 +224,21 @@ public func gh_server_set_int(_ s: OpaquePointer?, _ option: Int32, _ value: Int
         case GH_OPT_INITIAL_WINDOW_SIZE: box.options.initialWindowSize = try positive(value, "initial window size")
         case GH_OPT_MAX_CONCURRENT_RPCS:
             box.options.maxConcurrentRPCs = value == 0 ? nil : try positive(value, "max concurrent RPCs")
-        default: throw ExportError(GH_ERR_INVALID_ARGUMENT, "option \(option) is not an integer server option")
+        default: throw ExportError(GH_ERR_INVALID_ARGUMENT, "option \(option.rawValue) is not an integer server option")
         }
         return GH_OK
     }
 }
 
-@_cdecl("gh_server_set_str")
-public func gh_server_set_str(_ s: OpaquePointer?, _ option: Int32, _ value: UnsafePointer<CChar>?) -> Int32 {
-    boundary {
+@c @implementation
+public func gh_server_set_str(_ s: OpaquePointer?, _ option: gh_opt, _ value: UnsafePointer<CChar>?) -> Int32 {
+    boundary { () throws -> gh_error in
         _ = try borrow(s, ServerBox.self, "server")
-        throw ExportError(GH_ERR_INVALID_ARGUMENT, "option \(option) is not a string server option")
+        throw ExportError(GH_ERR_INVALID_ARGUMENT, "option \(option.rawValue) is not a string server option")
     }
 }
 
-@_cdecl("gh_server_add_listener")
+@c @implementation
 public func gh_server_add_listener(_ s: OpaquePointer?, _ address: UnsafePointer<CChar>?) -> Int32 {
     boundary {
         let box = try borrow(s, ServerBox.self, "server")
@@ -260,7 +252,7 @@ public func gh_server_add_listener(_ s: OpaquePointer?, _ address: UnsafePointer
     }
 }
 
-@_cdecl("gh_server_bind")
+@c @implementation
 public func gh_server_bind(_ s: OpaquePointer?, _ address: UnsafePointer<CChar>?, _ port: UnsafeMutablePointer<Int32>?) -> Int32 {
     boundary {
         let box = try borrow(s, ServerBox.self, "server")
@@ -274,16 +266,16 @@ public func gh_server_bind(_ s: OpaquePointer?, _ address: UnsafePointer<CChar>?
     }
 }
 
-@_cdecl("gh_server_register")
-public func gh_server_register(_ s: OpaquePointer?, _ method: UnsafePointer<CChar>?, _ cardinality: Int32,
-                               _ fn: GHHandlerFn?, _ userData: UnsafeMutableRawPointer?,
-                               _ freeUserData: GHFreeFn?) -> Int32 {
+@c @implementation
+public func gh_server_register(_ s: OpaquePointer?, _ method: UnsafePointer<CChar>?, _ cardinality: gh_cardinality,
+                               _ fn: gh_handler_fn?, _ userData: UnsafeMutableRawPointer?,
+                               _ freeUserData: gh_free_fn?) -> Int32 {
     boundary {
         let box = try borrow(s, ServerBox.self, "server")
         guard !box.started else { throw ExportError(GH_ERR_INVALID_STATE, "methods must be registered before start") }
         let m = try string(method, "method")
-        guard let card = RPCCardinality(rawValue: Int(cardinality)) else {
-            throw ExportError(GH_ERR_INVALID_ARGUMENT, "invalid cardinality \(cardinality)")
+        guard let card = RPCCardinality(rawValue: Int(cardinality.rawValue)) else {
+            throw ExportError(GH_ERR_INVALID_ARGUMENT, "invalid cardinality \(cardinality.rawValue)")
         }
         guard let fn = fn else { throw ExportError(GH_ERR_INVALID_ARGUMENT, "handler is NULL") }
         guard m.hasPrefix("/"), m.dropFirst().contains("/") else {
@@ -295,9 +287,9 @@ public func gh_server_register(_ s: OpaquePointer?, _ method: UnsafePointer<CCha
     }
 }
 
-@_cdecl("gh_server_register_fallback")
-public func gh_server_register_fallback(_ s: OpaquePointer?, _ fn: GHHandlerFn?, _ userData: UnsafeMutableRawPointer?,
-                                        _ freeUserData: GHFreeFn?) -> Int32 {
+@c @implementation
+public func gh_server_register_fallback(_ s: OpaquePointer?, _ fn: gh_handler_fn?, _ userData: UnsafeMutableRawPointer?,
+                                        _ freeUserData: gh_free_fn?) -> Int32 {
     boundary {
         let box = try borrow(s, ServerBox.self, "server")
         guard !box.started else { throw ExportError(GH_ERR_INVALID_STATE, "methods must be registered before start") }
@@ -310,7 +302,7 @@ public func gh_server_register_fallback(_ s: OpaquePointer?, _ fn: GHHandlerFn?,
 }
 
 /// Runs a C handler on a call, with the call boxed as a handle for the handler's duration.
-private func cHandler(_ fn: GHHandlerFn, _ ud: CPointer) -> ServerHandler {
+private func cHandler(_ fn: gh_handler_fn, _ ud: CPointer) -> ServerHandler {
     .blocking { call in
         let h = makeHandle(ServerCallBox(call))
         fn(h, ud.raw)
@@ -318,7 +310,7 @@ private func cHandler(_ fn: GHHandlerFn, _ ud: CPointer) -> ServerHandler {
     }
 }
 
-@_cdecl("gh_server_start")
+@c @implementation
 public func gh_server_start(_ s: OpaquePointer?) -> Int32 {
     boundary {
         let box = try borrow(s, ServerBox.self, "server")
@@ -336,7 +328,7 @@ public func gh_server_start(_ s: OpaquePointer?) -> Int32 {
     }
 }
 
-@_cdecl("gh_server_port")
+@c @implementation
 public func gh_server_port(_ s: OpaquePointer?, _ index: Int, _ port: UnsafeMutablePointer<Int32>?) -> Int32 {
     boundary {
         let box = try borrow(s, ServerBox.self, "server")
@@ -349,7 +341,7 @@ public func gh_server_port(_ s: OpaquePointer?, _ index: Int, _ port: UnsafeMuta
     }
 }
 
-@_cdecl("gh_server_shutdown")
+@c @implementation
 public func gh_server_shutdown(_ s: OpaquePointer?, _ grace: Double) -> Int32 {
     boundary {
         let box = try borrow(s, ServerBox.self, "server")
@@ -358,7 +350,7 @@ public func gh_server_shutdown(_ s: OpaquePointer?, _ grace: Double) -> Int32 {
     }
 }
 
-@_cdecl("gh_server_wait")
+@c @implementation
 public func gh_server_wait(_ s: OpaquePointer?) -> Int32 {
     boundary {
         let box = try borrow(s, ServerBox.self, "server")
@@ -368,7 +360,7 @@ public func gh_server_wait(_ s: OpaquePointer?) -> Int32 {
     }
 }
 
-@_cdecl("gh_server_free")
+@c @implementation
 public func gh_server_free(_ s: OpaquePointer?) {
     guard let s = s, let box = try? borrow(s, ServerBox.self, "server") else { return }
     box.server?.shutdown(grace: 0)
@@ -396,41 +388,41 @@ final class ServerCallBox {
     }
 }
 
-@_cdecl("gh_server_call_method")
+@c @implementation
 public func gh_server_call_method(_ c: OpaquePointer?) -> UnsafePointer<CChar>? {
     (try? borrow(c, ServerCallBox.self, "call")).map { UnsafePointer($0.method.pointer) }
 }
 
-@_cdecl("gh_server_call_request_metadata")
+@c @implementation
 public func gh_server_call_request_metadata(_ c: OpaquePointer?) -> OpaquePointer? {
     guard let box = try? borrow(c, ServerCallBox.self, "call") else { return nil }
     return OpaquePointer(Unmanaged.passUnretained(box.metadata).toOpaque())
 }
 
-@_cdecl("gh_server_call_peer")
+@c @implementation
 public func gh_server_call_peer(_ c: OpaquePointer?) -> UnsafePointer<CChar>? {
     (try? borrow(c, ServerCallBox.self, "call")).map { UnsafePointer($0.peer.pointer) }
 }
 
-@_cdecl("gh_server_call_time_remaining")
+@c @implementation
 public func gh_server_call_time_remaining(_ c: OpaquePointer?) -> Double {
     guard let box = try? borrow(c, ServerCallBox.self, "call") else { return Double.infinity }
     return box.call.timeRemaining ?? Double.infinity
 }
 
-@_cdecl("gh_server_call_is_cancelled")
+@c @implementation
 public func gh_server_call_is_cancelled(_ c: OpaquePointer?) -> Int32 {
     guard let box = try? borrow(c, ServerCallBox.self, "call") else { return 1 }
     return box.call.isCancelled ? 1 : 0
 }
 
-@_cdecl("gh_server_call_user_agent")
+@c @implementation
 public func gh_server_call_user_agent(_ c: OpaquePointer?) -> UnsafePointer<CChar>? {
     guard let box = try? borrow(c, ServerCallBox.self, "call"), let ua = box.userAgent else { return nil }
     return UnsafePointer(ua.pointer)
 }
 
-@_cdecl("gh_server_call_wait_done")
+@c @implementation
 public func gh_server_call_wait_done(_ c: OpaquePointer?, _ timeout: Double) -> Int32 {
     boundary {
         let box = try borrow(c, ServerCallBox.self, "call")
@@ -438,7 +430,7 @@ public func gh_server_call_wait_done(_ c: OpaquePointer?, _ timeout: Double) -> 
     }
 }
 
-@_cdecl("gh_server_call_read")
+@c @implementation
 public func gh_server_call_read(_ c: OpaquePointer?, _ data: UnsafeMutablePointer<UnsafePointer<UInt8>?>?,
                                 _ len: UnsafeMutablePointer<Int>?) -> Int32 {
     boundary {
@@ -456,7 +448,7 @@ public func gh_server_call_read(_ c: OpaquePointer?, _ data: UnsafeMutablePointe
     }
 }
 
-@_cdecl("gh_server_call_send_initial_metadata")
+@c @implementation
 public func gh_server_call_send_initial_metadata(_ c: OpaquePointer?, _ md: OpaquePointer?) -> Int32 {
     boundary {
         let box = try borrow(c, ServerCallBox.self, "call")
@@ -465,7 +457,7 @@ public func gh_server_call_send_initial_metadata(_ c: OpaquePointer?, _ md: Opaq
     }
 }
 
-@_cdecl("gh_server_call_set_compression")
+@c @implementation
 public func gh_server_call_set_compression(_ c: OpaquePointer?, _ value: Int32) -> Int32 {
     boundary {
         let box = try borrow(c, ServerCallBox.self, "call")
@@ -475,7 +467,7 @@ public func gh_server_call_set_compression(_ c: OpaquePointer?, _ value: Int32) 
     }
 }
 
-@_cdecl("gh_server_call_send")
+@c @implementation
 public func gh_server_call_send(_ c: OpaquePointer?, _ data: UnsafePointer<UInt8>?, _ len: Int,
                                 _ flags: Int32) -> Int32 {
     boundary {
@@ -485,7 +477,7 @@ public func gh_server_call_send(_ c: OpaquePointer?, _ data: UnsafePointer<UInt8
     }
 }
 
-@_cdecl("gh_server_call_set_trailing_metadata")
+@c @implementation
 public func gh_server_call_set_trailing_metadata(_ c: OpaquePointer?, _ md: OpaquePointer?) -> Int32 {
     boundary {
         let box = try borrow(c, ServerCallBox.self, "call")
@@ -494,7 +486,7 @@ public func gh_server_call_set_trailing_metadata(_ c: OpaquePointer?, _ md: Opaq
     }
 }
 
-@_cdecl("gh_server_call_finish")
+@c @implementation
 public func gh_server_call_finish(_ c: OpaquePointer?, _ code: Int32, _ message: UnsafePointer<CChar>?,
                                   _ details: UnsafePointer<UInt8>?, _ detailsLen: Int) -> Int32 {
     boundary {
@@ -533,7 +525,7 @@ final class ChannelBox {
     func close() { lock.withLock { closed = true; return channel }?.close() }
 }
 
-@_cdecl("gh_channel_new")
+@c @implementation
 public func gh_channel_new(_ out: UnsafeMutablePointer<OpaquePointer?>?, _ target: UnsafePointer<CChar>?) -> Int32 {
     boundary {
         guard let out = out else { throw ExportError(GH_ERR_INVALID_ARGUMENT, "out is NULL") }
@@ -546,8 +538,8 @@ public func gh_channel_new(_ out: UnsafeMutablePointer<OpaquePointer?>?, _ targe
     }
 }
 
-@_cdecl("gh_channel_set_int")
-public func gh_channel_set_int(_ ch: OpaquePointer?, _ option: Int32, _ value: Int64) -> Int32 {
+@c @implementation
+public func gh_channel_set_int(_ ch: OpaquePointer?, _ option: gh_opt, _ value: Int64) -> Int32 {
     boundary {
         let box = try borrow(ch, ChannelBox.self, "channel")
         guard !box.started else { throw ExportError(GH_ERR_INVALID_STATE, "channel options must be set before the first call") }
@@ -557,29 +549,28 @@ public func gh_channel_set_int(_ ch: OpaquePointer?, _ option: Int32, _ value: I
         case GH_OPT_DEFAULT_COMPRESSION:
             guard let c = try compression(value) else { throw ExportError(GH_ERR_INVALID_ARGUMENT, "default compression cannot be DEFAULT") }
             box.options.defaultCompression = c
-        case GH_OPT_EVENT_LOOP_THREADS: _ = try positive(value, "event loop threads", max: 1024)
         case GH_OPT_INITIAL_WINDOW_SIZE: box.options.initialWindowSize = try positive(value, "initial window size")
         case GH_OPT_CALLBACK_THREADS: box.options.callbackThreads = try positive(value, "callback threads", max: 1024)
-        default: throw ExportError(GH_ERR_INVALID_ARGUMENT, "option \(option) is not an integer channel option")
+        default: throw ExportError(GH_ERR_INVALID_ARGUMENT, "option \(option.rawValue) is not an integer channel option")
         }
         return GH_OK
     }
 }
 
-@_cdecl("gh_channel_set_str")
-public func gh_channel_set_str(_ ch: OpaquePointer?, _ option: Int32, _ value: UnsafePointer<CChar>?) -> Int32 {
+@c @implementation
+public func gh_channel_set_str(_ ch: OpaquePointer?, _ option: gh_opt, _ value: UnsafePointer<CChar>?) -> Int32 {
     boundary {
         let box = try borrow(ch, ChannelBox.self, "channel")
         guard !box.started else { throw ExportError(GH_ERR_INVALID_STATE, "channel options must be set before the first call") }
         switch option {
         case GH_OPT_USER_AGENT_PREFIX: box.options.userAgentPrefix = try string(value, "value")
-        default: throw ExportError(GH_ERR_INVALID_ARGUMENT, "option \(option) is not a string channel option")
+        default: throw ExportError(GH_ERR_INVALID_ARGUMENT, "option \(option.rawValue) is not a string channel option")
         }
         return GH_OK
     }
 }
 
-@_cdecl("gh_channel_free")
+@c @implementation
 public func gh_channel_free(_ ch: OpaquePointer?) {
     guard let ch = ch, let box = try? borrow(ch, ChannelBox.self, "channel") else { return }
     box.close()
@@ -588,8 +579,6 @@ public func gh_channel_free(_ ch: OpaquePointer?) {
 
 // MARK: - client calls
 
-public typealias GHMessageFn = @convention(c) (OpaquePointer?, UnsafePointer<UInt8>?, Int, UnsafeMutableRawPointer?) -> Void
-public typealias GHDoneFn = @convention(c) (OpaquePointer?, Int32, UnsafeMutableRawPointer?) -> Void
 
 final class CallBox {
     let channel: ChannelBox
@@ -632,7 +621,7 @@ final class CallBox {
     }
 }
 
-@_cdecl("gh_call_new")
+@c @implementation
 public func gh_call_new(_ ch: OpaquePointer?, _ method: UnsafePointer<CChar>?,
                         _ out: UnsafeMutablePointer<OpaquePointer?>?) -> Int32 {
     boundary {
@@ -645,7 +634,7 @@ public func gh_call_new(_ ch: OpaquePointer?, _ method: UnsafePointer<CChar>?,
     }
 }
 
-@_cdecl("gh_call_set_timeout")
+@c @implementation
 public func gh_call_set_timeout(_ c: OpaquePointer?, _ seconds: Double) -> Int32 {
     boundary {
         let box = try borrow(c, CallBox.self, "call")
@@ -655,7 +644,7 @@ public func gh_call_set_timeout(_ c: OpaquePointer?, _ seconds: Double) -> Int32
     }
 }
 
-@_cdecl("gh_call_set_metadata")
+@c @implementation
 public func gh_call_set_metadata(_ c: OpaquePointer?, _ md: OpaquePointer?) -> Int32 {
     boundary {
         let box = try borrow(c, CallBox.self, "call")
@@ -665,7 +654,7 @@ public func gh_call_set_metadata(_ c: OpaquePointer?, _ md: OpaquePointer?) -> I
     }
 }
 
-@_cdecl("gh_call_set_compression")
+@c @implementation
 public func gh_call_set_compression(_ c: OpaquePointer?, _ value: Int32) -> Int32 {
     boundary {
         let box = try borrow(c, CallBox.self, "call")
@@ -675,7 +664,7 @@ public func gh_call_set_compression(_ c: OpaquePointer?, _ value: Int32) -> Int3
     }
 }
 
-@_cdecl("gh_call_set_wait_for_ready")
+@c @implementation
 public func gh_call_set_wait_for_ready(_ c: OpaquePointer?, _ enabled: Int32) -> Int32 {
     boundary {
         let box = try borrow(c, CallBox.self, "call")
@@ -685,7 +674,7 @@ public func gh_call_set_wait_for_ready(_ c: OpaquePointer?, _ enabled: Int32) ->
     }
 }
 
-@_cdecl("gh_call_start")
+@c @implementation
 public func gh_call_start(_ c: OpaquePointer?) -> Int32 {
     boundary {
         let box = try borrow(c, CallBox.self, "call")
@@ -694,7 +683,7 @@ public func gh_call_start(_ c: OpaquePointer?) -> Int32 {
     }
 }
 
-@_cdecl("gh_call_send")
+@c @implementation
 public func gh_call_send(_ c: OpaquePointer?, _ data: UnsafePointer<UInt8>?, _ len: Int, _ flags: Int32) -> Int32 {
     boundary {
         let box = try borrow(c, CallBox.self, "call")
@@ -704,7 +693,7 @@ public func gh_call_send(_ c: OpaquePointer?, _ data: UnsafePointer<UInt8>?, _ l
     }
 }
 
-@_cdecl("gh_call_close_send")
+@c @implementation
 public func gh_call_close_send(_ c: OpaquePointer?) -> Int32 {
     boundary {
         let box = try borrow(c, CallBox.self, "call")
@@ -713,7 +702,7 @@ public func gh_call_close_send(_ c: OpaquePointer?) -> Int32 {
     }
 }
 
-@_cdecl("gh_call_recv")
+@c @implementation
 public func gh_call_recv(_ c: OpaquePointer?, _ data: UnsafeMutablePointer<UnsafePointer<UInt8>?>?,
                          _ len: UnsafeMutablePointer<Int>?) -> Int32 {
     boundary {
@@ -731,7 +720,7 @@ public func gh_call_recv(_ c: OpaquePointer?, _ data: UnsafeMutablePointer<Unsaf
     }
 }
 
-@_cdecl("gh_call_wait")
+@c @implementation
 public func gh_call_wait(_ c: OpaquePointer?) -> Int32 {
     boundary {
         let box = try borrow(c, CallBox.self, "call")
@@ -741,21 +730,21 @@ public func gh_call_wait(_ c: OpaquePointer?) -> Int32 {
     }
 }
 
-@_cdecl("gh_call_status")
+@c @implementation
 public func gh_call_status(_ c: OpaquePointer?) -> Int32 {
     guard let box = try? borrow(c, CallBox.self, "call"), let s = box.call?.status else { return -1 }
     box.cacheStatus(s)
     return s.code.rawValue
 }
 
-@_cdecl("gh_call_status_message")
+@c @implementation
 public func gh_call_status_message(_ c: OpaquePointer?) -> UnsafePointer<CChar>? {
     guard let box = try? borrow(c, CallBox.self, "call"), let s = box.call?.status else { return nil }
     box.cacheStatus(s)
     return box.lock.withLock { box.statusMessage.map { UnsafePointer($0.pointer) } }
 }
 
-@_cdecl("gh_call_status_details")
+@c @implementation
 public func gh_call_status_details(_ c: OpaquePointer?, _ data: UnsafeMutablePointer<UnsafePointer<UInt8>?>?,
                                    _ len: UnsafeMutablePointer<Int>?) -> Int32 {
     boundary {
@@ -770,7 +759,7 @@ public func gh_call_status_details(_ c: OpaquePointer?, _ data: UnsafeMutablePoi
     }
 }
 
-@_cdecl("gh_call_initial_metadata")
+@c @implementation
 public func gh_call_initial_metadata(_ c: OpaquePointer?) -> OpaquePointer? {
     guard let box = try? borrow(c, CallBox.self, "call"), let call = box.call else { return nil }
     let md = call.waitInitialMetadata()
@@ -783,14 +772,14 @@ public func gh_call_initial_metadata(_ c: OpaquePointer?) -> OpaquePointer? {
     return OpaquePointer(Unmanaged.passUnretained(mbox).toOpaque())
 }
 
-@_cdecl("gh_call_trailing_metadata")
+@c @implementation
 public func gh_call_trailing_metadata(_ c: OpaquePointer?) -> OpaquePointer? {
     guard let box = try? borrow(c, CallBox.self, "call"), let s = box.call?.status else { return nil }
     box.cacheStatus(s)
     return box.lock.withLock { box.trailing.map { OpaquePointer(Unmanaged.passUnretained($0).toOpaque()) } }
 }
 
-@_cdecl("gh_call_cancel")
+@c @implementation
 public func gh_call_cancel(_ c: OpaquePointer?) -> Int32 {
     boundary {
         let box = try borrow(c, CallBox.self, "call")
@@ -799,7 +788,7 @@ public func gh_call_cancel(_ c: OpaquePointer?) -> Int32 {
     }
 }
 
-@_cdecl("gh_call_unary")
+@c @implementation
 public func gh_call_unary(_ c: OpaquePointer?, _ request: UnsafePointer<UInt8>?, _ requestLen: Int,
                           _ response: UnsafeMutablePointer<UnsafePointer<UInt8>?>?,
                           _ responseLen: UnsafeMutablePointer<Int>?) -> Int32 {
@@ -828,8 +817,8 @@ public func gh_call_unary(_ c: OpaquePointer?, _ request: UnsafePointer<UInt8>?,
     }
 }
 
-private func startAsync(_ box: CallBox, _ handle: OpaquePointer, _ onMessage: GHMessageFn?,
-                        _ onDone: GHDoneFn?, _ userData: UnsafeMutableRawPointer?) throws -> ClientCall {
+private func startAsync(_ box: CallBox, _ handle: OpaquePointer, _ onMessage: gh_message_fn?,
+                        _ onDone: gh_done_fn?, _ userData: UnsafeMutableRawPointer?) throws -> ClientCall {
     let call = try box.makeCall()
     let ud = CPointer(raw: userData)
     let h = CPointer(raw: UnsafeMutableRawPointer(handle))
@@ -846,8 +835,8 @@ private func startAsync(_ box: CallBox, _ handle: OpaquePointer, _ onMessage: GH
     return call
 }
 
-@_cdecl("gh_call_start_async")
-public func gh_call_start_async(_ c: OpaquePointer?, _ onMessage: GHMessageFn?, _ onDone: GHDoneFn?,
+@c @implementation
+public func gh_call_start_async(_ c: OpaquePointer?, _ onMessage: gh_message_fn?, _ onDone: gh_done_fn?,
                                 _ userData: UnsafeMutableRawPointer?) -> Int32 {
     boundary {
         let box = try borrow(c, CallBox.self, "call")
@@ -856,9 +845,9 @@ public func gh_call_start_async(_ c: OpaquePointer?, _ onMessage: GHMessageFn?, 
     }
 }
 
-@_cdecl("gh_call_start_unary_async")
+@c @implementation
 public func gh_call_start_unary_async(_ c: OpaquePointer?, _ request: UnsafePointer<UInt8>?, _ requestLen: Int,
-                                      _ onMessage: GHMessageFn?, _ onDone: GHDoneFn?,
+                                      _ onMessage: gh_message_fn?, _ onDone: gh_done_fn?,
                                       _ userData: UnsafeMutableRawPointer?) -> Int32 {
     boundary {
         let box = try borrow(c, CallBox.self, "call")
@@ -870,7 +859,7 @@ public func gh_call_start_unary_async(_ c: OpaquePointer?, _ request: UnsafePoin
     }
 }
 
-@_cdecl("gh_call_free")
+@c @implementation
 public func gh_call_free(_ c: OpaquePointer?) {
     guard let c = c, let box = try? borrow(c, CallBox.self, "call") else { return }
     box.lock.withLock { box.freed = true }

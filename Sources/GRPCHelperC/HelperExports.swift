@@ -1,15 +1,16 @@
-// The helper layer's C ABI (include/grpchelper.h, "Helper layer"): config items,
+// The helper layer's C ABI (grpchelper/{config,cli,logs}.h), `@c @implementation`: config items,
 // folders, config sets, command line, rolling logs. Thin translations onto GRPCHelper;
 // helper-layer errors (RpcException) become GH_ERR_RESULT + gh_last_result_code.
 import ArgumentParser
 import Foundation
 import GRPCHelper
 import SwiftProtobuf
+import CGRPCHelper
 #if canImport(Glibc)
 import Glibc
 #endif
 
-@_cdecl("gh_last_result_code")
+@c @implementation
 public func gh_last_result_code() -> Int32 { lastResultCode() }
 
 /// A malloc'd copy of `s` (gh_free).
@@ -17,7 +18,7 @@ private func mallocString(_ s: String) -> UnsafeMutablePointer<CChar>? { strdup(
 
 /// Copies `bytes` into malloc'd memory handed to the caller (gh_free).
 func handOver(_ bytes: [UInt8], _ data: UnsafeMutablePointer<UnsafeMutablePointer<UInt8>?>?,
-                      _ len: UnsafeMutablePointer<Int>?) throws -> Int32 {
+                      _ len: UnsafeMutablePointer<Int>?) throws -> gh_error {
     guard let data = data, let len = len else { throw ExportError(GH_ERR_INVALID_ARGUMENT, "output pointer is NULL") }
     guard let p = malloc(max(bytes.count, 1))?.assumingMemoryBound(to: UInt8.self) else {
         throw ExportError(GH_ERR_NOMEM, "out of memory")
@@ -49,12 +50,10 @@ final class ConfigBox {
 /// The C custom validator (if any) with its user data, owned by the item: the user data
 /// is freed when the item is gone.
 private final class CValidator: @unchecked Sendable {
-    typealias Fn = @convention(c) (UnsafeMutableRawPointer?, UnsafePointer<CChar>?, UnsafePointer<CChar>?,
-                                   UnsafeMutablePointer<CChar>?, Int) -> Int32
-    let fn: Fn?
+    let fn: gh_config_validate_fn?
     let userData: UnsafeMutableRawPointer?
-    let freeFn: (@convention(c) (UnsafeMutableRawPointer?) -> Void)?
-    init(fn: Fn?, userData: UnsafeMutableRawPointer?, freeFn: (@convention(c) (UnsafeMutableRawPointer?) -> Void)?) {
+    let freeFn: gh_free_fn?
+    init(fn: gh_config_validate_fn?, userData: UnsafeMutableRawPointer?, freeFn: gh_free_fn?) {
         self.fn = fn; self.userData = userData; self.freeFn = freeFn
     }
     deinit { freeFn?(userData) }
@@ -72,13 +71,12 @@ private final class CValidator: @unchecked Sendable {
     }
 }
 
-@_cdecl("gh_config_new")
+@c @implementation
 public func gh_config_new(_ name: UnsafePointer<CChar>?, _ description: UnsafePointer<CChar>?,
                           _ defaultValue: UnsafePointer<CChar>?, _ canBeEmpty: Int32, _ validator: Int32,
-                          _ custom: (@convention(c) (UnsafeMutableRawPointer?, UnsafePointer<CChar>?, UnsafePointer<CChar>?,
-                                                     UnsafeMutablePointer<CChar>?, Int) -> Int32)?,
+                          _ custom: gh_config_validate_fn?,
                           _ userData: UnsafeMutableRawPointer?,
-                          _ freeUserData: (@convention(c) (UnsafeMutableRawPointer?) -> Void)?,
+                          _ freeUserData: gh_free_fn?,
                           _ out: UnsafeMutablePointer<OpaquePointer?>?) -> Int32 {
     // Owned by the item (its validator closure) from here: the user data is released
     // exactly once, when the item is gone, or at the end of this call if it fails.
@@ -103,30 +101,30 @@ public func gh_config_new(_ name: UnsafePointer<CChar>?, _ description: UnsafePo
     }
 }
 
-@_cdecl("gh_config_free")
+@c @implementation
 public func gh_config_free(_ c: OpaquePointer?) {
     if let c = c { release(c, ConfigBox.self) }
 }
 
-@_cdecl("gh_config_name")
+@c @implementation
 public func gh_config_name(_ c: OpaquePointer?) -> UnsafePointer<CChar>? {
     guard let b = try? borrow(c, ConfigBox.self, "config") else { return nil }
     return UnsafePointer(b.name.pointer)
 }
 
-@_cdecl("gh_config_value")
+@c @implementation
 public func gh_config_value(_ c: OpaquePointer?) -> UnsafeMutablePointer<CChar>? {
     guard let b = try? borrow(c, ConfigBox.self, "config") else { return nil }
     return mallocString(b.config.stringValue)
 }
 
-@_cdecl("gh_config_default_value")
+@c @implementation
 public func gh_config_default_value(_ c: OpaquePointer?) -> UnsafeMutablePointer<CChar>? {
     guard let b = try? borrow(c, ConfigBox.self, "config") else { return nil }
     return mallocString(b.config.defaultValue)
 }
 
-@_cdecl("gh_config_int_value")
+@c @implementation
 public func gh_config_int_value(_ c: OpaquePointer?, _ out: UnsafeMutablePointer<Int64>?) -> Int32 {
     boundary {
         let b = try borrow(c, ConfigBox.self, "config")
@@ -140,7 +138,7 @@ public func gh_config_int_value(_ c: OpaquePointer?, _ out: UnsafeMutablePointer
     }
 }
 
-@_cdecl("gh_config_float_value")
+@c @implementation
 public func gh_config_float_value(_ c: OpaquePointer?, _ out: UnsafeMutablePointer<Double>?) -> Int32 {
     boundary {
         let b = try borrow(c, ConfigBox.self, "config")
@@ -154,7 +152,7 @@ public func gh_config_float_value(_ c: OpaquePointer?, _ out: UnsafeMutablePoint
     }
 }
 
-@_cdecl("gh_config_describe")
+@c @implementation
 public func gh_config_describe(_ c: OpaquePointer?, _ data: UnsafeMutablePointer<UnsafeMutablePointer<UInt8>?>?,
                                _ len: UnsafeMutablePointer<Int>?) -> Int32 {
     boundary {
@@ -163,7 +161,7 @@ public func gh_config_describe(_ c: OpaquePointer?, _ data: UnsafeMutablePointer
     }
 }
 
-@_cdecl("gh_config_validate")
+@c @implementation
 public func gh_config_validate(_ c: OpaquePointer?, _ value: UnsafePointer<CChar>?) -> Int32 {
     boundary {
         try borrow(c, ConfigBox.self, "config").config.validate(try string(value, "value"))
@@ -171,7 +169,7 @@ public func gh_config_validate(_ c: OpaquePointer?, _ value: UnsafePointer<CChar
     }
 }
 
-@_cdecl("gh_config_update")
+@c @implementation
 public func gh_config_update(_ c: OpaquePointer?, _ value: UnsafePointer<CChar>?) -> Int32 {
     boundary {
         try borrow(c, ConfigBox.self, "config").config.update(try string(value, "value"))
@@ -179,7 +177,7 @@ public func gh_config_update(_ c: OpaquePointer?, _ value: UnsafePointer<CChar>?
     }
 }
 
-@_cdecl("gh_config_reset")
+@c @implementation
 public func gh_config_reset(_ c: OpaquePointer?) -> Int32 {
     boundary {
         try borrow(c, ConfigBox.self, "config").config.reset()
@@ -187,7 +185,7 @@ public func gh_config_reset(_ c: OpaquePointer?) -> Int32 {
     }
 }
 
-@_cdecl("gh_config_static_items")
+@c @implementation
 public func gh_config_static_items(_ items: UnsafeMutablePointer<UnsafeMutablePointer<OpaquePointer?>?>?,
                                    _ count: UnsafeMutablePointer<Int>?) -> Int32 {
     boundary {
@@ -229,7 +227,7 @@ final class FoldersBox {
     }
 }
 
-@_cdecl("gh_folders_new")
+@c @implementation
 public func gh_folders_new(_ system: UnsafePointer<CChar>?, _ user: UnsafePointer<CChar>?,
                            _ workspace: UnsafePointer<CChar>?, _ out: UnsafeMutablePointer<OpaquePointer?>?) -> Int32 {
     boundary {
@@ -240,18 +238,18 @@ public func gh_folders_new(_ system: UnsafePointer<CChar>?, _ user: UnsafePointe
     }
 }
 
-@_cdecl("gh_folders_free")
+@c @implementation
 public func gh_folders_free(_ f: OpaquePointer?) {
     if let f = f { release(f, FoldersBox.self) }
 }
 
-@_cdecl("gh_folders_system")
+@c @implementation
 public func gh_folders_system(_ f: OpaquePointer?) -> UnsafePointer<CChar>? {
     guard let b = try? borrow(f, FoldersBox.self, "folders") else { return nil }
     return b.system.map { UnsafePointer($0.pointer) }
 }
 
-@_cdecl("gh_folders_user")
+@c @implementation
 public func gh_folders_user(_ f: OpaquePointer?, _ path: UnsafeMutablePointer<UnsafePointer<CChar>?>?) -> Int32 {
     boundary {
         let b = try borrow(f, FoldersBox.self, "folders")
@@ -261,7 +259,7 @@ public func gh_folders_user(_ f: OpaquePointer?, _ path: UnsafeMutablePointer<Un
     }
 }
 
-@_cdecl("gh_folders_workspace")
+@c @implementation
 public func gh_folders_workspace(_ f: OpaquePointer?, _ path: UnsafeMutablePointer<UnsafePointer<CChar>?>?) -> Int32 {
     boundary {
         let b = try borrow(f, FoldersBox.self, "folders")
@@ -291,9 +289,9 @@ func configBoxes(_ p: UnsafePointer<OpaquePointer?>?, _ n: Int, _ what: String) 
     return try (0..<n).map { try borrow(p[$0], ConfigBox.self, "\(what)[\($0)]") }
 }
 
-/// "NAME=VALUE" strings (the command line's -c options) as a dictionary.
-func cliPairs(_ cli: UnsafePointer<UnsafePointer<CChar>?>?, _ count: Int) throws -> [String: String] {
-    var pairs: [String: String] = [:]
+/// "NAME=VALUE" strings (the command line's -c options) as (name, value) pairs, in order.
+func cliPairs(_ cli: UnsafePointer<UnsafePointer<CChar>?>?, _ count: Int) throws -> [(name: String, value: String)] {
+    var pairs: [(name: String, value: String)] = []
     if count > 0 {
         guard let cli = cli else { throw ExportError(GH_ERR_INVALID_ARGUMENT, "cli_config is NULL with a non-zero count") }
         for i in 0..<count {
@@ -301,13 +299,13 @@ func cliPairs(_ cli: UnsafePointer<UnsafePointer<CChar>?>?, _ count: Int) throws
             guard let eq = pair.firstIndex(of: "="), eq != pair.startIndex else {
                 throw RpcException("invalid config option \"\(pair)\": expected NAME=VALUE", code: .errorParamInvalid)
             }
-            pairs[String(pair[..<eq])] = String(pair[pair.index(after: eq)...])
+            pairs.append((String(pair[..<eq]), String(pair[pair.index(after: eq)...])))
         }
     }
     return pairs
 }
 
-@_cdecl("gh_config_set_new")
+@c @implementation
 public func gh_config_set_new(_ staticItems: UnsafePointer<OpaquePointer?>?, _ staticCount: Int,
                               _ userItems: UnsafePointer<OpaquePointer?>?, _ userCount: Int,
                               _ folders: OpaquePointer?, _ cli: UnsafePointer<UnsafePointer<CChar>?>?, _ cliCount: Int,
@@ -317,7 +315,7 @@ public func gh_config_set_new(_ staticItems: UnsafePointer<OpaquePointer?>?, _ s
         let s = try configBoxes(staticItems, staticCount, "static_items")
         let u = try configBoxes(userItems, userCount, "user_items")
         let f = folders == nil ? Folders() : try borrow(folders, FoldersBox.self, "folders").folders
-        let pairs = try cliPairs(cli, cliCount)
+        let pairs = Dictionary(try cliPairs(cli, cliCount), uniquingKeysWith: { _, last in last })
         let set = try ConfigSet(staticItems: s.map(\.config), userItems: u.map(\.config), folders: f, cli: pairs)
         var byName: [String: ConfigBox] = [:]
         for b in s + u { byName[b.config.name] = b }
@@ -326,30 +324,30 @@ public func gh_config_set_new(_ staticItems: UnsafePointer<OpaquePointer?>?, _ s
     }
 }
 
-@_cdecl("gh_config_set_free")
+@c @implementation
 public func gh_config_set_free(_ s: OpaquePointer?) {
     if let s = s { release(s, ConfigSetBox.self) }
 }
 
-@_cdecl("gh_config_set_item")
+@c @implementation
 public func gh_config_set_item(_ s: OpaquePointer?, _ name: UnsafePointer<CChar>?) -> OpaquePointer? {
     guard let b = try? borrow(s, ConfigSetBox.self, "set"), let n = optionalString(name),
           let item = b.items[n] else { return nil }
     return OpaquePointer(Unmanaged.passUnretained(item).toOpaque())
 }
 
-@_cdecl("gh_config_set_warning_count")
+@c @implementation
 public func gh_config_set_warning_count(_ s: OpaquePointer?) -> Int {
     (try? borrow(s, ConfigSetBox.self, "set"))?.warnings.count ?? 0
 }
 
-@_cdecl("gh_config_set_warning")
+@c @implementation
 public func gh_config_set_warning(_ s: OpaquePointer?, _ index: Int) -> UnsafePointer<CChar>? {
     guard let b = try? borrow(s, ConfigSetBox.self, "set"), index >= 0, index < b.warnings.count else { return nil }
     return UnsafePointer(b.warnings[index].pointer)
 }
 
-@_cdecl("gh_config_set_get")
+@c @implementation
 public func gh_config_set_get(_ s: OpaquePointer?, _ req: UnsafePointer<UInt8>?, _ reqLen: Int,
                               _ resp: UnsafeMutablePointer<UnsafeMutablePointer<UInt8>?>?,
                               _ respLen: UnsafeMutablePointer<Int>?) -> Int32 {
@@ -359,7 +357,7 @@ public func gh_config_set_get(_ s: OpaquePointer?, _ req: UnsafePointer<UInt8>?,
     }
 }
 
-@_cdecl("gh_config_set_set")
+@c @implementation
 public func gh_config_set_set(_ s: OpaquePointer?, _ req: UnsafePointer<UInt8>?, _ reqLen: Int,
                               _ resp: UnsafeMutablePointer<UnsafeMutablePointer<UInt8>?>?,
                               _ respLen: UnsafeMutablePointer<Int>?) -> Int32 {
@@ -369,7 +367,7 @@ public func gh_config_set_set(_ s: OpaquePointer?, _ req: UnsafePointer<UInt8>?,
     }
 }
 
-@_cdecl("gh_config_set_reset")
+@c @implementation
 public func gh_config_set_reset(_ s: OpaquePointer?, _ req: UnsafePointer<UInt8>?, _ reqLen: Int,
                                 _ resp: UnsafeMutablePointer<UnsafeMutablePointer<UInt8>?>?,
                                 _ respLen: UnsafeMutablePointer<Int>?) -> Int32 {
@@ -379,7 +377,7 @@ public func gh_config_set_reset(_ s: OpaquePointer?, _ req: UnsafePointer<UInt8>
     }
 }
 
-@_cdecl("gh_config_set_update")
+@c @implementation
 public func gh_config_set_update(_ s: OpaquePointer?, _ name: UnsafePointer<CChar>?,
                                  _ value: UnsafePointer<CChar>?) -> Int32 {
     boundary {
@@ -426,7 +424,7 @@ final class CliBox {
     var rest = CStringArray([])
 }
 
-@_cdecl("gh_cli_parse")
+@c @implementation
 public func gh_cli_parse(_ argc: Int32, _ argv: UnsafePointer<UnsafePointer<CChar>?>?,
                          _ description: UnsafePointer<CChar>?, _ version: UnsafePointer<CChar>?,
                          _ defaultPort: Int32, _ defaultSystem: UnsafePointer<CChar>?,
@@ -462,27 +460,27 @@ public func gh_cli_parse(_ argc: Int32, _ argv: UnsafePointer<UnsafePointer<CCha
     }
 }
 
-@_cdecl("gh_cli_free")
+@c @implementation
 public func gh_cli_free(_ c: OpaquePointer?) {
     if let c = c { release(c, CliBox.self) }
 }
 
-@_cdecl("gh_cli_exit_code")
+@c @implementation
 public func gh_cli_exit_code(_ c: OpaquePointer?) -> Int32 {
     (try? borrow(c, CliBox.self, "cli"))?.exitCode ?? -1
 }
 
-@_cdecl("gh_cli_message")
+@c @implementation
 public func gh_cli_message(_ c: OpaquePointer?) -> UnsafePointer<CChar>? {
     (try? borrow(c, CliBox.self, "cli")).map { UnsafePointer($0.message.pointer) }
 }
 
-@_cdecl("gh_cli_port")
+@c @implementation
 public func gh_cli_port(_ c: OpaquePointer?) -> Int32 {
     (try? borrow(c, CliBox.self, "cli"))?.port ?? 0
 }
 
-@_cdecl("gh_cli_folders")
+@c @implementation
 public func gh_cli_folders(_ c: OpaquePointer?, _ out: UnsafeMutablePointer<OpaquePointer?>?) -> Int32 {
     boundary {
         let b = try borrow(c, CliBox.self, "cli")
@@ -492,7 +490,7 @@ public func gh_cli_folders(_ c: OpaquePointer?, _ out: UnsafeMutablePointer<Opaq
     }
 }
 
-@_cdecl("gh_cli_config")
+@c @implementation
 public func gh_cli_config(_ c: OpaquePointer?, _ config: UnsafeMutablePointer<UnsafePointer<UnsafePointer<CChar>?>?>?,
                           _ count: UnsafeMutablePointer<Int>?) -> Int32 {
     boundary {
@@ -504,7 +502,7 @@ public func gh_cli_config(_ c: OpaquePointer?, _ config: UnsafeMutablePointer<Un
     }
 }
 
-@_cdecl("gh_cli_rest")
+@c @implementation
 public func gh_cli_rest(_ c: OpaquePointer?, _ argc: UnsafeMutablePointer<Int32>?,
                         _ argv: UnsafeMutablePointer<UnsafePointer<UnsafePointer<CChar>?>?>?) -> Int32 {
     boundary {
@@ -524,7 +522,7 @@ final class LogsBox {
     init(_ l: RpcLogs) { logs = l; folder = OwnedCString(l.folder) }
 }
 
-@_cdecl("gh_logs_new")
+@c @implementation
 public func gh_logs_new(_ folder: UnsafePointer<CChar>?, _ unit: UnsafePointer<CChar>?, _ interval: Int32,
                         _ backup: Int32, _ folders: OpaquePointer?, _ out: UnsafeMutablePointer<OpaquePointer?>?) -> Int32 {
     boundary {
@@ -537,7 +535,7 @@ public func gh_logs_new(_ folder: UnsafePointer<CChar>?, _ unit: UnsafePointer<C
     }
 }
 
-@_cdecl("gh_logs_new_from_config")
+@c @implementation
 public func gh_logs_new_from_config(_ set: OpaquePointer?, _ out: UnsafeMutablePointer<OpaquePointer?>?) -> Int32 {
     boundary {
         guard let out = out else { throw ExportError(GH_ERR_INVALID_ARGUMENT, "out is NULL") }
@@ -547,19 +545,19 @@ public func gh_logs_new_from_config(_ set: OpaquePointer?, _ out: UnsafeMutableP
     }
 }
 
-@_cdecl("gh_logs_free")
+@c @implementation
 public func gh_logs_free(_ l: OpaquePointer?) {
     guard let l = l else { return }
     (try? borrow(l, LogsBox.self, "logs"))?.logs.close()
     release(l, LogsBox.self)
 }
 
-@_cdecl("gh_logs_folder")
+@c @implementation
 public func gh_logs_folder(_ l: OpaquePointer?) -> UnsafePointer<CChar>? {
     (try? borrow(l, LogsBox.self, "logs")).map { UnsafePointer($0.folder.pointer) }
 }
 
-@_cdecl("gh_logs_enabled")
+@c @implementation
 public func gh_logs_enabled(_ l: OpaquePointer?, _ name: UnsafePointer<CChar>?, _ level: Int32) -> Int32 {
     guard let b = try? borrow(l, LogsBox.self, "logs") else { return 0 }
     return b.logs.isEnabled(optionalString(name) ?? "", level: Int(level)) ? 1 : 0
@@ -582,13 +580,13 @@ private func writeRecord(_ l: OpaquePointer?, _ name: UnsafePointer<CChar>?, _ r
     }
 }
 
-@_cdecl("gh_logs_write")
+@c @implementation
 public func gh_logs_write(_ l: OpaquePointer?, _ name: UnsafePointer<CChar>?, _ level: Int32,
                           _ message: UnsafePointer<CChar>?) -> Int32 {
     writeRecord(l, name, nil, level, nil, nil, nil, 0, message)
 }
 
-@_cdecl("gh_logs_write_record")
+@c @implementation
 public func gh_logs_write_record(_ l: OpaquePointer?, _ name: UnsafePointer<CChar>?,
                                  _ recordName: UnsafePointer<CChar>?, _ level: Int32,
                                  _ thread: UnsafePointer<CChar>?, _ file: UnsafePointer<CChar>?,
@@ -597,7 +595,7 @@ public func gh_logs_write_record(_ l: OpaquePointer?, _ name: UnsafePointer<CCha
     writeRecord(l, name, recordName, level, thread, file, function, line, message)
 }
 
-@_cdecl("gh_logs_get")
+@c @implementation
 public func gh_logs_get(_ l: OpaquePointer?, _ req: UnsafePointer<UInt8>?, _ reqLen: Int,
                         _ resp: UnsafeMutablePointer<UnsafeMutablePointer<UInt8>?>?,
                         _ respLen: UnsafeMutablePointer<Int>?) -> Int32 {
@@ -607,7 +605,7 @@ public func gh_logs_get(_ l: OpaquePointer?, _ req: UnsafePointer<UInt8>?, _ req
     }
 }
 
-@_cdecl("gh_logs_set")
+@c @implementation
 public func gh_logs_set(_ l: OpaquePointer?, _ req: UnsafePointer<UInt8>?, _ reqLen: Int,
                         _ resp: UnsafeMutablePointer<UnsafeMutablePointer<UInt8>?>?,
                         _ respLen: UnsafeMutablePointer<Int>?) -> Int32 {
@@ -617,7 +615,7 @@ public func gh_logs_set(_ l: OpaquePointer?, _ req: UnsafePointer<UInt8>?, _ req
     }
 }
 
-@_cdecl("gh_logs_reset")
+@c @implementation
 public func gh_logs_reset(_ l: OpaquePointer?, _ req: UnsafePointer<UInt8>?, _ reqLen: Int,
                           _ resp: UnsafeMutablePointer<UnsafeMutablePointer<UInt8>?>?,
                           _ respLen: UnsafeMutablePointer<Int>?) -> Int32 {

@@ -1,29 +1,18 @@
-// Support for the C exports: error codes, the per-thread last error, handle boxing.
-// No gRPC logic lives here: everything forwards to GRPCHelperCore.
+// Support for the C exports: error mapping, the per-thread last error, handle boxing.
+// No gRPC logic lives here: everything forwards to GRPCHelperCore / GRPCHelper. The error
+// codes, enums and callback types are the header's (CGRPCHelper), never re-declared here.
+import CGRPCHelper
 import GRPCHelperCore
 import GRPCHelper
 #if canImport(Glibc)
 import Glibc
 #endif
 
-// gh_error values (must match include/grpchelper.h).
-let GH_OK: Int32 = 0
-let GH_ERR_INVALID_ARGUMENT: Int32 = -501
-let GH_ERR_INVALID_STATE: Int32 = -502
-let GH_ERR_CLOSED: Int32 = -503
-let GH_ERR_BIND: Int32 = -504
-let GH_ERR_RPC: Int32 = -505
-let GH_ERR_TOO_LARGE: Int32 = -506
-let GH_ERR_RESULT: Int32 = -507
-let GH_ERR_FATAL: Int32 = -900
-let GH_ERR_NOMEM: Int32 = -901
-let GH_ERR_INTERNAL: Int32 = -902
-
 /// An error raised inside an export, carrying its gh_error code.
 struct ExportError: Error {
-    let code: Int32
+    let code: gh_error
     let message: String
-    init(_ code: Int32, _ message: String) { self.code = code; self.message = message }
+    init(_ code: gh_error, _ message: String) { self.code = code; self.message = message }
 }
 
 // MARK: per-thread last error
@@ -62,7 +51,7 @@ func lastErrorPointer() -> UnsafePointer<CChar> {
 }
 
 /// Maps any error to a gh_error code and records its text.
-func errorCode(_ error: Error) -> Int32 {
+func errorCode(_ error: Error) -> gh_error {
     switch error {
     case let e as ExportError:
         setLastError(e.message)
@@ -95,8 +84,14 @@ func errorCode(_ error: Error) -> Int32 {
 
 /// The export boundary: runs `body`, turning thrown errors into gh_error codes.
 @inline(__always)
+func boundary(_ body: () throws -> gh_error) -> Int32 {
+    do { return try body().rawValue } catch { return errorCode(error).rawValue }
+}
+
+/// The export boundary of functions that return a count or flag (>= 0) on success.
+@inline(__always)
 func boundary(_ body: () throws -> Int32) -> Int32 {
-    do { return try body() } catch { return errorCode(error) }
+    do { return try body() } catch { return errorCode(error).rawValue }
 }
 
 // MARK: handles
@@ -162,10 +157,10 @@ struct CPointer: @unchecked Sendable {
 
 func compression(_ value: Int64) throws -> CompressionAlgorithm? {
     switch value {
-    case -1: return nil
-    case 0: return .identity
-    case 1: return .deflate
-    case 2: return .gzip
+    case Int64(GH_COMPRESSION_DEFAULT.rawValue): return nil
+    case Int64(GH_COMPRESSION_NONE.rawValue): return .identity
+    case Int64(GH_COMPRESSION_DEFLATE.rawValue): return .deflate
+    case Int64(GH_COMPRESSION_GZIP.rawValue): return .gzip
     default: throw ExportError(GH_ERR_INVALID_ARGUMENT, "unknown compression \(value)")
     }
 }

@@ -84,8 +84,12 @@ LIB=$PREFIX/$LIBDIR
 [ -L "$LIB/libgrpchelper.so" ] || fail "$LIB/libgrpchelper.so is not a symlink"
 [ "$(readlink "$LIB/libgrpchelper.so")" = "libgrpchelper.so.1" ] ||
     fail "$LIB/libgrpchelper.so -> $(readlink "$LIB/libgrpchelper.so"), expected libgrpchelper.so.1"
-cmp -s "$PREFIX/$INCLUDEDIR/grpchelper.h" "$SRC_DIR/../../include/grpchelper.h" ||
-    fail "installed grpchelper.h differs from include/grpchelper.h"
+HEADERS=$SRC_DIR/../../Sources/CGRPCHelper/include
+for h in grpchelper.h "$HEADERS"/grpchelper/*.h; do
+    h=${h#"$HEADERS/"}
+    cmp -s "$PREFIX/$INCLUDEDIR/$h" "$HEADERS/$h" ||
+        fail "installed $h differs from Sources/CGRPCHelper/include/$h"
+done
 [ -f "$LIB/pkgconfig/grpchelper.pc" ] || fail "no $LIB/pkgconfig/grpchelper.pc"
 [ -f "$LIB/cmake/grpchelper/grpchelperConfig.cmake" ] || fail "no grpchelperConfig.cmake"
 [ -f "$LIB/cmake/grpchelper/grpchelperConfigVersion.cmake" ] ||

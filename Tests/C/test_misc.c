@@ -109,6 +109,22 @@ static void test_version(void) {
     snprintf(expected, sizeof expected, "%d.%d.%d", GH_VERSION_MAJOR,
              GH_VERSION_MINOR, GH_VERSION_PATCH);
     CHECK_STR(GH_VERSION_STR, expected);
+    /* usable in #if */
+#if !GH_VERSION_AT_LEAST(0, 2, 0) || GH_VERSION_NUM != ((GH_VERSION_MAJOR << 16) | (GH_VERSION_MINOR << 8) | GH_VERSION_PATCH)
+#error "GH_VERSION_NUM"
+#endif
+}
+
+/* gh_strdup: a copy gh_free releases. */
+static void test_strdup(void) {
+    char *d = gh_strdup("a copy");
+    CHECK(d != NULL);
+    CHECK_STR(d, "a copy");
+    gh_free(d);
+    d = gh_strdup("");
+    CHECK(d != NULL && d[0] == 0);
+    gh_free(d);
+    CHECK(gh_strdup(NULL) == NULL);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -189,12 +205,13 @@ static void test_options_and_listeners(void) {
     CHECK_OK(gh_channel_set_int(ch, GH_OPT_MAX_RECV_MESSAGE_SIZE, 1 << 20));
     CHECK_OK(gh_channel_set_int(ch, GH_OPT_MAX_HEADER_LIST_SIZE, 32 * 1024));
     CHECK_OK(gh_channel_set_int(ch, GH_OPT_DEFAULT_COMPRESSION, GH_COMPRESSION_NONE));
-    CHECK_OK(gh_channel_set_int(ch, GH_OPT_EVENT_LOOP_THREADS, 1));
     CHECK_OK(gh_channel_set_int(ch, GH_OPT_INITIAL_WINDOW_SIZE, 256 * 1024));
     CHECK_OK(gh_channel_set_int(ch, GH_OPT_CALLBACK_THREADS, 2));
     CHECK_OK(gh_channel_set_str(ch, GH_OPT_USER_AGENT_PREFIX, "grpchelper-ctest/1.0"));
     /* Server-only, unknown and wrongly typed options. */
     CHECK_RC(gh_channel_set_int(ch, GH_OPT_MAX_WORKERS, 3), GH_ERR_INVALID_ARGUMENT);
+    /* A channel's one connection runs on one I/O thread: refused, not ignored. */
+    CHECK_RC(gh_channel_set_int(ch, GH_OPT_EVENT_LOOP_THREADS, 1), GH_ERR_INVALID_ARGUMENT);
     CHECK_RC(gh_channel_set_int(ch, (gh_opt)4711, 3), GH_ERR_INVALID_ARGUMENT);
     CHECK_RC(gh_channel_set_int(ch, GH_OPT_USER_AGENT_PREFIX, 3),
              GH_ERR_INVALID_ARGUMENT);
@@ -476,6 +493,7 @@ static void test_threads(void) {
 int main(void) {
     (void)k_handler_type_check;
     test_version();
+    test_strdup();
     test_options_and_listeners();
     test_free_user_data();
     test_shutdown();

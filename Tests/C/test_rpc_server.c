@@ -1444,6 +1444,107 @@ static void test_main_server(void) {
 }
 
 /* ------------------------------------------------------------------------ */
+/* gh_rpc_server_options: the long form of gh_rpc_server_new               */
+/* ------------------------------------------------------------------------ */
+
+static char *config_value_of(gh_rpc_server *server, const char *name) {
+    gh_config *item = gh_config_set_item(gh_rpc_server_config(server), name);
+    CHECK_MSG(item != NULL, "no config item %s", name);
+    char *v = gh_config_value(item);
+    CHECK(v != NULL);
+    return v;
+}
+
+static void test_options(void) {
+    sample_state st;
+    state_init(&st, LOAD_CHECK);
+    tu_layout l;
+    tu_layout_new(&l, g_tmp, "options");
+    gh_rpc_server_options *o = NULL;
+
+    /* Bad arguments are refused by the setter that takes them. */
+    CHECK_RC(gh_rpc_server_options_new(NULL), GH_ERR_INVALID_ARGUMENT);
+    CHECK_OK(gh_rpc_server_options_new(&o));
+    CHECK(o != NULL);
+    CHECK_RC(gh_rpc_server_options_set_port(o, -1), GH_ERR_INVALID_ARGUMENT);
+    CHECK_RC(gh_rpc_server_options_set_port(o, 65536), GH_ERR_INVALID_ARGUMENT);
+    CHECK_RC(gh_rpc_server_options_set_port(NULL, 0), GH_ERR_INVALID_ARGUMENT);
+    CHECK_RESULT(gh_rpc_server_options_add_cli_config(o, "no-equal-sign"),
+                 GH_RC_ERROR_PARAM_INVALID);
+    CHECK_RESULT(gh_rpc_server_options_add_cli_config(o, "=value"), GH_RC_ERROR_PARAM_INVALID);
+    CHECK_RC(gh_rpc_server_options_add_cli_config(o, NULL), GH_ERR_INVALID_ARGUMENT);
+    CHECK_RC(gh_rpc_server_options_add_service(o, NULL), GH_ERR_INVALID_ARGUMENT);
+    CHECK_RC(gh_rpc_server_options_add_static_item(o, NULL), GH_ERR_INVALID_ARGUMENT);
+    CHECK_RC(gh_rpc_server_options_add_user_item(o, NULL), GH_ERR_INVALID_ARGUMENT);
+    CHECK_RC(gh_rpc_server_new_with_options(o, NULL), GH_ERR_INVALID_ARGUMENT);
+    CHECK_RC(gh_rpc_server_new_with_options(NULL, NULL), GH_ERR_INVALID_ARGUMENT);
+
+    /* Every argument of the short form; the handles are kept by the options. */
+    gh_rpc_service *svc = sample_service(&st, 0);
+    gh_config *item = NULL, *stat = NULL;
+    CHECK_OK(gh_config_new("my-item", "a user item", "v0", 0, GH_CONFIG_VALID_STRING, NULL,
+                           NULL, NULL, &item));
+    CHECK_OK(gh_config_new("my-static", "a static item", "s0", 0, GH_CONFIG_VALID_STRING, NULL,
+                           NULL, NULL, &stat));
+    CHECK_OK(gh_rpc_server_options_set_port(o, 0));
+    CHECK_OK(gh_rpc_server_options_add_service(o, svc));
+    CHECK_OK(gh_rpc_server_options_set_folders(o, l.folders));
+    CHECK_OK(gh_rpc_server_options_add_cli_config(o, "rpc-shutdown-grace=0.3"));
+    CHECK_OK(gh_rpc_server_options_add_cli_config(o, "my-static=first"));
+    CHECK_OK(gh_rpc_server_options_add_cli_config(o, "my-static=last"));
+    CHECK_OK(gh_rpc_server_options_add_static_item(o, stat));
+    CHECK_OK(gh_rpc_server_options_add_user_item(o, item));
+    CHECK_OK(gh_rpc_server_options_set_flags(o, 0));
+    gh_rpc_service_free(svc);
+    gh_config_free(item);
+    gh_config_free(stat);
+    CHECK_FREES(&st, 0, 0);
+
+    /* One options handle makes several servers. */
+    gh_rpc_server *a = NULL, *b = NULL;
+    CHECK_OK(gh_rpc_server_new_with_options(o, &a));
+    CHECK_OK(gh_rpc_server_new_with_options(o, &b));
+    CHECK(a != NULL && b != NULL);
+    int pa = gh_rpc_server_port(a), pb = gh_rpc_server_port(b);
+    CHECK(pa > 0 && pb > 0 && pa != pb);
+    gh_rpc_server *both[2] = {a, b};
+    for (int i = 0; i < 2; i++) {
+        char *v = config_value_of(both[i], "my-static");
+        CHECK_STR(v, "last"); /* the last -c value of a name wins */
+        gh_free(v);
+        v = config_value_of(both[i], "my-item");
+        CHECK_STR(v, "v0");
+        gh_free(v);
+        v = config_value_of(both[i], "rpc-shutdown-grace");
+        CHECK_STR(v, "0.3");
+        gh_free(v);
+        gh_rpc_client *c = client_new(gh_rpc_server_port(both[i]), 5, "options-client", 1);
+        check_ok_call(c, "sample", NAMES("x", "y"), "x,y");
+        gh_rpc_client_free(c);
+    }
+    /* The options may go first: the servers keep what they need. */
+    gh_rpc_server_options_free(o);
+    CHECK_FREES(&st, 0, 0);
+    gh_rpc_server_free(a);
+    CHECK_FREES(&st, 0, 0);
+    gh_rpc_server_free(b);
+    CHECK_FREES(&st, SAMPLE_METHODS, 0);
+
+    /* Flags as the short form's: the events service is not there yet. */
+    CHECK_OK(gh_rpc_server_options_new(&o));
+    CHECK_OK(gh_rpc_server_options_set_folders(o, l.folders));
+    CHECK_OK(gh_rpc_server_options_set_flags(o, GH_RPC_WITH_EVENTS));
+    gh_rpc_server *none = NULL;
+    CHECK_RESULT(gh_rpc_server_new_with_options(o, &none), GH_RC_ERROR_PARAM_UNSUPPORTED);
+    CHECK(none == NULL);
+    gh_rpc_server_options_free(o);
+    gh_rpc_server_options_free(NULL);
+
+    tu_layout_free(&l);
+    state_destroy(&st);
+}
+
+/* ------------------------------------------------------------------------ */
 /* gh_rpc_server_new errors                                                 */
 /* ------------------------------------------------------------------------ */
 
@@ -2023,6 +2124,8 @@ int main(void) {
     printf("main server: OK\n");
     test_new_errors();
     printf("new errors: OK\n");
+    test_options();
+    printf("options: OK\n");
     test_shutdown_api();
     printf("shutdown api: OK\n");
     test_shutdown_rpc();

@@ -1,10 +1,12 @@
+internal import CGRPCHelper
 import NIOCore
 
-/// The library version, as reported by `gh_version()` and in the user-agent.
+/// The library version, as reported by `gh_version()` and in the user-agent: the public
+/// header's (grpchelper/version.h), the one place it is written.
 public enum GRPCHelperVersion {
-    public static let major = 0, minor = 2, patch = 0
-    public static let string = "0.2.0"
-    public static let number = (major << 16) | (minor << 8) | patch
+    public static let major = Int(GH_VERSION_MAJOR), minor = Int(GH_VERSION_MINOR), patch = Int(GH_VERSION_PATCH)
+    public static let string = "\(major).\(minor).\(patch)"
+    public static let number = (major << 16) | (minor << 8) | patch  // GH_VERSION_NUM
     public static let userAgent = "grpchelper-swift/\(string)"
 }
 

@@ -1,4 +1,4 @@
-"""The C ABI of libgrpchelper (include/grpchelper.h), declared for ctypes.
+"""The C ABI of libgrpchelper (grpchelper.h, Sources/CGRPCHelper/include), declared for ctypes.
 
 Every function the package uses is declared here once, with its C prototype above it.
 Functions that return a gh_error int get an errcheck that turns a negative result into

@@ -1,22 +1,21 @@
-// The managed server and client's C ABI (include/grpchelper.h, "Managed RPC server and
-// client"): thin translations onto GRPCHelper's RpcServer, RpcManager and RpcClient.
+// The managed server's C ABI (grpchelper/rpc.h): services, servers and their options,
+// as `@c @implementation` functions, thin translations onto GRPCHelper's RpcServer and
+// RpcManager.
 import Foundation
 import GRPCHelper
 import GRPCHelperCore
 import SwiftProtobuf
+import CGRPCHelper
 #if canImport(Glibc)
 import Glibc
 #endif
 
-public typealias GHRpcHandlerFn = @convention(c) (OpaquePointer?, UnsafeMutableRawPointer?) -> Int32
-public typealias GHRpcLoadFn = @convention(c) (OpaquePointer?, OpaquePointer?, UnsafeMutableRawPointer?) -> Int32
-public typealias GHRpcShutdownFn = @convention(c) (UnsafeMutableRawPointer?) -> Void
 
 /// User data freed once nothing uses it any more (the service box and every server).
 final class UserData: @unchecked Sendable {
     let raw: UnsafeMutableRawPointer?
-    let free: GHFreeFn?
-    init(_ raw: UnsafeMutableRawPointer?, _ free: GHFreeFn?) { self.raw = raw; self.free = free }
+    let free: gh_free_fn?
+    init(_ raw: UnsafeMutableRawPointer?, _ free: gh_free_fn?) { self.raw = raw; self.free = free }
     deinit { free?(raw) }
 }
 
@@ -40,7 +39,7 @@ private func errorSlot() -> ErrorSlot {
     return slot
 }
 
-@_cdecl("gh_rpc_error")
+@c @implementation
 public func gh_rpc_error(_ message: UnsafePointer<CChar>?, _ stack: UnsafePointer<CChar>?) {
     let slot = errorSlot()
     slot.message = message.map { String(cString: $0) }
@@ -69,10 +68,10 @@ final class RpcServiceBox {
     let version: String
     let supported: UInt32
     let current: UInt32
-    var methods: [(name: String, cardinality: RPCCardinality, fn: GHRpcHandlerFn?, data: UserData)] = []
+    var methods: [(name: String, cardinality: RPCCardinality, fn: gh_rpc_handler_fn?, data: UserData)] = []
     var loggerName: String?
-    var load: GHRpcLoadFn?
-    var shutdown: GHRpcShutdownFn?
+    var load: gh_rpc_load_fn?
+    var shutdown: gh_rpc_shutdown_fn?
     var managerData: UserData?
     var isProxy = false
     init(name: String, serviceName: String, version: String, supported: UInt32, current: UInt32) {
@@ -84,7 +83,7 @@ final class RpcServiceBox {
     }
 }
 
-@_cdecl("gh_rpc_service_new")
+@c @implementation
 public func gh_rpc_service_new(_ name: UnsafePointer<CChar>?, _ serviceName: UnsafePointer<CChar>?,
                                _ version: UnsafePointer<CChar>?, _ supported: UInt32, _ current: UInt32,
                                _ out: UnsafeMutablePointer<OpaquePointer?>?) -> Int32 {
@@ -103,17 +102,17 @@ public func gh_rpc_service_new(_ name: UnsafePointer<CChar>?, _ serviceName: Uns
     }
 }
 
-@_cdecl("gh_rpc_service_add_method")
-public func gh_rpc_service_add_method(_ s: OpaquePointer?, _ method: UnsafePointer<CChar>?, _ cardinality: Int32,
-                                      _ fn: GHRpcHandlerFn?, _ userData: UnsafeMutableRawPointer?,
-                                      _ freeUserData: GHFreeFn?) -> Int32 {
+@c @implementation
+public func gh_rpc_service_add_method(_ s: OpaquePointer?, _ method: UnsafePointer<CChar>?, _ cardinality: gh_cardinality,
+                                      _ fn: gh_rpc_handler_fn?, _ userData: UnsafeMutableRawPointer?,
+                                      _ freeUserData: gh_free_fn?) -> Int32 {
     let data = UserData(userData, freeUserData)
     return boundary {
         let box = try borrow(s, RpcServiceBox.self, "service")
         let m = try string(method, "method")
         guard !m.isEmpty, !m.contains("/") else { throw ExportError(GH_ERR_INVALID_ARGUMENT, "invalid method name \"\(m)\"") }
-        guard let card = RPCCardinality(rawValue: Int(cardinality)) else {
-            throw ExportError(GH_ERR_INVALID_ARGUMENT, "invalid cardinality \(cardinality)")
+        guard let card = RPCCardinality(rawValue: Int(cardinality.rawValue)) else {
+            throw ExportError(GH_ERR_INVALID_ARGUMENT, "invalid cardinality \(cardinality.rawValue)")
         }
         guard !box.methods.contains(where: { $0.name == m }) else {
             throw ExportError(GH_ERR_INVALID_ARGUMENT, "method \(m) added twice")
@@ -123,10 +122,10 @@ public func gh_rpc_service_add_method(_ s: OpaquePointer?, _ method: UnsafePoint
     }
 }
 
-@_cdecl("gh_rpc_service_set_manager")
-public func gh_rpc_service_set_manager(_ s: OpaquePointer?, _ loggerName: UnsafePointer<CChar>?, _ load: GHRpcLoadFn?,
-                                       _ shutdown: GHRpcShutdownFn?, _ userData: UnsafeMutableRawPointer?,
-                                       _ freeUserData: GHFreeFn?) -> Int32 {
+@c @implementation
+public func gh_rpc_service_set_manager(_ s: OpaquePointer?, _ loggerName: UnsafePointer<CChar>?, _ load: gh_rpc_load_fn?,
+                                       _ shutdown: gh_rpc_shutdown_fn?, _ userData: UnsafeMutableRawPointer?,
+                                       _ freeUserData: gh_free_fn?) -> Int32 {
     let data = UserData(userData, freeUserData)
     return boundary {
         let box = try borrow(s, RpcServiceBox.self, "service")
@@ -138,7 +137,7 @@ public func gh_rpc_service_set_manager(_ s: OpaquePointer?, _ loggerName: Unsafe
     }
 }
 
-@_cdecl("gh_rpc_service_set_proxy")
+@c @implementation
 public func gh_rpc_service_set_proxy(_ s: OpaquePointer?, _ isProxy: Int32) -> Int32 {
     boundary {
         try borrow(s, RpcServiceBox.self, "service").isProxy = isProxy != 0
@@ -146,7 +145,7 @@ public func gh_rpc_service_set_proxy(_ s: OpaquePointer?, _ isProxy: Int32) -> I
     }
 }
 
-@_cdecl("gh_rpc_service_free")
+@c @implementation
 public func gh_rpc_service_free(_ s: OpaquePointer?) {
     if let s = s { release(s, RpcServiceBox.self) }
 }
@@ -223,7 +222,7 @@ final class CManager: RpcManager, @unchecked Sendable {
 }
 
 /// A C method handler as a managed method body.
-private func cMethod(_ name: String, _ card: RPCCardinality, _ fn: GHRpcHandlerFn?, _ data: UserData) -> RpcMethod {
+private func cMethod(_ name: String, _ card: RPCCardinality, _ fn: gh_rpc_handler_fn?, _ data: UserData) -> RpcMethod {
     guard let fn = fn else { return .unimplemented(name, card) }
     return RpcMethod(name: name, cardinality: card, body: .blocking { call in
         let h = makeHandle(ServerCallBox(call))
@@ -234,40 +233,42 @@ private func cMethod(_ name: String, _ card: RPCCardinality, _ fn: GHRpcHandlerF
     })
 }
 
-@_cdecl("gh_rpc_server_new")
-public func gh_rpc_server_new(_ port: Int32, _ services: UnsafePointer<OpaquePointer?>?, _ count: Int,
-                              _ folders: OpaquePointer?, _ cli: UnsafePointer<UnsafePointer<CChar>?>?, _ cliCount: Int,
-                              _ staticItems: UnsafePointer<OpaquePointer?>?, _ staticCount: Int,
-                              _ userItems: UnsafePointer<OpaquePointer?>?, _ userCount: Int, _ flags: Int32,
-                              _ out: UnsafeMutablePointer<OpaquePointer?>?) -> Int32 {
-    boundary {
-        guard let out = out else { throw ExportError(GH_ERR_INVALID_ARGUMENT, "out is NULL") }
-        guard (0...65535).contains(port) else { throw ExportError(GH_ERR_INVALID_ARGUMENT, "invalid port \(port)") }
-        var serviceBoxes: [RpcServiceBox] = []
-        if count > 0 {
-            guard let services = services else { throw ExportError(GH_ERR_INVALID_ARGUMENT, "services is NULL") }
-            serviceBoxes = try (0..<count).map { try borrow(services[$0], RpcServiceBox.self, "services[\($0)]") }
-        }
-        let f = folders == nil ? Folders() : try borrow(folders, FoldersBox.self, "folders").folders
-        let pairs = try cliPairs(cli, cliCount)
-        let s = try configBoxes(staticItems, staticCount, "static_items")
-        let u = try configBoxes(userItems, userCount, "user_items")
+/// The arguments of a managed server (gh_rpc_server_options; gh_rpc_server_new's short
+/// form fills one): the handles given are kept until the options are freed.
+final class RpcServerOptionsBox {
+    var port: Int32 = 0
+    var services: [RpcServiceBox] = []
+    var folders: FoldersBox?
+    var cli: [(name: String, value: String)] = []
+    var staticItems: [ConfigBox] = []
+    var userItems: [ConfigBox] = []
+    var flags: Int32 = 0
 
+    func setPort(_ p: Int32) throws {
+        guard (0...65535).contains(p) else { throw ExportError(GH_ERR_INVALID_ARGUMENT, "invalid port \(p)") }
+        port = p
+    }
+
+    /// Builds and starts the server (its load hooks run here); the handle on success.
+    func makeServer() throws -> OpaquePointer {
         let box = RpcServerBox()
-        box.itemBoxes = s + u
+        box.itemBoxes = staticItems + userItems
         let handle = makeHandle(box)
-        let descriptors = serviceBoxes.map { sb in
+        let descriptors = services.map { sb in
             RpcServiceDescriptor(name: sb.name, serviceName: sb.serviceName, version: sb.version,
                                  supportedApiVersion: sb.supported, currentApiVersion: sb.current,
                                  manager: sb.isProxy ? nil : CManager(service: sb, box: box, handle: handle),
                                  methods: sb.methods.map { cMethod($0.name, $0.cardinality, $0.fn, $0.data) },
                                  isProxy: sb.isProxy)
         }
+        let pairs = Dictionary(cli, uniquingKeysWith: { _, last in last })
         let server: RpcServer
         do {
-            server = try RpcServer(port: Int(port), descriptors: descriptors, folders: f, cliConfig: pairs,
-                                   staticItems: s.map(\.config), userItems: u.map(\.config),
-                                   withEvents: flags & 0x1 != 0, withDebugSignal: flags & 0x2 != 0)
+            server = try RpcServer(port: Int(port), descriptors: descriptors, folders: folders?.folders ?? Folders(),
+                                   cliConfig: pairs, staticItems: staticItems.map(\.config),
+                                   userItems: userItems.map(\.config),
+                                   withEvents: flags & GH_RPC_WITH_EVENTS != 0,
+                                   withDebugSignal: flags & GH_RPC_DEBUG_SIGNAL != 0)
         } catch {
             // A failed load hook bound the server: break box → server → managers → box.
             box.unbind()
@@ -276,36 +277,145 @@ public func gh_rpc_server_new(_ port: Int32, _ services: UnsafePointer<OpaquePoi
             throw error
         }
         box.bind(server)
-        out.pointee = handle
+        return handle
+    }
+}
+
+@c @implementation
+public func gh_rpc_server_new(_ port: Int32, _ services: UnsafePointer<OpaquePointer?>?, _ count: Int,
+                              _ folders: OpaquePointer?, _ cli: UnsafePointer<UnsafePointer<CChar>?>?, _ cliCount: Int,
+                              _ staticItems: UnsafePointer<OpaquePointer?>?, _ staticCount: Int,
+                              _ userItems: UnsafePointer<OpaquePointer?>?, _ userCount: Int, _ flags: Int32,
+                              _ out: UnsafeMutablePointer<OpaquePointer?>?) -> Int32 {
+    boundary {
+        guard let out = out else { throw ExportError(GH_ERR_INVALID_ARGUMENT, "out is NULL") }
+        let options = RpcServerOptionsBox()
+        try options.setPort(port)
+        if count > 0 {
+            guard let services = services else { throw ExportError(GH_ERR_INVALID_ARGUMENT, "services is NULL") }
+            options.services = try (0..<count).map { try borrow(services[$0], RpcServiceBox.self, "services[\($0)]") }
+        }
+        options.folders = folders == nil ? nil : try borrow(folders, FoldersBox.self, "folders")
+        options.cli = try cliPairs(cli, cliCount)
+        options.staticItems = try configBoxes(staticItems, staticCount, "static_items")
+        options.userItems = try configBoxes(userItems, userCount, "user_items")
+        options.flags = flags
+        out.pointee = try options.makeServer()
         return GH_OK
     }
 }
 
-@_cdecl("gh_rpc_server_port")
+@c @implementation
+public func gh_rpc_server_options_new(_ out: UnsafeMutablePointer<OpaquePointer?>?) -> Int32 {
+    boundary {
+        guard let out = out else { throw ExportError(GH_ERR_INVALID_ARGUMENT, "out is NULL") }
+        out.pointee = makeHandle(RpcServerOptionsBox())
+        return GH_OK
+    }
+}
+
+@c @implementation
+public func gh_rpc_server_options_free(_ o: OpaquePointer?) {
+    if let o = o { release(o, RpcServerOptionsBox.self) }
+}
+
+@c @implementation
+public func gh_rpc_server_options_set_port(_ o: OpaquePointer?, _ port: Int32) -> Int32 {
+    boundary {
+        try borrow(o, RpcServerOptionsBox.self, "options").setPort(port)
+        return GH_OK
+    }
+}
+
+@c @implementation
+public func gh_rpc_server_options_add_service(_ o: OpaquePointer?, _ s: OpaquePointer?) -> Int32 {
+    boundary {
+        let options = try borrow(o, RpcServerOptionsBox.self, "options")
+        options.services.append(try borrow(s, RpcServiceBox.self, "service"))
+        return GH_OK
+    }
+}
+
+@c @implementation
+public func gh_rpc_server_options_set_folders(_ o: OpaquePointer?, _ f: OpaquePointer?) -> Int32 {
+    boundary {
+        let options = try borrow(o, RpcServerOptionsBox.self, "options")
+        options.folders = f == nil ? nil : try borrow(f, FoldersBox.self, "folders")
+        return GH_OK
+    }
+}
+
+@c @implementation
+public func gh_rpc_server_options_add_cli_config(_ o: OpaquePointer?, _ nameValue: UnsafePointer<CChar>?) -> Int32 {
+    boundary {
+        let options = try borrow(o, RpcServerOptionsBox.self, "options")
+        var one = [nameValue]
+        options.cli += try cliPairs(&one, 1)
+        return GH_OK
+    }
+}
+
+@c @implementation
+public func gh_rpc_server_options_add_static_item(_ o: OpaquePointer?, _ item: OpaquePointer?) -> Int32 {
+    boundary {
+        let options = try borrow(o, RpcServerOptionsBox.self, "options")
+        options.staticItems.append(try borrow(item, ConfigBox.self, "item"))
+        return GH_OK
+    }
+}
+
+@c @implementation
+public func gh_rpc_server_options_add_user_item(_ o: OpaquePointer?, _ item: OpaquePointer?) -> Int32 {
+    boundary {
+        let options = try borrow(o, RpcServerOptionsBox.self, "options")
+        options.userItems.append(try borrow(item, ConfigBox.self, "item"))
+        return GH_OK
+    }
+}
+
+@c @implementation
+public func gh_rpc_server_options_set_flags(_ o: OpaquePointer?, _ flags: Int32) -> Int32 {
+    boundary {
+        try borrow(o, RpcServerOptionsBox.self, "options").flags = flags
+        return GH_OK
+    }
+}
+
+@c @implementation
+public func gh_rpc_server_new_with_options(_ o: OpaquePointer?, _ out: UnsafeMutablePointer<OpaquePointer?>?) -> Int32 {
+    boundary {
+        let options = try borrow(o, RpcServerOptionsBox.self, "options")
+        guard let out = out else { throw ExportError(GH_ERR_INVALID_ARGUMENT, "out is NULL") }
+        out.pointee = try options.makeServer()
+        return GH_OK
+    }
+}
+
+@c @implementation
 public func gh_rpc_server_port(_ s: OpaquePointer?) -> Int32 {
     guard let b = try? borrow(s, RpcServerBox.self, "server"), let srv = b.server else { return 0 }
     return Int32(srv.port)
 }
 
-@_cdecl("gh_rpc_server_config")
+@c @implementation
 public func gh_rpc_server_config(_ s: OpaquePointer?) -> OpaquePointer? {
     guard let b = try? borrow(s, RpcServerBox.self, "server"), let c = b.configBox else { return nil }
     return OpaquePointer(Unmanaged.passUnretained(c).toOpaque())
 }
 
-@_cdecl("gh_rpc_server_logs")
+@c @implementation
 public func gh_rpc_server_logs(_ s: OpaquePointer?) -> OpaquePointer? {
     guard let b = try? borrow(s, RpcServerBox.self, "server"), let l = b.logsBox else { return nil }
     return OpaquePointer(Unmanaged.passUnretained(l).toOpaque())
 }
 
-@_cdecl("gh_rpc_server_is_running")
+@c @implementation
 public func gh_rpc_server_is_running(_ s: OpaquePointer?) -> Int32 {
     guard let b = try? borrow(s, RpcServerBox.self, "server"), let srv = b.server else { return 0 }
     return srv.isRunning ? 1 : 0
 }
 
-@_cdecl("gh_rpc_server_shutdown")
+@c @implementation
 public func gh_rpc_server_shutdown(_ s: OpaquePointer?) -> Int32 {
     boundary {
         try borrow(s, RpcServerBox.self, "server").require().shutdown()
@@ -313,13 +423,13 @@ public func gh_rpc_server_shutdown(_ s: OpaquePointer?) -> Int32 {
     }
 }
 
-@_cdecl("gh_rpc_server_wait_shutdown")
+@c @implementation
 public func gh_rpc_server_wait_shutdown(_ s: OpaquePointer?, _ timeout: Double) -> Int32 {
     guard let b = try? borrow(s, RpcServerBox.self, "server"), let srv = b.server else { return 0 }
     return srv.waitShutdown(timeout: timeout < 0 ? nil : timeout) ? 1 : 0
 }
 
-@_cdecl("gh_rpc_server_info")
+@c @implementation
 public func gh_rpc_server_info(_ s: OpaquePointer?, _ req: UnsafePointer<UInt8>?, _ reqLen: Int,
                                _ resp: UnsafeMutablePointer<UnsafeMutablePointer<UInt8>?>?,
                                _ respLen: UnsafeMutablePointer<Int>?) -> Int32 {
@@ -329,7 +439,7 @@ public func gh_rpc_server_info(_ s: OpaquePointer?, _ req: UnsafePointer<UInt8>?
     }
 }
 
-@_cdecl("gh_rpc_server_handle_exit_signals")
+@c @implementation
 public func gh_rpc_server_handle_exit_signals(_ s: OpaquePointer?) -> Int32 {
     boundary {
         try borrow(s, RpcServerBox.self, "server").require().handleExitSignals()
@@ -337,11 +447,10 @@ public func gh_rpc_server_handle_exit_signals(_ s: OpaquePointer?) -> Int32 {
     }
 }
 
-public typealias GHRpcDumpFn = @convention(c) (UnsafeMutableRawPointer?) -> UnsafeMutablePointer<CChar>?
 
-@_cdecl("gh_rpc_server_set_dump_fn")
-public func gh_rpc_server_set_dump_fn(_ s: OpaquePointer?, _ fn: GHRpcDumpFn?, _ userData: UnsafeMutableRawPointer?,
-                                      _ freeUserData: GHFreeFn?) -> Int32 {
+@c @implementation
+public func gh_rpc_server_set_dump_fn(_ s: OpaquePointer?, _ fn: gh_rpc_dump_fn?, _ userData: UnsafeMutableRawPointer?,
+                                      _ freeUserData: gh_free_fn?) -> Int32 {
     let data = UserData(userData, freeUserData)
     return boundary {
         let srv = try borrow(s, RpcServerBox.self, "server").require()
@@ -358,7 +467,7 @@ public func gh_rpc_server_set_dump_fn(_ s: OpaquePointer?, _ fn: GHRpcDumpFn?, _
     }
 }
 
-@_cdecl("gh_rpc_server_free")
+@c @implementation
 public func gh_rpc_server_free(_ s: OpaquePointer?) {
     guard let s = s else { return }
     if let b = try? borrow(s, RpcServerBox.self, "server"), let srv = b.server {
@@ -367,121 +476,4 @@ public func gh_rpc_server_free(_ s: OpaquePointer?) {
         b.clientBoxes = []
     }
     release(s, RpcServerBox.self)
-}
-
-// MARK: - clients
-
-final class RpcClientBox: @unchecked Sendable {
-    let client: RpcClient?
-    init(client: RpcClient?) { self.client = client }
-
-    func require() throws -> RpcClient {
-        guard let c = client else { throw ExportError(GH_ERR_INVALID_STATE, "no client") }
-        return c
-    }
-
-    func stub(_ name: UnsafePointer<CChar>?) throws -> RpcStub {
-        let n = try string(name, "stub")
-        guard let s = try require()[n] else { throw ExportError(GH_ERR_INVALID_ARGUMENT, "unknown stub \"\(n)\"") }
-        return s
-    }
-}
-
-@_cdecl("gh_rpc_client_new")
-public func gh_rpc_client_new(_ host: UnsafePointer<CChar>?, _ port: Int32, _ timeout: Double,
-                              _ name: UnsafePointer<CChar>?, _ raiseErrors: Int32,
-                              _ out: UnsafeMutablePointer<OpaquePointer?>?) -> Int32 {
-    boundary {
-        guard let out = out else { throw ExportError(GH_ERR_INVALID_ARGUMENT, "out is NULL") }
-        guard (1...65535).contains(port) else { throw ExportError(GH_ERR_INVALID_ARGUMENT, "invalid port \(port)") }
-        let c = try RpcClient(host: try string(host, "host"), port: Int(port), timeout: timeout > 0 ? timeout : nil,
-                              name: name.map { String(cString: $0) } ?? "", exception: raiseErrors != 0)
-        out.pointee = makeHandle(RpcClientBox(client: c))
-        return GH_OK
-    }
-}
-
-@_cdecl("gh_rpc_client_add_stub")
-public func gh_rpc_client_add_stub(_ c: OpaquePointer?, _ name: UnsafePointer<CChar>?,
-                                   _ serviceName: UnsafePointer<CChar>?, _ apiVersion: UInt32) -> Int32 {
-    boundary {
-        let client = try borrow(c, RpcClientBox.self, "client").require()
-        client.addStub(try string(name, "name"), serviceName: try string(serviceName, "service_name"),
-                       apiVersion: apiVersion == 0 ? nil : apiVersion)
-        return GH_OK
-    }
-}
-
-@_cdecl("gh_rpc_client_call")
-public func gh_rpc_client_call(_ c: OpaquePointer?, _ stub: UnsafePointer<CChar>?, _ method: UnsafePointer<CChar>?,
-                               _ req: UnsafePointer<UInt8>?, _ reqLen: Int, _ callTimeout: Double,
-                               _ resp: UnsafeMutablePointer<UnsafeMutablePointer<UInt8>?>?,
-                               _ respLen: UnsafeMutablePointer<Int>?) -> Int32 {
-    boundary {
-        let s = try borrow(c, RpcClientBox.self, "client").stub(stub)
-        let bytes = try s.client.unary("/\(s.serviceName)/\(try string(method, "method"))", try bytes(req, reqLen),
-                                       apiVersion: s.apiVersion, callTimeout: callTimeout > 0 ? callTimeout : nil)
-        return try handOver(bytes, resp, respLen)
-    }
-}
-
-@_cdecl("gh_rpc_client_call_metadata")
-public func gh_rpc_client_call_metadata(_ c: OpaquePointer?, _ stub: UnsafePointer<CChar>?,
-                                        _ out: UnsafeMutablePointer<OpaquePointer?>?) -> Int32 {
-    boundary {
-        guard let out = out else { throw ExportError(GH_ERR_INVALID_ARGUMENT, "out is NULL") }
-        let s = try borrow(c, RpcClientBox.self, "client").stub(stub)
-        out.pointee = makeHandle(MetadataBox(s.client.identity.metadata(apiVersion: s.apiVersion)))
-        return GH_OK
-    }
-}
-
-final class RpcResponsesBox {
-    let responses: RpcResponses
-    init(_ r: RpcResponses) { responses = r }
-}
-
-@_cdecl("gh_rpc_client_stream")
-public func gh_rpc_client_stream(_ c: OpaquePointer?, _ stub: UnsafePointer<CChar>?, _ method: UnsafePointer<CChar>?,
-                                 _ req: UnsafePointer<UInt8>?, _ reqLen: Int, _ callTimeout: Double,
-                                 _ out: UnsafeMutablePointer<OpaquePointer?>?) -> Int32 {
-    boundary {
-        guard let out = out else { throw ExportError(GH_ERR_INVALID_ARGUMENT, "out is NULL") }
-        let s = try borrow(c, RpcClientBox.self, "client").stub(stub)
-        let r = try s.client.serverStreaming("/\(s.serviceName)/\(try string(method, "method"))", try bytes(req, reqLen),
-                                             apiVersion: s.apiVersion, callTimeout: callTimeout > 0 ? callTimeout : nil)
-        out.pointee = makeHandle(RpcResponsesBox(r))
-        return GH_OK
-    }
-}
-
-@_cdecl("gh_rpc_responses_next")
-public func gh_rpc_responses_next(_ r: OpaquePointer?, _ data: UnsafeMutablePointer<UnsafeMutablePointer<UInt8>?>?,
-                                  _ len: UnsafeMutablePointer<Int>?) -> Int32 {
-    boundary {
-        let b = try borrow(r, RpcResponsesBox.self, "responses")
-        guard let m = try b.responses.next() else { return 0 }
-        _ = try handOver(m, data, len)
-        return 1
-    }
-}
-
-@_cdecl("gh_rpc_responses_free")
-public func gh_rpc_responses_free(_ r: OpaquePointer?) {
-    guard let r = r else { return }
-    (try? borrow(r, RpcResponsesBox.self, "responses"))?.responses.cancel()
-    release(r, RpcResponsesBox.self)
-}
-
-@_cdecl("gh_rpc_result_code")
-public func gh_rpc_result_code(_ data: UnsafePointer<UInt8>?, _ len: Int) -> Int32 {
-    guard let b = try? bytes(data, len), let s = try? RpcResultStatus(serializedBytes: b) else { return 0 }
-    return Int32(s.r.code.rawValue)
-}
-
-@_cdecl("gh_rpc_client_free")
-public func gh_rpc_client_free(_ c: OpaquePointer?) {
-    guard let c = c else { return }
-    (try? borrow(c, RpcClientBox.self, "client"))?.client?.close()
-    release(c, RpcClientBox.self)
 }

@@ -1,0 +1,126 @@
+/*
+ * grpchelper/logs.h — part of the C ABI of libgrpchelper (include <grpchelper.h>;
+ * the conventions stated there hold here too).
+ *
+ * Helper layer: rolling logs with per-logger levels (gh_logs), as grpc-helper's
+ * RpcLogs.
+ */
+#ifndef GRPCHELPER_LOGS_H
+#define GRPCHELPER_LOGS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ------------------------------------------------------------------------ */
+/* Rolling logs                                                             */
+/* ------------------------------------------------------------------------ */
+
+/* Levels (Python logging's numbers; grpc-helper-api LoggerLevel for DEBUG
+ * to CRITICAL). */
+typedef enum {
+    GH_LOG_TRACE = 5,
+    GH_LOG_DEBUG = 10,
+    GH_LOG_INFO = 20,
+    GH_LOG_NOTICE = 25,
+    GH_LOG_WARNING = 30,
+    GH_LOG_ERROR = 40,
+    GH_LOG_CRITICAL = 50
+} gh_log_level;
+
+typedef struct gh_logs gh_logs;
+
+/* The rolling logs of a program. Each named logger writes to
+ * <folder>/<name>/<name>.log, and every record also goes to
+ * <folder>/root/root.log (the root logger's file). Lines read
+ * "YYYY-MM-DD hh:mm:ss.mmm [thread/name] LEVEL message", with
+ * " - file:function:line" when the source is known; the thread is
+ * "MainThread" for the main thread, else its name and kernel id
+ * ("worker-4242"). A header line is written (in the file and in the root
+ * file) when the process opens a file. Files roll over every |interval| |unit|
+ * (S, M, H, D, MIDNIGHT, W0..W6, any case: Python's TimedRotatingFileHandler
+ * units), keeping |backup| old files (0: all). Levels per logger come in
+ * layers from loggers.json in the system, user and workspace folders of
+ * |folders| (may be NULL); name → level name ("DEBUG", ...) or false
+ * (disabled). A logger without a level takes its nearest dotted parent's, and
+ * finally the root's (name "" or "root"; INFO unless configured). Names that
+ * map to one file ("a/b" and "a_b": a slash becomes "_") share it. A file that
+ * cannot be written (its folder removed, ...) is reopened, its folder made
+ * again, on the next record; records are lost meanwhile (reported once on
+ * stderr), never an error of the caller.
+ * |folder| is copied; a relative one is taken from the workspace (the current
+ * directory without one).
+ * Errors (GH_ERR_RESULT): a bad unit or interval → GH_RC_ERROR_PARAM_INVALID;
+ * a malformed loggers.json → GH_RC_ERROR_MODEL_INVALID naming it; a folder
+ * that cannot be created → GH_RC_ERROR.
+ * Threads: any thread. Logs are thread-safe. */
+int gh_logs_new(const char *folder, const char *unit, int interval, int backup,
+                const gh_folders *folders, gh_logs **out);
+
+/* The same, with folder, unit, interval and backup from the set's
+ * rpc-logs-folder, rpc-logs-interval-unit, rpc-logs-interval and
+ * rpc-logs-backup items and the set's folders (borrowed for the call).
+ * Threads: any thread. */
+int gh_logs_new_from_config(const gh_config_set *set, gh_logs **out);
+
+/* Closes the files. No gh_logs_* call may run on it concurrently or after.
+ * NULL does nothing.
+ * Threads: any thread, once. */
+void gh_logs_free(gh_logs *logs);
+
+/* The logs folder (absolute). Valid until gh_logs_free.
+ * Threads: any thread. */
+const char *gh_logs_folder(const gh_logs *logs);
+
+/* 1 if a record of |level| from logger |name| would be written, else 0 (also
+ * for a NULL |logs|).
+ * Threads: any thread. */
+int gh_logs_enabled(const gh_logs *logs, const char *name, int level);
+
+/* Writes |message| from logger |name| at |level| (a gh_log_level or any
+ * 1..50 number) if enabled, naming the calling thread (see gh_logs_new).
+ * Strings are borrowed for the call.
+ * Threads: any thread. */
+int gh_logs_write(gh_logs *logs, const char *name, int level,
+                  const char *message);
+
+/* As gh_logs_write, for bindings that forward their language's log records:
+ * |name| is the logger whose file gets the record (and the root file);
+ * |record_name| (NULL: |name|) the logger that made it, when it reached
+ * |name|'s handler by propagation (a child, or another library's logger at the
+ * root): its level and enablement decide, and its name is on the line. With
+ * the record's thread name, source file, function and line (|thread|, |file|,
+ * |function| may be NULL; |line| 0: unknown).
+ * Threads: any thread. */
+int gh_logs_write_record(gh_logs *logs, const char *name,
+                         const char *record_name, int level,
+                         const char *thread, const char *file,
+                         const char *function, int line, const char *message);
+
+/* The LoggerService operations, on encoded messages (as the config set's):
+ * - get: Filter → LoggerStatus, the named loggers' configuration ("" is the
+ *   root, reported as "root"; a logger without a level reports LVL_UNKNOWN);
+ * - set: LoggerUpdate → LoggerStatus, sets level and enablement and persists
+ *   them in the workspace's loggers.json (atomically);
+ * - reset: Filter → LoggerStatus, forgets the workspace setting: back to
+ *   what the system and user loggers.json give (else no level of its own and
+ *   enabled; the root at INFO), removed from the workspace's loggers.json.
+ * Errors (GH_ERR_RESULT): an empty request → GH_RC_ERROR_PARAM_MISSING.
+ * Threads: any thread. */
+int gh_logs_get(gh_logs *logs, const uint8_t *request, size_t request_len,
+                uint8_t **response, size_t *response_len);
+int gh_logs_set(gh_logs *logs, const uint8_t *request, size_t request_len,
+                uint8_t **response, size_t *response_len);
+int gh_logs_reset(gh_logs *logs, const uint8_t *request, size_t request_len,
+                  uint8_t **response, size_t *response_len);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* GRPCHELPER_LOGS_H */

@@ -1,0 +1,95 @@
+/*
+ * grpchelper/types.h — part of the C ABI of libgrpchelper (include <grpchelper.h>;
+ * the conventions stated there hold here too).
+ *
+ * gRPC status codes, call cardinality, compression, write flags and the
+ * options of servers and channels.
+ */
+#ifndef GRPCHELPER_TYPES_H
+#define GRPCHELPER_TYPES_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ------------------------------------------------------------------------ */
+/* gRPC status codes, call cardinality, compression                         */
+/* ------------------------------------------------------------------------ */
+
+typedef enum {
+    GH_STATUS_OK = 0,
+    GH_STATUS_CANCELLED = 1,
+    GH_STATUS_UNKNOWN = 2,
+    GH_STATUS_INVALID_ARGUMENT = 3,
+    GH_STATUS_DEADLINE_EXCEEDED = 4,
+    GH_STATUS_NOT_FOUND = 5,
+    GH_STATUS_ALREADY_EXISTS = 6,
+    GH_STATUS_PERMISSION_DENIED = 7,
+    GH_STATUS_RESOURCE_EXHAUSTED = 8,
+    GH_STATUS_FAILED_PRECONDITION = 9,
+    GH_STATUS_ABORTED = 10,
+    GH_STATUS_OUT_OF_RANGE = 11,
+    GH_STATUS_UNIMPLEMENTED = 12,
+    GH_STATUS_INTERNAL = 13,
+    GH_STATUS_UNAVAILABLE = 14,
+    GH_STATUS_DATA_LOSS = 15,
+    GH_STATUS_UNAUTHENTICATED = 16
+} gh_status_code;
+
+typedef enum {
+    GH_UNARY = 0,             /* one request, one response */
+    GH_CLIENT_STREAMING = 1,  /* request stream, one response */
+    GH_SERVER_STREAMING = 2,  /* one request, response stream */
+    GH_BIDI_STREAMING = 3     /* both streams, freely interleaved */
+} gh_cardinality;
+
+typedef enum {
+    GH_COMPRESSION_DEFAULT = -1, /* per call: use the channel's/server's default */
+    GH_COMPRESSION_NONE = 0,     /* identity */
+    GH_COMPRESSION_DEFLATE = 1,
+    GH_COMPRESSION_GZIP = 2
+} gh_compression;
+
+/* Flags for gh_server_call_send / gh_call_send. */
+#define GH_WRITE_NO_COMPRESS 0x1 /* send this message uncompressed */
+
+/* ------------------------------------------------------------------------ */
+/* Options (type-tagged ids, typed setters)                                 */
+/* ------------------------------------------------------------------------ */
+
+enum { GH_OPTTYPE_INT = 0, GH_OPTTYPE_STR = 10000 };
+
+typedef enum {
+    /* server: size of the worker pool running handlers (default 30) */
+    GH_OPT_MAX_WORKERS = GH_OPTTYPE_INT + 1,
+    /* server and channel: largest message accepted, in bytes (default 4 MiB) */
+    GH_OPT_MAX_RECV_MESSAGE_SIZE = GH_OPTTYPE_INT + 2,
+    /* server: SETTINGS_MAX_CONCURRENT_STREAMS per connection (default 100) */
+    GH_OPT_MAX_CONCURRENT_STREAMS = GH_OPTTYPE_INT + 3,
+    /* server and channel: largest header list accepted (default 16 KiB) */
+    GH_OPT_MAX_HEADER_LIST_SIZE = GH_OPTTYPE_INT + 4,
+    /* server and channel: default compression, a gh_compression (default NONE) */
+    GH_OPT_DEFAULT_COMPRESSION = GH_OPTTYPE_INT + 5,
+    /* server: number of I/O event-loop threads (default: cores) */
+    GH_OPT_EVENT_LOOP_THREADS = GH_OPTTYPE_INT + 6,
+    /* server and channel: HTTP/2 initial stream window in bytes (default 1 MiB) */
+    GH_OPT_INITIAL_WINDOW_SIZE = GH_OPTTYPE_INT + 7,
+    /* channel: number of threads running completion callbacks (default 4) */
+    GH_OPT_CALLBACK_THREADS = GH_OPTTYPE_INT + 8,
+    /* server: calls running or waiting for a worker at once, over all
+     * connections; a call beyond it is answered RESOURCE_EXHAUSTED
+     * ("Concurrent RPC limit exceeded!") without running its handler
+     * (default 0: no limit). */
+    GH_OPT_MAX_CONCURRENT_RPCS = GH_OPTTYPE_INT + 9,
+    /* channel: text put before the library's own user-agent */
+    GH_OPT_USER_AGENT_PREFIX = GH_OPTTYPE_STR + 1
+} gh_opt;
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* GRPCHELPER_TYPES_H */
