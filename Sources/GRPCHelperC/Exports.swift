@@ -176,15 +176,11 @@ private func positive(_ v: Int64, _ name: String, max: Int64 = Int64(Int32.max))
 // MARK: - server
 
 
+/// A server handle: the core server plus the user data its C handlers were given (freed
+/// by gh_server_free, after the server stopped).
 final class ServerBox {
-    var options = ServerOptions()
-    var listeners: [String] = []
-    var registrations: [(String, RPCCardinality, gh_handler_fn, CPointer)] = []
-    var fallback: (gh_handler_fn, CPointer)?
+    let server = Server()
     var userData: [(CPointer, gh_free_fn)] = []
-    /// Created by the first gh_server_bind or by gh_server_start (options fixed from then on).
-    var server: Server?
-    var started = false
 }
 
 /// A plain mutex for box state (kept tiny; GRPCHelperCore's locks are internal).
@@ -210,21 +206,21 @@ public func gh_server_new(_ out: UnsafeMutablePointer<OpaquePointer?>?) -> Int32
 @c @implementation
 public func gh_server_set_int(_ s: OpaquePointer?, _ option: gh_opt, _ value: Int64) -> Int32 {
     boundary {
-        let box = try borrow(s, ServerBox.self, "server")
-        guard box.server == nil else { throw ExportError(GH_ERR_INVALID_STATE, "server options must be set before start (and before gh_server_bind)") }
-        switch option {
-        case GH_OPT_MAX_WORKERS: box.options.maxWorkers = try positive(value, "max workers", max: 10_000)
-        case GH_OPT_MAX_RECV_MESSAGE_SIZE: box.options.maxReceiveMessageSize = try positive(value, "max receive message size")
-        case GH_OPT_MAX_CONCURRENT_STREAMS: box.options.maxConcurrentStreams = try positive(value, "max concurrent streams")
-        case GH_OPT_MAX_HEADER_LIST_SIZE: box.options.maxHeaderListSize = try positive(value, "max header list size")
-        case GH_OPT_DEFAULT_COMPRESSION:
-            guard let c = try compression(value) else { throw ExportError(GH_ERR_INVALID_ARGUMENT, "default compression cannot be DEFAULT") }
-            box.options.defaultCompression = c
-        case GH_OPT_EVENT_LOOP_THREADS: box.options.eventLoopThreads = try positive(value, "event loop threads", max: 1024)
-        case GH_OPT_INITIAL_WINDOW_SIZE: box.options.initialWindowSize = try positive(value, "initial window size")
-        case GH_OPT_MAX_CONCURRENT_RPCS:
-            box.options.maxConcurrentRPCs = value == 0 ? nil : try positive(value, "max concurrent RPCs")
-        default: throw ExportError(GH_ERR_INVALID_ARGUMENT, "option \(option.rawValue) is not an integer server option")
+        try borrow(s, ServerBox.self, "server").server.configure { o in
+            switch option {
+            case GH_OPT_MAX_WORKERS: o.maxWorkers = try positive(value, "max workers", max: 10_000)
+            case GH_OPT_MAX_RECV_MESSAGE_SIZE: o.maxReceiveMessageSize = try positive(value, "max receive message size")
+            case GH_OPT_MAX_CONCURRENT_STREAMS: o.maxConcurrentStreams = try positive(value, "max concurrent streams")
+            case GH_OPT_MAX_HEADER_LIST_SIZE: o.maxHeaderListSize = try positive(value, "max header list size")
+            case GH_OPT_DEFAULT_COMPRESSION:
+                guard let c = try compression(value) else { throw ExportError(GH_ERR_INVALID_ARGUMENT, "default compression cannot be DEFAULT") }
+                o.defaultCompression = c
+            case GH_OPT_EVENT_LOOP_THREADS: o.eventLoopThreads = try positive(value, "event loop threads", max: 1024)
+            case GH_OPT_INITIAL_WINDOW_SIZE: o.initialWindowSize = try positive(value, "initial window size")
+            case GH_OPT_MAX_CONCURRENT_RPCS:
+                o.maxConcurrentRPCs = value == 0 ? nil : try positive(value, "max concurrent RPCs")
+            default: throw ExportError(GH_ERR_INVALID_ARGUMENT, "option \(option.rawValue) is not an integer server option")
+            }
         }
         return GH_OK
     }
@@ -241,13 +237,7 @@ public func gh_server_set_str(_ s: OpaquePointer?, _ option: gh_opt, _ value: Un
 @c @implementation
 public func gh_server_add_listener(_ s: OpaquePointer?, _ address: UnsafePointer<CChar>?) -> Int32 {
     boundary {
-        let box = try borrow(s, ServerBox.self, "server")
-        guard !box.started else { throw ExportError(GH_ERR_INVALID_STATE, "listeners must be added before start") }
-        let a = try string(address, "address")
-        do { _ = try Endpoint.parse(a) } catch {
-            throw ExportError(GH_ERR_INVALID_ARGUMENT, "invalid listen address: \(error)")
-        }
-        box.listeners.append(a)
+        try borrow(s, ServerBox.self, "server").server.addListener(try string(address, "address"))
         return GH_OK
     }
 }
@@ -255,12 +245,7 @@ public func gh_server_add_listener(_ s: OpaquePointer?, _ address: UnsafePointer
 @c @implementation
 public func gh_server_bind(_ s: OpaquePointer?, _ address: UnsafePointer<CChar>?, _ port: UnsafeMutablePointer<Int32>?) -> Int32 {
     boundary {
-        let box = try borrow(s, ServerBox.self, "server")
-        guard !box.started else { throw ExportError(GH_ERR_INVALID_STATE, "gh_server_bind must come before start") }
-        let a = try string(address, "address")
-        let server = box.server ?? Server(options: box.options)
-        box.server = server
-        let p = try server.bindNow(a)
+        let p = try borrow(s, ServerBox.self, "server").server.bindNow(try string(address, "address"))
         port?.pointee = Int32(p)
         return GH_OK
     }
@@ -272,16 +257,12 @@ public func gh_server_register(_ s: OpaquePointer?, _ method: UnsafePointer<CCha
                                _ freeUserData: gh_free_fn?) -> Int32 {
     boundary {
         let box = try borrow(s, ServerBox.self, "server")
-        guard !box.started else { throw ExportError(GH_ERR_INVALID_STATE, "methods must be registered before start") }
         let m = try string(method, "method")
         guard let card = RPCCardinality(rawValue: Int(cardinality.rawValue)) else {
             throw ExportError(GH_ERR_INVALID_ARGUMENT, "invalid cardinality \(cardinality.rawValue)")
         }
         guard let fn = fn else { throw ExportError(GH_ERR_INVALID_ARGUMENT, "handler is NULL") }
-        guard m.hasPrefix("/"), m.dropFirst().contains("/") else {
-            throw ExportError(GH_ERR_INVALID_ARGUMENT, "method path must look like /package.Service/Method, got '\(m)'")
-        }
-        box.registrations.append((m, card, fn, CPointer(raw: userData)))
+        try box.server.register(m, cardinality: card, handler: cHandler(fn, CPointer(raw: userData)))
         if let f = freeUserData { box.userData.append((CPointer(raw: userData), f)) }
         return GH_OK
     }
@@ -292,10 +273,8 @@ public func gh_server_register_fallback(_ s: OpaquePointer?, _ fn: gh_handler_fn
                                         _ freeUserData: gh_free_fn?) -> Int32 {
     boundary {
         let box = try borrow(s, ServerBox.self, "server")
-        guard !box.started else { throw ExportError(GH_ERR_INVALID_STATE, "methods must be registered before start") }
         guard let fn = fn else { throw ExportError(GH_ERR_INVALID_ARGUMENT, "handler is NULL") }
-        guard box.fallback == nil else { throw ExportError(GH_ERR_INVALID_STATE, "a fallback handler is already registered") }
-        box.fallback = (fn, CPointer(raw: userData))
+        try box.server.registerFallback(handler: cHandler(fn, CPointer(raw: userData)))
         if let f = freeUserData { box.userData.append((CPointer(raw: userData), f)) }
         return GH_OK
     }
@@ -313,17 +292,7 @@ private func cHandler(_ fn: gh_handler_fn, _ ud: CPointer) -> ServerHandler {
 @c @implementation
 public func gh_server_start(_ s: OpaquePointer?) -> Int32 {
     boundary {
-        let box = try borrow(s, ServerBox.self, "server")
-        guard !box.started else { throw ExportError(GH_ERR_INVALID_STATE, "server already started") }
-        let server = box.server ?? Server(options: box.options)
-        box.server = server
-        for (m, card, fn, ud) in box.registrations {
-            try server.register(m, cardinality: card, handler: cHandler(fn, ud))
-        }
-        if let (fn, ud) = box.fallback { try server.registerFallback(handler: cHandler(fn, ud)) }
-        for l in box.listeners { try server.addListener(l) }
-        try server.start()
-        box.started = true
+        try borrow(s, ServerBox.self, "server").server.start()
         return GH_OK
     }
 }
@@ -331,8 +300,8 @@ public func gh_server_start(_ s: OpaquePointer?) -> Int32 {
 @c @implementation
 public func gh_server_port(_ s: OpaquePointer?, _ index: Int, _ port: UnsafeMutablePointer<Int32>?) -> Int32 {
     boundary {
-        let box = try borrow(s, ServerBox.self, "server")
-        guard let server = box.server, box.started else { throw ExportError(GH_ERR_INVALID_STATE, "server not started") }
+        let server = try borrow(s, ServerBox.self, "server").server
+        guard server.isStarted else { throw ExportError(GH_ERR_INVALID_STATE, "server not started") }
         guard let p = server.port(listener: index) else {
             throw ExportError(GH_ERR_INVALID_ARGUMENT, "no listener \(index)")
         }
@@ -344,8 +313,9 @@ public func gh_server_port(_ s: OpaquePointer?, _ index: Int, _ port: UnsafeMuta
 @c @implementation
 public func gh_server_shutdown(_ s: OpaquePointer?, _ grace: Double) -> Int32 {
     boundary {
-        let box = try borrow(s, ServerBox.self, "server")
-        box.server?.shutdown(grace: grace < 0 ? nil : grace)
+        let server = try borrow(s, ServerBox.self, "server").server
+        // A server never bound or started has nothing to stop (and can still be started).
+        if server.isBound { server.shutdown(grace: grace < 0 ? nil : grace) }
         return GH_OK
     }
 }
@@ -353,8 +323,8 @@ public func gh_server_shutdown(_ s: OpaquePointer?, _ grace: Double) -> Int32 {
 @c @implementation
 public func gh_server_wait(_ s: OpaquePointer?) -> Int32 {
     boundary {
-        let box = try borrow(s, ServerBox.self, "server")
-        guard let server = box.server, box.started else { throw ExportError(GH_ERR_INVALID_STATE, "server not started") }
+        let server = try borrow(s, ServerBox.self, "server").server
+        guard server.isStarted else { throw ExportError(GH_ERR_INVALID_STATE, "server not started") }
         server.wait()
         return GH_OK
     }
@@ -363,8 +333,7 @@ public func gh_server_wait(_ s: OpaquePointer?) -> Int32 {
 @c @implementation
 public func gh_server_free(_ s: OpaquePointer?) {
     guard let s = s, let box = try? borrow(s, ServerBox.self, "server") else { return }
-    box.server?.shutdown(grace: 0)
-    box.server = nil
+    if box.server.isBound { box.server.shutdown(grace: 0) }
     for (ud, f) in box.userData { f(ud.raw) }
     box.userData.removeAll()
     release(s, ServerBox.self)
@@ -795,12 +764,7 @@ public func gh_call_unary(_ c: OpaquePointer?, _ request: UnsafePointer<UInt8>?,
     boundary {
         let box = try borrow(c, CallBox.self, "call")
         let req = try bytes(request, requestLen)
-        let call = try box.makeCall()
-        call.start()
-        try? call.send(req)
-        call.closeSend()
-        let m = try call.receive()
-        let s = call.waitStatus()
+        let (m, s) = try box.makeCall().exchangeUnary(req)
         box.cacheStatus(s)
         guard s.isOK else {
             setLastError("RPC failed: \(s.code) \(s.message)")

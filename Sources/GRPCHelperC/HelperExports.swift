@@ -1,7 +1,6 @@
 // The helper layer's C ABI (grpchelper/{config,cli,logs}.h), `@c @implementation`: config items,
 // folders, config sets, command line, rolling logs. Thin translations onto GRPCHelper;
 // helper-layer errors (RpcException) become GH_ERR_RESULT + gh_last_result_code.
-import ArgumentParser
 import Foundation
 import GRPCHelper
 import SwiftProtobuf
@@ -389,17 +388,6 @@ public func gh_config_set_update(_ s: OpaquePointer?, _ name: UnsafePointer<CCha
 
 // MARK: - command line
 
-/// The command a C host's arguments are parsed with: the RPC options, and everything
-/// else kept for the host.
-private struct CCommandLine: ParsableCommand {
-    nonisolated(unsafe) static var configuration = CommandConfiguration()
-    @OptionGroup var rpc: RpcCliOptions
-    @Argument(parsing: .allUnrecognized, help: .hidden) var rest: [String] = []
-}
-
-/// ArgumentParser reads the command's description and the defaults from statics.
-private let cliLock = NSLock()
-
 /// A malloc'd array of malloc'd C strings, freed with the box.
 final class CStringArray {
     let pointer: UnsafeMutablePointer<UnsafePointer<CChar>?>
@@ -435,25 +423,20 @@ public func gh_cli_parse(_ argc: Int32, _ argv: UnsafePointer<UnsafePointer<CCha
         guard argc >= 0, argc == 0 || argv != nil else { throw ExportError(GH_ERR_INVALID_ARGUMENT, "argv is NULL") }
         let args = try (0..<Int(argc)).map { try string(argv![$0], "argv[\($0)]") }
         let program = args.first.map { ($0 as NSString).lastPathComponent } ?? "program"
+        let parsed = RpcCommandLine.parse(
+            Array(args.dropFirst()), commandName: program, description: optionalString(description) ?? "",
+            defaults: .init(port: Int(defaultPort), system: optionalString(defaultSystem),
+                            user: optionalString(defaultUser), workspace: optionalString(defaultWorkspace),
+                            version: optionalString(version)))
         let box = CliBox()
-        cliLock.withLock {
-            CCommandLine.configuration = CommandConfiguration(
-                commandName: program, abstract: optionalString(description) ?? "",
-                version: optionalString(version) ?? "")
-            RpcCliOptions.defaults = .init(port: Int(defaultPort), system: optionalString(defaultSystem),
-                                           user: optionalString(defaultUser),
-                                           workspace: optionalString(defaultWorkspace),
-                                           version: optionalString(version))
-            do {
-                let cmd = try CCommandLine.parse(Array(args.dropFirst()))
-                box.port = Int32(cmd.rpc.port)
-                box.folders = cmd.rpc.folders
-                box.config = CStringArray(cmd.rpc.config.sorted(by: { $0.key < $1.key }).map { "\($0.key)=\($0.value)" })
-                box.rest = CStringArray(cmd.rest)
-            } catch {
-                box.exitCode = CCommandLine.exitCode(for: error).rawValue
-                box.message = OwnedCString(CCommandLine.fullMessage(for: error))
-            }
+        if let code = parsed.exitCode {
+            box.exitCode = code
+            box.message = OwnedCString(parsed.message)
+        } else {
+            box.port = Int32(parsed.port)
+            box.folders = parsed.folders
+            box.config = CStringArray(parsed.config.sorted(by: { $0.key < $1.key }).map { "\($0.key)=\($0.value)" })
+            box.rest = CStringArray(parsed.rest)
         }
         out.pointee = makeHandle(box)
         return GH_OK

@@ -191,34 +191,24 @@ final class RpcServerBox: @unchecked Sendable {
     }
 }
 
-/// A C service's manager: its logger name and hooks.
-final class CManager: RpcManager, @unchecked Sendable {
-    let service: RpcServiceBox
-    let box: RpcServerBox
-    let handle: OpaquePointer
-
-    init(service: RpcServiceBox, box: RpcServerBox, handle: OpaquePointer) {
-        self.service = service
-        self.box = box
-        self.handle = handle
-        super.init()
-    }
-
-    override var loggerName: String { service.loggerName ?? service.name }
-
-    override func load() throws {
-        guard let load = service.load else { return }
-        if let s = server { box.bind(s) }
-        let clientBox = RpcClientBox(client: client)
-        box.clientBoxes.append(clientBox)
-        clearError()
-        let rc = load(handle, OpaquePointer(Unmanaged.passUnretained(clientBox).toOpaque()), service.managerData?.raw)
-        if rc != 0 { throw returnedError(rc, "\(service.name) load hook") }
-    }
-
-    override func shutdown() {
-        service.shutdown?(service.managerData?.raw)
-    }
+/// A C service's manager: its logger name and its hooks, called with handles. The hooks'
+/// user data lives as long as the manager (also without hooks: it is freed with it).
+private func cManager(_ service: RpcServiceBox, _ box: RpcServerBox, _ handle: OpaquePointer) -> RpcManager {
+    let data = service.managerData
+    let load = service.load, shutdown = service.shutdown
+    return RpcHookManager(
+        loggerName: service.loggerName ?? service.name,
+        load: { manager in
+            guard let load = load else { return }
+            if let s = manager.server { box.bind(s) }
+            // The auto-client's handle stays valid until the server is freed.
+            let clientBox = RpcClientBox(client: manager.client)
+            box.clientBoxes.append(clientBox)
+            clearError()
+            let rc = load(handle, OpaquePointer(Unmanaged.passUnretained(clientBox).toOpaque()), data?.raw)
+            if rc != 0 { throw returnedError(rc, "\(service.name) load hook") }
+        },
+        shutdown: { shutdown?(data?.raw) })
 }
 
 /// A C method handler as a managed method body.
@@ -257,7 +247,7 @@ final class RpcServerOptionsBox {
         let descriptors = services.map { sb in
             RpcServiceDescriptor(name: sb.name, serviceName: sb.serviceName, version: sb.version,
                                  supportedApiVersion: sb.supported, currentApiVersion: sb.current,
-                                 manager: sb.isProxy ? nil : CManager(service: sb, box: box, handle: handle),
+                                 manager: sb.isProxy ? nil : cManager(sb, box, handle),
                                  methods: sb.methods.map { cMethod($0.name, $0.cardinality, $0.fn, $0.data) },
                                  isProxy: sb.isProxy)
         }

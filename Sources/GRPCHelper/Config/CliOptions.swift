@@ -1,12 +1,14 @@
 // The RPC command-line options (grpc-helper's RpcCliParser.with_rpc_args) as a
 // swift-argument-parser group that a host command embeds with @OptionGroup.
 import ArgumentParser
+import Synchronization
 
 /// `--system PATH`, `--user PATH`, `-w/--workspace PATH`, `-p/--port PORT`,
 /// `-c/--config NAME=VALUE` (repeatable), `-V` (version; `-h/--help` and `--version` come
 /// from ArgumentParser). Defaults come from the host through `RpcCliOptions.defaults` (set
-/// before parsing), as with_rpc_args's arguments. A malformed option is a usage error:
-/// ArgumentParser exits with EX_USAGE (64) and a message naming it.
+/// before parsing), as with_rpc_args's arguments, or are given to `RpcCommandLine.parse`
+/// for that parse alone. A malformed option is a usage error: ArgumentParser exits with
+/// EX_USAGE (64) and a message naming it.
 public struct RpcCliOptions: ParsableArguments {
     /// The host's defaults (port, system, user, workspace folders).
     public struct Defaults: Sendable {
@@ -26,7 +28,13 @@ public struct RpcCliOptions: ParsableArguments {
         }
     }
 
-    nonisolated(unsafe) public static var defaults = Defaults()
+    /// The host's defaults: those given to the `RpcCommandLine.parse` running on this
+    /// thread, else the process's (set once by a host before it parses).
+    public static var defaults: Defaults {
+        get { RpcCommandLine.current?.defaults ?? processDefaults.withLock { $0 } }
+        set { processDefaults.withLock { $0 = newValue } }
+    }
+    private static let processDefaults = Mutex(Defaults())
 
     @Option(name: .customLong("system"), help: ArgumentHelp("System folder (read-only defaults)", valueName: "PATH"))
     var systemOption: String?

@@ -58,3 +58,24 @@ open class RpcManager: @unchecked Sendable {
         }
     }
 }
+
+/// A manager made of closures, for hosts whose managers are not Swift subclasses (the C
+/// ABI's services, bindings): a logger name and load/shutdown hooks, each optional. The
+/// load hook gets the manager (its `client`, `server`, `logger` and `folders` are set).
+public final class RpcHookManager: RpcManager, @unchecked Sendable {
+    private let name: String
+    private let onLoad: ((RpcHookManager) throws -> Void)?
+    private let onShutdown: (() -> Void)?
+
+    public init(loggerName: String, load: ((RpcHookManager) throws -> Void)? = nil,
+                shutdown: (() -> Void)? = nil) {
+        name = loggerName
+        onLoad = load
+        onShutdown = shutdown
+        super.init()
+    }
+
+    public override var loggerName: String { name }
+    public override func load() throws { try onLoad?(self) }
+    public override func shutdown() { onShutdown?() }
+}

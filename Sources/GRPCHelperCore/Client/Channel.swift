@@ -318,11 +318,7 @@ public final class GRPCChannel: @unchecked Sendable {
     /// A blocking unary call. Throws `RPCError` with the status when it is not OK.
     public func unary(_ method: String, _ request: [UInt8], options: CallOptions = CallOptions()) throws -> [UInt8] {
         let call = makeCall(method, options: options)
-        call.start()
-        try? call.send(request)
-        call.closeSend()
-        let response = try call.receive()
-        let status = call.waitStatus()
+        let (response, status) = call.exchangeUnary(request)
         guard status.isOK else { throw RPCError(status, trailers: call.trailingMetadata) }
         guard let r = response else { throw RPCError(.internalError, "no response message") }
         return r
@@ -331,11 +327,7 @@ public final class GRPCChannel: @unchecked Sendable {
     /// An async unary call.
     public func unary(_ method: String, _ request: [UInt8], options: CallOptions = CallOptions()) async throws -> [UInt8] {
         let call = makeCall(method, options: options)
-        call.start()
-        try? await call.send(request)
-        call.closeSend()
-        let response = try await call.receive()
-        let status = await call.statusAsync()
+        let (response, status) = await call.exchangeUnary(request)
         guard status.isOK else { throw RPCError(status, trailers: call.trailingMetadata) }
         guard let r = response else { throw RPCError(.internalError, "no response message") }
         return r

@@ -197,6 +197,26 @@ public final class ClientCall: @unchecked Sendable, H2StreamDelegate {
         return r.0
     }
 
+    /// A whole unary exchange on this call, not yet started: starts it, sends `request`,
+    /// half-closes, then waits for the response (nil if none came) and the status. The
+    /// library's one unary sequence (`GRPCChannel.unary`, the C ABI's `gh_call_unary`).
+    public func exchangeUnary(_ request: [UInt8]) -> (response: [UInt8]?, status: Status) {
+        start()
+        try? send(request)
+        closeSend()
+        let response = (try? receive()) ?? nil
+        return (response, waitStatus())
+    }
+
+    /// Async variant of `exchangeUnary(_:)`.
+    public func exchangeUnary(_ request: [UInt8]) async -> (response: [UInt8]?, status: Status) {
+        start()
+        try? await send(request)
+        closeSend()
+        let response = (try? await receive()) ?? nil
+        return (response, await statusAsync())
+    }
+
     /// Blocks until the response headers arrive (empty metadata if the call ends without them).
     public func waitInitialMetadata() -> Metadata {
         monitor.wait(until: { self.initialMetadata != nil || self.finalStatus != nil },

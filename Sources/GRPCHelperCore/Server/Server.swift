@@ -11,7 +11,9 @@ public final class Server: @unchecked Sendable {
         let handler: ServerHandler
     }
 
-    public let options: ServerOptions
+    /// Fixed from the first `bindNow` or `start()` on; change them with `configure`.
+    public private(set) var options: ServerOptions
+    private var optionsFixed = false
     private(set) var registry: [String: Registered] = [:]
     /// Runs calls of methods not in `registry` (as bidirectional streams), if set.
     private(set) var fallback: Registered?
@@ -44,6 +46,20 @@ public final class Server: @unchecked Sendable {
         LiveObjects.destroyed(.server)
     }
 
+    /// Changes the options: only before the first `bindNow` or `start()`, which fix them
+    /// (else `RuntimeError(.invalidState)`, nothing changed). A throwing `change` changes
+    /// nothing either.
+    public func configure(_ change: (inout ServerOptions) throws -> Void) throws {
+        try state.withLock {
+            guard !optionsFixed, !stopping else {
+                throw RuntimeError(.invalidState, "server options must be set before start (and before binding)")
+            }
+            var o = options
+            try change(&o)
+            options = o
+        }
+    }
+
     /// Registers a handler for "/package.Service/Method". Before `start()`.
     public func register(_ method: String, cardinality: RPCCardinality, handler: ServerHandler) throws {
         try state.withLock {
@@ -57,10 +73,12 @@ public final class Server: @unchecked Sendable {
 
     /// Registers a handler for every method that has no handler of its own. Its calls
     /// run as bidirectional streams: the handler reads and answers as the method needs
-    /// (and finishes with UNIMPLEMENTED for a method it does not know). Before `start()`.
+    /// (and finishes with UNIMPLEMENTED for a method it does not know). Before `start()`,
+    /// once.
     public func registerFallback(handler: ServerHandler) throws {
         try state.withLock {
             guard !started else { throw RuntimeError(.invalidState, "cannot register methods after start") }
+            guard fallback == nil else { throw RuntimeError(.invalidState, "a fallback handler is already registered") }
             fallback = Registered(cardinality: .bidiStreaming, handler: handler)
         }
     }
@@ -89,6 +107,7 @@ public final class Server: @unchecked Sendable {
         }
         try state.withLock {
             guard !started, !stopping else { throw RuntimeError(.invalidState, "cannot bind after start") }
+            optionsFixed = true
         }
         let channel = try bind(e, makeBootstrap(ensureGroup(), autoRead: false))
         earlyListeners.append((e, channel))
@@ -143,6 +162,7 @@ public final class Server: @unchecked Sendable {
                 throw RuntimeError(.invalidState, "no listen address added")
             }
             started = true
+            optionsFixed = true
         }
         let group = ensureGroup()
         let pool = WorkerPool(threads: options.maxWorkers)
@@ -166,7 +186,7 @@ public final class Server: @unchecked Sendable {
 
     /// The port bound by listener `index` (0 for unix sockets), after `start()`.
     public func port(listener index: Int = 0) -> Int? {
-        guard index >= 0, index < listeners.count else { return nil }
+        guard isStarted, index >= 0, index < listeners.count else { return nil }
         return listeners[index].localAddress?.port ?? 0
     }
 
@@ -326,6 +346,13 @@ public final class Server: @unchecked Sendable {
     }
 
     public var isRunning: Bool { state.withLock { started && !stopped } }
+
+    /// Whether `start()` succeeded (also after a shutdown).
+    public var isStarted: Bool { state.withLock { started } }
+
+    /// Whether `bindNow` or `start()` ran (the options are fixed; there is something to
+    /// shut down).
+    public var isBound: Bool { state.withLock { optionsFixed } }
 }
 
 /// True when a process accepts connections on the Unix socket at `path`.

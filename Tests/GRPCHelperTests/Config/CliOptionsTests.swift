@@ -63,3 +63,53 @@ private struct Host: ParsableCommand {
         }
     }
 }
+
+/// A whole command line parsed without a host command of its own (the C ABI's way).
+@Suite struct RpcCommandLineTests {
+    private let defaults = RpcCliOptions.Defaults(port: 4321, system: "/etc/cl", user: nil, workspace: "wks",
+                                                  version: "2.0.1")
+
+    @Test func optionsDefaultsAndRest() {
+        let r = RpcCommandLine.parse(["-p", "99", "host-arg", "-c", "a=1", "--flag", "-c", "a=2", "--user", "/u"],
+                                     commandName: "cl", defaults: defaults)
+        #expect(r.exitCode == nil && r.message.isEmpty)
+        #expect(r.port == 99)
+        #expect(r.folders == Folders(system: "/etc/cl", user: "/u", workspace: "wks"))
+        #expect(r.config == ["a": "2"])
+        #expect(r.rest == ["host-arg", "--flag"])
+        let d = RpcCommandLine.parse([], commandName: "cl", defaults: defaults)
+        #expect(d.port == 4321 && d.rest.isEmpty && d.config.isEmpty)
+    }
+
+    @Test func helpVersionAndUsageErrors() {
+        let help = RpcCommandLine.parse(["--help"], commandName: "cl", description: "A described tool",
+                                        defaults: defaults)
+        #expect(help.exitCode == 0)
+        #expect(help.message.contains("A described tool") && help.message.contains("-p, --port"))
+        #expect(help.message.contains("cl"))
+        for flag in ["-V", "--version"] {
+            let v = RpcCommandLine.parse([flag], commandName: "cl", defaults: defaults)
+            #expect(v.exitCode == 0 && v.message == "2.0.1", "\(flag)")
+        }
+        let bad = RpcCommandLine.parse(["-c", "Bad=1"], commandName: "cl", defaults: defaults)
+        #expect(bad.exitCode == 64 && bad.message.contains("Bad=1"))
+    }
+
+    /// Each parse has its own defaults, also on several threads at once, and none leaks
+    /// into the process's `RpcCliOptions.defaults`.
+    @Test func concurrentParsesKeepTheirOwnDefaults() async {
+        await withTaskGroup(of: Bool.self) { group in
+            for i in 0..<64 {
+                group.addTask {
+                    let d = RpcCliOptions.Defaults(port: 1000 + i, workspace: "w\(i)", version: "v\(i)")
+                    let r = RpcCommandLine.parse(i % 2 == 0 ? [] : ["-V"], commandName: "t\(i)", defaults: d)
+                    return i % 2 == 0 ? (r.port == 1000 + i && r.folders.workspace == "w\(i)")
+                                      : (r.exitCode == 0 && r.message == "v\(i)")
+                }
+            }
+            for await ok in group { #expect(ok) }
+        }
+        // (Other suites may set the process's defaults meanwhile, never to these.)
+        #expect(!(1000..<1064).contains(RpcCliOptions.defaults.port))
+    }
+}

@@ -405,3 +405,51 @@ private func rpcError(_ body: () throws -> Void) -> RpcException? {
         #expect((held.outcome() as? RpcException)?.code == .errorRpc)
     }
 }
+
+/// A manager made of closures (how the C ABI and bindings give theirs): its logger name,
+/// its load hook with the manager attached, its shutdown hook. In the serialized suite:
+/// RpcServer's init blocks its thread while load hooks call the server, whose built-in
+/// services run on the concurrency pool (two such inits at once take both of this
+/// machine's pool threads).
+extension RpcServerTests {
+    @Test func hooksRunWithTheManagerAttached() throws {
+        let folders = TempFolders()
+        final class Seen: @unchecked Sendable {
+            var info: RpcMultiServiceInfo?
+            var loggerName = ""
+            var shutdowns = 0
+        }
+        let seen = Seen()
+        let manager = RpcHookManager(loggerName: "HookLogger", load: { m in
+            seen.loggerName = m.loggerName
+            seen.info = try m.client?["srv"]?.call("info", RpcFilter(), as: RpcMultiServiceInfo.self)
+            m.logger.info("loaded by hook")
+        }, shutdown: { seen.shutdowns += 1 })
+        let descriptor = RpcServiceDescriptor(
+            name: "hooked", serviceName: "TestService", title: "hooked", moduleVersion: "1.0.0",
+            apiVersion: RpcConfigApiVersion.self, manager: manager,
+            methods: [.unimplemented("ok", .unary)])
+        let server = try RpcServer(port: 0, descriptors: [descriptor], folders: folders.folders,
+                                   withDebugSignal: false)
+        #expect(seen.loggerName == "HookLogger")
+        #expect(Set(seen.info?.items.map(\.name) ?? []) == ["srv", "config", "log", "hooked"])
+        #expect(seen.shutdowns == 0)
+        server.shutdown()
+        #expect(seen.shutdowns == 1)
+        let log = try String(contentsOfFile: "\(server.logs.folder)/HookLogger/HookLogger.log", encoding: .utf8)
+        #expect(log.contains("loaded by hook"))
+    }
+
+    @Test func aFailingLoadHookFailsTheServer() {
+        let folders = TempFolders()
+        let manager = RpcHookManager(loggerName: "Failing", load: { _ in
+            throw RpcException("cannot load", code: .errorStateUnexpected)
+        })
+        let descriptor = RpcServiceDescriptor(
+            name: "failing", serviceName: "TestService", title: "failing", moduleVersion: "1.0.0",
+            apiVersion: RpcConfigApiVersion.self, manager: manager, methods: [])
+        #expect(throws: RpcException.self) {
+            _ = try RpcServer(port: 0, descriptors: [descriptor], folders: folders.folders, withDebugSignal: false)
+        }
+    }
+}

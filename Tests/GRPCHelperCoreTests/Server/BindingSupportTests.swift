@@ -50,6 +50,32 @@ struct IntegrationBindingSupportTests {
         #expect(throws: RuntimeError.self) { try server.registerFallback(handler: .blocking { _ in }) }
     }
 
+    @Test func oneFallbackOnly() throws {
+        let server = Server(options: testServerOptions())
+        try server.registerFallback(handler: .blocking { _ in })
+        #expect(throws: RuntimeError.self) { try server.registerFallback(handler: .blocking { _ in }) }
+    }
+
+    /// Options change until the first bind or start, which fix them; a failed change
+    /// changes nothing.
+    @Test func optionsAreConfigurableUntilBound() throws {
+        let server = Server(options: testServerOptions())
+        try server.configure { $0.maxWorkers = 3; $0.maxConcurrentRPCs = 5 }
+        #expect(server.options.maxWorkers == 3 && server.options.maxConcurrentRPCs == 5)
+        struct Refused: Error {}
+        #expect(throws: Refused.self) { try server.configure { $0.maxWorkers = 7; throw Refused() } }
+        #expect(server.options.maxWorkers == 3)
+        #expect(!server.isBound && !server.isStarted)
+        let port = try server.bindNow("127.0.0.1:0")
+        #expect(port > 0 && server.isBound && !server.isStarted)
+        #expect(throws: RuntimeError.self) { try server.configure { $0.maxWorkers = 9 } }
+        #expect(server.options.maxWorkers == 3)
+        try server.start()
+        defer { server.shutdown(grace: 0) }
+        #expect(server.isStarted)
+        #expect(throws: RuntimeError.self) { try server.configure { $0.maxWorkers = 9 } }
+    }
+
     @Test func concurrentCallLimitAnswersResourceExhausted() async throws {
         var options = testServerOptions()
         options.maxConcurrentRPCs = 2
