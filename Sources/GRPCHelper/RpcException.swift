@@ -32,3 +32,8 @@ extension RpcResultCode {
         return out
     }
 }
+
+/// The text of a NUL-terminated C character buffer (up to its first NUL).
+func stringFromCBuffer(_ buffer: [CChar]) -> String {
+    String(decoding: buffer.prefix(while: { $0 != 0 }).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+}

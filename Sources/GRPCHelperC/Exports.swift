@@ -9,7 +9,8 @@ import Glibc
 
 // MARK: - version, errors, memory
 
-private let versionInfo: UnsafeMutablePointer<gh_info> = {
+// The static gh_info and error texts: written once (lazily, thread-safe), never modified.
+nonisolated(unsafe) private let versionInfo: UnsafeMutablePointer<gh_info> = {
     let p = UnsafeMutablePointer<gh_info>.allocate(capacity: 1)
     p.initialize(to: gh_info(age: 1, version_num: Int32(GRPCHelperVersion.number),
                              version_str: UnsafePointer(strdup(GRPCHelperVersion.string)!)))
@@ -21,7 +22,7 @@ public func gh_version(_ least: Int32) -> UnsafePointer<gh_info>? {
     Int(least) > GRPCHelperVersion.number ? nil : UnsafePointer(versionInfo)
 }
 
-private let errorTexts: [Int32: UnsafeMutablePointer<CChar>] = [
+nonisolated(unsafe) private let errorTexts: [Int32: UnsafeMutablePointer<CChar>] = [
     GH_OK.rawValue: strdup("success")!,
     GH_ERR_INVALID_ARGUMENT.rawValue: strdup("invalid argument")!,
     GH_ERR_INVALID_STATE.rawValue: strdup("invalid state")!,
@@ -34,7 +35,7 @@ private let errorTexts: [Int32: UnsafeMutablePointer<CChar>] = [
     GH_ERR_NOMEM.rawValue: strdup("out of memory")!,
     GH_ERR_INTERNAL.rawValue: strdup("internal error")!,
 ]
-private let unknownErrorText = strdup("unknown error code")!
+nonisolated(unsafe) private let unknownErrorText = strdup("unknown error code")!
 
 @c @implementation
 public func gh_strerror(_ code: Int32) -> UnsafePointer<CChar>? {

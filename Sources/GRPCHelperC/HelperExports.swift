@@ -48,6 +48,7 @@ final class ConfigBox {
 
 /// The C custom validator (if any) with its user data, owned by the item: the user data
 /// is freed when the item is gone.
+// @unchecked Sendable: immutable; the C validator may run on several threads at once (as the header states).
 private final class CValidator: @unchecked Sendable {
     let fn: gh_config_validate_fn?
     let userData: UnsafeMutableRawPointer?
@@ -63,7 +64,7 @@ private final class CValidator: @unchecked Sendable {
         let rc = name.withCString { n in value.withCString { v in fn(userData, n, v, &buf, buf.count) } }
         guard rc != 0 else { return }
         buf[buf.count - 1] = 0
-        var text = String(cString: buf)
+        var text = String(decoding: buf.prefix(while: { $0 != 0 }).map { UInt8(bitPattern: $0) }, as: UTF8.self)
         if text.isEmpty { text = "Config item \(name): invalid value \"\(value)\"" }
         // A negative return is not a ResultCode: reported as ERROR.
         throw RpcException(text, code: rc < 0 ? .error : (RpcResultCode(rawValue: Int(rc)) ?? .error))

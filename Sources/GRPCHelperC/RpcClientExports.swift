@@ -5,6 +5,7 @@ import GRPCHelper
 import GRPCHelperCore
 import SwiftProtobuf
 
+// @unchecked Sendable: immutable (one `let` of a Sendable-by-lock client).
 final class RpcClientBox: @unchecked Sendable {
     let client: RpcClient?
     init(client: RpcClient?) { self.client = client }

@@ -12,6 +12,7 @@ import Glibc
 
 
 /// User data freed once nothing uses it any more (the service box and every server).
+// @unchecked Sendable: immutable; the raw pointer is the C caller's, freed once in deinit.
 final class UserData: @unchecked Sendable {
     let raw: UnsafeMutableRawPointer?
     let free: gh_free_fn?
@@ -152,6 +153,7 @@ public func gh_rpc_service_free(_ s: OpaquePointer?) {
 
 // MARK: - servers
 
+// @unchecked Sendable: mutable state guarded by `lock`; clientBoxes written during load and free only.
 final class RpcServerBox: @unchecked Sendable {
     private let lock = NSLock()
     private var _server: RpcServer?

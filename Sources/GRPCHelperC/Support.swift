@@ -23,7 +23,8 @@ private let lastErrorKey: pthread_key_t = {
     return key
 }()
 
-private let emptyString: UnsafeMutablePointer<CChar> = strdup("")!
+// Written once (lazily, thread-safe), never modified: C reads it as a constant.
+nonisolated(unsafe) private let emptyString: UnsafeMutablePointer<CChar> = strdup("")!
 
 // The ResultCode of the latest GH_ERR_RESULT (stored as a pointer-sized integer).
 private let lastResultKey: pthread_key_t = {
@@ -151,6 +152,7 @@ final class OwnedCString {
 }
 
 /// Passes non-Sendable C pointers into @Sendable closures.
+// @unchecked Sendable: a C caller's pointer, passed through untouched: the C API states its threading.
 struct CPointer: @unchecked Sendable {
     let raw: UnsafeMutableRawPointer?
 }

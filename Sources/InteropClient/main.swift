@@ -21,11 +21,11 @@ let callTimeout = 30.0
 // MARK: command line
 
 func usage(_ message: String) -> Never {
-    fputs("""
+    printToStderr("""
         interop-client: \(message)
         usage: interop-client --server_host=HOST --server_port=PORT --test_case=NAME|all [--use_tls=false]
 
-        """, stderr)
+        """)
     exit(2)
 }
 
@@ -474,7 +474,7 @@ let channel: GRPCChannel
 do {
     channel = try GRPCChannel(target: target)
 } catch {
-    fputs("interop-client: \(error)\n", stderr)
+    printToStderr("interop-client: \(error)\n")
     exit(2)
 }
 let client = InteropClient(channel: channel)
@@ -488,7 +488,7 @@ for (name, body) in selected {
         failed += 1
         print("FAIL \(name): \(error)")
     }
-    fflush(stdout)
+    fflush(nil)
 }
 channel.close()
 print("\(passed) passed, \(failed) failed")

@@ -2,6 +2,12 @@
 import Glibc
 #endif
 
+/// Writes `text` to standard error (unbuffered; no shared C stream involved).
+public func printToStderr(_ text: String) {
+    let bytes = Array(text.utf8)
+    _ = bytes.withUnsafeBytes { write(STDERR_FILENO, $0.baseAddress, $0.count) }
+}
+
 // Short names for the grpc.testing messages, shared by interop-server and interop-client.
 public typealias Empty = Grpc_Testing_Empty
 public typealias Payload = Grpc_Testing_Payload
@@ -32,7 +38,7 @@ public func parseInteropFlags(_ arguments: ArraySlice<String>, program: String, 
             key = String(key[..<eq])
         }
         guard known.contains(key) else {
-            fputs("\(program): warning: ignoring unknown flag '\(arg)'\n", stderr)
+            printToStderr("\(program): warning: ignoring unknown flag '\(arg)'\n")
             continue
         }
         if value == nil { value = args.popFirst() }

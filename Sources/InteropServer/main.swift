@@ -21,7 +21,7 @@ let echoTrailingKey = "x-grpc-test-echo-trailing-bin"
 // MARK: command line
 
 func usage(_ message: String) -> Never {
-    fputs("interop-server: \(message)\nusage: interop-server [--port=N] [--use_tls=false]\n", stderr)
+    printToStderr("interop-server: \(message)\nusage: interop-server [--port=N] [--use_tls=false]\n")
     exit(2)
 }
 
@@ -204,11 +204,11 @@ try server.register("\(service)/HalfDuplexCall", cardinality: .bidiStreaming, ha
 do {
     try server.start()
 } catch {
-    fputs("interop-server: \(error)\n", stderr)
+    printToStderr("interop-server: \(error)\n")
     exit(1)
 }
 print("listening on port \(server.port() ?? 0)")
-fflush(stdout)
+fflush(nil)
 
 var received: Int32 = 0
 sigwait(&signals, &received)

@@ -39,7 +39,7 @@ public struct RpcClientIdentity: Sendable, Equatable {
     static func hostName() -> String {
         var buf = [CChar](repeating: 0, count: 256)
         guard gethostname(&buf, buf.count - 1) == 0 else { return "" }
-        return String(cString: buf)
+        return stringFromCBuffer(buf)
     }
 
     /// "" when there is no route (the key is then not sent).
@@ -77,7 +77,7 @@ public struct RpcClientIdentity: Sendable, Equatable {
                     }
                 }
             }
-            let s = String(cString: text)
+            let s = stringFromCBuffer(text)
             if !s.isEmpty { return s }
         }
         return ""
@@ -95,6 +95,7 @@ public struct RpcClientIdentity: Sendable, Equatable {
 }
 
 /// A client of one or more managed services on one server (grpc-helper's RpcClient).
+// @unchecked Sendable: `stubSpecs` guarded by `stubLock`; the rest immutable.
 public final class RpcClient: @unchecked Sendable {
     /// "host:port"
     public let target: String
@@ -230,6 +231,7 @@ public final class RpcClient: @unchecked Sendable {
 }
 
 /// The responses of a server-streaming call.
+// @unchecked Sendable: one reader at a time (documented); the call is thread-safe.
 public final class RpcResponses: @unchecked Sendable {
     let client: RpcClient
     let path: String

@@ -8,6 +8,7 @@ public typealias ConfigCustomValidator = @Sendable (_ name: String, _ value: Str
 
 /// One configuration item. Values are strings; `intValue`/`floatValue` convert them.
 /// Thread-safe.
+// @unchecked Sendable: value and default guarded by `lock`; the custom validator must be thread-safe (documented).
 public final class Config: @unchecked Sendable {
     public let name: String
     public let description: String

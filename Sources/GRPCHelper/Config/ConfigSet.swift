@@ -2,6 +2,7 @@
 // defaults in layers, persisted user values, and the ConfigService operations.
 import Foundation
 
+// @unchecked Sendable: mutable state guarded by `lock`; the items are thread-safe.
 public final class ConfigSet: @unchecked Sendable {
     public let staticItems: [Config]
     public let userItems: [Config]

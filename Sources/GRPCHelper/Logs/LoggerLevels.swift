@@ -33,6 +33,7 @@ private enum LoggerSetting: Decodable {
     }
 }
 
+// @unchecked Sendable: mutable state guarded by `lock`.
 final class LoggerLevels: @unchecked Sendable {
     struct Entry: Equatable {
         /// 0: none of its own (inherits).

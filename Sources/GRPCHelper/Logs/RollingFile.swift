@@ -87,6 +87,7 @@ struct RolloverRule: Sendable {
 }
 
 /// One rolling file. Writes are serialized by its own lock.
+// @unchecked Sendable: mutable state guarded by `lock`.
 final class RollingFile: @unchecked Sendable {
     let path: String
     private let rule: RolloverRule

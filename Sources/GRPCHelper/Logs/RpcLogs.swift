@@ -9,6 +9,7 @@ import Logging
 import Glibc
 #endif
 
+// @unchecked Sendable: files and `closed` guarded by `lock`; levels and files are thread-safe.
 public final class RpcLogs: @unchecked Sendable {
     /// The logs folder (absolute).
     public let folder: String
@@ -194,7 +195,7 @@ public final class RpcLogs: @unchecked Sendable {
         if let p = pthread_getspecific(tidKey) { return Int(bitPattern: p) }
         var buf = [CChar](repeating: 0, count: 64)
         let n = readlink("/proc/thread-self", &buf, buf.count - 1)  // "<pid>/task/<tid>"
-        let tid = n > 0 ? Int(String(cString: buf).split(separator: "/").last ?? "") ?? 0 : 0
+        let tid = n > 0 ? Int(stringFromCBuffer(buf).split(separator: "/").last ?? "") ?? 0 : 0
         pthread_setspecific(tidKey, UnsafeRawPointer(bitPattern: tid))
         return tid
     }

@@ -5,6 +5,7 @@ import GRPCHelperCore
 
 /// The managers of the built-in services (their logs: RpcServer, ConfigManager,
 /// LogsManager, as grpc-helper names them).
+// @unchecked Sendable (restated, as Swift requires): no state beyond RpcManager's.
 final class ServerManager: RpcManager, @unchecked Sendable {
     override var loggerName: String { "RpcServer" }
 }
@@ -13,6 +14,7 @@ final class ConfigManager: RpcManager, @unchecked Sendable {}
 
 final class LogsManager: RpcManager, @unchecked Sendable {}
 
+// @unchecked Sendable: `server` is a weak reference set once, before any call is served.
 final class BuiltinServices: @unchecked Sendable {
     /// Set once the server is built (its srv methods need it).
     weak var server: RpcServer?
@@ -57,6 +59,7 @@ final class BuiltinServices: @unchecked Sendable {
     }
 
     /// The srv methods' way back to the server.
+    // @unchecked Sendable: `services` is set once, before any call is served.
     private final class Weak: @unchecked Sendable {
         weak var services: BuiltinServices?
         func get() throws -> RpcServer {

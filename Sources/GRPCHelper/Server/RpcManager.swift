@@ -4,6 +4,7 @@
 import Foundation
 import Logging
 
+// @unchecked Sendable: its state is guarded by `state`; subclasses guard theirs (e.g. with `lock`).
 open class RpcManager: @unchecked Sendable {
     /// Protects the manager's own state (reentrant).
     public let lock = NSRecursiveLock()
@@ -62,6 +63,8 @@ open class RpcManager: @unchecked Sendable {
 /// A manager made of closures, for hosts whose managers are not Swift subclasses (the C
 /// ABI's services, bindings): a logger name and load/shutdown hooks, each optional. The
 /// load hook gets the manager (its `client`, `server`, `logger` and `folders` are set).
+// @unchecked Sendable (restated, as Swift requires): its own state is immutable; the
+// hooks run where RpcServer calls them (load: once, on the creating thread).
 public final class RpcHookManager: RpcManager, @unchecked Sendable {
     private let name: String
     private let onLoad: ((RpcHookManager) throws -> Void)?

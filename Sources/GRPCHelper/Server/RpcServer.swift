@@ -23,6 +23,7 @@ public struct RpcPendingCall: Sendable, CustomStringConvertible {
     }
 }
 
+// @unchecked Sendable: mutable state guarded by `monitor`.
 public final class RpcServer: @unchecked Sendable {
     /// The port it listens on (the one bound when 0 was asked).
     public let port: Int

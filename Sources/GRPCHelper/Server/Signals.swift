@@ -177,6 +177,7 @@ extension RpcServer {
     func removeSignals() { SignalWatcher.remove(owner: self) }
 }
 
+// @unchecked Sendable: `n` guarded by `lock`.
 private final class SignalCounter: @unchecked Sendable {
     private let lock = NSLock()
     private var n = 0

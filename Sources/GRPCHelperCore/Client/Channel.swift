@@ -22,7 +22,8 @@ public struct ChannelOptions: Sendable {
 }
 
 /// One HTTP/2 connection of a channel (event loop only).
-final class ClientConnection {
+// @unchecked Sendable: confined to its channel's event loop (other threads only hop there).
+final class ClientConnection: @unchecked Sendable {
     let session: H2Session
     let handler: H2ConnectionHandler
     var channel: Channel?
@@ -62,6 +63,7 @@ final class ClientConnection {
 
 /// A client channel to one target: lazy connect, one multiplexed HTTP/2 connection,
 /// reconnect with exponential backoff, wait-for-ready.
+// @unchecked Sendable: connection state touched only on `eventLoop`; the rest guarded by its monitor.
 public final class GRPCChannel: @unchecked Sendable {
     public let target: String
     public let options: ChannelOptions
@@ -163,7 +165,7 @@ public final class GRPCChannel: @unchecked Sendable {
     /// Runs `body` on the channel's event loop. Returns false, scheduling nothing, once
     /// `close()` has begun (its event-loop threads may be gone): what was scheduled before
     /// runs before close's own work, so close sees every call started in time.
-    func execute(_ body: @escaping () -> Void) -> Bool {
+    func execute(_ body: @escaping @Sendable () -> Void) -> Bool {
         closeState.withLock {
             if closeStarted { return false }
             eventLoop.execute(body)
@@ -231,7 +233,8 @@ public final class GRPCChannel: @unchecked Sendable {
         state = .handshaking(conn)
         conn.onFirstSettings = { [weak self, weak conn] in
             // Inside nghttp2's receive: open the streams (which flushes) afterwards.
-            self?.eventLoop.execute { if let conn = conn { self?.settingsReceived(conn) } }
+            guard let self, let conn else { return }
+            self.eventLoop.execute { self.settingsReceived(conn) }
         }
         conn.session.onGoAway = { [weak self, weak conn] _, _ in
             guard let self = self, let conn = conn else { return }

@@ -23,6 +23,7 @@ public struct CallOptions: Sendable {
 
 /// The client side of one RPC. Sending and receiving may happen on different threads;
 /// the HTTP/2 side runs on the channel's event loop.
+// @unchecked Sendable: mutable state guarded by `monitor`; stream fields touched only on the channel's loop.
 public final class ClientCall: @unchecked Sendable, H2StreamDelegate {
     public let method: String
     public let options: CallOptions

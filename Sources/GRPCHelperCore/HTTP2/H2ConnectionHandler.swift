@@ -3,7 +3,9 @@ import NIOCore
 
 /// Drives an `H2Session` from a NIO channel: bytes in → `nghttp2_session_mem_recv`,
 /// bytes out ← `nghttp2_session_mem_send`. Everything here runs on the channel's event loop.
-final class H2ConnectionHandler: ChannelInboundHandler, RemovableChannelHandler {
+// @unchecked Sendable: confined to its channel's event loop (made elsewhere, then only used
+// there).
+final class H2ConnectionHandler: ChannelInboundHandler, RemovableChannelHandler, @unchecked Sendable {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 

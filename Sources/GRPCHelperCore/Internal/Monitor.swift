@@ -9,6 +9,7 @@ import Darwin
 /// A mutex with a condition variable that also wakes Swift-concurrency waiters.
 /// Blocking waits are for worker threads (C and Python handlers, blocking client
 /// calls); async waits are for Swift `async` code. Never block an event loop on it.
+// @unchecked Sendable: it is the lock: the waiters list is touched only with the mutex held.
 final class Monitor: @unchecked Sendable {
     private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
     private let cond = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)

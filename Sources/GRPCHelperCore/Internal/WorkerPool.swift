@@ -17,6 +17,7 @@ import Synchronization
 /// (`spinNanos`, yielding the CPU while it polls) before going to sleep: a request that
 /// arrives in that window is taken without a futex wake-up, which is most of the latency
 /// of a lone call. An idle pool sleeps; a busy pool never spins (its queue is not empty).
+// @unchecked Sendable: queue and counters guarded by its pthread mutex; `pending` is atomic.
 final class WorkerPool: @unchecked Sendable {
     private let pending = Atomic<Int>(0)
     private var spinning = false

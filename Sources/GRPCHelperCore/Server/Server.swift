@@ -5,6 +5,7 @@ import Glibc
 #endif
 
 /// A gRPC server: listeners, registered methods, a worker pool for blocking handlers.
+// @unchecked Sendable: mutable state guarded by `state`; options written only under it before start.
 public final class Server: @unchecked Sendable {
     struct Registered {
         let cardinality: RPCCardinality

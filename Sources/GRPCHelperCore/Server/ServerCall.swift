@@ -5,6 +5,7 @@ import NIOCore
 ///
 /// Reads and sends come from the handler's thread (one at a time per call); the
 /// HTTP/2 side runs on the connection's event loop. Shared state is guarded by `monitor`.
+// @unchecked Sendable: mutable state guarded by `monitor`; event-loop-only fields touched on the connection's loop.
 public final class ServerCall: @unchecked Sendable {
     /// "/package.Service/Method"
     public let method: String

@@ -3,7 +3,9 @@ import NIOCore
 import NIOPosix
 
 /// The gRPC server logic for one accepted connection (event loop only, except `schedule`).
-final class ServerConnection: H2StreamDelegate {
+// @unchecked Sendable: confined to `eventLoop` (other threads only hop there), except the
+// scheduled-calls list, guarded by `scheduleLock`.
+final class ServerConnection: H2StreamDelegate, @unchecked Sendable {
     let server: Server
     let session: H2Session
     let handler: H2ConnectionHandler

@@ -13,7 +13,8 @@ private final class ConnectionDroppingServer {
         init(_ channel: Channel) { self.channel = channel }
         func h2ReceivedHeaders(_ stream: H2Stream, _ fields: [HeaderField], endStream: Bool) {
             // Not from inside nghttp2's receive callback.
-            channel.eventLoop.execute { self.channel.close(promise: nil) }
+            let channel = self.channel
+            channel.eventLoop.execute { channel.close(promise: nil) }
         }
         func h2HeadersTooLarge(_ stream: H2Stream, size: Int) {}
         func h2ReceivedData(_ stream: H2Stream, _ bytes: UnsafeRawBufferPointer) {}
@@ -33,7 +34,9 @@ private final class ConnectionDroppingServer {
                                             initialWindowSize: 1 << 20)
                     let dropper = Dropper(ch)
                     session.onNewStream = { $0.delegate = dropper }
-                    return ch.pipeline.addHandler(H2ConnectionHandler(session: session))
+                    return ch.eventLoop.makeCompletedFuture {
+                        try ch.pipeline.syncOperations.addHandler(H2ConnectionHandler(session: session))
+                    }
                 }
                 .bind(host: "127.0.0.1", port: 0).wait()
             listener = l

@@ -35,7 +35,8 @@ private final class Collector: H2StreamDelegate {
 }
 
 /// A bare HTTP/2 client on our nghttp2 session, for sending requests a gRPC client never would.
-final class RawHTTP2Client {
+// Its session, handler and collectors are touched only on its channel's event loop.
+final class RawHTTP2Client: @unchecked Sendable {
     let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
     private var channel: Channel!
     private var handler: H2ConnectionHandler!
@@ -60,7 +61,9 @@ final class RawHTTP2Client {
         let handler = H2ConnectionHandler(session: session)
         self.handler = handler
         channel = try ClientBootstrap(group: group)
-            .channelInitializer { $0.pipeline.addHandler(handler) }
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(handler) }
+            }
             .connect(host: "127.0.0.1", port: port).wait()
     }
 
@@ -154,7 +157,8 @@ final class FakeHTTP2Server {
     let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
     private var listener: Channel!
     let port: Int
-    private final class HeaderLog {
+    // Its fields are guarded by `lock`.
+    private final class HeaderLog: @unchecked Sendable {
         let lock = Monitor()
         var blocks: [[HeaderField]] = []
         var closeCodes: [UInt32] = []
@@ -182,7 +186,9 @@ final class FakeHTTP2Server {
                     log.lock.mutateAndNotify { log.closeCodes.append(code) }
                 })
                 session.onNewStream = { $0.delegate = responder }
-                return ch.pipeline.addHandler(H2ConnectionHandler(session: session))
+                return ch.eventLoop.makeCompletedFuture {
+                    try ch.pipeline.syncOperations.addHandler(H2ConnectionHandler(session: session))
+                }
             }
             .bind(host: "127.0.0.1", port: 0).wait()
         port = listener.localAddress!.port!

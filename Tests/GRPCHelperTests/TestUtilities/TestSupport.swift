@@ -16,7 +16,7 @@ final class TempFolders {
         let p = root + "/" + rel
         try! FileManager.default.createDirectory(atPath: (p as NSString).deletingLastPathComponent,
                                                  withIntermediateDirectories: true)
-        FileManager.default.createFile(atPath: p, contents: Data(text.utf8))
+        _ = FileManager.default.createFile(atPath: p, contents: Data(text.utf8))
     }
     func read(_ rel: String) -> String? {
         FileManager.default.contents(atPath: root + "/" + rel).map { String(decoding: $0, as: UTF8.self) }

@@ -51,7 +51,7 @@ try server.register("\(service)/Bidi", cardinality: .bidiStreaming, handler: .as
 
 try server.start()
 print("listening on port \(server.port() ?? 0)")
-fflush(stdout)
+fflush(nil)  // all output streams (stdout included)
 
 // Stop on SIGINT/SIGTERM: block them and wait with sigwait on the main thread.
 var signals = sigset_t()

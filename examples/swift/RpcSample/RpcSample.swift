@@ -70,7 +70,7 @@ struct RpcSample: ParsableCommand {
                                            folders: rpc.folders, cliConfig: rpc.config)
                 server.handleExitSignals()
                 print("serving on port \(server.port)")
-                fflush(stdout)
+                fflush(nil)
                 // Serves in its own threads until srv.shutdown or a signal.
                 server.waitShutdown()
             } catch let e as RpcException {
