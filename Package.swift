@@ -46,7 +46,8 @@ let package = Package(
         .target(name: "CGRPCHelper"),
         .target(
             name: "GRPCHelperC",
-            dependencies: ["CGRPCHelper", "GRPCHelperCore", "GRPCHelper"],
+            dependencies: ["CGRPCHelper", "GRPCHelperCore", "GRPCHelper",
+                           .product(name: "NIOConcurrencyHelpers", package: "swift-nio")],
             swiftSettings: swiftSettings,
             linkerSettings: [.unsafeFlags(["-Xlinker", "-soname=libgrpchelper.so.1"])]),
         // The other threads' backtraces for the RPC server's debug dump (C: signals).
@@ -57,6 +58,7 @@ let package = Package(
             name: "GRPCHelper",
             dependencies: [
                 "GRPCHelperCore", "CThreadDump",
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),

@@ -1,6 +1,7 @@
 // The core's C ABI (grpchelper/{version,errors,metadata,server,channel}.h): `@c
 // @implementation` functions only, each checked by the compiler against its declaration
 // and each a thin translation of handles and buffers onto GRPCHelperCore.
+import NIOConcurrencyHelpers
 import GRPCHelperCore
 import CGRPCHelper
 #if canImport(Glibc)
@@ -64,7 +65,7 @@ final class MetadataBox {
     private var cache: [(key: OwnedCString, value: OwnedBytes)]?
     /// Readers on several threads may build the cache at once (request metadata is read
     /// from any thread): the cache is built under this lock.
-    private let lock = BoxLock()
+    private let lock = NIOLock()
     init(_ md: Metadata = Metadata()) { self.md = md }
 
     func entry(_ i: Int) -> (key: OwnedCString, value: OwnedBytes)? {
@@ -182,17 +183,6 @@ private func positive(_ v: Int64, _ name: String, max: Int64 = Int64(Int32.max))
 final class ServerBox {
     let server = Server()
     var userData: [(CPointer, gh_free_fn)] = []
-}
-
-/// A plain mutex for box state (kept tiny; GRPCHelperCore's locks are internal).
-final class BoxLock {
-    private var m = pthread_mutex_t()
-    init() { pthread_mutex_init(&m, nil) }
-    deinit { pthread_mutex_destroy(&m) }
-    func withLock<T>(_ body: () throws -> T) rethrows -> T {
-        pthread_mutex_lock(&m); defer { pthread_mutex_unlock(&m) }
-        return try body()
-    }
 }
 
 @c @implementation
@@ -475,7 +465,7 @@ final class ChannelBox {
     let target: String
     var options = ChannelOptions()
     private var channel: GRPCChannel?
-    let lock = BoxLock()
+    let lock = NIOLock()
     init(target: String) { self.target = target }
 
     var closed = false
@@ -561,7 +551,7 @@ final class CallBox {
     var hasDetails = false
     var initial: MetadataBox?
     var trailing: MetadataBox?
-    let lock = BoxLock()
+    let lock = NIOLock()
     /// gh_call_free ran: no callback may use the handle any more.
     var freed = false
     var isFreed: Bool { lock.withLock { freed } }

@@ -1,6 +1,7 @@
 // The helper layer's C ABI (grpchelper/{config,cli,logs}.h), `@c @implementation`: config items,
 // folders, config sets, command line, rolling logs. Thin translations onto GRPCHelper;
 // helper-layer errors (RpcException) become GH_ERR_RESULT + gh_last_result_code.
+import NIOConcurrencyHelpers
 import Foundation
 import GRPCHelper
 import SwiftProtobuf
@@ -205,7 +206,7 @@ public func gh_config_static_items(_ items: UnsafeMutablePointer<UnsafeMutablePo
 final class FoldersBox {
     let folders: Folders
     let system: OwnedCString?
-    private let lock = NSLock()
+    private let lock = NIOLock()
     private var user: OwnedCString?
     private var workspace: OwnedCString?
     init(_ f: Folders) { folders = f; system = f.system.map(OwnedCString.init) }

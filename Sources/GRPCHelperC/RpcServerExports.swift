@@ -1,6 +1,7 @@
 // The managed server's C ABI (grpchelper/rpc.h): services, servers and their options,
 // as `@c @implementation` functions, thin translations onto GRPCHelper's RpcServer and
 // RpcManager.
+import NIOConcurrencyHelpers
 import Foundation
 import GRPCHelper
 import GRPCHelperCore
@@ -155,7 +156,7 @@ public func gh_rpc_service_free(_ s: OpaquePointer?) {
 
 // @unchecked Sendable: mutable state guarded by `lock`; clientBoxes written during load and free only.
 final class RpcServerBox: @unchecked Sendable {
-    private let lock = NSLock()
+    private let lock = NIOLock()
     private var _server: RpcServer?
     private var _configBox: ConfigSetBox?
     private var _logsBox: LogsBox?

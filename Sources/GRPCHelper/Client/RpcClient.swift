@@ -1,6 +1,7 @@
 // The retrying client of managed services (grpc-helper's RpcClient): every call carries
 // the client's identity metadata and its stub's API version; UNAVAILABLE is retried
 // (0.5 s, doubling) until the client's timeout; error results raise.
+import NIOConcurrencyHelpers
 import Foundation
 import GRPCHelperCore
 import Logging
@@ -110,7 +111,7 @@ public final class RpcClient: @unchecked Sendable {
     /// The stubs map (grpc-helper's stubs_map): attribute name → service and API version.
     /// (Kept as specs: a stored stub would hold the client, which could then never go.)
     private var stubSpecs: [String: (serviceName: String, apiVersion: UInt32?)]
-    private let stubLock = NSLock()
+    private let stubLock = NIOLock()
 
     /// - name: the client's name in the servers' logs (metadata `client`).
     /// - exception: false returns error results instead of throwing them.

@@ -1,7 +1,7 @@
 // The RPC command-line options (grpc-helper's RpcCliParser.with_rpc_args) as a
 // swift-argument-parser group that a host command embeds with @OptionGroup.
 import ArgumentParser
-import Synchronization
+import NIOConcurrencyHelpers
 
 /// `--system PATH`, `--user PATH`, `-w/--workspace PATH`, `-p/--port PORT`,
 /// `-c/--config NAME=VALUE` (repeatable), `-V` (version; `-h/--help` and `--version` come
@@ -31,10 +31,10 @@ public struct RpcCliOptions: ParsableArguments {
     /// The host's defaults: those given to the `RpcCommandLine.parse` running on this
     /// thread, else the process's (set once by a host before it parses).
     public static var defaults: Defaults {
-        get { RpcCommandLine.current?.defaults ?? processDefaults.withLock { $0 } }
-        set { processDefaults.withLock { $0 = newValue } }
+        get { RpcCommandLine.current?.defaults ?? processDefaults.withLockedValue { $0 } }
+        set { processDefaults.withLockedValue { $0 = newValue } }
     }
-    private static let processDefaults = Mutex(Defaults())
+    private static let processDefaults = NIOLockedValueBox(Defaults())
 
     @Option(name: .customLong("system"), help: ArgumentHelp("System folder (read-only defaults)", valueName: "PATH"))
     var systemOption: String?

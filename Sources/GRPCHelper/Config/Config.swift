@@ -1,5 +1,6 @@
 // A configuration item (grpc-helper's Config): name, description, default and current
 // values, whether it may be empty, and a validator.
+import NIOConcurrencyHelpers
 import Foundation
 
 /// A custom validation: throws (an RpcException, best) when `value` is not valid for the
@@ -20,7 +21,7 @@ public final class Config: @unchecked Sendable {
     /// from an earlier set's layered default.
     public let hardCodedDefault: String
 
-    private let lock = NSLock()
+    private let lock = NIOLock()
     private var _default: String
     private var _value: String
 

@@ -1,5 +1,6 @@
 // The config set of a server (grpc-helper's config manager): static and user items,
 // defaults in layers, persisted user values, and the ConfigService operations.
+import NIOConcurrencyHelpers
 import Foundation
 
 // @unchecked Sendable: mutable state guarded by `lock`; the items are thread-safe.
@@ -9,7 +10,7 @@ public final class ConfigSet: @unchecked Sendable {
     public let folders: Folders
     private let byName: [String: Config]
     private let userNames: Set<String>
-    private let lock = NSLock()
+    private let lock = NIOLock()
     /// Warnings raised while loading (e.g. a persisted value that no longer validates).
     public private(set) var warnings: [String] = []
 

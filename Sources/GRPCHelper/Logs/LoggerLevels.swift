@@ -1,6 +1,7 @@
 // Levels and enablement of named loggers (grpc-helper's logs manager): layers from
 // loggers.json files, Python logging's level numbers and inheritance, and the
 // LoggerService operations.
+import NIOConcurrencyHelpers
 import Foundation
 
 /// Python logging's level numbers and names, plus swift-log's trace (5) and notice (25).
@@ -41,7 +42,7 @@ final class LoggerLevels: @unchecked Sendable {
         var enabled = true
     }
 
-    private let lock = NSLock()
+    private let lock = NIOLock()
     /// The configuration from the system and user layers (what reset goes back to).
     private var base: [String: Entry] = [:]
     private var entries: [String: Entry] = [:]

@@ -1,5 +1,6 @@
 // A log file that rolls over on time (Python's TimedRotatingFileHandler rules, which
 // grpc-helper's rolling logs use): units S, M, H, D, MIDNIGHT, W0..W6 (local time).
+import NIOConcurrencyHelpers
 import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -92,7 +93,7 @@ final class RollingFile: @unchecked Sendable {
     let path: String
     private let rule: RolloverRule
     private let backup: Int
-    private let lock = NSLock()
+    private let lock = NIOLock()
     private var fd: Int32 = -1
     private var rolloverAt: TimeInterval
     private var closed = false

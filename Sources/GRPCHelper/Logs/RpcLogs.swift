@@ -3,6 +3,7 @@
 // logger's <logs>/root/root.log; levels per logger in layers (LoggerLevels).
 // Swift code logs through swift-log (`logger(_:)`, or `makeHandler` for
 // LoggingSystem.bootstrap); C hosts and the Python binding write records directly.
+import NIOConcurrencyHelpers
 import Foundation
 import Logging
 #if canImport(Glibc)
@@ -20,7 +21,7 @@ public final class RpcLogs: @unchecked Sendable {
     private let rule: RolloverRule
     private let backup: Int
     private let clock: @Sendable () -> TimeInterval
-    private let lock = NSLock()
+    private let lock = NIOLock()
     private var files: [String: RollingFile] = [:]
     /// The same files by canonical logger name (names that map to one path share it).
     private var byName: [String: RollingFile] = [:]

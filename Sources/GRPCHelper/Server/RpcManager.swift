@@ -1,6 +1,7 @@
 // The base of a managed service's implementation (grpc-helper's RpcManager): lifecycle
 // hooks, a logger with its own rolling file, a reentrant lock, the server's auto-client
 // and folders.
+import NIOConcurrencyHelpers
 import Foundation
 import Logging
 
@@ -8,7 +9,7 @@ import Logging
 open class RpcManager: @unchecked Sendable {
     /// Protects the manager's own state (reentrant).
     public let lock = NSRecursiveLock()
-    private let state = NSLock()
+    private let state = NIOLock()
     private var _logger: Logger
     private var _client: RpcClient?
     private var _folders = Folders()

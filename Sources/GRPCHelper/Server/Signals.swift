@@ -1,6 +1,7 @@
 // Signals for RpcServer: SIGUSR2 → a debug dump file; opt-in SIGINT/SIGTERM → graceful
 // shutdown, a second one → immediate exit. Handlers only write the signal number to a
 // pipe; a watcher thread does the work.
+import NIOConcurrencyHelpers
 import CThreadDump
 import Foundation
 #if canImport(Glibc)
@@ -28,7 +29,7 @@ private func signalHandler(_ sig: Int32) {
 }
 
 enum SignalWatcher {
-    private static let lock = NSLock()
+    private static let lock = NIOLock()
     nonisolated(unsafe) private static var started = false
     nonisolated(unsafe) private static var actions: [Int32: [(ObjectIdentifier, @Sendable () -> Void)]] = [:]
     /// The dispositions found when the first owner of a signal came: restored when the
@@ -179,7 +180,7 @@ extension RpcServer {
 
 // @unchecked Sendable: `n` guarded by `lock`.
 private final class SignalCounter: @unchecked Sendable {
-    private let lock = NSLock()
+    private let lock = NIOLock()
     private var n = 0
     func next() -> Int { lock.withLock { n += 1; return n } }
 }

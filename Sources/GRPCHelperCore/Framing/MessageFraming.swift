@@ -3,12 +3,12 @@
 ///     Length-Prefixed-Message → Compressed-Flag Message-Length Message
 ///     Compressed-Flag → 0 / 1            ; 1 byte
 ///     Message-Length  → {length of Message} ; 4 bytes, big-endian unsigned
-public enum MessageFramer {
+enum MessageFramer {
     /// Size of the prefix preceding each message.
-    public static let prefixLength = 5
+    static let prefixLength = 5
 
     /// 5-byte prefix (flag 0/1, big-endian UInt32 length) + payload.
-    public static func frame(_ payload: [UInt8], compressed: Bool) -> [UInt8] {
+    static func frame(_ payload: [UInt8], compressed: Bool) -> [UInt8] {
         var out: [UInt8] = []
         out.reserveCapacity(prefixLength + payload.count)
         appendFrame(payload, compressed: compressed, to: &out)
@@ -16,7 +16,7 @@ public enum MessageFramer {
     }
 
     /// Appends the 5-byte prefix and `payload` to `out`.
-    public static func appendFrame(_ payload: [UInt8], compressed: Bool, to out: inout [UInt8]) {
+    static func appendFrame(_ payload: [UInt8], compressed: Bool, to out: inout [UInt8]) {
         precondition(payload.count <= Int(UInt32.max), "gRPC message larger than 4 GiB")
         let length = UInt32(truncatingIfNeeded: payload.count)
         out.reserveCapacity(out.count + prefixLength + payload.count)
@@ -30,13 +30,13 @@ public enum MessageFramer {
 }
 
 /// A protocol violation found while splitting the byte stream into messages.
-public enum DeframeError: Error, Equatable, CustomStringConvertible {
+enum DeframeError: Error, Equatable, CustomStringConvertible {
     /// A prefix announced a message longer than the receive limit.
     case messageTooLarge(size: Int, limit: Int)
     /// The compressed flag was neither 0 nor 1.
     case invalidCompressedFlag(UInt8)
 
-    public var description: String {
+    var description: String {
         switch self {
         case let .messageTooLarge(size, limit):
             return "received message larger than max (\(size) vs. \(limit))"
@@ -51,25 +51,25 @@ public enum DeframeError: Error, Equatable, CustomStringConvertible {
 /// Bytes go into one growing buffer consumed through a read index; consumed bytes
 /// are dropped (one memmove) once they make up more than half of the buffer, so the
 /// cost stays linear in the bytes received.
-public struct MessageDeframer {
+struct MessageDeframer {
     private let maxMessageSize: Int
     private var buffer: [UInt8] = []
     private var readIndex = 0
 
-    public init(maxMessageSize: Int) {
+    init(maxMessageSize: Int) {
         precondition(maxMessageSize >= 0, "maxMessageSize must not be negative")
         self.maxMessageSize = maxMessageSize
     }
 
     /// Appends received bytes.
-    public mutating func append(_ bytes: UnsafeRawBufferPointer) {
+    mutating func append(_ bytes: UnsafeRawBufferPointer) {
         guard !bytes.isEmpty else { return }
         compactIfWorthwhile()
         bytes.withMemoryRebound(to: UInt8.self) { buffer.append(contentsOf: $0) }
     }
 
     /// Appends received bytes.
-    public mutating func append(_ bytes: [UInt8]) {
+    mutating func append(_ bytes: [UInt8]) {
         guard !bytes.isEmpty else { return }
         compactIfWorthwhile()
         buffer.append(contentsOf: bytes)
@@ -80,7 +80,7 @@ public struct MessageDeframer {
     /// Throws as soon as a prefix announces a length above `maxMessageSize` (before
     /// buffering the payload) or has a flag other than 0/1. After an error the
     /// stream is unusable and should be reset.
-    public mutating func next() throws -> (compressed: Bool, payload: [UInt8])? {
+    mutating func next() throws -> (compressed: Bool, payload: [UInt8])? {
         let available = buffer.count - readIndex
         guard available >= MessageFramer.prefixLength else { return nil }
 
@@ -118,7 +118,7 @@ public struct MessageDeframer {
 
     /// Bytes buffered that do not yet form a complete message (non-zero at end of
     /// stream means a truncated message).
-    public var bufferedByteCount: Int {
+    var bufferedByteCount: Int {
         buffer.count - readIndex
     }
 

@@ -2,7 +2,7 @@
 ///
 /// gRPC sends binary metadata unpadded and must accept both padded and unpadded
 /// values, which Foundation's decoder does not do, hence this small codec.
-public enum Base64 {
+enum Base64 {
     private static let alphabet: [UInt8] =
         Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
 
@@ -16,7 +16,7 @@ public enum Base64 {
     }()
 
     /// Encodes `bytes` with the standard alphabet, with `=` padding only if `padded`.
-    public static func encode(_ bytes: [UInt8], padded: Bool = false) -> String {
+    static func encode(_ bytes: [UInt8], padded: Bool = false) -> String {
         if bytes.isEmpty { return "" }
         let fullGroups = bytes.count / 3
         let remainder = bytes.count % 3
@@ -65,7 +65,7 @@ public enum Base64 {
     /// Decodes standard-alphabet base64. Accepts padded and unpadded input; nil on
     /// invalid characters/length (including misplaced `=` or whitespace). Unused
     /// trailing bits of the last character are ignored.
-    public static func decode(_ text: String) -> [UInt8]? {
+    static func decode(_ text: String) -> [UInt8]? {
         var input = Array(text.utf8)
 
         // Strip padding: at most two '=', only at the end, and only so that the

@@ -30,11 +30,11 @@ public struct CompressionAlgorithm: Hashable, Sendable, CustomStringConvertible 
     public static let supported: [CompressionAlgorithm] = [.identity, .deflate, .gzip]
 
     /// Value for `grpc-accept-encoding`.
-    public static let acceptEncodingHeader: String = supported.map(\.name).joined(separator: ",")
+    static let acceptEncodingHeader: String = supported.map(\.name).joined(separator: ",")
 
     /// Parses a grpc-accept-encoding value ("gzip, deflate,identity") into names
     /// (lowercased, trimmed, empty items dropped).
-    public static func parseAcceptEncoding(_ value: String) -> [String] {
+    static func parseAcceptEncoding(_ value: String) -> [String] {
         value.split(separator: ",").compactMap { item in
             let trimmed = item.utf8.drop(while: isSpace).reversed().drop(while: isSpace).reversed()
             return trimmed.isEmpty ? nil : String(decoding: trimmed, as: UTF8.self).lowercased()
@@ -54,17 +54,17 @@ public struct CompressionAlgorithm: Hashable, Sendable, CustomStringConvertible 
 }
 
 /// A compression or decompression failure.
-public struct CompressionError: Error, Sendable, CustomStringConvertible {
-    public let message: String
+struct CompressionError: Error, Sendable, CustomStringConvertible {
+    let message: String
     /// true when decompression stopped because the output exceeded the size limit.
-    public let limitExceeded: Bool
+    let limitExceeded: Bool
 
-    public init(_ message: String, limitExceeded: Bool = false) {
+    init(_ message: String, limitExceeded: Bool = false) {
         self.message = message
         self.limitExceeded = limitExceeded
     }
 
-    public var description: String { message }
+    var description: String { message }
 }
 
 /// Describes a zlib failure, using zlib's own message when it set one.
@@ -77,13 +77,13 @@ private func zlibError(_ operation: String, _ code: Int32, _ stream: z_streamp) 
 
 /// Compresses messages with one zlib stream that is reset and reused for every
 /// message. Not thread-safe: use one per stream direction.
-public final class MessageCompressor {
-    public let algorithm: CompressionAlgorithm
+final class MessageCompressor {
+    let algorithm: CompressionAlgorithm
     // Heap-allocated because zlib keeps a pointer back to the z_stream.
     private let stream: z_streamp
 
     /// Creates a compressor; `algorithm` must not be `.identity`.
-    public init(_ algorithm: CompressionAlgorithm) {
+    init(_ algorithm: CompressionAlgorithm) {
         precondition(algorithm != .identity, "MessageCompressor needs a real compression algorithm")
         self.algorithm = algorithm
         stream = z_streamp.allocate(capacity: 1)
@@ -100,7 +100,7 @@ public final class MessageCompressor {
     }
 
     /// Compresses one whole message.
-    public func compress(_ input: [UInt8]) throws -> [UInt8] {
+    func compress(_ input: [UInt8]) throws -> [UInt8] {
         guard input.count <= Int(UInt32.max) else {
             throw CompressionError("message too large to compress (\(input.count) bytes)")
         }
@@ -128,15 +128,15 @@ public final class MessageCompressor {
 
 /// Decompresses messages with one zlib stream that is reset and reused for every
 /// message. Not thread-safe: use one per stream direction.
-public final class MessageDecompressor {
-    public let algorithm: CompressionAlgorithm
+final class MessageDecompressor {
+    let algorithm: CompressionAlgorithm
     private let stream: z_streamp
 
     /// Smallest first output buffer; grows by doubling from there.
     private static let minimumInitialCapacity = 1024
 
     /// Creates a decompressor; `algorithm` must not be `.identity`.
-    public init(_ algorithm: CompressionAlgorithm) {
+    init(_ algorithm: CompressionAlgorithm) {
         precondition(algorithm != .identity, "MessageDecompressor needs a real compression algorithm")
         self.algorithm = algorithm
         stream = z_streamp.allocate(capacity: 1)
@@ -158,7 +158,7 @@ public final class MessageDecompressor {
     /// exceed `limit` bytes. The output buffer never grows beyond `limit + 1` bytes
     /// (it doubles from a small first guess; during a doubling the previous, half
     /// as large buffer is briefly alive too), so a zip bomb stops early.
-    public func decompress(_ input: [UInt8], limit: Int) throws -> [UInt8] {
+    func decompress(_ input: [UInt8], limit: Int) throws -> [UInt8] {
         precondition(limit >= 0, "limit must not be negative")
         guard input.count <= Int(UInt32.max) else {
             throw CompressionError("compressed message too large (\(input.count) bytes)")

@@ -5,7 +5,7 @@
 ///
 /// The message is first UTF-8 encoded, then every byte outside the unencoded set is
 /// written as `%XX`.
-public enum GRPCMessageCoding {
+enum GRPCMessageCoding {
     private static let hexDigits: [UInt8] = Array("0123456789ABCDEF".utf8)
 
     @inline(__always)
@@ -15,7 +15,7 @@ public enum GRPCMessageCoding {
 
     /// Percent-encodes per PROTOCOL-HTTP2.md: UTF-8 bytes outside 0x20...0x7E and '%'
     /// itself become %XX (uppercase hex).
-    public static func encode(_ message: String) -> String {
+    static func encode(_ message: String) -> String {
         let utf8 = message.utf8
         // Fast path: most messages are plain ASCII and need no work.
         guard let firstIndex = utf8.firstIndex(where: needsEncoding) else { return message }
@@ -38,7 +38,7 @@ public enum GRPCMessageCoding {
     /// Decodes leniently: valid %XX (either case) become bytes, invalid sequences are
     /// kept literally; the bytes are decoded as UTF-8 with replacement characters for
     /// invalid sequences.
-    public static func decode(_ wire: String) -> String {
+    static func decode(_ wire: String) -> String {
         let utf8 = wire.utf8
         // A String is always valid UTF-8, so without '%' there is nothing to do.
         guard utf8.contains(UInt8(ascii: "%")) else { return wire }

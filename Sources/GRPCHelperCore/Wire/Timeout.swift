@@ -3,7 +3,7 @@
 ///     Timeout     → "grpc-timeout" TimeoutValue TimeoutUnit
 ///     TimeoutValue → positive integer as ASCII string of at most 8 digits
 ///     TimeoutUnit → "H" / "M" / "S" / "m" / "u" / "n"
-public enum GRPCTimeout {
+enum GRPCTimeout {
     /// Largest value that fits in the 8 digits allowed by the spec.
     static let maxValue: Int64 = 99_999_999
 
@@ -21,7 +21,7 @@ public enum GRPCTimeout {
     /// one unit H M S m u n. Returns the duration in nanoseconds (saturating at
     /// `Int64.max`), nil when malformed (empty, >8 digits, bad unit, non-digits,
     /// sign, spaces).
-    public static func parse(_ value: String) -> Int64? {
+    static func parse(_ value: String) -> Int64? {
         let bytes = value.utf8
         // At least one digit plus the unit, at most eight digits plus the unit.
         guard bytes.count >= 2, bytes.count <= 9, let unitByte = bytes.last else { return nil }
@@ -51,7 +51,7 @@ public enum GRPCTimeout {
     /// most 8 digits, choosing the finest unit that fits (n, u, m, S, M, H) and
     /// rounding up so the peer never sees a shorter deadline. 0 (or a negative
     /// duration) gives "0n"; values beyond the range clamp to "99999999H".
-    public static func encode(nanoseconds: Int64) -> String {
+    static func encode(nanoseconds: Int64) -> String {
         guard nanoseconds > 0 else { return "0n" }
         for (unit, length) in units {
             // Ceiling division without risking overflow near Int64.max.
