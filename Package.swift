@@ -35,7 +35,8 @@ let package = Package(
         .target(
             name: "GRPCHelperCore",
             dependencies: [
-                "CNghttp2", "CZlib", "CThreadDump", "CGRPCHelper",
+                "CNghttp2", "CZlib", "CGRPCHelper",
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ],

@@ -312,6 +312,21 @@ public func gh_server_shutdown(_ s: OpaquePointer?, _ grace: Double) -> Int32 {
 }
 
 @c @implementation
+public func gh_server_begin_shutdown(_ s: OpaquePointer?, _ grace: Double, _ onStopped: gh_server_stopped_fn?,
+                                     _ userData: UnsafeMutableRawPointer?) -> Int32 {
+    boundary {
+        let server = try borrow(s, ServerBox.self, "server").server
+        let ud = CPointer(raw: userData)
+        guard server.isBound else {
+            onStopped?(ud.raw)
+            return GH_OK
+        }
+        server.beginShutdown(grace: grace < 0 ? nil : grace, whenStopped: { onStopped?(ud.raw) })
+        return GH_OK
+    }
+}
+
+@c @implementation
 public func gh_server_wait(_ s: OpaquePointer?) -> Int32 {
     boundary {
         let server = try borrow(s, ServerBox.self, "server").server

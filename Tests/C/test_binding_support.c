@@ -17,6 +17,12 @@
  * - GH_OPT_MAX_CONCURRENT_RPCS = 1: a second call while one is held in its
  *   handler gets RESOURCE_EXHAUSTED "Concurrent RPC limit exceeded!" without
  *   running the handler; the held call then completes with OK.
+ * - gh_server_begin_shutdown: on a server never started, on_stopped runs at
+ *   once and the server still starts; while a call is held, it returns with
+ *   on_stopped not yet called, new connections and new calls refused, the held
+ *   call completing within the grace, then on_stopped runs once, before
+ *   gh_server_wait returns; after the end, a further call's on_stopped still
+ *   runs; a handler may begin its own server's shutdown.
  * The test thread never sleeps: it waits (bounded) on counters signalled by
  * handlers, helper threads and completion callbacks.
  */
@@ -698,12 +704,116 @@ static void test_max_concurrent_rpcs(void) {
     printf("  max concurrent RPCs: ok\n");
 }
 
+/* ------------------------------------------------------------------------ */
+/* 6. gh_server_begin_shutdown                                              */
+/* ------------------------------------------------------------------------ */
+
+static void on_stopped(void *ud) { tu_counter_add((tu_counter *)ud, 1); }
+
+typedef struct {
+    gh_server *server;
+    tu_counter stopped;
+    int begin_rc;
+} self_stop_state;
+
+/* Unary: begins its own server's shutdown, then answers. */
+static void h_self_stop(gh_server_call *call, void *ud) {
+    self_stop_state *st = ud;
+    const uint8_t *data = NULL;
+    size_t len = 0;
+    CHECK_RC(gh_server_call_read(call, &data, &len), 1);
+    st->begin_rc = gh_server_begin_shutdown(st->server, 5, on_stopped, &st->stopped);
+    CHECK_OK(gh_server_call_send(call, data, len, 0));
+}
+
+static void test_begin_shutdown(void) {
+    hold_state st;
+    memset(&st, 0, sizeof st);
+    tu_counter_init(&st.entered);
+    tu_counter_init(&st.gate);
+    tu_counter_init(&st.returned);
+    tu_counter stopped;
+    tu_counter_init(&stopped);
+
+    /* Never started: nothing to stop; it still starts afterwards. */
+    const tu_method methods[] = {{M_HOLD, GH_UNARY, h_hold, &st}};
+    gh_server *s = tu_server_new(methods, 1);
+    CHECK_OK(gh_server_begin_shutdown(s, 5, on_stopped, &stopped));
+    CHECK_EQ(tu_counter_get(&stopped), 1);
+    int port = tu_server_start(s);
+    gh_channel *ch = tu_channel_new(port);
+
+    /* A held call: begin returns at once; the server takes nothing new. */
+    async_state held;
+    async_state_init(&held);
+    gh_call *call = NULL;
+    CHECK_OK(gh_call_new(ch, M_HOLD, &call));
+    CHECK_OK(gh_call_set_timeout(call, TU_WAIT_LIMIT + 10));
+    CHECK_OK(gh_call_start_unary_async(call, (const uint8_t *)"held", 4, on_message, on_done,
+                                       &held));
+    CHECK(tu_counter_wait(&st.entered, 1, TU_WAIT_LIMIT));
+    CHECK_OK(gh_server_begin_shutdown(s, TU_WAIT_LIMIT + 10, on_stopped, &stopped));
+    CHECK_EQ(tu_counter_get(&stopped), 1);
+    CHECK_EQ(tu_counter_get(&held.done), 0);
+    CHECK_MSG(!raw_connect(port), "a new connection was accepted after begin_shutdown");
+    gh_call *late = NULL;
+    CHECK_OK(gh_call_new(ch, M_HOLD, &late));
+    CHECK_OK(gh_call_set_timeout(late, TU_WAIT_LIMIT));
+    const uint8_t *resp = NULL;
+    size_t resp_len = 0;
+    CHECK_RC(gh_call_unary(late, (const uint8_t *)"late", 4, &resp, &resp_len), GH_ERR_RPC);
+    CHECK_EQ(gh_call_status(late), GH_STATUS_UNAVAILABLE);
+    gh_call_free(late);
+    CHECK_EQ(tu_counter_get(&st.entered), 1);
+
+    /* Released within the grace: the call completes, then on_stopped runs once. */
+    tu_counter_add(&st.gate, 1);
+    CHECK(tu_counter_wait(&held.done, 1, TU_WAIT_LIMIT));
+    CHECK_EQ(held.status, GH_STATUS_OK);
+    CHECK_OK(gh_server_wait(s));
+    CHECK_EQ(tu_counter_get(&stopped), 2);
+    /* Once it is over, a further call's on_stopped still runs. */
+    CHECK_OK(gh_server_begin_shutdown(s, 0, on_stopped, &stopped));
+    CHECK(tu_counter_wait(&stopped, 3, TU_WAIT_LIMIT));
+    CHECK_OK(gh_server_begin_shutdown(s, 0, NULL, NULL));
+    gh_call_free(call);
+    async_state_destroy(&held);
+    gh_channel_free(ch);
+    gh_server_free(s);
+    CHECK_EQ(tu_counter_get(&stopped), 3);
+
+    /* A handler begins its own server's shutdown. */
+    self_stop_state self;
+    memset(&self, 0, sizeof self);
+    tu_counter_init(&self.stopped);
+    self.begin_rc = -1;
+    const tu_method self_methods[] = {{M_KNOWN, GH_UNARY, h_self_stop, &self}};
+    self.server = tu_server_new(self_methods, 1);
+    port = tu_server_start(self.server);
+    ch = tu_channel_new(port);
+    unary_expect(ch, M_KNOWN, "bye", "bye");
+    CHECK_EQ(self.begin_rc, GH_OK);
+    CHECK(tu_counter_wait(&self.stopped, 1, TU_WAIT_LIMIT));
+    CHECK_OK(gh_server_wait(self.server));
+    gh_channel_free(ch);
+    gh_server_free(self.server);
+    CHECK_EQ(tu_counter_get(&self.stopped), 1);
+    tu_counter_destroy(&self.stopped);
+
+    tu_counter_destroy(&stopped);
+    tu_counter_destroy(&st.entered);
+    tu_counter_destroy(&st.gate);
+    tu_counter_destroy(&st.returned);
+    printf("  begin shutdown: ok\n");
+}
+
 int main(void) {
     test_bind();
     test_fallback();
     test_user_agent();
     test_wait_done();
     test_max_concurrent_rpcs();
+    test_begin_shutdown();
     printf("test_binding_support: OK\n");
     return 0;
 }

@@ -291,7 +291,7 @@ public struct RpcStub: Sendable {
         _ method: String, _ request: Request, as type: Response.Type = Response.self, timeout: Double? = nil)
         async throws -> Response {
         try await withCheckedThrowingContinuation { (c: CheckedContinuation<Response, Error>) in
-            Thread.detachNewThread {
+            NativeThread.startOrRun(name: "gh-rpc-call") {
                 c.resume(with: Result { try self.call(method, request, as: Response.self, timeout: timeout) })
             }
         }

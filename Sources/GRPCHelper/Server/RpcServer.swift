@@ -68,6 +68,7 @@ public final class RpcServer: @unchecked Sendable {
             throw RpcException("the events service is not supported yet by this version of libgrpchelper",
                                code: .errorParamUnsupported)
         }
+        _ = installThreadDumpHook
         self.folders = folders
         config = try ConfigSet(staticItems: staticItems + RpcStaticConfig.items(), userItems: userItems,
                                folders: folders, cli: cliConfig)
@@ -154,7 +155,7 @@ public final class RpcServer: @unchecked Sendable {
         let core = self.core, descriptors = self.descriptors, logs = self.logs
         let clients = monitor.withLock { self.clients }
         core.beginShutdown(grace: grace)
-        Thread.detachNewThread {
+        NativeThread.startOrRun(name: "gh-rpc-shutdown") {
             for d in descriptors where !d.isProxy { d.manager?.shutdown() }
             core.wait()
             for c in clients { c.close() }
@@ -200,7 +201,7 @@ public final class RpcServer: @unchecked Sendable {
     /// managers hold) on their own thread.
     func finishOnThread(wait: Double?) {
         monitor.withLock { finishThreads += 1 }
-        Thread.detachNewThread { [unowned(unsafe) self] in
+        NativeThread.startOrRun(name: "gh-rpc-shutdown") { [unowned(unsafe) self] in
             self.finishShutdown()
             if let w = wait {
                 self.logger.warning("!!! Will shutdown in \(w)s !!!")

@@ -3,6 +3,7 @@
 // pipe; a watcher thread does the work.
 import NIOConcurrencyHelpers
 import CThreadDump
+import GRPCHelperCore
 import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -80,8 +81,7 @@ enum SignalWatcher {
         signalOwnerPid = getpid()
         signalPipeWrite = fds[1]
         let readEnd = fds[0]
-        Thread.detachNewThread {
-            Thread.current.name = "gh-signals"  // Linux thread names: 15 bytes at most
+        let watcher = NativeThread.start(name: "gh-signals") {
             var b: UInt8 = 0
             while true {
                 let n = read(readEnd, &b, 1)
@@ -90,6 +90,12 @@ enum SignalWatcher {
                 let todo = lock.withLock { actions[Int32(b)]?.map(\.1) ?? [] }
                 for a in todo { a() }
             }
+        }
+        if watcher == nil {
+            close(fds[0])
+            close(fds[1])
+            signalPipeWrite = -1
+            return false
         }
         return true
     }
@@ -184,3 +190,8 @@ private final class SignalCounter: @unchecked Sendable {
     private var n = 0
     func next() -> Int { lock.withLock { n += 1; return n } }
 }
+
+/// Threads the library starts answer the debug dump's backtrace requests (those made
+/// from runtime threads inherit a mask that blocks every signal). Installed once, by the
+/// first RpcServer.
+let installThreadDumpHook: Void = NativeThread.setStartHook { ghd_allow_requests() }

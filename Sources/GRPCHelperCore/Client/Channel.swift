@@ -152,7 +152,7 @@ public final class GRPCChannel: @unchecked Sendable {
         if CallbackThread.isCurrent {
             // Closed from a completion callback: the pool cannot wait for its own thread.
             let pool = callbackPool, group = group
-            Thread.detach {
+            NativeThread.startOrRun(name: "gh-channel-close") {
                 try? pool.syncShutdownGracefully()
                 try? group.syncShutdownGracefully()
             }

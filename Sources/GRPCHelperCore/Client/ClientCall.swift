@@ -97,7 +97,9 @@ public final class ClientCall: @unchecked Sendable, H2StreamDelegate {
         guard channel.execute({ self.startOnEventLoop() }) else {
             // The channel is closed: the call ends at once. Its status is set on a thread
             // of its own: completion callbacks never run on the caller's stack.
-            Thread.detach { self.setStatus(Status(.cancelled, "channel closed"), clearInbound: true) }
+            NativeThread.startOrRun(name: "gh-call-end") {
+                self.setStatus(Status(.cancelled, "channel closed"), clearInbound: true)
+            }
             return
         }
     }

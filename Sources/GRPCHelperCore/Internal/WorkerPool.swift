@@ -1,5 +1,4 @@
 #if canImport(Glibc)
-import CThreadDump
 import Glibc
 #endif
 import Synchronization
@@ -52,16 +51,9 @@ final class WorkerPool: @unchecked Sendable {
     }
 
     private func spawn() {
-        let box = Unmanaged.passRetained(self).toOpaque()
-        var tid = pthread_t()
-        let rc = pthread_create(&tid, nil, { arg in
-            let pool = Unmanaged<WorkerPool>.fromOpaque(arg!).takeRetainedValue()
-            ghd_set_thread_name("gh-worker")
-            ghd_allow_requests()  // handler threads show in the RPC server's debug dump
-            pool.work()
-            return nil
-        }, box)
-        precondition(rc == 0, "cannot start a worker thread (error \(rc))")
+        guard let tid = NativeThread.start(name: "gh-worker", joinable: true, { self.work() }) else {
+            preconditionFailure("cannot start a worker thread")
+        }
         threads.append(tid)
     }
 

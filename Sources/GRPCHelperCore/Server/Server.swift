@@ -23,12 +23,20 @@ public final class Server: @unchecked Sendable {
     private var group: MultiThreadedEventLoopGroup?
     private var pool: WorkerPool?
 
+    /// The server's one lifecycle state (guarded by `state`):
+    /// idle (configurable; `bindNow` may bind early) → serving (`start`) → draining (a
+    /// shutdown began: no new connections; `noNewCalls` once the listeners are closed and
+    /// GOAWAY went out; calls in flight finishing) → stopped. `served`: whether it got to
+    /// serving. A server shut down before it was bound or started goes straight to stopped.
+    enum Lifecycle: Equatable {
+        case idle
+        case serving
+        case draining(served: Bool, noNewCalls: Bool)
+        case stopped(served: Bool)
+    }
+
     private let state = Monitor()
-    private var started = false
-    private var stopping = false
-    private var stopped = false
-    /// Set once a shutdown closed the listeners and sent GOAWAY (no new calls from then).
-    private var draining = false
+    private var lifecycle = Lifecycle.idle
     /// `beginShutdown` threads still running.
     private var shutdownThreads = 0
     private var connections: [ObjectIdentifier: ServerConnection] = [:]
@@ -43,7 +51,7 @@ public final class Server: @unchecked Sendable {
     }
 
     deinit {
-        if (started || group != nil) && !stopped { shutdown(grace: 0) }
+        if !isStoppedLocked && (lifecycle != .idle || group != nil) { shutdown(grace: 0) }
         LiveObjects.destroyed(.server)
     }
 
@@ -52,7 +60,7 @@ public final class Server: @unchecked Sendable {
     /// nothing either.
     public func configure(_ change: (inout ServerOptions) throws -> Void) throws {
         try state.withLock {
-            guard !optionsFixed, !stopping else {
+            guard !optionsFixed, lifecycle == .idle else {
                 throw RuntimeError(.invalidState, "server options must be set before start (and before binding)")
             }
             var o = options
@@ -64,7 +72,7 @@ public final class Server: @unchecked Sendable {
     /// Registers a handler for "/package.Service/Method". Before `start()`.
     public func register(_ method: String, cardinality: RPCCardinality, handler: ServerHandler) throws {
         try state.withLock {
-            guard !started else { throw RuntimeError(.invalidState, "cannot register methods after start") }
+            guard lifecycle == .idle else { throw RuntimeError(.invalidState, "cannot register methods after start") }
             guard method.hasPrefix("/"), method.dropFirst().contains("/") else {
                 throw RuntimeError(.invalidArgument, "method path must look like /package.Service/Method, got '\(method)'")
             }
@@ -78,7 +86,7 @@ public final class Server: @unchecked Sendable {
     /// once.
     public func registerFallback(handler: ServerHandler) throws {
         try state.withLock {
-            guard !started else { throw RuntimeError(.invalidState, "cannot register methods after start") }
+            guard lifecycle == .idle else { throw RuntimeError(.invalidState, "cannot register methods after start") }
             guard fallback == nil else { throw RuntimeError(.invalidState, "a fallback handler is already registered") }
             fallback = Registered(cardinality: .bidiStreaming, handler: handler)
         }
@@ -92,7 +100,7 @@ public final class Server: @unchecked Sendable {
             throw RuntimeError(.invalidArgument, "invalid listen address: \(err.message)")
         }
         return try state.withLock {
-            guard !started else { throw RuntimeError(.invalidState, "cannot add listeners after start") }
+            guard lifecycle == .idle else { throw RuntimeError(.invalidState, "cannot add listeners after start") }
             endpoints.append(e)
             return endpoints.count - 1
         }
@@ -107,7 +115,7 @@ public final class Server: @unchecked Sendable {
             throw RuntimeError(.invalidArgument, "invalid listen address: \(err.message)")
         }
         try state.withLock {
-            guard !started, !stopping else { throw RuntimeError(.invalidState, "cannot bind after start") }
+            guard lifecycle == .idle else { throw RuntimeError(.invalidState, "cannot bind after start") }
             optionsFixed = true
         }
         let channel = try bind(e, makeBootstrap(ensureGroup(), autoRead: false))
@@ -158,11 +166,11 @@ public final class Server: @unchecked Sendable {
     /// address cannot be bound (everything bound by this call is closed again).
     public func start() throws {
         try state.withLock {
-            guard !started else { throw RuntimeError(.invalidState, "server already started") }
+            guard lifecycle == .idle else { throw RuntimeError(.invalidState, "server already started") }
             guard !endpoints.isEmpty || !earlyListeners.isEmpty else {
                 throw RuntimeError(.invalidState, "no listen address added")
             }
-            started = true
+            lifecycle = .serving
             optionsFixed = true
         }
         let group = ensureGroup()
@@ -176,7 +184,7 @@ public final class Server: @unchecked Sendable {
             for c in bound { try? c.close().wait() }
             pool.shutdown()
             self.pool = nil
-            state.withLock { started = false }
+            state.withLock { lifecycle = .idle }
             throw error
         }
         listeners = bound
@@ -191,10 +199,10 @@ public final class Server: @unchecked Sendable {
         return listeners[index].localAddress?.port ?? 0
     }
 
-    var acceptsCalls: Bool { state.withLock { !stopping } }
+    var acceptsCalls: Bool { state.withLock { lifecycle == .serving } }
 
     private func accept(_ channel: Channel) -> EventLoopFuture<Void> {
-        let allowed: Bool = state.withLock { !stopping }
+        let allowed: Bool = state.withLock { lifecycle == .serving }
         guard allowed else { return channel.close() }
         let conn = ServerConnection(server: self, channel: channel)
         let id = ObjectIdentifier(conn)
@@ -283,17 +291,25 @@ public final class Server: @unchecked Sendable {
     /// `grace` seconds (nil: no limit), cancel the rest, wait for every handler to return.
     /// Idempotent; other callers wait for the first to finish.
     public func shutdown(grace: Double?) {
-        let first: Bool = state.withLock {
-            if stopping { return false }
-            stopping = true
-            return true
-        }
-        guard first else {
-            wait()
+        shutdown(grace: grace, onShutdownThread: false)
+    }
+
+    /// `onShutdownThread`: called by a `beginShutdown` thread, which must not wait for
+    /// the shutdown threads (itself among them) when another caller does the work.
+    private func shutdown(grace: Double?, onShutdownThread: Bool) {
+        // The first caller moves serving/idle → draining and does the work.
+        // nil: another caller shuts it down; else whether it served.
+        let served: Bool? = state.withLock { beginDrainingLocked() }
+        guard let served else {
+            if onShutdownThread {
+                _ = state.wait(until: { self.isStoppedLocked }, then: {})
+            } else {
+                wait()
+            }
             return
         }
         guard let group = group else {
-            state.mutateAndNotify { stopped = true }
+            state.mutateAndNotify { lifecycle = .stopped(served: served) }
             return
         }
         for l in listeners { try? l.close().wait() }
@@ -302,7 +318,7 @@ public final class Server: @unchecked Sendable {
         for case .unix(let path) in endpoints + earlyListeners.map({ $0.0 }) { unlink(path) }
         let conns = state.withLock { Array(connections.values) }
         for c in conns { c.eventLoop.execute { c.goAway() } }
-        state.mutateAndNotify { draining = true }
+        state.mutateAndNotify { lifecycle = .draining(served: served, noNewCalls: true) }
         let deadline = grace.map { monotonicNanos() + UInt64(max(0, $0) * 1e9) }
         // In-flight calls finish: handlers return and connections drain their last bytes
         // (a connection closes itself once GOAWAY is out and its last stream has closed).
@@ -318,38 +334,85 @@ public final class Server: @unchecked Sendable {
         }
         pool?.shutdown()
         try? group.syncShutdownGracefully()
-        state.mutateAndNotify { stopped = true }
+        state.mutateAndNotify { lifecycle = .stopped(served: served) }
     }
 
     /// Starts `shutdown(grace:)` on a thread of its own and returns once the server takes
-    /// no new calls (listeners closed, GOAWAY sent); `wait()` waits for the end.
-    public func beginShutdown(grace: Double?) {
+    /// no new calls (listeners closed, GOAWAY sent); `wait()` waits for the end. That
+    /// thread then calls `whenStopped` (if given) once the server has stopped, before
+    /// `wait()` returns. Any thread may call it, a handler of this server too.
+    public func beginShutdown(grace: Double?, whenStopped: (@Sendable () -> Void)? = nil) {
         state.withLock { shutdownThreads += 1 }
         // Unowned: `wait()` returns only once this thread is done with the server, so a
         // caller that drops the server after `wait()` releases it (and its handlers) itself.
-        Thread.detach { [unowned self] in
-            self.shutdown(grace: grace)
+        NativeThread.startOrRun(name: "gh-shutdown") { [unowned self] in
+            self.shutdown(grace: grace, onShutdownThread: true)
+            whenStopped?()
             self.state.mutateAndNotify { self.shutdownThreads -= 1 }
         }
-        _ = state.wait(until: { self.draining || self.stopped }, then: {})
+        _ = state.wait(until: { self.takesNoNewCalls }, then: {})
+    }
+
+    /// Under `state`: idle/serving → draining; nil when a shutdown already began, else
+    /// whether the server served.
+    private func beginDrainingLocked() -> Bool? {
+        switch lifecycle {
+        case .draining, .stopped:
+            return nil
+        case .idle:
+            lifecycle = .draining(served: false, noNewCalls: false)
+            return false
+        case .serving:
+            lifecycle = .draining(served: true, noNewCalls: false)
+            return true
+        }
+    }
+
+    /// Under `state`: listeners closed and GOAWAY sent, or stopped.
+    private var takesNoNewCalls: Bool {
+        switch lifecycle {
+        case .draining(_, let noNewCalls): return noNewCalls
+        case .stopped: return true
+        case .idle, .serving: return false
+        }
+    }
+
+    private var isStoppedLocked: Bool {
+        if case .stopped = lifecycle { return true }
+        return false
     }
 
     /// Async variant of `shutdown(grace:)`.
     public func shutdown(grace: Double?) async {
         await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
-            Thread.detach { self.shutdown(grace: grace); c.resume() }
+            NativeThread.startOrRun(name: "gh-shutdown") { self.shutdown(grace: grace); c.resume() }
         }
     }
 
     /// Blocks until the server has been shut down (and a `beginShutdown` thread is done).
     public func wait() {
-        _ = state.wait(until: { self.stopped && self.shutdownThreads == 0 }, then: {})
+        _ = state.wait(until: { self.isStoppedLocked && self.shutdownThreads == 0 }, then: {})
     }
 
-    public var isRunning: Bool { state.withLock { started && !stopped } }
+    /// Serving, or draining after it served.
+    public var isRunning: Bool {
+        state.withLock {
+            switch lifecycle {
+            case .serving, .draining(served: true, _): return true
+            default: return false
+            }
+        }
+    }
 
     /// Whether `start()` succeeded (also after a shutdown).
-    public var isStarted: Bool { state.withLock { started } }
+    public var isStarted: Bool {
+        state.withLock {
+            switch lifecycle {
+            case .serving, .draining(served: true, _), .stopped(served: true): return true
+            default: return false
+            }
+        }
+    }
 
     /// Whether `bindNow` or `start()` ran (the options are fixed; there is something to
     /// shut down).
@@ -375,22 +438,4 @@ func unixSocketIsLive(_ path: String) -> Bool {
         }
     }
     return rc == 0
-}
-
-/// A tiny detached thread helper (no Foundation dependency).
-enum Thread {
-    static func detach(_ body: @escaping () -> Void) {
-        final class Box { let body: () -> Void; init(_ b: @escaping () -> Void) { body = b } }
-        let box = Unmanaged.passRetained(Box(body)).toOpaque()
-        var tid = pthread_t()
-        let rc = pthread_create(&tid, nil, { arg in
-            let b = Unmanaged<AnyObject>.fromOpaque(arg!).takeRetainedValue() as! Box
-            b.body()
-            return nil
-        }, box)
-        if rc == 0 { pthread_detach(tid) } else {
-            Unmanaged<AnyObject>.fromOpaque(box).release()
-            body()
-        }
-    }
 }

@@ -100,6 +100,23 @@ int gh_server_port(const gh_server *s, size_t index, int *port);
  * Threads: any thread except a handler of this server. */
 int gh_server_shutdown(gh_server *s, double grace_seconds);
 
+/* Called once a shutdown begun by gh_server_begin_shutdown has finished (every
+ * handler returned), on a library thread, with the user_data given there. */
+typedef void (*gh_server_stopped_fn)(void *user_data);
+
+/* Begins gh_server_shutdown's graceful shutdown without waiting for it: returns
+ * once the server takes no new calls (listeners closed, GOAWAY sent; calls on
+ * open connections end UNAVAILABLE); the rest runs on a library thread, which
+ * then calls |on_stopped| (may be NULL) with |user_data|, before
+ * gh_server_wait or gh_server_free of this server return. Each call's
+ * |on_stopped| runs once, also when a shutdown was already under way or done
+ * (then as soon as it has finished). A server never bound nor started has
+ * nothing to stop (it can still be started): |on_stopped| runs at once, on the
+ * calling thread.
+ * Threads: any thread, a handler of this server too. */
+int gh_server_begin_shutdown(gh_server *s, double grace_seconds,
+                             gh_server_stopped_fn on_stopped, void *user_data);
+
 /* Blocks until the server has been shut down (by any thread).
  * Threads: any thread except a handler of this server. */
 int gh_server_wait(gh_server *s);
