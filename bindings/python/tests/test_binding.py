@@ -366,7 +366,8 @@ def test_closed_channel_refuses_calls(serve):
 LEAK_SCRIPT = """
     import gc, json, sys, threading
     import grpc, grpchelper
-    from grpchelper import _ffi, _server, _channel
+    from grpchelper import _ffi
+    from grpchelper._grpc import calls, dispatch
 
     def unary(req, ctx): return req
     def server_stream(req, ctx):
@@ -404,7 +405,7 @@ LEAK_SCRIPT = """
 
     def counts():
         gc.collect()
-        return dict(handles=_ffi.live_handles(), futures=len(_channel._futures),
+        return dict(handles=_ffi.live_handles(), futures=len(calls._futures),
                     objects=len(gc.get_objects()), threads=threading.active_count())
 
     round_(int(sys.argv[1]) // 10)      # warm up: caches, thread pools, allocator arenas
@@ -415,7 +416,7 @@ LEAK_SCRIPT = """
     s.stop(None).wait()
     gc.collect()
     print(json.dumps(dict(before=before, after=after, rss0=rss0, rss1=rss1,
-                          end=_ffi.live_handles(), registry=len(_server._registry))))
+                          end=_ffi.live_handles(), registry=len(dispatch._registry))))
 """
 
 
@@ -453,8 +454,13 @@ def test_pip_builds_a_pure_python_wheel(tmp_path):
     import zipfile
     names = zipfile.ZipFile(wheels[0]).namelist()
     assert "grpchelper/__init__.py" in names and "grpchelper/_ffi.py" in names
+    for layer in ("_native/ffi.py", "_native/library.py", "_native/handle.py",
+                  "_grpc/server.py", "_grpc/channel.py", "_grpc/status.py",
+                  "_helper/config.py", "_helper/rpc_server.py", "_helper/client.py"):
+        assert "grpchelper/" + layer in names, layer
     assert "grpchelper/api/__init__.py" in names and "grpchelper/api/config_pb2.py" in names
-    assert "grpchelper/rpc_server.py" in names and "grpchelper/client.py" in names
+    for public in ("errors", "folders", "config", "cli", "logs", "manager", "client", "rpc_server"):
+        assert "grpchelper/%s.py" % public in names, public
     assert not [n for n in names if n.endswith(".so")]
     # Installed alone into a fresh folder, it imports (finding the library by env var).
     target = tmp_path / "site"

@@ -33,7 +33,7 @@ import tomllib
 import pytest
 
 import grpchelper
-from grpchelper import _ffi as ffi
+from grpchelper._native import ffi
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PKG_ROOT = os.path.dirname(HERE)                          # bindings/python

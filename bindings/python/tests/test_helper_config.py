@@ -212,7 +212,7 @@ def test_custom_validator_long_message_and_custom_code():
 def test_custom_validator_lives_as_long_as_the_native_item(dirs):
     _, _, _, folders = dirs
     calls = []
-    registry = grpchelper.config._validators
+    registry = grpchelper._helper.config._validators
 
     def registered(fn):
         return any(v is fn for v in list(registry.values()))

@@ -1,13 +1,9 @@
-"""Small pieces shared by the helper-layer wrappers (folders, config, logs): a native
-handle that is freed once and never while a call is using it, string conversions, and
-the calls that take and return encoded messages."""
+"""Native handles: the Python side of a pointer the library handed over, freed once and
+never while a call is using it; the count of live handles by kind."""
 
 import contextlib
-import os
 import threading
-from ctypes import byref, c_size_t, c_void_p
 
-from . import _ffi
 
 
 class NativeHandle:
@@ -25,7 +21,7 @@ class NativeHandle:
         self._cond = threading.Condition(threading.Lock())
         self._users = 0
         self._closed = False
-        _ffi.handle_created(kind)
+        handle_created(kind)
 
     @property
     def closed(self):
@@ -65,7 +61,7 @@ class NativeHandle:
             while self._users:
                 self._cond.wait()
         self._free_fn(self._ptr)
-        _ffi.handle_freed(self._kind)
+        handle_freed(self._kind)
         return True
 
 
@@ -113,30 +109,31 @@ class BorrowedHandle:
         return first
 
 
-def text(value, what):
-    """A str argument as UTF-8 bytes (None stays None)."""
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise TypeError("%s must be a str, not %s" % (what, type(value).__name__))
-    return value.encode("utf-8")
+# --- accounting ---------------------------------------------------------------------------
+# Every native handle the package creates is counted here until freed, so tests can
+# check that calls leave nothing behind.
+
+_live_lock = threading.Lock()
+_live = {}
 
 
-def path(value):
-    """A str or os.PathLike as file-system bytes (None stays None)."""
-    if value is None:
-        return None
-    return os.fsencode(os.fspath(value))
+def handle_created(kind):
+    with _live_lock:
+        _live[kind] = _live.get(kind, 0) + 1
 
 
-def message_call(fn, ptr, request, request_type, response_type):
-    """fn(ptr, request bytes, len, &response, &len) on an encoded message; the response
-    (released with gh_free) decoded as response_type."""
-    if not isinstance(request, request_type):
-        raise TypeError("expected a %s message, not %s"
-                        % (request_type.__name__, type(request).__name__))
-    data = request.SerializeToString()
-    out = c_void_p()
-    size = c_size_t()
-    fn(ptr, data, len(data), byref(out), byref(size))
-    return response_type.FromString(_ffi.take_bytes(out.value, size.value))
+def handle_freed(kind):
+    with _live_lock:
+        _live[kind] -= 1
+
+
+def live_handles():
+    """{kind: count} of native handles created by the package and not yet freed."""
+    with _live_lock:
+        return {k: v for k, v in _live.items() if v}
+
+
+def free_handle(kind, free_fn, ptr):
+    """Finalizer body: frees a native handle once (ptr is a c_void_p, never self)."""
+    free_fn(ptr)
+    handle_freed(kind)
