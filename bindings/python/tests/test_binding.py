@@ -367,7 +367,7 @@ LEAK_SCRIPT = """
     import gc, json, sys, threading
     import grpc, grpchelper
     from grpchelper import _ffi
-    from grpchelper._grpc import calls, dispatch
+    from grpchelper._native.callbacks import registry
 
     def unary(req, ctx): return req
     def server_stream(req, ctx):
@@ -405,7 +405,7 @@ LEAK_SCRIPT = """
 
     def counts():
         gc.collect()
-        return dict(handles=_ffi.live_handles(), futures=len(calls._futures),
+        return dict(handles=_ffi.live_handles(), futures=registry.count("call-future"),
                     objects=len(gc.get_objects()), threads=threading.active_count())
 
     round_(int(sys.argv[1]) // 10)      # warm up: caches, thread pools, allocator arenas
@@ -416,7 +416,7 @@ LEAK_SCRIPT = """
     s.stop(None).wait()
     gc.collect()
     print(json.dumps(dict(before=before, after=after, rss0=rss0, rss1=rss1,
-                          end=_ffi.live_handles(), registry=len(dispatch._registry))))
+                          end=_ffi.live_handles(), registry=registry.count("server-dispatcher"))))
 """
 
 

@@ -6,7 +6,6 @@ the sender back through HTTP/2 flow control; request iterators are consumed on a
 of their own."""
 
 import ctypes
-import itertools
 import logging
 import sys
 import threading
@@ -14,6 +13,7 @@ import time
 from ctypes import byref, c_size_t, c_void_p
 
 from .._native import ffi
+from .._native.callbacks import registry
 from . import compat, status
 from . import metadata as _metadata
 
@@ -173,32 +173,26 @@ def _deserialize(deserializer, raw):
 
 
 # --- futures (callback API) --------------------------------------------------------
-# Keys → futures in flight; a future stays here (alive) until its on_done ran.
-
-_futures = {}
-_future_keys = itertools.count(1)
+# A future in flight is a registry entry of this kind (its key is the user_data of
+# gh_call_start_async), alive until its on_done has run.
+FUTURE_KIND = "call-future"
 
 
 def _register_future(fut):
-    key = next(_future_keys)
-    _futures[key] = fut
-    return key
+    return registry.add(FUTURE_KIND, fut)
 
 
-@ffi.GH_MESSAGE_FN
+@registry.entry_point(ffi.GH_MESSAGE_FN)
 def _on_message(call, data, size, key):
-    try:
-        fut = _futures.get(key)
-        if fut is not None:
-            fut._raw = ctypes.string_at(data, size) if size else b""
-    except BaseException:  # pragma: no cover - nothing may cross into C
-        pass
+    fut = registry.get(key)
+    if fut is not None:
+        fut._raw = ctypes.string_at(data, size) if size else b""
 
 
-@ffi.GH_DONE_FN
+@registry.entry_point(ffi.GH_DONE_FN)
 def _on_done(call, code, key):
     try:
-        fut = _futures.pop(key, None)
+        fut = registry.release(key)
         if fut is not None:
             fut._complete()
     except BaseException:  # pragma: no cover

@@ -11,8 +11,9 @@ from .._native import ffi
 from .._native.handle import free_handle, handle_created
 from . import compat, status
 from . import metadata as _metadata
+from .._native.callbacks import registry
 from .calls import _CallFuture, _FinishedCall, _ResponseStream, _State, _deserialize, \
-    _futures, _on_done, _on_message, _register_future, _serialize, _snapshot, _start_sender
+    _on_done, _on_message, _register_future, _serialize, _snapshot, _start_sender
 
 class _NativeCall(object):
     """Owns one gh_call handle (freed by a finalizer that holds no reference to self)."""
@@ -276,7 +277,7 @@ class UnaryUnaryMultiCallable(_MultiCallable):
                 ffi.gh_call_start_unary_async(call.ptr, data, len(data), _on_message, _on_done,
                                                key)
             except BaseException:
-                _futures.pop(key, None)
+                registry.release(key)
                 raise
 
         call, error = _start_call(self._channel, self._method, timeout, metadata, wait_for_ready,
@@ -372,7 +373,7 @@ class StreamUnaryMultiCallable(_MultiCallable):
             try:
                 ffi.gh_call_start_async(call.ptr, _on_message, _on_done, key)
             except BaseException:
-                _futures.pop(key, None)
+                registry.release(key)
                 raise
 
         call, error = _start_call(self._channel, self._method, timeout, metadata, wait_for_ready,

@@ -4,41 +4,30 @@ escape into C), handler resolution (registered paths, generic handlers, intercep
 the four cardinalities, as grpcio runs them."""
 
 import ctypes
-import itertools
 import logging
 from ctypes import byref, c_size_t, c_void_p
 
 from .._native import ffi
+from .._native.callbacks import registry
 from . import compat, status
 from .context import ServicerContext, _DeserializeError, _deserialize, _RequestIterator, \
     _serialize
 
 _LOGGER = logging.getLogger("grpchelper")
 
-# user_data keys → dispatchers. Entries are removed by the library's free_user_data
-# when the native server is freed.
-_registry = {}
-_keys = itertools.count(1)
+# A server's dispatchers are registry entries of this kind (their key is the user_data of
+# gh_server_register), released by the library's free_user_data when it frees the server.
+KIND = "server-dispatcher"
 
 
 def _register(dispatcher):
-    key = next(_keys)
-    _registry[key] = dispatcher
-    return key
+    return registry.add(KIND, dispatcher)
 
 
-@ffi.GH_FREE_FN
-def _free_user_data(key):
-    try:
-        _registry.pop(key, None)
-    except BaseException:  # pragma: no cover - never let anything reach C
-        pass
-
-
-@ffi.GH_HANDLER_FN
+@registry.entry_point(ffi.GH_HANDLER_FN)
 def _handler_thunk(call, key):
     try:
-        dispatcher = _registry.get(key)
+        dispatcher = registry.get(key)
         if dispatcher is None:
             ffi.gh_server_call_finish(call, status.UNIMPLEMENTED, b"Method not found!", None, 0)
             return

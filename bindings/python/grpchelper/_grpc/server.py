@@ -12,8 +12,8 @@ from ctypes import byref, c_void_p
 from .._native import ffi
 from .._native.handle import free_handle, handle_created
 from . import compat
-from .dispatch import _Dispatcher, _ServerState, _cardinality, _free_user_data, \
-    _handler_thunk, _register
+from .._native.callbacks import registry
+from .dispatch import _Dispatcher, _ServerState, _cardinality, _handler_thunk, _register
 
 _SERVER_OPTIONS = {
     "grpc.max_receive_message_length": ffi.GH_OPT_MAX_RECV_MESSAGE_SIZE,
@@ -138,10 +138,11 @@ class Server(compat.Server):
                 key = _register(_Dispatcher(state, path, h))
                 ffi.gh_server_register(self._ptr, path.encode(),
                                         ffi.GH_BIDI_STREAMING if any_shape else _cardinality(h),
-                                        _handler_thunk, key, _free_user_data)
+                                        _handler_thunk, key, registry.free_user_data)
             if state.opaque or state.interceptors:
                 key = _register(_Dispatcher(state, None, None))
-                ffi.gh_server_register_fallback(self._ptr, _handler_thunk, key, _free_user_data)
+                ffi.gh_server_register_fallback(self._ptr, _handler_thunk, key,
+                                                registry.free_user_data)
             ffi.gh_server_start(self._ptr)
             self._started = True
 

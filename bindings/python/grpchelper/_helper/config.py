@@ -11,12 +11,11 @@ Errors are grpc-helper's `RpcException` with the library's ResultCode and messag
 """
 
 import ctypes
-import itertools
-import threading
 import weakref
 from ctypes import POINTER, byref, c_size_t, c_void_p
 
 from .._native import convert, ffi
+from .._native.callbacks import registry
 from .._native.handle import free_handle, handle_created
 from .._native.convert import text
 from ..api import ConfigItem, ConfigValidator
@@ -26,22 +25,10 @@ from .errors import RpcException
 _FIELDS = ("name", "description", "default_value", "can_be_empty", "validator")
 
 # --- custom validators ----------------------------------------------------------------
-# user_data keys → Python validators. An entry lives as long as the native item: the
-# library's free_user_data removes it once the item is freed and released by every
-# config set holding it (also when gh_config_new fails). The thunks are module-level, so
-# the ctypes callback objects live as long as the package.
-_validators = {}
-_validators_lock = threading.Lock()
-_keys = itertools.count(1)
-
-
-@ffi.GH_FREE_FN
-def _free_validator(key):
-    try:
-        with _validators_lock:
-            _validators.pop(key, None)
-    except BaseException:  # pragma: no cover - never let anything reach C
-        pass
+# A Python validator is a registry entry of this kind, as long as the native item lives:
+# the library's free_user_data releases it once the item is freed and released by every
+# config set holding it (also when gh_config_new fails).
+VALIDATOR_KIND = "config-validator"
 
 
 def _write_message(buf, size, message):
@@ -64,12 +51,11 @@ def _result_code(rc):
     return rc if 0 < rc < 2 ** 31 else ffi.GH_RC_ERROR
 
 
-@ffi.GH_CONFIG_VALIDATE_FN
+@registry.entry_point(ffi.GH_CONFIG_VALIDATE_FN, on_error=lambda e: ffi.GH_RC_ERROR)
 def _validate_thunk(key, name, value, message, size):
     # Runs on the thread that validates; no exception may cross into C.
     try:
-        with _validators_lock:
-            validator = _validators.get(key)
+        validator = registry.get(key)
         if validator is None:  # pragma: no cover - the item owns its entry
             _write_message(message, size, "custom validator is gone")
             return ffi.GH_RC_ERROR
@@ -131,15 +117,13 @@ class Config:
         default_value = text(kwargs.get("default_value", ""), "default_value")
         key = None
         if custom:
-            key = next(_keys)
-            with _validators_lock:
-                _validators[key] = custom_validator
+            key = registry.add(VALIDATOR_KIND, custom_validator)
         ptr = c_void_p()
-        # On failure the library has already called _free_validator(key).
+        # On failure the library has already released key (free_user_data).
         ffi.gh_config_new(name, description, default_value,
                            1 if kwargs.get("can_be_empty", False) else 0, validator,
                            _validate_thunk if custom else _NO_VALIDATOR, key,
-                           _free_validator if custom else _NO_FREE, byref(ptr))
+                           registry.free_user_data if custom else _NO_FREE, byref(ptr))
         self._own(ptr)
 
     @classmethod

@@ -7,7 +7,6 @@ lifecycle and shutdown. This module builds the server from the services' descrip
 auto-client.
 """
 
-import ctypes
 import logging
 import sys
 import threading
@@ -17,6 +16,7 @@ import weakref
 from ctypes import byref, c_char_p, c_void_p
 
 from .._native import ffi
+from .._native.callbacks import registry
 from .._native.convert import message_call, text
 from .._native.handle import BorrowedHandle, NativeHandle
 from ..api import (ConfigApiVersion, ConfigServiceStub, Filter, LoggerApiVersion,
@@ -29,17 +29,17 @@ from .errors import RpcException
 from .folders import Folders
 from .logs import RpcLogs
 from .manager import RpcManager, ensure_manager_attributes
-from .rpc_service import (RpcServiceDescriptor, _Hooks, _Method, _NO_FREE, _NO_HANDLER,
-                          _NO_LOAD, _NO_SHUTDOWN, _c_text, _cardinality, _free_key,
-                          _handler_thunk, _load_thunk, _register, _shutdown_thunk, _tls,
+from .rpc_service import (MANAGER_KIND, METHOD_KIND, RpcServiceDescriptor, _Hooks, _Method,
+                          _NO_FREE, _NO_HANDLER, _NO_LOAD, _NO_SHUTDOWN, _c_text,
+                          _cardinality, _handler_thunk, _load_thunk, _shutdown_thunk, _tls,
                           api_versions, discover_service, manager_method, module_version)
 
 _LOGGER = logging.getLogger("grpchelper")
 
 
-_libc = ctypes.CDLL(None)
-_libc.strdup.restype = c_void_p
-_libc.strdup.argtypes = [c_char_p]
+# The debug dump's text function of a server is a registry entry of this kind (the
+# user_data of gh_rpc_server_set_dump_fn), released when the server is freed.
+DUMP_KIND = "rpc-dump"
 
 
 def python_stacks():
@@ -53,12 +53,14 @@ def python_stacks():
     return "\n".join(out) + "\n"
 
 
-@ffi.GH_RPC_DUMP_FN
-def _dump_thunk(user_data):
-    try:
-        return _libc.strdup(_c_text(python_stacks()))
-    except BaseException:  # pragma: no cover - never let anything reach C
+@registry.entry_point(ffi.GH_RPC_DUMP_FN)
+def _dump_thunk(key):
+    # On the library's signal thread. The text is handed over to the library, which
+    # releases it: memory of its own, from gh_strdup (NULL on failure: no Python text).
+    text_of = registry.get(key)
+    if text_of is None:  # pragma: no cover - the server owns its entry
         return None
+    return ffi.gh_strdup(_c_text(text_of()))
 
 
 # --- the Python side of one native server ---------------------------------------------
@@ -255,7 +257,8 @@ class RpcServer:
         native.attach(out.value)
         native.view_config()
         # The debug dump (SIGUSR2) gets the Python threads' stacks too.
-        ffi.gh_rpc_server_set_dump_fn(out, _dump_thunk, None, _NO_FREE)
+        ffi.gh_rpc_server_set_dump_fn(out, _dump_thunk, registry.add(DUMP_KIND, python_stacks),
+                                      registry.free_user_data)
         self._native = native
         self._client = None
         self._client_lock = threading.Lock()
@@ -288,17 +291,18 @@ class RpcServer:
                     ffi.gh_rpc_service_add_method(out, method.encode("utf-8"), _cardinality(handler),
                                                    _NO_HANDLER, None, _NO_FREE)
                 else:
-                    key = _register(_Method(native, fn, handler, "/%s/%s" % (service_name, method)))
+                    key = registry.add(METHOD_KIND, _Method(native, fn, handler,
+                                                            "/%s/%s" % (service_name, method)))
                     ffi.gh_rpc_service_add_method(out, method.encode("utf-8"), _cardinality(handler),
-                                                   _handler_thunk, key, _free_key)
+                                                   _handler_thunk, key, registry.free_user_data)
             logger = getattr(manager, "logger", None)
             logger_name = logger.name if isinstance(logger, logging.Logger) else type(manager).__name__
             if d.is_proxy:
                 pass
             elif isinstance(manager, RpcManager):
-                key = _register(_Hooks(native, manager, d.name))
+                key = registry.add(MANAGER_KIND, _Hooks(native, manager, d.name))
                 ffi.gh_rpc_service_set_manager(out, _c_text(logger_name), _load_thunk,
-                                                _shutdown_thunk, key, _free_key)
+                                                _shutdown_thunk, key, registry.free_user_data)
             else:
                 ffi.gh_rpc_service_set_manager(out, _c_text(logger_name), _NO_LOAD, _NO_SHUTDOWN,
                                                 None, _NO_FREE)

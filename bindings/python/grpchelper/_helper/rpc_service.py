@@ -8,7 +8,6 @@ through gh_rpc_error), and the managers' load and shutdown hooks."""
 
 import ctypes
 import inspect
-import itertools
 import logging
 import threading
 import traceback
@@ -19,6 +18,7 @@ from typing import Callable
 
 from .._grpc import status
 from .._native import ffi
+from .._native.callbacks import registry
 from ..api import Result, ResultCode
 from .client import RpcClient
 from .config import _result_code
@@ -163,31 +163,18 @@ def _cardinality(handler):
 
 
 # --- the C entry points --------------------------------------------------------------
-# user_data keys → method dispatchers and manager hooks; an entry is removed by the
+# A method's dispatcher and a manager's hooks are registry entries of these kinds (their
+# key is the user_data of gh_rpc_service_add_method / _set_manager), released by the
 # library's free_user_data once the service and every server serving it are freed.
+METHOD_KIND = "rpc-method"
+MANAGER_KIND = "rpc-manager"
 
-_registry = {}
-_keys = itertools.count(1)
 _tls = threading.local()
 
 _NO_HANDLER = ffi.GH_RPC_HANDLER_FN()
 _NO_LOAD = ffi.GH_RPC_LOAD_FN()
 _NO_SHUTDOWN = ffi.GH_RPC_SHUTDOWN_FN()
 _NO_FREE = ffi.GH_FREE_FN()
-
-
-def _register(entry):
-    key = next(_keys)
-    _registry[key] = entry
-    return key
-
-
-@ffi.GH_FREE_FN
-def _free_key(key):
-    try:
-        _registry.pop(key, None)
-    except BaseException:  # pragma: no cover - never let anything reach C
-        pass
 
 
 def _c_text(value):
@@ -214,11 +201,11 @@ def _report_safely(e):
         return ffi.GH_RC_ERROR
 
 
-@ffi.GH_RPC_HANDLER_FN
+@registry.entry_point(ffi.GH_RPC_HANDLER_FN, on_error=_report_safely)
 def _handler_thunk(call, key):
     # A worker thread of the library; no exception may cross into C.
     try:
-        method = _registry.get(key)
+        method = registry.get(key)
         if method is None:  # pragma: no cover - the service owns its entries
             return _report(RpcException("method is gone", ResultCode.ERROR_STATE_UNEXPECTED))
         return method.serve(call)
@@ -226,10 +213,10 @@ def _handler_thunk(call, key):
         return _report_safely(e)
 
 
-@ffi.GH_RPC_LOAD_FN
+@registry.entry_point(ffi.GH_RPC_LOAD_FN, on_error=_report_safely)
 def _load_thunk(server, client, key):
     try:
-        hooks = _registry.get(key)
+        hooks = registry.get(key)
         if hooks is None:  # pragma: no cover
             return ffi.GH_RC_OK
         return hooks.load(server, client)
@@ -237,15 +224,14 @@ def _load_thunk(server, client, key):
         return _report_safely(e)
 
 
-@ffi.GH_RPC_SHUTDOWN_FN
+@registry.entry_point(ffi.GH_RPC_SHUTDOWN_FN)
 def _shutdown_thunk(key):
     try:
-        hooks = _registry.get(key)
+        hooks = registry.get(key)
         if hooks is not None:
             hooks.shutdown()
     except BaseException:  # pragma: no cover - never let anything reach C
         pass
-
 
 
 class _CallEnded(Exception):
