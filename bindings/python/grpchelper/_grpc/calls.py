@@ -3,13 +3,14 @@
 `.future()` come through the callback API (gh_call_start_async: no thread per call);
 response streams are read with the blocking API, so a reader that stops reading holds
 the sender back through HTTP/2 flow control; request iterators are consumed on a thread
-of their own."""
+of their own. Every use of the native call goes through its handle (channel._NativeCall)."""
 
 import ctypes
 import logging
 import sys
 import threading
 import time
+import weakref
 from ctypes import byref, c_size_t, c_void_p
 
 from .._native import ffi
@@ -45,6 +46,11 @@ def _snapshot(ptr, override=None):
     return _State(code, details,
                   _metadata.from_native(ffi.gh_call_initial_metadata(ptr)),
                   _metadata.from_native(ffi.gh_call_trailing_metadata(ptr)))
+
+
+# What a call reports when its channel's close freed it while it ran (the library's
+# words for the calls a channel's free cancels).
+_CHANNEL_CLOSED = _State(status.CANCELLED, "channel closed")
 
 
 def _debug_string(state):
@@ -171,15 +177,25 @@ def _deserialize(deserializer, raw):
         return None, False
 
 
-
 # --- futures (callback API) --------------------------------------------------------
 # A future in flight is a registry entry of this kind (its key is the user_data of
-# gh_call_start_async), alive until its on_done has run.
+# gh_call_start_async), alive until its on_done has run; it holds its call (a use of the
+# handle) from the start until then.
 FUTURE_KIND = "call-future"
 
 
-def _register_future(fut):
-    return registry.add(FUTURE_KIND, fut)
+def _start_future(fut, call, ptr, start_async):
+    """start_async(key) starts fut's call (ptr, a use of it the future takes over) in
+    callback mode."""
+    fut._call = call
+    fut._ptr = ptr
+    key = registry.add(FUTURE_KIND, fut)
+    try:
+        start_async(key)
+    except BaseException:
+        registry.release(key)
+        call.handle.release()
+        raise
 
 
 @registry.entry_point(ffi.GH_MESSAGE_FN)
@@ -191,15 +207,21 @@ def _on_message(call, data, size, key):
 
 @registry.entry_point(ffi.GH_DONE_FN)
 def _on_done(call, code, key):
+    fut = registry.release(key)
+    if fut is None:  # pragma: no cover
+        return
+    callbacks = ()
     try:
-        fut = registry.release(key)
-        if fut is not None:
-            fut._complete()
+        callbacks = fut._complete()
     except BaseException:  # pragma: no cover
         try:
             _LOGGER.exception("internal error completing a future")
         except BaseException:
             pass
+    finally:
+        fut._call.handle.release()   # may free the call: allowed in its own on_done
+    for cb in callbacks:
+        _safe(cb)
 
 
 class _LiveCall(_CallBase):
@@ -216,11 +238,35 @@ class _LiveCall(_CallBase):
         self._override = None
         self._callbacks = []
 
+    def _native(self, fn, *args, closed=None):
+        """fn(pointer, *args) while the call's handle is open; `closed` once the channel's
+        close has freed it."""
+        handle = self._call.handle
+        ptr = handle.acquire()
+        if ptr is None:
+            return closed
+        try:
+            return fn(ptr, *args)
+        finally:
+            handle.release()
+
+    def _closed_state(self):
+        """The outcome of a call its channel's close freed (the local one wins)."""
+        ended = self._call.ended or _CHANNEL_CLOSED
+        with self._cond:
+            if self._state is None:
+                if self._override is not None:
+                    code, details = self._override
+                    ended = _State(code, details, ended.initial_metadata, ended.trailing_metadata)
+                self._state = ended
+                self._cond.notify_all()
+            return self._state
+
     def _fail_locally(self, code, details):
         with self._cond:
             if self._override is None:
                 self._override = (code, details)
-        ffi.gh_call_cancel(self._call.ptr)
+        self._native(ffi.gh_call_cancel)
 
     def time_remaining(self):
         if self._deadline is None:
@@ -233,13 +279,15 @@ class _CallFuture(_LiveCall):
 
     def __init__(self, call, deserializer, timeout):
         super(_CallFuture, self).__init__(call, deserializer, timeout)
+        self._ptr = None             # the call, held from the start until on_done
         self._raw = None
         self._response = None
         # self._callbacks: add_callback's and add_done_callback's, in the order given
 
     def _complete(self):
-        """On the channel's callback thread, from on_done."""
-        ptr = self._call.ptr
+        """On the channel's callback thread, from on_done: the outcome; returns the
+        callbacks to run."""
+        ptr = self._ptr
         override = self._override
         response = None
         if self._raw is not None and ffi.gh_call_status(ptr) == status.OK and override is None:
@@ -259,8 +307,7 @@ class _CallFuture(_LiveCall):
             self._raw = None
             callbacks, self._callbacks = self._callbacks, None
             self._cond.notify_all()
-        for cb in callbacks:
-            _safe(cb)
+        return callbacks
 
     def _outcome(self, timeout):
         with self._cond:
@@ -280,7 +327,7 @@ class _CallFuture(_LiveCall):
             # Even if the call ended in the library an instant ago: cancel() said True.
             if self._override is None:
                 self._override = _LOCALLY_CANCELLED
-        ffi.gh_call_cancel(self._call.ptr)
+        self._native(ffi.gh_call_cancel)
         return True
 
     def done(self):
@@ -307,7 +354,8 @@ class _CallFuture(_LiveCall):
         with self._cond:
             if self._state is not None:
                 return self._state.initial_metadata
-        return _metadata.from_native(ffi.gh_call_initial_metadata(self._call.ptr))
+        md = self._native(lambda p: _metadata.from_native(ffi.gh_call_initial_metadata(p)))
+        return md if md is not None else self._outcome(None).initial_metadata
 
 
 def _safe(fn, *args):
@@ -319,8 +367,12 @@ def _safe(fn, *args):
 
 # --- request streams ------------------------------------------------------------
 
-def _send_requests(owner, ptr, iterator, serializer, channel):
-    """Consumes a request iterator on its own thread, sending each request."""
+def _send_requests(owner, call, iterator, serializer, channel):
+    """Consumes a request iterator on its own thread, sending each request; it uses the
+    call (holds its handle) until the iterator is done or the call has ended."""
+    ptr = call.handle.acquire()
+    if ptr is None:
+        return  # the channel's close has freed the call
     try:
         for request in iter(iterator):
             data = _serialize(serializer, request)
@@ -331,18 +383,19 @@ def _send_requests(owner, ptr, iterator, serializer, channel):
             if too_large is not None:
                 owner._fail_locally(too_large.code, too_large.details)
                 return
-            rc = ffi.gh_call_send(ptr, data, len(data), 0)
-            if rc < 0:
+            if ffi.gh_call_send(ptr, data, len(data), 0) < 0:
                 return  # the call has ended; its status tells why
         ffi.gh_call_close_send(ptr)
     except Exception:
         _LOGGER.exception("Exception iterating requests!")
         owner._fail_locally(status.UNKNOWN, "Exception iterating requests!")
+    finally:
+        call.handle.release()
 
 
 def _start_sender(owner, call, request_iterator, serializer, channel):
     t = threading.Thread(target=_send_requests, name="grpchelper-requests",
-                         args=(owner, call.ptr, request_iterator, serializer, channel),
+                         args=(owner, call, request_iterator, serializer, channel),
                          daemon=True)
     # The thread holds `owner` and with it the native call until the iterator is done.
     t.start()
@@ -352,7 +405,10 @@ def _start_sender(owner, call, request_iterator, serializer, channel):
 # --- streaming responses (blocking API) -------------------------------------------
 
 class _ResponseStream(_LiveCall):
-    """A response stream: an iterator of responses, the call, and its error if it fails."""
+    """A response stream: an iterator of responses, the call, and its error if it fails.
+
+    Once iterated, it uses the call (holds its handle) until the end of the stream, or
+    until it is dropped: one use for all the responses, not one each."""
 
     def __init__(self, call, deserializer, timeout):
         super(_ResponseStream, self).__init__(call, deserializer, timeout)
@@ -361,15 +417,21 @@ class _ResponseStream(_LiveCall):
         self._waiter = None
         self._data = c_void_p()
         self._size = c_size_t()
+        self._held = None           # while iterating: the pointer, and the finaliser
+        #                             that releases it (also if the stream is dropped)
 
-    def _finished_state(self):
+    def _finished_state(self, ptr=None):
+        """The outcome, waiting for the end of the call (`ptr`: the caller holds it)."""
         with self._cond:
             if self._state is not None:
                 return self._state
-        ffi.gh_call_wait(self._call.ptr)
+        if ptr is None:
+            state = self._native(self._finished_state, closed=False)
+            return state if state is not False else self._closed_state()
+        ffi.gh_call_wait(ptr)
         with self._cond:
             if self._state is None:
-                self._state = _snapshot(self._call.ptr, self._override)
+                self._state = _snapshot(ptr, self._override)
             return self._state
 
     # iterator
@@ -378,44 +440,85 @@ class _ResponseStream(_LiveCall):
 
     def __next__(self):
         with self._recv_lock:
-            rc = ffi.gh_call_recv(self._call.ptr, byref(self._data), byref(self._size))
-            if rc == 1:
-                raw = ctypes.string_at(self._data.value, self._size.value) if self._size.value else b""
+            held = self._held
+            if held is not None and ffi.gh_call_recv(held[0], byref(self._data),
+                                                     byref(self._size)) == 1:
+                size = self._size.value         # the usual case, first
+                raw, state = (ctypes.string_at(self._data.value, size) if size else b""), None
+            else:
+                raw, state = self._receive(held)
+            if raw is not None:
                 response, ok = _deserialize(self._deserializer, raw)
                 if ok:
                     return response
                 self._fail_locally(status.INTERNAL, "Exception deserializing response!")
-        state = self._finished_state()
+                state = self._finished_state()
+                self._unhold()
         if state.code == status.OK:
             raise StopIteration()
         raise self
 
     next = __next__
 
+    def _receive(self, held):
+        """__next__ past its usual case: (the next response's bytes, None), or (None, the
+        outcome) at the end. `held`: the stream has just read the end of the call."""
+        if held is not None:
+            state = self._finished_state(held[0])
+            self._unhold()
+            return None, state
+        call = self._call
+        ptr = call.handle.acquire()
+        if ptr is None:             # freed by the channel's close: what was left then
+            if call.pending:
+                return call.pending.popleft(), None
+            return None, self._closed_state()
+        # Released at the end of the stream, or by the finaliser if the stream is dropped
+        # first (not at interpreter exit: a daemon thread may be reading).
+        release = weakref.finalize(self, call.handle.release)
+        release.atexit = False
+        self._held = (ptr, release)
+        if ffi.gh_call_recv(ptr, byref(self._data), byref(self._size)) == 1:
+            size = self._size.value
+            return (ctypes.string_at(self._data.value, size) if size else b""), None
+        return self._receive(self._held)
+
+    def _unhold(self):
+        held, self._held = self._held, None
+        if held is not None:
+            held[1]()
+
     # Call
     def initial_metadata(self):
         with self._cond:
             if self._initial is not None:
                 return self._initial
-        md = _metadata.from_native(ffi.gh_call_initial_metadata(self._call.ptr))
+        md = self._native(lambda p: _metadata.from_native(ffi.gh_call_initial_metadata(p)))
+        if md is None:
+            md = self._closed_state().initial_metadata
         with self._cond:
             self._initial = md
         return md
 
-
     def cancel(self):
+        return bool(self._native(self._cancel, closed=False))
+
+    def _cancel(self, ptr):
         with self._cond:
-            if self._state is not None or ffi.gh_call_status(self._call.ptr) >= 0:
+            if self._state is not None or ffi.gh_call_status(ptr) >= 0:
                 return False
             self._cancelled = True
             if self._override is None:
                 self._override = _LOCALLY_CANCELLED
-        ffi.gh_call_cancel(self._call.ptr)
+        ffi.gh_call_cancel(ptr)
         return True
 
     def add_callback(self, callback):
+        return bool(self._native(self._add_callback, callback, closed=False))
+
+    def _add_callback(self, ptr, callback):
         with self._cond:
-            if self._state is not None or ffi.gh_call_status(self._call.ptr) >= 0:
+            if self._state is not None or ffi.gh_call_status(ptr) >= 0:
                 return False
             self._callbacks.append(callback)
             self._ensure_waiter()
@@ -438,7 +541,7 @@ class _ResponseStream(_LiveCall):
 
     # Future
     def done(self):
-        return ffi.gh_call_status(self._call.ptr) >= 0
+        return self._native(lambda p: ffi.gh_call_status(p) >= 0, closed=True)
 
     def _outcome(self, timeout):
         if timeout is None:

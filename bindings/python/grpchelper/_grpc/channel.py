@@ -2,57 +2,85 @@
 over gh_channel / gh_call; the call objects are in calls.py.
 """
 
+import collections
 import ctypes
-import threading
 import weakref
 from ctypes import byref, c_size_t, c_void_p
 
 from .._native import ffi
-from .._native.handle import free_handle, handle_created
+from .._native.handle import NativeHandle
 from . import compat, status
 from . import metadata as _metadata
-from .._native.callbacks import registry
-from .calls import _CallFuture, _FinishedCall, _ResponseStream, _State, _deserialize, \
-    _on_done, _on_message, _register_future, _serialize, _snapshot, _start_sender
+from .calls import _CHANNEL_CLOSED, _CallFuture, _FinishedCall, _ResponseStream, _State, \
+    _deserialize, _LOGGER, _on_done, _on_message, _serialize, _snapshot, _start_future, \
+    _start_sender
+
+_FREED = _State(status.CANCELLED, "call freed")      # freed by its user: nothing kept
+
 
 class _NativeCall(object):
-    """Owns one gh_call handle (freed by a finalizer that holds no reference to self)."""
+    """A client call's native handle (gh_call), and what the call had said when its
+    channel's close freed it.
 
-    __slots__ = ("ptr", "free", "channel", "__weakref__")
+    The handle is a child of the channel's (closing the channel closes it first) and
+    deferred: a thread inside gh_call_recv / gh_call_send / gh_call_wait, or a future in
+    flight, holds it (acquire) until that returns — the channel's free makes it return —
+    and the last of them frees it. When the channel's close frees it under a live call
+    object, `ended` keeps the outcome: a call that had ended keeps its status, metadata
+    and the responses not yet read (`pending`); one still running reports CANCELLED
+    "channel closed". The call's own finaliser does not run at interpreter exit (a daemon
+    thread may be inside the call): the channel's, which does, closes it."""
+
+    __slots__ = ("handle", "channel", "ended", "pending", "_free", "__weakref__")
 
     def __init__(self, channel, ptr):
-        self.ptr = ptr
-        self.channel = channel  # children keep their parent alive
-        handle_created("call")
-        self.free = weakref.finalize(self, free_handle, "call", ffi.gh_call_free, ptr)
-        # Not at interpreter exit: a call still alive then may be in use by another
-        # (daemon) thread blocked in gh_call_recv / gh_call_send / gh_call_wait, and
-        # freeing it under that thread is a use-after-free. The channel, freed at exit,
-        # cancels the call; the process's end releases its memory.
-        self.free.atexit = False
+        self.channel = channel      # the Channel object lives as long as its calls
+        self.ended = None
+        self.pending = None
+        ref = weakref.ref(self)
+        # ValueError if the channel's handle is closed (the new call is freed).
+        self.handle = NativeHandle("call", ptr, ffi.gh_call_free, what="call",
+                                   parent=channel._handle, deferred=True,
+                                   before_free=lambda p: _capture(ref, p))
+        self._free = weakref.finalize(self, self.handle.close)
+        self._free.atexit = False
+
+    def free(self):
+        """Frees the call now: its user is done with it (nothing is kept)."""
+        self.ended = _FREED
+        self._free()
 
 
-class _ChannelHandle(object):
-    """The native channel, the lock that orders gh_call_new against gh_channel_free, and
-    the closed flag. The finalizer holds this, never the Channel."""
-
-    __slots__ = ("ptr", "lock", "closed")
-
-    def __init__(self, ptr):
-        self.ptr = ptr
-        self.lock = threading.Lock()
-        self.closed = False
+def _capture(ref, ptr):
+    """before_free of a call's handle: what a live call object will need."""
+    call = ref()
+    if call is None or call.ended is not None:
+        return
+    try:
+        if ffi.gh_call_status(ptr) < 0:
+            call.ended = _CHANNEL_CLOSED
+            return
+        pending = collections.deque()
+        data, size = c_void_p(), c_size_t()
+        try:
+            while ffi.gh_call_recv(ptr, byref(data), byref(size)) == 1:
+                pending.append(ctypes.string_at(data.value, size.value) if size.value else b"")
+        except ffi.GrpcHelperError:
+            pass                    # a call of the callback API: nothing to read
+        call.pending = pending
+        call.ended = _snapshot(ptr)
+    except Exception:  # noqa: BLE001 - the free goes on
+        _LOGGER.exception("reading a call freed by its channel's close")
+        call.ended = _CHANNEL_CLOSED
 
 
 def _free_channel(handle):
-    """Finalizer (close(), garbage collection, interpreter exit). Once `closed` is set no
-    gh_call_new starts, and every one begun has returned (both under the lock). The free
-    runs outside the lock: it waits for queued completion callbacks, which may try to
-    start calls (they then see `closed`). A call created before and started after the
-    free ends at once with CANCELLED (the library's rule)."""
-    with handle.lock:
-        handle.closed = True
-    free_handle("channel", ffi.gh_channel_free, handle.ptr)
+    """The channel's finaliser (close(), garbage collection, interpreter exit): its
+    handle's close stops lending it (a gh_call_new begun has returned: they are uses of
+    the handle; later ones see it closed), closes the calls (children) first, then frees
+    it with gh_channel_free, outside any lock: that waits for queued completion
+    callbacks, which may try to start calls (they then see the channel closed)."""
+    handle.close()
 
 
 # --- the channel ----------------------------------------------------------------
@@ -96,9 +124,13 @@ class Channel(compat.Channel):
             ffi.gh_channel_new(byref(ptr), _target(target).encode())
         except ffi.InvalidArgumentError as e:
             raise ValueError("invalid target %r: %s" % (target, e.message)) from None
-        handle_created("channel")
-        self._handle = handle = _ChannelHandle(ptr)
+        self._handle = handle = NativeHandle("channel", ptr, ffi.gh_channel_free,
+                                             what="channel")
         self._free = weakref.finalize(self, _free_channel, handle)
+        with handle.use() as ptr:
+            self._configure(ptr, options, compression)
+
+    def _configure(self, ptr, options, compression):
         if compression is not None:
             ffi.gh_channel_set_int(ptr, ffi.GH_OPT_DEFAULT_COMPRESSION,
                                     compat.compression_value(compression))
@@ -113,26 +145,41 @@ class Channel(compat.Channel):
             # Other grpcio channel arguments are ignored, as grpcio ignores unknown ones.
 
     def _new_call(self, method, timeout, metadata, wait_for_ready, compression, credentials):
+        """(call, ptr): a new call with its options set, the caller holding a use of it
+        (ptr; released with call.handle.release(), or handed on)."""
         if credentials is not None:
             raise ValueError("call credentials need a secure channel; grpchelper is plaintext only")
-        ptr = c_void_p()
+        out = c_void_p()
         handle = self._handle
-        with handle.lock:
-            if handle.closed:
-                raise ValueError("Cannot invoke RPC on closed channel!")
-            ffi.gh_call_new(handle.ptr, method, byref(ptr))
-        call = _NativeCall(self, ptr)
-        if timeout is not None:
-            # A deadline already passed still makes a call, which then fails at once.
-            ffi.gh_call_set_timeout(ptr, max(float(timeout), 1e-9))
-        if metadata:
-            with _metadata.NativeMetadata(metadata) as md:
-                ffi.gh_call_set_metadata(ptr, md)
-        if wait_for_ready:
-            ffi.gh_call_set_wait_for_ready(ptr, 1)
-        if compression is not None:
-            ffi.gh_call_set_compression(ptr, compat.compression_value(compression))
-        return call
+        channel = handle.acquire()
+        if channel is None:
+            raise ValueError(_CLOSED)
+        try:
+            ffi.gh_call_new(channel, method, byref(out))
+        finally:
+            handle.release()
+        try:
+            call = _NativeCall(self, out)
+        except ValueError:            # the channel closed meanwhile; the call is freed
+            raise ValueError(_CLOSED) from None
+        ptr = call.handle.acquire()
+        if ptr is None:                 # the channel closed meanwhile; the call is freed
+            raise ValueError(_CLOSED)
+        try:
+            if timeout is not None:
+                # A deadline already passed still makes a call, which then fails at once.
+                ffi.gh_call_set_timeout(ptr, max(float(timeout), 1e-9))
+            if metadata:
+                with _metadata.NativeMetadata(metadata) as md:
+                    ffi.gh_call_set_metadata(ptr, md)
+            if wait_for_ready:
+                ffi.gh_call_set_wait_for_ready(ptr, 1)
+            if compression is not None:
+                ffi.gh_call_set_compression(ptr, compat.compression_value(compression))
+        except BaseException:
+            call.handle.release()
+            raise
+        return call, ptr
 
     def _check_size(self, data):
         limit = self.max_send_message_length
@@ -187,22 +234,36 @@ def _method(method):
     return method if isinstance(method, bytes) else method.encode()
 
 
-def _start_plain(call):
-    ffi.gh_call_start(call.ptr)
+_CLOSED = "Cannot invoke RPC on closed channel!"
+
+
+def _new_call(channel, method, timeout, metadata, wait_for_ready, compression, credentials):
+    """(call, ptr, None): a new native call, the caller holding a use of it (ptr: it
+    releases it or hands it on); (None, None, error) for bad metadata."""
+    try:
+        call, ptr = channel._new_call(method, timeout, metadata, wait_for_ready, compression,
+                                      credentials)
+    except _metadata.MetadataError as e:
+        return None, None, _FinishedCall(_State(status.INTERNAL, "Invalid metadata: %s" % e))
+    return call, ptr, None
+
+
+def _start_plain(call, ptr):
+    try:
+        ffi.gh_call_start(ptr)
+    finally:
+        call.handle.release()
 
 
 def _start_call(channel, method, timeout, metadata, wait_for_ready, compression, credentials,
                 start=_start_plain):
-    """A native call started by `start(call)` (None: left to the caller), or a
-    _FinishedCall error for bad metadata."""
-    try:
-        call = channel._new_call(method, timeout, metadata, wait_for_ready, compression,
-                                 credentials)
-    except _metadata.MetadataError as e:
-        return None, _FinishedCall(_State(status.INTERNAL, "Invalid metadata: %s" % e))
-    if start is not None:
-        start(call)
-    return call, None
+    """(call, None): a native call started by `start(call, ptr)`, which takes over the
+    use of the call made for it; (None, error) for bad metadata."""
+    call, ptr, error = _new_call(channel, method, timeout, metadata, wait_for_ready,
+                                 compression, credentials)
+    if error is None:
+        start(call, ptr)
+    return call, error
 
 
 class _MultiCallable(object):
@@ -225,30 +286,36 @@ class UnaryUnaryMultiCallable(_MultiCallable):
         too_large = self._channel._check_size(data)
         if too_large is not None:
             raise _FinishedCall(too_large)
-        call, error = _start_call(self._channel, self._method, timeout, metadata, wait_for_ready,
-                                  compression, credentials, start=None)
+        call, ptr, error = _new_call(self._channel, self._method, timeout, metadata,
+                                     wait_for_ready, compression, credentials)
         if error is not None:
             raise error
         try:
-            ptr = call.ptr
-            out = c_void_p()
-            size = c_size_t()
-            rc = ffi.gh_call_unary(ptr, data, len(data), byref(out), byref(size))
-            if rc == ffi.GH_OK:
-                raw = ctypes.string_at(out.value, size.value) if size.value else b""
-                response, ok = _deserialize(self._deserializer, raw)
-                if not ok:
-                    raise _FinishedCall(_snapshot(ptr, (status.INTERNAL, "Exception deserializing response!")))
-                if with_call:
-                    return response, _FinishedCall(_snapshot(ptr), response)
-                return response
-            if rc != ffi.GH_ERR_RPC:
-                ffi.raise_for(rc)
-            if ffi.gh_call_status(ptr) == status.OK:  # OK without a response message
-                raise _FinishedCall(_snapshot(ptr, (status.INTERNAL, "no response message for a unary call")))
-            raise _FinishedCall(_snapshot(ptr))
+            return self._unary(ptr, data, with_call)
         finally:
+            call.handle.release()
             call.free()
+
+    def _unary(self, ptr, data, with_call):
+        """gh_call_unary on the call (ptr held by the caller)."""
+        out = c_void_p()
+        size = c_size_t()
+        rc = ffi.gh_call_unary(ptr, data, len(data), byref(out), byref(size))
+        if rc == ffi.GH_OK:
+            raw = ctypes.string_at(out.value, size.value) if size.value else b""
+            response, ok = _deserialize(self._deserializer, raw)
+            if not ok:
+                raise _FinishedCall(_snapshot(ptr, (status.INTERNAL,
+                                                    "Exception deserializing response!")))
+            if with_call:
+                return response, _FinishedCall(_snapshot(ptr), response)
+            return response
+        if rc != ffi.GH_ERR_RPC:
+            ffi.raise_for(rc)
+        if ffi.gh_call_status(ptr) == status.OK:  # OK without a response message
+            raise _FinishedCall(_snapshot(ptr, (status.INTERNAL,
+                                                "no response message for a unary call")))
+        raise _FinishedCall(_snapshot(ptr))
 
     def __call__(self, request, timeout=None, metadata=None, credentials=None,
                  wait_for_ready=None, compression=None):
@@ -270,15 +337,9 @@ class UnaryUnaryMultiCallable(_MultiCallable):
             return _FinishedCall(too_large)
         fut = _CallFuture(None, self._deserializer, timeout)
 
-        def start(call):
-            fut._call = call
-            key = _register_future(fut)
-            try:
-                ffi.gh_call_start_unary_async(call.ptr, data, len(data), _on_message, _on_done,
-                                               key)
-            except BaseException:
-                registry.release(key)
-                raise
+        def start(call, ptr):
+            _start_future(fut, call, ptr, lambda key: ffi.gh_call_start_unary_async(
+                ptr, data, len(data), _on_message, _on_done, key))
 
         call, error = _start_call(self._channel, self._method, timeout, metadata, wait_for_ready,
                                   compression, credentials, start)
@@ -298,15 +359,19 @@ class UnaryStreamMultiCallable(_MultiCallable):
         too_large = self._channel._check_size(data)
         if too_large is not None:
             raise _FinishedCall(too_large)
-        call, error = _start_call(self._channel, self._method, timeout, metadata, wait_for_ready,
-                                  compression, credentials)
+        call, ptr, error = _new_call(self._channel, self._method, timeout, metadata,
+                                     wait_for_ready, compression, credentials)
         if error is not None:
             raise error
         stream = _ResponseStream(call, self._deserializer, timeout)
-        ptr = call.ptr
-        # Failures (unreachable server, ended call) show in the status, read by the iterator.
-        if ffi.gh_call_send(ptr, data, len(data), 0) == ffi.GH_OK:
-            ffi.gh_call_close_send(ptr)
+        try:
+            ffi.gh_call_start(ptr)
+            # Failures (unreachable server, ended call) show in the status, read by the
+            # iterator.
+            if ffi.gh_call_send(ptr, data, len(data), 0) == ffi.GH_OK:
+                ffi.gh_call_close_send(ptr)
+        finally:
+            call.handle.release()
         return stream
 
 
@@ -367,14 +432,9 @@ class StreamUnaryMultiCallable(_MultiCallable):
                wait_for_ready=None, compression=None):
         fut = _CallFuture(None, self._deserializer, timeout)
 
-        def start(call):
-            fut._call = call
-            key = _register_future(fut)
-            try:
-                ffi.gh_call_start_async(call.ptr, _on_message, _on_done, key)
-            except BaseException:
-                registry.release(key)
-                raise
+        def start(call, ptr):
+            _start_future(fut, call, ptr, lambda key: ffi.gh_call_start_async(
+                ptr, _on_message, _on_done, key))
 
         call, error = _start_call(self._channel, self._method, timeout, metadata, wait_for_ready,
                                   compression, credentials, start)

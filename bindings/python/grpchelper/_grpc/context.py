@@ -8,6 +8,7 @@ import time
 from ctypes import byref, c_size_t, c_void_p
 
 from .._native import ffi
+from .._native.handle import NativeHandle
 from . import compat, status
 from . import metadata as _metadata
 from .status import StatusCode
@@ -34,7 +35,15 @@ class ServicerContext(compat.ServicerContext):
     """The handler's view of one call (grpcio's grpc.ServicerContext)."""
 
     def __init__(self, call, method, server_state):
-        self._call = call
+        # The call is the library's, valid until the handler returns: a borrowed handle,
+        # a child of the server's, closed by _end (waiting for uses on other threads).
+        # Closing the server closes it first without waiting (the library's shutdown
+        # waits for the handlers). Raises ValueError if the server's handle is closed.
+        self._handle = NativeHandle(None, call, what="call", parent=server_state.handle,
+                                    lease_parent=False, deferred=True)
+        # The handler's own thread may use the call without the handle: it is valid until
+        # that thread returns to the library (_send, _is_active_here).
+        self._ptr = call
         self._method = method
         self._state = server_state
         self._lock = threading.RLock()
@@ -54,14 +63,27 @@ class ServicerContext(compat.ServicerContext):
     # -- call information
     def invocation_metadata(self):
         if self._metadata is None:
-            ua = ffi.gh_server_call_user_agent(self._call)
-            prefix = (_metadata.Metadatum("user-agent", ua.decode("utf-8", "replace")),) if ua else ()
-            self._metadata = _metadata.from_native(
-                ffi.gh_server_call_request_metadata(self._call), prefix)
+            call = self._handle.acquire()
+            if call is None:                  # the handler has returned
+                return ()
+            try:
+                ua = ffi.gh_server_call_user_agent(call)
+                prefix = ((_metadata.Metadatum("user-agent", ua.decode("utf-8", "replace")),)
+                          if ua else ())
+                self._metadata = _metadata.from_native(
+                    ffi.gh_server_call_request_metadata(call), prefix)
+            finally:
+                self._handle.release()
         return self._metadata
 
     def peer(self):
-        p = ffi.gh_server_call_peer(self._call)
+        call = self._handle.acquire()
+        if call is None:
+            return ""
+        try:
+            p = ffi.gh_server_call_peer(call)
+        finally:
+            self._handle.release()
         return p.decode("utf-8", "replace") if p else ""
 
     def peer_identities(self):
@@ -73,13 +95,18 @@ class ServicerContext(compat.ServicerContext):
     def auth_context(self):
         return {}
 
-    # The native call is valid only until the handler returns, while other threads may
-    # still hold the context: these two read it under the lock that _finish takes
-    # before the call ends, and not at all once it finished.
+    # Other threads may hold the context after the handler returned: once the call has
+    # finished, these two do not read it.
     def time_remaining(self):
         with self._lock:
             if self._deadline is _UNREAD:
-                r = ffi.gh_server_call_time_remaining(self._call) if not self._finished else 0.0
+                r = 0.0
+                call = None if self._finished else self._handle.acquire()
+                if call is not None:
+                    try:
+                        r = ffi.gh_server_call_time_remaining(call)
+                    finally:
+                        self._handle.release()
                 self._deadline = None if r == float("inf") else time.monotonic() + r
         if self._deadline is None:
             return None
@@ -89,7 +116,18 @@ class ServicerContext(compat.ServicerContext):
         with self._lock:
             if self._finished:
                 return False
-            return not ffi.gh_server_call_is_cancelled(self._call)
+            call = self._handle.acquire()
+            if call is None:
+                return False
+            try:
+                return not ffi.gh_server_call_is_cancelled(call)
+            finally:
+                self._handle.release()
+
+    def _is_active_here(self):
+        """is_active() on the handler's thread."""
+        with self._lock:
+            return not self._finished and not ffi.gh_server_call_is_cancelled(self._ptr)
 
     # -- call control
     def cancel(self):
@@ -109,10 +147,14 @@ class ServicerContext(compat.ServicerContext):
             return True
 
     def _watch(self):
-        try:
-            ffi.gh_server_call_wait_done(self._call, -1.0)
-        except Exception:  # pragma: no cover
-            pass
+        call = self._handle.acquire()
+        if call is not None:
+            try:
+                ffi.gh_server_call_wait_done(call, -1.0)
+            except Exception:  # pragma: no cover
+                pass
+            finally:
+                self._handle.release()
         self._run_callbacks()
 
     def _run_callbacks(self):
@@ -128,30 +170,45 @@ class ServicerContext(compat.ServicerContext):
         self._no_compress_next = True
 
     def set_compression(self, compression):
-        rc = ffi.gh_server_call_set_compression(self._call, compat.compression_value(compression))
+        call = self._handle.acquire()
+        if call is None:                      # the call is over: nothing to compress
+            return
+        try:
+            rc = ffi.gh_server_call_set_compression(call, compat.compression_value(compression))
+        finally:
+            self._handle.release()
         if rc < 0 and rc != ffi.GH_ERR_INVALID_STATE:
             ffi.raise_for(rc)
 
     def send_initial_metadata(self, initial_metadata):
         with self._lock:
-            if ffi.gh_server_call_is_cancelled(self._call):
+            call = self._handle.acquire()
+            if call is None:
                 raise self._rpc_error()
-            if self._initial_sent or self._finished:
-                raise ValueError("Initial metadata no longer allowed!")
             try:
-                native = _metadata.NativeMetadata(initial_metadata or ())
-            except _metadata.MetadataError as e:
-                # As grpcio: no exception in the handler; the call ends INTERNAL.
-                _LOGGER.error("invalid initial metadata: %s", e)
-                self._initial_sent = True
-                self._finish(status.INTERNAL, "Invalid metadata")
-                return
-            with native as md:
-                rc = ffi.gh_server_call_send_initial_metadata(self._call, md)
-            if rc == ffi.GH_ERR_CLOSED:
-                raise self._rpc_error()
-            ffi.raise_for(rc)
+                self._send_initial_metadata(call, initial_metadata)
+            finally:
+                self._handle.release()
+
+    def _send_initial_metadata(self, call, initial_metadata):
+        if ffi.gh_server_call_is_cancelled(call):
+            raise self._rpc_error()
+        if self._initial_sent or self._finished:
+            raise ValueError("Initial metadata no longer allowed!")
+        try:
+            native = _metadata.NativeMetadata(initial_metadata or ())
+        except _metadata.MetadataError as e:
+            # As grpcio: no exception in the handler; the call ends INTERNAL.
+            _LOGGER.error("invalid initial metadata: %s", e)
             self._initial_sent = True
+            self._finish(status.INTERNAL, "Invalid metadata")
+            return
+        with native as md:
+            rc = ffi.gh_server_call_send_initial_metadata(call, md)
+        if rc == ffi.GH_ERR_CLOSED:
+            raise self._rpc_error()
+        ffi.raise_for(rc)
+        self._initial_sent = True
 
     def set_trailing_metadata(self, trailing_metadata):
         trailing = tuple(trailing_metadata or ())  # once: it may be a generator
@@ -205,7 +262,8 @@ class ServicerContext(compat.ServicerContext):
         return e
 
     def _send(self, data):
-        """Sends one serialized response; False once the call can take no more."""
+        """Sends one serialized response; False once the call can take no more. On the
+        handler's thread only."""
         limit = self._state.max_send_message_length
         if limit is not None and 0 <= limit < len(data):
             self._abort(status.RESOURCE_EXHAUSTED,
@@ -215,7 +273,7 @@ class ServicerContext(compat.ServicerContext):
         if self._no_compress_next:
             flags = ffi.GH_WRITE_NO_COMPRESS
             self._no_compress_next = False
-        rc = ffi.gh_server_call_send(self._call, data, len(data), flags)
+        rc = ffi.gh_server_call_send(self._ptr, data, len(data), flags)
         if rc < 0:
             if rc in (ffi.GH_ERR_CLOSED, ffi.GH_ERR_INVALID_STATE):
                 return False
@@ -239,22 +297,32 @@ class ServicerContext(compat.ServicerContext):
         if code is None:
             code = status.application_code(self._code) if self._code is not None else status.OK
             details = self._details
+        call = self._handle.acquire()
+        if call is None:                      # pragma: no cover - _end closes it after this
+            return
+        try:
+            self._finish_call(call, code, details, trailing)
+        finally:
+            self._handle.release()
+
+    def _finish_call(self, call, code, details, trailing):
         try:
             if trailing:
                 with _metadata.NativeMetadata(trailing) as md:
-                    ffi.gh_server_call_set_trailing_metadata(self._call, md)
+                    ffi.gh_server_call_set_trailing_metadata(call, md)
         except Exception as e:
             _LOGGER.error("invalid trailing metadata: %s", e)
             code, details = status.INTERNAL, "Invalid metadata"
         d = _encode_details(details)
-        rc = ffi.gh_server_call_finish(self._call, code, d, None, 0)
+        rc = ffi.gh_server_call_finish(call, code, d, None, 0)
         if rc < 0 and rc != ffi.GH_ERR_INVALID_STATE:
             # The call must end here: add_callback's watcher (joined by _end) waits for it.
             _LOGGER.error("finishing the call failed (%d): %s", rc, ffi.last_error())
-            ffi.gh_server_call_finish(self._call, status.UNKNOWN, None, None, 0)
+            ffi.gh_server_call_finish(call, status.UNKNOWN, None, None, 0)
 
     def _end(self):
-        """After the handler: make sure the call is finished, then run the callbacks."""
+        """After the handler: make sure the call is finished, run the callbacks, then close
+        the call's handle (the handler returns to the library next)."""
         self._finish()
         with self._lock:
             watcher = self._watcher
@@ -262,6 +330,7 @@ class ServicerContext(compat.ServicerContext):
             watcher.join()
         else:
             self._run_callbacks()
+        self._handle.close(wait=True)
 
 
 class _RequestIterator(object):
@@ -278,9 +347,17 @@ class _RequestIterator(object):
 
     def __next__(self):
         ctx = self._context
-        rc = ffi.gh_server_call_read(ctx._call, byref(self._data), byref(self._size))
+        call = ctx._handle.acquire()
+        if call is None:                      # the handler has returned
+            raise ctx._rpc_error()
+        try:
+            rc = ffi.gh_server_call_read(call, byref(self._data), byref(self._size))
+            if rc == 1:
+                raw = (ctypes.string_at(self._data.value, self._size.value)
+                       if self._size.value else b"")
+        finally:
+            ctx._handle.release()
         if rc == 1:
-            raw = ctypes.string_at(self._data.value, self._size.value) if self._size.value else b""
             return _deserialize(ctx, raw, self._deserializer)
         if rc == 0:
             raise StopIteration()

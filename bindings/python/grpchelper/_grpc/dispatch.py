@@ -50,9 +50,11 @@ class _HandlerCallDetails(
 
 
 class _ServerState(object):
-    """What the dispatchers share: handlers, interceptors, limits, the stopping flag."""
+    """What the dispatchers share: the server's handle (the parent of the calls'),
+    handlers, interceptors, limits, the stopping flag."""
 
     def __init__(self):
+        self.handle = None
         self.registered = {}        # path -> method handler (resolved at start)
         self.opaque = []            # generic handlers that cannot be enumerated, in order
         self.interceptors = ()
@@ -101,7 +103,11 @@ class _Dispatcher(object):
         method = self.path
         if method is None:
             method = ffi.gh_server_call_method(call).decode("utf-8", "replace")
-        ctx = ServicerContext(call, method, state)
+        try:
+            ctx = ServicerContext(call, method, state)
+        except ValueError:                    # pragma: no cover - the server is closed
+            ffi.gh_server_call_finish(call, status.UNAVAILABLE, b"server is shutting down", None, 0)
+            return
         try:
             handler = self.handler
             if handler is None or state.interceptors:
@@ -146,9 +152,16 @@ def _behavior_failed(ctx, exception, template):
 def _unary_request(ctx, deserializer):
     data = c_void_p()
     size = c_size_t()
-    rc = ffi.gh_server_call_read(ctx._call, byref(data), byref(size))
+    call = ctx._handle.acquire()
+    if call is None:                          # pragma: no cover - closed only after _end
+        return None, False
+    try:
+        rc = ffi.gh_server_call_read(call, byref(data), byref(size))
+        if rc == 1:
+            raw = ctypes.string_at(data.value, size.value) if size.value else b""
+    finally:
+        ctx._handle.release()
     if rc == 1:
-        raw = ctypes.string_at(data.value, size.value) if size.value else b""
         try:
             return _deserialize(ctx, raw, deserializer), True
         except _DeserializeError:
@@ -179,7 +192,7 @@ def _send_stream(ctx, iterator, serializer):
         except Exception as e:
             _behavior_failed(ctx, e, "Exception iterating responses: {}")
             return
-        if not ctx.is_active():
+        if not ctx._is_active_here():
             return
         data = _serialize(response, serializer)
         if data is None:

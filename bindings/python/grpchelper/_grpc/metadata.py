@@ -8,6 +8,7 @@ import collections
 import ctypes
 
 from .._native import ffi
+from .._native.handle import NativeHandle
 
 Metadatum = collections.namedtuple("Metadatum", ("key", "value"))
 
@@ -17,26 +18,29 @@ class MetadataError(ValueError):
 
 
 class NativeMetadata(object):
-    """A gh_metadata list built from Python pairs; use as a context manager."""
+    """A gh_metadata list built from Python pairs; use as a context manager (`with
+    NativeMetadata(pairs) as md:` lends the pointer, then frees the list)."""
 
-    __slots__ = ("ptr",)
+    __slots__ = ("handle",)
 
     def __init__(self, pairs):
-        self.ptr = ctypes.c_void_p()
-        ffi.gh_metadata_new(ctypes.byref(self.ptr))
+        ptr = ctypes.c_void_p()
+        ffi.gh_metadata_new(ctypes.byref(ptr))
+        self.handle = NativeHandle("metadata", ptr, ffi.gh_metadata_free, what="metadata")
         try:
-            for key, value in pairs:
-                add(self.ptr, key, value)
+            with self.handle.use() as md:
+                for key, value in pairs:
+                    add(md, key, value)
         except BaseException:
-            ffi.gh_metadata_free(self.ptr)
+            self.handle.close()
             raise
 
     def __enter__(self):
-        return self.ptr
+        return self.handle.acquire()
 
     def __exit__(self, *exc):
-        ffi.gh_metadata_free(self.ptr)
-        self.ptr = None
+        self.handle.release()
+        self.handle.close()
 
 
 def add(ptr, key, value):

@@ -10,7 +10,7 @@ import weakref
 from ctypes import byref, c_void_p
 
 from .._native import ffi
-from .._native.handle import free_handle, handle_created
+from .._native.handle import NativeHandle
 from . import compat
 from .._native.callbacks import registry
 from .dispatch import _Dispatcher, _ServerState, _cardinality, _handler_thunk, _register
@@ -25,22 +25,34 @@ _SERVER_OPTIONS = {
 _UNLIMITED = 2 ** 31 - 1
 
 
-def _free_server(ptr):
-    """Finalizer: frees the native server (cancelling calls in flight, then waiting for
-    every handler to return).
+def _shut_down_and_free(handle, grace):
+    """gh_server_shutdown(grace) — calls in flight get `grace` seconds, then are cancelled;
+    it returns once every handler has returned — then the handle's close: the calls'
+    handles (children, already closed by their handlers), then gh_server_free."""
+    ptr = handle.acquire()
+    if ptr is not None:
+        try:
+            ffi.gh_server_shutdown(ptr, grace)
+        finally:
+            handle.release()
+    handle.close()
 
-    Called by the stopping thread, by garbage collection of a server that was not stopped,
-    and at interpreter exit. Garbage collection may run on any thread — one of the
-    server's own handlers, or a thread a blocked handler waits for — so there the wait
-    happens on a thread of its own (not a daemon: the interpreter's exit waits for it
-    rather than finalizing under running handlers), and the collecting thread goes on,
-    as with grpcio. At exit (the main thread has stopped) it frees at once."""
-    def free():
-        free_handle("server", ffi.gh_server_free, ptr)
+
+def _free_server(handle):
+    """Finalizer of a server that was not stopped: stopped as by stop(0), then freed.
+
+    Run by garbage collection and at interpreter exit. Garbage collection may run on any
+    thread — one of the server's own handlers, or a thread a blocked handler waits for —
+    so there the shutdown happens on a thread of its own (not a daemon: the interpreter's
+    exit waits for it rather than finalizing under running handlers), and the collecting
+    thread goes on, as with grpcio. At exit (the main thread has stopped) it runs at once."""
+    if handle.closed:
+        return
     if threading.main_thread().is_alive():
-        threading.Thread(target=free, name="grpchelper-server-free").start()
+        threading.Thread(target=_shut_down_and_free, args=(handle, 0.0),
+                         name="grpchelper-server-free").start()
     else:
-        free()
+        _shut_down_and_free(handle, 0.0)
 
 
 class Server(compat.Server):
@@ -58,9 +70,13 @@ class Server(compat.Server):
         self._terminated = threading.Event()
         ptr = c_void_p()
         ffi.gh_server_new(byref(ptr))
-        handle_created("server")
-        self._ptr = ptr
-        self._free = weakref.finalize(self, _free_server, ptr)
+        self._handle = handle = NativeHandle("server", ptr, ffi.gh_server_free, what="server")
+        self._state.handle = handle
+        self._free = weakref.finalize(self, _free_server, handle)
+        with handle.use() as ptr:
+            self._configure(ptr, max_workers, options, maximum_concurrent_rpcs, compression)
+
+    def _configure(self, ptr, max_workers, options, maximum_concurrent_rpcs, compression):
         if max_workers is not None:
             ffi.gh_server_set_int(ptr, ffi.GH_OPT_MAX_WORKERS, int(max_workers))
         if maximum_concurrent_rpcs is not None:
@@ -104,7 +120,8 @@ class Server(compat.Server):
             self._check_not_started("add ports to")
             port = ctypes.c_int()
             try:
-                ffi.gh_server_bind(self._ptr, _listen_address(address).encode(), byref(port))
+                with self._handle.use() as ptr:
+                    ffi.gh_server_bind(ptr, _listen_address(address).encode(), byref(port))
             except ffi.GrpcHelperError as e:
                 raise RuntimeError("Failed to bind to address %s; %s" % (address, e.message))
             return port.value if port.value else 1
@@ -134,16 +151,17 @@ class Server(compat.Server):
                     state.opaque.append(g)
             state.registered = paths
             any_shape = bool(state.interceptors)  # an interceptor may swap handlers
-            for path, h in paths.items():
-                key = _register(_Dispatcher(state, path, h))
-                ffi.gh_server_register(self._ptr, path.encode(),
-                                        ffi.GH_BIDI_STREAMING if any_shape else _cardinality(h),
-                                        _handler_thunk, key, registry.free_user_data)
-            if state.opaque or state.interceptors:
-                key = _register(_Dispatcher(state, None, None))
-                ffi.gh_server_register_fallback(self._ptr, _handler_thunk, key,
-                                                registry.free_user_data)
-            ffi.gh_server_start(self._ptr)
+            with self._handle.use() as ptr:
+                for path, h in paths.items():
+                    key = _register(_Dispatcher(state, path, h))
+                    ffi.gh_server_register(ptr, path.encode(),
+                                           ffi.GH_BIDI_STREAMING if any_shape else _cardinality(h),
+                                           _handler_thunk, key, registry.free_user_data)
+                if state.opaque or state.interceptors:
+                    key = _register(_Dispatcher(state, None, None))
+                    ffi.gh_server_register_fallback(ptr, _handler_thunk, key,
+                                                    registry.free_user_data)
+                ffi.gh_server_start(ptr)
             self._started = True
 
     def stop(self, grace):
@@ -158,17 +176,16 @@ class Server(compat.Server):
                 return event
             self._stop_event = event = threading.Event()
             self._state.stopping = True
-            ptr, free, terminated = self._ptr, self._free, self._terminated
+            handle, free, terminated = self._handle, self._free, self._terminated
             keep_alive = [self]  # no finalizer may free the server while this thread stops it
 
         def shutdown():
             try:
-                ffi.gh_server_shutdown(ptr, 0.0 if grace is None else max(0.0, float(grace)))
+                # Frees the native server and with it the dispatchers, on this thread (the
+                # finalizer would hand it to another one).
+                free.detach()
+                _shut_down_and_free(handle, 0.0 if grace is None else max(0.0, float(grace)))
             finally:
-                # Frees the native server and with it the dispatchers, on this thread
-                # (the finalizer would hand it to another one).
-                if free.detach() is not None:
-                    free_handle("server", ffi.gh_server_free, ptr)
                 event.set()
                 terminated.set()
                 del keep_alive[:]

@@ -17,7 +17,7 @@ from .._grpc import compat
 from .._grpc import metadata as _metadata
 from .._native import convert, ffi
 from .._native.convert import text
-from .._native.handle import BorrowedHandle, NativeHandle
+from .._native.handle import NativeHandle
 from ..api import ResultCode
 from .errors import RpcException
 
@@ -248,8 +248,10 @@ class _StreamMethod(_Method):
         with self._client._handle.use() as ptr:
             ffi.gh_rpc_client_stream(ptr, self._c_stub, self._c_method, data, len(data),
                                       timeout, byref(out))
-        responses = NativeHandle("rpc_responses", ffi.gh_rpc_responses_free, out,
-                                 "response stream")
+        # Not a child of the client's handle: the library fails the streams of a client it
+        # frees, and the stream reports that (RpcException) when next read.
+        responses = NativeHandle("rpc_responses", out, ffi.gh_rpc_responses_free,
+                                 what="response stream")
         try:
             item = c_void_p()
             size = c_size_t()
@@ -273,10 +275,12 @@ class _StreamRequestMethod(_Method):
         with client._handle.use() as ptr:
             md = c_void_p()
             ffi.gh_rpc_client_call_metadata(ptr, self._c_stub, byref(md))
+        md = NativeHandle("metadata", md, ffi.gh_metadata_free, what="metadata")
         try:
-            metadata = tuple((m.key, m.value) for m in _metadata.from_native(md))
+            with md.use() as p:
+                metadata = tuple((m.key, m.value) for m in _metadata.from_native(p))
         finally:
-            ffi.gh_metadata_free(md)
+            md.close()
         channel = client._stream_channel()
         multi = getattr(channel, self._spec.kind)(self._spec.path,
                                                    request_serializer=self._spec.request_serializer)
@@ -377,7 +381,7 @@ class RpcClient:
         ptr = c_void_p()
         ffi.gh_rpc_client_new(text(str(host), "host"), int(port), retry,
                                text(name or "", "name"), raise_errors, byref(ptr))
-        self._handle = NativeHandle("rpc_client", ffi.gh_rpc_client_free, ptr, "RpcClient")
+        self._handle = NativeHandle("rpc_client", ptr, ffi.gh_rpc_client_free, what="RpcClient")
         self._free = weakref.finalize(self, self._handle.close)
         self.logger.debug("Initializing RPC client for %s", self.target_host)
         for stub_name, (stub_class, version) in stubs_map.items():
@@ -395,7 +399,8 @@ class RpcClient:
     def _borrow(cls, ptr, owner, stubs_map, target_host, logger=None):
         """An RpcClient over a client the library owns (a managed server's auto-client,
         given to a load hook): its stubs are already there; `owner` is the server's
-        NativeHandle (the client is valid while it is open)."""
+        NativeHandle, whose child the client's borrowed handle is (valid while it is
+        open)."""
         self = cls.__new__(cls)
         self.logger = logger if logger is not None else logging.getLogger("RpcClient")
         self.target_host = target_host
@@ -404,7 +409,7 @@ class RpcClient:
         self._library_checks = True
         self._channel = None
         self._channel_lock = threading.Lock()
-        self._handle = BorrowedHandle(owner, ptr, "RpcClient")
+        self._handle = NativeHandle(None, ptr, what="RpcClient", parent=owner)
         self._free = weakref.finalize(self, self._handle.close)
         for stub_name, (stub_class, _version) in stubs_map.items():
             _service, methods = describe_stub(stub_class)

@@ -16,7 +16,7 @@ from ctypes import POINTER, byref, c_size_t, c_void_p
 
 from .._native import convert, ffi
 from .._native.callbacks import registry
-from .._native.handle import free_handle, handle_created
+from .._native.handle import NativeHandle
 from .._native.convert import text
 from ..api import ConfigItem, ConfigValidator
 from .errors import RpcException
@@ -134,30 +134,25 @@ class Config:
         return self
 
     def _own(self, ptr):
-        self._ptr = ptr
-        self._owner = None          # a ConfigSet whose borrowed item this is
-        handle_created("config")
-        self._free = weakref.finalize(self, free_handle, "config", ffi.gh_config_free, ptr)
-        self._name = ffi.gh_config_name(ptr).decode("utf-8")
+        self._handle = NativeHandle("config", ptr, ffi.gh_config_free, what="Config")
+        self._free = weakref.finalize(self, self._handle.close)
+        self._name = self._call(ffi.gh_config_name).decode("utf-8")
         self._description = None
 
     @classmethod
     def _borrow(cls, ptr, owner):
-        """A Config for an item borrowed from a ConfigSet (valid while it is open)."""
+        """A Config for an item borrowed from a ConfigSet: a child of its handle, valid
+        while the set is open ("ConfigSet is closed" after)."""
         self = cls.__new__(cls)
-        self._ptr = c_void_p(ptr)
-        self._owner = owner
-        self._free = None
-        with owner._handle.use():
-            self._name = ffi.gh_config_name(self._ptr).decode("utf-8")
+        self._handle = NativeHandle(None, ptr, what="ConfigSet", parent=owner._handle)
+        self._free = weakref.finalize(self, self._handle.close)
+        self._name = self._call(ffi.gh_config_name).decode("utf-8")
         self._description = None
         return self
 
     def _call(self, fn, *args):
-        if self._owner is None:
-            return fn(self._ptr, *args)
-        with self._owner._handle.use():
-            return fn(self._ptr, *args)
+        with self._handle.use() as ptr:
+            return fn(ptr, *args)
 
     def __repr__(self):
         return "<Config %s=%r>" % (self._name, self.str_val)

@@ -5,6 +5,7 @@ Errors are grpc-helper's `RpcException` with the library's ResultCode and messag
 """
 
 import collections.abc
+import contextlib
 import weakref
 from ctypes import byref, c_char_p, c_void_p
 
@@ -81,35 +82,37 @@ class ConfigSet:
         cli = [text(s, "cli_config") for s in _cli_strings(cli_config)]
         self.folders = folders if folders is not None else Folders()
         ptr = c_void_p()
-        with self.folders._handle.use() as folders_ptr:
-            ffi.gh_config_set_new(_array(c_void_p, [c._ptr.value for c in statics]), len(statics),
-                                   _array(c_void_p, [c._ptr.value for c in users]), len(users),
-                                   folders_ptr, _array(c_char_p, cli), len(cli), byref(ptr))
-        self._handle = NativeHandle("config_set", ffi.gh_config_set_free, ptr, "ConfigSet")
+        with contextlib.ExitStack() as uses:
+            static_ptrs = [uses.enter_context(c._handle.use()) for c in statics]
+            user_ptrs = [uses.enter_context(c._handle.use()) for c in users]
+            folders_ptr = uses.enter_context(self.folders._handle.use())
+            ffi.gh_config_set_new(_array(c_void_p, static_ptrs), len(statics),
+                                  _array(c_void_p, user_ptrs), len(users),
+                                  folders_ptr, _array(c_char_p, cli), len(cli), byref(ptr))
+        self._handle = NativeHandle("config_set", ptr, ffi.gh_config_set_free, what="ConfigSet")
         self._free = weakref.finalize(self, self._handle.close)
+        self._init(statics, users)
+
+    def _init(self, statics, users):
         self._static = {c.name: c for c in statics}
         self._user = {c.name: c for c in users}
-        self._by_ptr = {c._ptr.value: c for c in statics + users}
-        count = ffi.gh_config_set_warning_count(ptr)
-        warnings = (ffi.gh_config_set_warning(ptr, i) for i in range(count))
-        self._warnings = [w.decode("utf-8", "replace") for w in warnings if w is not None]
+        self._by_ptr = {c._handle.address: c for c in statics + users}
+        with self._handle.use() as ptr:
+            count = ffi.gh_config_set_warning_count(ptr)
+            warnings = (ffi.gh_config_set_warning(ptr, i) for i in range(count))
+            self._warnings = [w.decode("utf-8", "replace") for w in warnings if w is not None]
 
     @classmethod
     def _view(cls, handle, folders, statics, users):
         """A ConfigSet over a set the library owns elsewhere (a managed server's,
-        gh_rpc_server_config): `handle` is a _native.BorrowedHandle; statics and users are
-        the Config objects the set was built with (item() returns them)."""
+        gh_rpc_server_config): `handle` is a borrowed NativeHandle, a child of the server's;
+        statics and users are the Config objects the set was built with (item() returns
+        them)."""
         self = cls.__new__(cls)
         self.folders = folders
         self._handle = handle
         self._free = weakref.finalize(self, handle.close)
-        self._static = {c.name: c for c in statics}
-        self._user = {c.name: c for c in users}
-        self._by_ptr = {c._ptr.value: c for c in statics + users}
-        with handle.use() as ptr:
-            count = ffi.gh_config_set_warning_count(ptr)
-            warnings = (ffi.gh_config_set_warning(ptr, i) for i in range(count))
-            self._warnings = [w.decode("utf-8", "replace") for w in warnings if w is not None]
+        self._init(statics, users)
         return self
 
     def __enter__(self):

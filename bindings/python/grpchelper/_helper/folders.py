@@ -28,7 +28,7 @@ class Folders:
     def __init__(self, system=None, user=None, workspace=None):
         ptr = c_void_p()
         ffi.gh_folders_new(path(system), path(user), path(workspace), byref(ptr))
-        self._handle = NativeHandle("folders", ffi.gh_folders_free, ptr, "Folders")
+        self._handle = NativeHandle("folders", ptr, ffi.gh_folders_free, what="Folders")
         self._free = weakref.finalize(self, self._handle.close)
         self._given = (system, user, workspace)
 

@@ -116,7 +116,7 @@ class RpcLogs:
                 with folders._handle.use() as folders_ptr:
                     ffi.gh_logs_new(path(folder), text(unit, "unit"), int(interval),
                                      int(backup), folders_ptr, byref(ptr))
-        self._handle = NativeHandle("logs", ffi.gh_logs_free, ptr, "RpcLogs")
+        self._handle = NativeHandle("logs", ptr, ffi.gh_logs_free, what="RpcLogs")
         self._lock = threading.Lock()
         self._loggers = {}   # logging.Logger → (handler, its level before, propagate before)
         self._free = weakref.finalize(self, _shutdown, self._handle, self._loggers, self._lock)
@@ -124,8 +124,8 @@ class RpcLogs:
     @classmethod
     def _view(cls, handle):
         """RpcLogs over logs the library owns elsewhere (a managed server's,
-        gh_rpc_server_logs): `handle` is a _native.BorrowedHandle. close() detaches the
-        handlers; the logs themselves stay the owner's."""
+        gh_rpc_server_logs): `handle` is a borrowed NativeHandle, a child of the server's.
+        close() detaches the handlers; the logs themselves stay the owner's."""
         self = cls.__new__(cls)
         self._handle = handle
         self._lock = threading.Lock()

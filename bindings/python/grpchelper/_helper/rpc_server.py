@@ -7,6 +7,7 @@ lifecycle and shutdown. This module builds the server from the services' descrip
 auto-client.
 """
 
+import contextlib
 import logging
 import sys
 import threading
@@ -18,7 +19,7 @@ from ctypes import byref, c_char_p, c_void_p
 from .._native import ffi
 from .._native.callbacks import registry
 from .._native.convert import message_call, text
-from .._native.handle import BorrowedHandle, NativeHandle
+from .._native.handle import NativeHandle
 from ..api import (ConfigApiVersion, ConfigServiceStub, Filter, LoggerApiVersion,
                    LoggerServiceStub, MultiServiceInfo, ResultCode, ResultStatus,
                    RpcServerServiceStub, ServerApiVersion)
@@ -112,9 +113,12 @@ class _Native:
             if not logs:
                 raise RpcException("the server has no logs (gh_rpc_server_logs gave NULL)",
                                    ResultCode.ERROR_STATE_UNEXPECTED)
-            handle = NativeHandle("rpc_server", self._free, c_void_p(ptr), "RpcServer")
+            # The server's handle; the views of its logs, config set and auto-client are
+            # its children (borrowed: freed with it).
+            handle = NativeHandle("rpc_server", ptr, self._free, what="RpcServer")
             self.port = ffi.gh_rpc_server_port(ptr)
-            self.logs = RpcLogs._view(BorrowedHandle(handle, logs, "RpcServer logs"))
+            self.logs = RpcLogs._view(NativeHandle(None, logs, what="RpcServer logs",
+                                                   parent=handle))
             self.handle = handle
         self.logs.logger("")                        # the root logger: root.log
         self.logger = self.logs.logger("RpcServer")
@@ -127,7 +131,8 @@ class _Native:
             config = ffi.gh_rpc_server_config(ptr)
         if not config:
             raise RpcException("the server has no config set", ResultCode.ERROR_STATE_UNEXPECTED)
-        self.config = ConfigSet._view(BorrowedHandle(self.handle, config, "RpcServer config"),
+        self.config = ConfigSet._view(NativeHandle(None, config, what="RpcServer config",
+                                                   parent=self.handle),
                                       self.folders, self.statics, self.users)
 
     def record_load_error(self, e):
@@ -236,17 +241,20 @@ class RpcServer:
                 services.append(self._service(d, native))
             flags = (ffi.GH_RPC_WITH_EVENTS if with_events else 0) | \
                 (ffi.GH_RPC_DEBUG_SIGNAL if with_debug_signal else 0)
-            with folders._handle.use() as folders_ptr:
-                ffi.gh_rpc_server_new(int(port), _array(c_void_p, [s.value for s in services]),
-                                       len(services), folders_ptr, _array(c_char_p, cli), len(cli),
-                                       _array(c_void_p, [c._ptr.value for c in statics]), len(statics),
-                                       _array(c_void_p, [c._ptr.value for c in users]), len(users),
-                                       flags, byref(out))
+            with contextlib.ExitStack() as uses:
+                ptrs = [[uses.enter_context(h.use()) for h in handles]
+                        for handles in (services, [c._handle for c in statics],
+                                        [c._handle for c in users])]
+                folders_ptr = uses.enter_context(folders._handle.use())
+                ffi.gh_rpc_server_new(int(port), _array(c_void_p, ptrs[0]), len(services),
+                                      folders_ptr, _array(c_char_p, cli), len(cli),
+                                      _array(c_void_p, ptrs[1]), len(statics),
+                                      _array(c_void_p, ptrs[2]), len(users), flags, byref(out))
         except Exception as e:  # noqa: BLE001 - raised below (or the manager's error)
             failure = e
         finally:
-            for s in services:
-                ffi.gh_rpc_service_free(s)
+            for s in services:          # the servers built with them keep what they need
+                s.close()
         if failure is not None:
             native.close()            # a server seen by a load hook is gone: never freed here
             error = native.load_error if native.load_error is not None else failure
@@ -268,7 +276,7 @@ class RpcServer:
 
     @staticmethod
     def _service(d, native):
-        """A gh_rpc_service for descriptor d (the caller frees it)."""
+        """A gh_rpc_service handle for descriptor d (the caller closes it)."""
         supported, current = api_versions(d.api_version)
         service_name, handlers = discover_service(d.register_method)
         stub_service, _ = describe_stub(d.client_stub)
@@ -279,37 +287,45 @@ class RpcServer:
         manager = d.manager
         # A proxied service's calls are the library's (no manager methods, no hooks).
         implemented = {m: None if d.is_proxy else manager_method(manager, m) for m in handlers}
-        out = c_void_p()
+        ptr = c_void_p()
         ffi.gh_rpc_service_new(text(d.name, "descriptor name"), service_name.encode("utf-8"),
-                                _c_text(module_version(d.module)), supported, current, byref(out))
+                                _c_text(module_version(d.module)), supported, current, byref(ptr))
+        service = NativeHandle("rpc_service", ptr, ffi.gh_rpc_service_free, what="service")
         try:
-            if d.is_proxy:
-                ffi.gh_rpc_service_set_proxy(out, 1)
-            for method, handler in handlers.items():
-                fn = implemented[method]
-                if fn is None:
-                    ffi.gh_rpc_service_add_method(out, method.encode("utf-8"), _cardinality(handler),
-                                                   _NO_HANDLER, None, _NO_FREE)
-                else:
-                    key = registry.add(METHOD_KIND, _Method(native, fn, handler,
-                                                            "/%s/%s" % (service_name, method)))
-                    ffi.gh_rpc_service_add_method(out, method.encode("utf-8"), _cardinality(handler),
-                                                   _handler_thunk, key, registry.free_user_data)
-            logger = getattr(manager, "logger", None)
-            logger_name = logger.name if isinstance(logger, logging.Logger) else type(manager).__name__
-            if d.is_proxy:
-                pass
-            elif isinstance(manager, RpcManager):
-                key = registry.add(MANAGER_KIND, _Hooks(native, manager, d.name))
-                ffi.gh_rpc_service_set_manager(out, _c_text(logger_name), _load_thunk,
-                                                _shutdown_thunk, key, registry.free_user_data)
-            else:
-                ffi.gh_rpc_service_set_manager(out, _c_text(logger_name), _NO_LOAD, _NO_SHUTDOWN,
-                                                None, _NO_FREE)
+            with service.use() as out:
+                RpcServer._describe(out, d, native, service_name, handlers, implemented)
         except BaseException:
-            ffi.gh_rpc_service_free(out)
+            service.close()
             raise
-        return out
+        return service
+
+    @staticmethod
+    def _describe(out, d, native, service_name, handlers, implemented):
+        """The methods and the manager of service `out`."""
+        manager = d.manager
+        if d.is_proxy:
+            ffi.gh_rpc_service_set_proxy(out, 1)
+        for method, handler in handlers.items():
+            fn = implemented[method]
+            if fn is None:
+                ffi.gh_rpc_service_add_method(out, method.encode("utf-8"), _cardinality(handler),
+                                               _NO_HANDLER, None, _NO_FREE)
+            else:
+                key = registry.add(METHOD_KIND, _Method(native, fn, handler,
+                                                        "/%s/%s" % (service_name, method)))
+                ffi.gh_rpc_service_add_method(out, method.encode("utf-8"), _cardinality(handler),
+                                               _handler_thunk, key, registry.free_user_data)
+        logger = getattr(manager, "logger", None)
+        logger_name = logger.name if isinstance(logger, logging.Logger) else type(manager).__name__
+        if d.is_proxy:
+            pass
+        elif isinstance(manager, RpcManager):
+            key = registry.add(MANAGER_KIND, _Hooks(native, manager, d.name))
+            ffi.gh_rpc_service_set_manager(out, _c_text(logger_name), _load_thunk,
+                                            _shutdown_thunk, key, registry.free_user_data)
+        else:
+            ffi.gh_rpc_service_set_manager(out, _c_text(logger_name), _NO_LOAD, _NO_SHUTDOWN,
+                                            None, _NO_FREE)
 
     # -- information
     @property

@@ -19,6 +19,7 @@ from typing import Callable
 from .._grpc import status
 from .._native import ffi
 from .._native.callbacks import registry
+from .._native.handle import NativeHandle
 from ..api import Result, ResultCode
 from .client import RpcClient
 from .config import _result_code
@@ -240,29 +241,36 @@ class _CallEnded(Exception):
 
 
 class _Requests:
-    """The request stream of a client-streaming call, as grpcio hands it to servicers."""
+    """The request stream of a client-streaming call, as grpcio hands it to servicers.
+
+    The call is the library's, valid until the handler returns: a borrowed handle that
+    _close() closes then. It is not a child of the server's handle: the library's free
+    shuts the server down (pending calls get their grace) and waits for the handlers."""
 
     def __init__(self, method, call):
         self._method = method
-        self._call = call
+        self._handle = NativeHandle(None, call, what="call")
         self._data = c_void_p()
         self._size = c_size_t()
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()         # one read at a time
 
     def __iter__(self):
         return self
 
     def _close(self):
-        """At the handler's return: the native call is gone, reads end the iteration."""
-        with self._lock:
-            self._call = None
+        """At the handler's return (after a read in progress on another thread): the
+        native call is gone, reads end the iteration."""
+        self._handle.close()
 
     def __next__(self):
         with self._lock:
-            call = self._call
+            call = self._handle.acquire()
             if call is None:
                 raise _CallEnded("the call is over")
-            return self._read(call)
+            try:
+                return self._read(call)
+            finally:
+                self._handle.release()
 
     def _read(self, call):
         rc = ffi.gh_server_call_read(call, byref(self._data), byref(self._size))

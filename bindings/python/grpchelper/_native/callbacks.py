@@ -10,7 +10,9 @@ An entry lives until the library says it no longer uses it — its free_user_dat
 (`release(key)`: e.g. a future once its on_done has run; a C function that fails releases
 what it was given through free_user_data already).
 
-Every method is thread-safe: thunks run on the library's threads.
+Every method is thread-safe: thunks run on the library's threads. The lock is reentrant:
+a finaliser run by the garbage collector inside a method may free a native object whose
+free_user_data comes back here on the same thread.
 """
 
 import ctypes
@@ -24,7 +26,7 @@ class CallbackRegistry:
     """Keys (user_data integers, from 1) → (kind, object)."""
 
     def __init__(self):
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self._entries = {}
         self._keys = itertools.count(1)
         self._thunks = []
@@ -58,8 +60,8 @@ class CallbackRegistry:
     def snapshot(self, *kinds):
         """{key: object} of the entries of these kinds (all kinds when none is given)."""
         with self._lock:
-            return {k: obj for k, (kind, obj) in self._entries.items()
-                    if not kinds or kind in kinds}
+            entries = self._entries.copy()
+        return {k: obj for k, (kind, obj) in entries.items() if not kinds or kind in kinds}
 
     def count(self, *kinds):
         """How many entries of these kinds (all kinds when none is given) are alive."""
