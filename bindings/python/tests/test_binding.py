@@ -108,6 +108,23 @@ def test_library_too_old_is_refused(tmp_path):
     assert "libz.so.1: not libgrpchelper (no gh_version)" in r.stderr
 
 
+def test_library_without_a_declared_function_is_refused_by_name():
+    """A library older than the package (a function of the table missing) fails the
+    import with an ImportError naming what it lacks."""
+    r = run_python("""
+        import ctypes
+        import grpchelper._native.ffi as f
+        try:
+            f._declare({"gh_strdup": (ctypes.c_void_p, [ctypes.c_char_p], None),
+                        "gh_not_in_any_library": (ctypes.c_int, [], None)})
+        except ImportError as e:
+            print(e)
+    """, cwd=PKG_ROOT)
+    assert r.returncode == 0, r.stderr
+    assert "lacks gh_not_in_any_library, which this package uses" in r.stdout
+    assert "gh_strdup" not in r.stdout.split("lacks")[1]
+
+
 # --- without grpcio ---------------------------------------------------------------
 
 def test_works_without_grpcio():

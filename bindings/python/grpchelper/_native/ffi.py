@@ -514,7 +514,13 @@ FUNCTIONS = {
 
 
 def _declare(functions):
-    """Sets restype, argtypes and errcheck of each lib function; module globals of them."""
+    """Sets restype, argtypes and errcheck of each lib function; module globals of them.
+    ImportError naming the functions the loaded library lacks (a build older than the
+    package), before declaring any."""
+    missing = [name for name in functions if not hasattr(lib, name)]
+    if missing:
+        raise ImportError("libgrpchelper (%s) lacks %s, which this package uses: it is "
+                          "older than the package" % (lib._name, ", ".join(missing)))
     for name, (restype, argtypes, errcheck) in functions.items():
         f = getattr(lib, name)
         f.restype = restype
