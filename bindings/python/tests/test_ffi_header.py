@@ -28,7 +28,6 @@ import ctypes
 import os
 import re
 import sys
-import tomllib
 
 import pytest
 
@@ -379,8 +378,9 @@ def package_declarations():
             if name.startswith("GH_") and isinstance(value, int) and not isinstance(value, bool):
                 if constants.setdefault(name, value) != value:
                     raise AssertionError("%s has two values in the package" % name)
-    with open(os.path.join(PKG_ROOT, "pyproject.toml"), "rb") as f:
-        pyproject_version = tomllib.load(f)["project"]["version"]
+    with open(os.path.join(PKG_ROOT, "pyproject.toml"), encoding="utf-8") as f:
+        project = f.read().split("[project]", 1)[1].split("\n[", 1)[0]
+    pyproject_version = re.search(r'^version\s*=\s*"([^"]*)"', project, re.M).group(1)
     return {
         "constants": constants,
         "functions": dict(ffi.FUNCTIONS),
