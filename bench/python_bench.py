@@ -362,10 +362,12 @@ def machine_lines():
     import hashlib
     pkg = os.path.dirname(os.path.abspath(grpchelper.__file__))
     h = hashlib.sha1()
-    for name in sorted(os.listdir(pkg)):
-        if name.endswith(".py"):
-            with open(os.path.join(pkg, name), "rb") as f:
-                h.update(name.encode() + b"\0" + f.read())
+    sources = sorted(os.path.relpath(os.path.join(d, name), pkg)
+                     for d, _dirs, names in os.walk(pkg) for name in names
+                     if name.endswith(".py"))          # the subpackages' too
+    for name in sources:
+        with open(os.path.join(pkg, name), "rb") as f:
+            h.update(name.encode() + b"\0" + f.read())
     return [
         "machine : nproc %d, kernel %s, %s, load avg %s" % (os.cpu_count(), platform.release(),
                                                             cpu, load),

@@ -108,6 +108,23 @@ def test_library_too_old_is_refused(tmp_path):
     assert "libz.so.1: not libgrpchelper (no gh_version)" in r.stderr
 
 
+def test_library_without_a_declared_function_is_refused_by_name():
+    """A library older than the package (a function of the table missing) fails the
+    import with an ImportError naming what it lacks."""
+    r = run_python("""
+        import ctypes
+        import grpchelper._native.ffi as f
+        try:
+            f._declare({"gh_strdup": (ctypes.c_void_p, [ctypes.c_char_p], None),
+                        "gh_not_in_any_library": (ctypes.c_int, [], None)})
+        except ImportError as e:
+            print(e)
+    """, cwd=PKG_ROOT)
+    assert r.returncode == 0, r.stderr
+    assert "lacks gh_not_in_any_library, which this package uses" in r.stdout
+    assert "gh_strdup" not in r.stdout.split("lacks")[1]
+
+
 # --- without grpcio ---------------------------------------------------------------
 
 def test_works_without_grpcio():
@@ -366,7 +383,8 @@ def test_closed_channel_refuses_calls(serve):
 LEAK_SCRIPT = """
     import gc, json, sys, threading
     import grpc, grpchelper
-    from grpchelper import _ffi, _server, _channel
+    from grpchelper import _ffi
+    from grpchelper._native.callbacks import registry
 
     def unary(req, ctx): return req
     def server_stream(req, ctx):
@@ -404,7 +422,7 @@ LEAK_SCRIPT = """
 
     def counts():
         gc.collect()
-        return dict(handles=_ffi.live_handles(), futures=len(_channel._futures),
+        return dict(handles=_ffi.live_handles(), futures=registry.count("call-future"),
                     objects=len(gc.get_objects()), threads=threading.active_count())
 
     round_(int(sys.argv[1]) // 10)      # warm up: caches, thread pools, allocator arenas
@@ -415,7 +433,7 @@ LEAK_SCRIPT = """
     s.stop(None).wait()
     gc.collect()
     print(json.dumps(dict(before=before, after=after, rss0=rss0, rss1=rss1,
-                          end=_ffi.live_handles(), registry=len(_server._registry))))
+                          end=_ffi.live_handles(), registry=registry.count("server-dispatcher"))))
 """
 
 
@@ -453,8 +471,13 @@ def test_pip_builds_a_pure_python_wheel(tmp_path):
     import zipfile
     names = zipfile.ZipFile(wheels[0]).namelist()
     assert "grpchelper/__init__.py" in names and "grpchelper/_ffi.py" in names
+    for layer in ("_native/ffi.py", "_native/library.py", "_native/handle.py",
+                  "_grpc/server.py", "_grpc/channel.py", "_grpc/status.py",
+                  "_helper/config.py", "_helper/rpc_server.py", "_helper/client.py"):
+        assert "grpchelper/" + layer in names, layer
     assert "grpchelper/api/__init__.py" in names and "grpchelper/api/config_pb2.py" in names
-    assert "grpchelper/rpc_server.py" in names and "grpchelper/client.py" in names
+    for public in ("errors", "folders", "config", "cli", "logs", "manager", "client", "rpc_server"):
+        assert "grpchelper/%s.py" % public in names, public
     assert not [n for n in names if n.endswith(".so")]
     # Installed alone into a fresh folder, it imports (finding the library by env var).
     target = tmp_path / "site"

@@ -140,7 +140,8 @@ def test_import_without_protobuf(tmp_path):
         sys.modules["google.protobuf"] = None      # import google.protobuf now fails
         sys.modules["grpc"] = None
         import grpchelper
-        assert "grpchelper.config" not in sys.modules and "grpchelper.logs" not in sys.modules
+        assert not [m for m in sys.modules if m.endswith((".config", ".config_set", ".logs"))
+                    and m.startswith("grpchelper")], sorted(sys.modules)
         args = grpchelper.RpcCliParser("d").with_rpc_args().parse(["-w", sys.argv[1], "-c", "a=1"])
         assert args.config == {"a": "1"} and args.folders.workspace.is_dir()
         try:

@@ -212,10 +212,10 @@ def test_custom_validator_long_message_and_custom_code():
 def test_custom_validator_lives_as_long_as_the_native_item(dirs):
     _, _, _, folders = dirs
     calls = []
-    registry = grpchelper.config._validators
+    from grpchelper._native.callbacks import registry
 
     def registered(fn):
-        return any(v is fn for v in list(registry.values()))
+        return any(v is fn for v in registry.snapshot("config-validator").values())
 
     validator = lambda n, v: calls.append(v)  # noqa: E731
     c = Config(name="gh-kept", default_value="ok", validator=V.CONFIG_VALID_CUSTOM,

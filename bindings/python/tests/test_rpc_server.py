@@ -24,6 +24,10 @@ import grpchelper
 from grpchelper import (Config, ConfigHolder, Folders, RpcClient, RpcException, RpcManager,
                         RpcServer, RpcServiceDescriptor, RpcStaticConfig)
 from grpchelper import rpc_server as rpc_server_module
+from grpchelper._native.callbacks import registry
+
+# The registry entries of managed servers: method dispatchers, manager hooks, dump text.
+RPC_KINDS = ("rpc-method", "rpc-manager", "rpc-dump")
 from grpchelper.api import (ConfigItemUpdate, ConfigUpdate, ConfigValidator, Filter,
                             LoggerConfig, LoggerLevel, LoggerUpdate, Result, ResultCode,
                             ResultStatus, RpcServerServiceStub, ServerApiVersion,
@@ -179,7 +183,7 @@ def servers(dirs):
     folders (rpc-shutdown-grace 2 s unless given); every server shut down and freed at
     teardown, and the binding's registry of handlers and hooks checked empty."""
     started = []
-    before = set(rpc_server_module._registry)
+    before = set(registry.snapshot(*RPC_KINDS))
 
     def start(*descriptors, port=0, **kwargs):
         kwargs.setdefault("folders", dirs[1])
@@ -195,7 +199,7 @@ def servers(dirs):
         srv.close()
     del started[:]
     gc.collect()
-    left = {k: v for k, v in rpc_server_module._registry.items() if k not in before}
+    left = {k: v for k, v in registry.snapshot(*RPC_KINDS).items() if k not in before}
     assert not left, "user data the library did not release: %r" % left
 
 
@@ -826,18 +830,18 @@ def test_concurrent_calls_on_one_client(pb, servers, clients):
 def test_dropped_server_is_freed(pb, dirs):
     """An RpcServer that is collected shuts down and frees its native side (on a thread of
     its own), releasing the handlers' and hooks' user data."""
-    before = set(rpc_server_module._registry)
+    before = set(registry.snapshot(*RPC_KINDS))
     m = pb.classes.SampleManager()
     srv = RpcServer(0, [descriptor(pb, m)], folders=dirs[1], cli_config={"rpc-shutdown-grace": "1"})
     port = srv.port
-    assert set(rpc_server_module._registry) - before
+    assert set(registry.snapshot(*RPC_KINDS)) - before
     del srv
     gc.collect()
     for t in threading.enumerate():
         if t.name == "grpchelper-rpc-server-free":
             t.join(BOUND)
     assert m.shutdowns == 1
-    assert not set(rpc_server_module._registry) - before
+    assert not set(registry.snapshot(*RPC_KINDS)) - before
     assert not m.logger.handlers
     with pytest.raises(ValueError):                   # its auto-client went with it
         m.client.srv.info(Filter())

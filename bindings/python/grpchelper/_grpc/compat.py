@@ -1,4 +1,5 @@
-"""grpcio's public types when grpcio is importable, equivalents of our own when not.
+"""grpcio's public types when grpcio is importable, equivalents of our own when not
+(StatusCode is status.StatusCode).
 
 Generated code (grpcio-tools) imports grpc anyway; a program that only uses this package
 with hand-written serializers runs without grpcio.
@@ -8,6 +9,9 @@ import collections
 import enum
 import logging
 
+from .._native import constants as _c
+from .status import StatusCode  # noqa: F401 - part of this module's names
+
 try:  # pragma: no cover - which branch runs depends on the environment
     import grpc as _grpc
 except ImportError:  # pragma: no cover
@@ -16,7 +20,6 @@ except ImportError:  # pragma: no cover
 HAVE_GRPCIO = _grpc is not None
 
 if HAVE_GRPCIO:
-    StatusCode = _grpc.StatusCode
     Compression = _grpc.Compression
     RpcError = _grpc.RpcError
     Call = _grpc.Call
@@ -36,27 +39,6 @@ if HAVE_GRPCIO:
     stream_stream_rpc_method_handler = _grpc.stream_stream_rpc_method_handler
     method_handlers_generic_handler = _grpc.method_handlers_generic_handler
 else:
-    @enum.unique
-    class StatusCode(enum.Enum):
-        """grpc.StatusCode's values: (int code, lowercase name)."""
-        OK = (0, "ok")
-        CANCELLED = (1, "cancelled")
-        UNKNOWN = (2, "unknown")
-        INVALID_ARGUMENT = (3, "invalid argument")
-        DEADLINE_EXCEEDED = (4, "deadline exceeded")
-        NOT_FOUND = (5, "not found")
-        ALREADY_EXISTS = (6, "already exists")
-        PERMISSION_DENIED = (7, "permission denied")
-        RESOURCE_EXHAUSTED = (8, "resource exhausted")
-        FAILED_PRECONDITION = (9, "failed precondition")
-        ABORTED = (10, "aborted")
-        OUT_OF_RANGE = (11, "out of range")
-        UNIMPLEMENTED = (12, "unimplemented")
-        INTERNAL = (13, "internal")
-        UNAVAILABLE = (14, "unavailable")
-        DATA_LOSS = (15, "data loss")
-        UNAUTHENTICATED = (16, "unauthenticated")
-
     @enum.unique
     class Compression(enum.IntEnum):
         NoCompression = 0
@@ -141,25 +123,10 @@ else:
         return _DictionaryGenericHandler(service, method_handlers)
 
 
-_CODES = {c.value[0]: c for c in StatusCode}
-
-
-def status_code(value):
-    """grpc.StatusCode for an int code (UNKNOWN for codes gRPC does not define)."""
-    return _CODES.get(value, StatusCode.UNKNOWN)
-
-
-def code_value(code):
-    """The int of a grpc.StatusCode (or of an int)."""
-    if isinstance(code, int):
-        return code
-    return code.value[0]
-
-
 def compression_value(compression):
     """gh_compression for a grpc.Compression (None → default)."""
     if compression is None:
-        return -1
+        return _c.GH_COMPRESSION_DEFAULT
     return int(compression)
 
 

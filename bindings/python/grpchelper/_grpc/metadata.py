@@ -7,7 +7,8 @@ others str. Received metadata is a tuple of `Metadatum(key, value)` named tuples
 import collections
 import ctypes
 
-from . import _ffi
+from .._native import ffi
+from .._native.handle import NativeHandle
 
 Metadatum = collections.namedtuple("Metadatum", ("key", "value"))
 
@@ -17,26 +18,29 @@ class MetadataError(ValueError):
 
 
 class NativeMetadata(object):
-    """A gh_metadata list built from Python pairs; use as a context manager."""
+    """A gh_metadata list built from Python pairs; use as a context manager (`with
+    NativeMetadata(pairs) as md:` lends the pointer, then frees the list)."""
 
-    __slots__ = ("ptr",)
+    __slots__ = ("handle",)
 
     def __init__(self, pairs):
-        self.ptr = ctypes.c_void_p()
-        _ffi.gh_metadata_new(ctypes.byref(self.ptr))
+        ptr = ctypes.c_void_p()
+        ffi.gh_metadata_new(ctypes.byref(ptr))
+        self.handle = NativeHandle("metadata", ptr, ffi.gh_metadata_free, what="metadata")
         try:
-            for key, value in pairs:
-                add(self.ptr, key, value)
+            with self.handle.use() as md:
+                for key, value in pairs:
+                    add(md, key, value)
         except BaseException:
-            _ffi.gh_metadata_free(self.ptr)
+            self.handle.close()
             raise
 
     def __enter__(self):
-        return self.ptr
+        return self.handle.acquire()
 
     def __exit__(self, *exc):
-        _ffi.gh_metadata_free(self.ptr)
-        self.ptr = None
+        self.handle.release()
+        self.handle.close()
 
 
 def add(ptr, key, value):
@@ -53,7 +57,7 @@ def add(ptr, key, value):
                 raise MetadataError("value of binary metadata key %r must be bytes, got %r"
                                     % (key, type(value).__name__))
             value = bytes(value)
-            _ffi.gh_metadata_add_bin(ptr, bkey, value, len(value))
+            ffi.gh_metadata_add_bin(ptr, bkey, value, len(value))
         else:
             if isinstance(value, (bytes, bytearray)):
                 value = bytes(value).decode("ascii", "replace")
@@ -62,8 +66,8 @@ def add(ptr, key, value):
                                     % (key, type(value).__name__))
             if "\x00" in value:
                 raise MetadataError("value of metadata key %r contains a NUL byte" % key)
-            _ffi.gh_metadata_add(ptr, bkey, value.encode("utf-8"))
-    except _ffi.InvalidArgumentError as e:
+            ffi.gh_metadata_add(ptr, bkey, value.encode("utf-8"))
+    except ffi.InvalidArgumentError as e:
         raise MetadataError(e.message) from None
 
 
@@ -72,12 +76,12 @@ def from_native(ptr, prefix=()):
     out = list(prefix)
     if not ptr:
         return tuple(out)
-    n = _ffi.gh_metadata_count(ptr)
+    n = ffi.gh_metadata_count(ptr)
     key = ctypes.c_char_p()
     value = ctypes.c_void_p()
     size = ctypes.c_size_t()
     for i in range(n):
-        _ffi.gh_metadata_get(ptr, i, ctypes.byref(key), ctypes.byref(value), ctypes.byref(size))
+        ffi.gh_metadata_get(ptr, i, ctypes.byref(key), ctypes.byref(value), ctypes.byref(size))
         k = key.value.decode("utf-8")
         raw = ctypes.string_at(value.value, size.value) if size.value else b""
         if k.endswith("-bin"):

@@ -1,0 +1,444 @@
+"""grpcio's channel surface (grpc.insecure_channel, grpc.Channel and its multi-callables)
+over gh_channel / gh_call; the call objects are in calls.py.
+"""
+
+import collections
+import ctypes
+import weakref
+from ctypes import byref, c_size_t, c_void_p
+
+from .._native import ffi
+from .._native.handle import NativeHandle
+from . import compat, status
+from . import metadata as _metadata
+from .calls import _CHANNEL_CLOSED, _CallFuture, _FinishedCall, _ResponseStream, _State, \
+    _deserialize, _LOGGER, _on_done, _on_message, _serialize, _snapshot, _start_future, \
+    _start_sender
+
+_FREED = _State(status.CANCELLED, "call freed")      # freed by its user: nothing kept
+
+
+class _NativeCall(object):
+    """A client call's native handle (gh_call), and what the call had said when its
+    channel's close freed it.
+
+    The handle is a child of the channel's (closing the channel closes it first) and
+    deferred: a thread inside gh_call_recv / gh_call_send / gh_call_wait, or a future in
+    flight, holds it (acquire) until that returns — the channel's free makes it return —
+    and the last of them frees it. When the channel's close frees it under a live call
+    object, `ended` keeps the outcome: a call that had ended keeps its status, metadata
+    and the responses not yet read (`pending`); one still running reports CANCELLED
+    "channel closed". The call's own finaliser does not run at interpreter exit (a daemon
+    thread may be inside the call): the channel's, which does, closes it."""
+
+    __slots__ = ("handle", "channel", "ended", "pending", "_free", "__weakref__")
+
+    def __init__(self, channel, ptr):
+        self.channel = channel      # the Channel object lives as long as its calls
+        self.ended = None
+        self.pending = None
+        ref = weakref.ref(self)
+        # ValueError if the channel's handle is closed (the new call is freed).
+        self.handle = NativeHandle("call", ptr, ffi.gh_call_free, what="call",
+                                   parent=channel._handle, deferred=True,
+                                   before_free=lambda p: _capture(ref, p))
+        self._free = weakref.finalize(self, self.handle.close)
+        self._free.atexit = False
+
+    def free(self):
+        """Frees the call now: its user is done with it (nothing is kept)."""
+        self.ended = _FREED
+        self._free()
+
+
+def _capture(ref, ptr):
+    """before_free of a call's handle: what a live call object will need."""
+    call = ref()
+    if call is None or call.ended is not None:
+        return
+    try:
+        if ffi.gh_call_status(ptr) < 0:
+            call.ended = _CHANNEL_CLOSED
+            return
+        pending = collections.deque()
+        data, size = c_void_p(), c_size_t()
+        try:
+            while ffi.gh_call_recv(ptr, byref(data), byref(size)) == 1:
+                pending.append(ctypes.string_at(data.value, size.value) if size.value else b"")
+        except ffi.GrpcHelperError:
+            pass                    # a call of the callback API: nothing to read
+        call.pending = pending
+        call.ended = _snapshot(ptr)
+    except Exception:  # noqa: BLE001 - the free goes on
+        _LOGGER.exception("reading a call freed by its channel's close")
+        call.ended = _CHANNEL_CLOSED
+
+
+def _free_channel(handle):
+    """The channel's finaliser (close(), garbage collection, interpreter exit): its
+    handle's close stops lending it (a gh_call_new begun has returned: they are uses of
+    the handle; later ones see it closed), closes the calls (children) first, then frees
+    it with gh_channel_free, outside any lock: that waits for queued completion
+    callbacks, which may try to start calls (they then see the channel closed)."""
+    handle.close()
+
+
+# --- the channel ----------------------------------------------------------------
+
+_CHANNEL_INT_OPTIONS = {
+    "grpc.max_receive_message_length": ffi.GH_OPT_MAX_RECV_MESSAGE_SIZE,
+    "grpc.max_metadata_size": ffi.GH_OPT_MAX_HEADER_LIST_SIZE,
+    "grpc.default_compression_algorithm": ffi.GH_OPT_DEFAULT_COMPRESSION,
+    "grpc.http2.initial_window_size": ffi.GH_OPT_INITIAL_WINDOW_SIZE,
+}
+_UNLIMITED = 2 ** 31 - 1
+
+
+def _target(target):
+    """grpcio target names → the library's ("host:port", "[v6]:port", "unix:PATH")."""
+    if isinstance(target, bytes):
+        target = target.decode()
+    for scheme in ("dns:///", "dns:", "ipv4:", "ipv6:", "passthrough:///"):
+        if target.startswith(scheme):
+            target = target[len(scheme):]
+            break
+    if target.startswith("unix:"):
+        return target
+    if target.startswith("["):
+        return target if "]:" in target else target + ":443"
+    if ":" not in target:
+        return target + ":443"
+    if target.count(":") > 1:  # a bare IPv6 address with a port: "::1:50051"
+        host, _, port = target.rpartition(":")
+        return "[%s]:%s" % (host, port)
+    return target
+
+
+class Channel(compat.Channel):
+    """grpcio's grpc.Channel on libgrpchelper. Create it with grpchelper.insecure_channel()."""
+
+    def __init__(self, target, options=None, compression=None):
+        self.max_send_message_length = None
+        ptr = c_void_p()
+        try:
+            ffi.gh_channel_new(byref(ptr), _target(target).encode())
+        except ffi.InvalidArgumentError as e:
+            raise ValueError("invalid target %r: %s" % (target, e.message)) from None
+        self._handle = handle = NativeHandle("channel", ptr, ffi.gh_channel_free,
+                                             what="channel")
+        self._free = weakref.finalize(self, _free_channel, handle)
+        with handle.use() as ptr:
+            self._configure(ptr, options, compression)
+
+    def _configure(self, ptr, options, compression):
+        if compression is not None:
+            ffi.gh_channel_set_int(ptr, ffi.GH_OPT_DEFAULT_COMPRESSION,
+                                    compat.compression_value(compression))
+        for key, value in options or ():
+            if key in _CHANNEL_INT_OPTIONS:
+                v = int(value)
+                ffi.gh_channel_set_int(ptr, _CHANNEL_INT_OPTIONS[key], _UNLIMITED if v < 0 else v)
+            elif key == "grpc.max_send_message_length":
+                self.max_send_message_length = None if int(value) < 0 else int(value)
+            elif key == "grpc.primary_user_agent":
+                ffi.gh_channel_set_str(ptr, ffi.GH_OPT_USER_AGENT_PREFIX, str(value).encode())
+            # Other grpcio channel arguments are ignored, as grpcio ignores unknown ones.
+
+    def _new_call(self, method, timeout, metadata, wait_for_ready, compression, credentials):
+        """(call, ptr): a new call with its options set, the caller holding a use of it
+        (ptr; released with call.handle.release(), or handed on)."""
+        if credentials is not None:
+            raise ValueError("call credentials need a secure channel; grpchelper is plaintext only")
+        out = c_void_p()
+        handle = self._handle
+        channel = handle.acquire()
+        if channel is None:
+            raise ValueError(_CLOSED)
+        try:
+            ffi.gh_call_new(channel, method, byref(out))
+        finally:
+            handle.release()
+        try:
+            call = _NativeCall(self, out)
+        except ValueError:            # the channel closed meanwhile; the call is freed
+            raise ValueError(_CLOSED) from None
+        ptr = call.handle.acquire()
+        if ptr is None:                 # the channel closed meanwhile; the call is freed
+            raise ValueError(_CLOSED)
+        try:
+            if timeout is not None:
+                # A deadline already passed still makes a call, which then fails at once.
+                ffi.gh_call_set_timeout(ptr, max(float(timeout), 1e-9))
+            if metadata:
+                with _metadata.NativeMetadata(metadata) as md:
+                    ffi.gh_call_set_metadata(ptr, md)
+            if wait_for_ready:
+                ffi.gh_call_set_wait_for_ready(ptr, 1)
+            if compression is not None:
+                ffi.gh_call_set_compression(ptr, compat.compression_value(compression))
+        except BaseException:
+            call.handle.release()
+            raise
+        return call, ptr
+
+    def _check_size(self, data):
+        limit = self.max_send_message_length
+        if limit is not None and len(data) > limit:
+            return _State(status.RESOURCE_EXHAUSTED,
+                          "CLIENT: Sent message larger than max (%d vs. %d)" % (len(data), limit))
+        return None
+
+    # -- multi-callables
+    def unary_unary(self, method, request_serializer=None, response_deserializer=None,
+                    _registered_method=False):
+        return UnaryUnaryMultiCallable(self, method, request_serializer, response_deserializer)
+
+    def unary_stream(self, method, request_serializer=None, response_deserializer=None,
+                     _registered_method=False):
+        return UnaryStreamMultiCallable(self, method, request_serializer, response_deserializer)
+
+    def stream_unary(self, method, request_serializer=None, response_deserializer=None,
+                     _registered_method=False):
+        return StreamUnaryMultiCallable(self, method, request_serializer, response_deserializer)
+
+    def stream_stream(self, method, request_serializer=None, response_deserializer=None,
+                      _registered_method=False):
+        return StreamStreamMultiCallable(self, method, request_serializer, response_deserializer)
+
+    def subscribe(self, callback, try_to_connect=False):
+        raise NotImplementedError("grpchelper channels do not report connectivity states")
+
+    def unsubscribe(self, callback):
+        raise NotImplementedError("grpchelper channels do not report connectivity states")
+
+    def close(self):
+        """Cancels calls in flight and releases the connection (idempotent)."""
+        self._free()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+
+def insecure_channel(target, options=None, compression=None):
+    """A plaintext channel to `target`, like grpc.insecure_channel()."""
+    return Channel(target, options, compression)
+
+
+# --- helpers shared by the multi-callables ----------------------------------------
+
+def _method(method):
+    return method if isinstance(method, bytes) else method.encode()
+
+
+_CLOSED = "Cannot invoke RPC on closed channel!"
+
+
+def _new_call(channel, method, timeout, metadata, wait_for_ready, compression, credentials):
+    """(call, ptr, None): a new native call, the caller holding a use of it (ptr: it
+    releases it or hands it on); (None, None, error) for bad metadata."""
+    try:
+        call, ptr = channel._new_call(method, timeout, metadata, wait_for_ready, compression,
+                                      credentials)
+    except _metadata.MetadataError as e:
+        return None, None, _FinishedCall(_State(status.INTERNAL, "Invalid metadata: %s" % e))
+    return call, ptr, None
+
+
+def _start_plain(call, ptr):
+    try:
+        ffi.gh_call_start(ptr)
+    finally:
+        call.handle.release()
+
+
+def _start_call(channel, method, timeout, metadata, wait_for_ready, compression, credentials,
+                start=_start_plain):
+    """(call, None): a native call started by `start(call, ptr)`, which takes over the
+    use of the call made for it; (None, error) for bad metadata."""
+    call, ptr, error = _new_call(channel, method, timeout, metadata, wait_for_ready,
+                                 compression, credentials)
+    if error is None:
+        start(call, ptr)
+    return call, error
+
+
+class _MultiCallable(object):
+    def __init__(self, channel, method, request_serializer, response_deserializer):
+        self._channel = channel
+        self._method = _method(method)
+        self._serializer = request_serializer
+        self._deserializer = response_deserializer
+
+
+# --- unary request, unary response ------------------------------------------------
+
+class UnaryUnaryMultiCallable(_MultiCallable):
+
+    def _invoke(self, request, timeout, metadata, credentials, wait_for_ready, compression,
+                with_call):
+        data = _serialize(self._serializer, request)
+        if data is None:
+            raise _FinishedCall(_State(status.INTERNAL, "Exception serializing request!"))
+        too_large = self._channel._check_size(data)
+        if too_large is not None:
+            raise _FinishedCall(too_large)
+        call, ptr, error = _new_call(self._channel, self._method, timeout, metadata,
+                                     wait_for_ready, compression, credentials)
+        if error is not None:
+            raise error
+        try:
+            return self._unary(ptr, data, with_call)
+        finally:
+            call.handle.release()
+            call.free()
+
+    def _unary(self, ptr, data, with_call):
+        """gh_call_unary on the call (ptr held by the caller)."""
+        out = c_void_p()
+        size = c_size_t()
+        rc = ffi.gh_call_unary(ptr, data, len(data), byref(out), byref(size))
+        if rc == ffi.GH_OK:
+            raw = ctypes.string_at(out.value, size.value) if size.value else b""
+            response, ok = _deserialize(self._deserializer, raw)
+            if not ok:
+                raise _FinishedCall(_snapshot(ptr, (status.INTERNAL,
+                                                    "Exception deserializing response!")))
+            if with_call:
+                return response, _FinishedCall(_snapshot(ptr), response)
+            return response
+        if rc != ffi.GH_ERR_RPC:
+            ffi.raise_for(rc)
+        if ffi.gh_call_status(ptr) == status.OK:  # OK without a response message
+            raise _FinishedCall(_snapshot(ptr, (status.INTERNAL,
+                                                "no response message for a unary call")))
+        raise _FinishedCall(_snapshot(ptr))
+
+    def __call__(self, request, timeout=None, metadata=None, credentials=None,
+                 wait_for_ready=None, compression=None):
+        return self._invoke(request, timeout, metadata, credentials, wait_for_ready, compression,
+                            False)
+
+    def with_call(self, request, timeout=None, metadata=None, credentials=None,
+                  wait_for_ready=None, compression=None):
+        return self._invoke(request, timeout, metadata, credentials, wait_for_ready, compression,
+                            True)
+
+    def future(self, request, timeout=None, metadata=None, credentials=None,
+               wait_for_ready=None, compression=None):
+        data = _serialize(self._serializer, request)
+        if data is None:
+            return _FinishedCall(_State(status.INTERNAL, "Exception serializing request!"))
+        too_large = self._channel._check_size(data)
+        if too_large is not None:
+            return _FinishedCall(too_large)
+        fut = _CallFuture(None, self._deserializer, timeout)
+
+        def start(call, ptr):
+            _start_future(fut, call, ptr, lambda key: ffi.gh_call_start_unary_async(
+                ptr, data, len(data), _on_message, _on_done, key))
+
+        call, error = _start_call(self._channel, self._method, timeout, metadata, wait_for_ready,
+                                  compression, credentials, start)
+        if error is not None:
+            return error
+        return fut
+
+
+
+class UnaryStreamMultiCallable(_MultiCallable):
+
+    def __call__(self, request, timeout=None, metadata=None, credentials=None,
+                 wait_for_ready=None, compression=None):
+        data = _serialize(self._serializer, request)
+        if data is None:
+            raise _FinishedCall(_State(status.INTERNAL, "Exception serializing request!"))
+        too_large = self._channel._check_size(data)
+        if too_large is not None:
+            raise _FinishedCall(too_large)
+        call, ptr, error = _new_call(self._channel, self._method, timeout, metadata,
+                                     wait_for_ready, compression, credentials)
+        if error is not None:
+            raise error
+        stream = _ResponseStream(call, self._deserializer, timeout)
+        try:
+            ffi.gh_call_start(ptr)
+            # Failures (unreachable server, ended call) show in the status, read by the
+            # iterator.
+            if ffi.gh_call_send(ptr, data, len(data), 0) == ffi.GH_OK:
+                ffi.gh_call_close_send(ptr)
+        finally:
+            call.handle.release()
+        return stream
+
+
+class StreamStreamMultiCallable(_MultiCallable):
+
+    def __call__(self, request_iterator, timeout=None, metadata=None, credentials=None,
+                 wait_for_ready=None, compression=None):
+        call, error = _start_call(self._channel, self._method, timeout, metadata, wait_for_ready,
+                                  compression, credentials)
+        if error is not None:
+            raise error
+        stream = _ResponseStream(call, self._deserializer, timeout)
+        _start_sender(stream, call, request_iterator, self._serializer, self._channel)
+        return stream
+
+
+# --- stream request, unary response ---------------------------------------------
+
+class StreamUnaryMultiCallable(_MultiCallable):
+
+    def _blocking(self, request_iterator, timeout, metadata, credentials, wait_for_ready,
+                  compression, with_call):
+        call, error = _start_call(self._channel, self._method, timeout, metadata, wait_for_ready,
+                                  compression, credentials)
+        if error is not None:
+            raise error
+        stream = _ResponseStream(call, self._deserializer, timeout)
+        _start_sender(stream, call, request_iterator, self._serializer, self._channel)
+        try:
+            response = None
+            got = False
+            for response in stream:
+                got = True
+                break
+            state = stream._finished_state()
+            if state.code == status.OK and not got:
+                state = _State(status.INTERNAL, "no response message for a unary call",
+                               state.initial_metadata, state.trailing_metadata)
+            if state.code != status.OK:
+                raise _FinishedCall(state)
+            if with_call:
+                return response, _FinishedCall(state, response)
+            return response
+        finally:
+            del stream
+
+    def __call__(self, request_iterator, timeout=None, metadata=None, credentials=None,
+                 wait_for_ready=None, compression=None):
+        return self._blocking(request_iterator, timeout, metadata, credentials, wait_for_ready,
+                              compression, False)
+
+    def with_call(self, request_iterator, timeout=None, metadata=None, credentials=None,
+                  wait_for_ready=None, compression=None):
+        return self._blocking(request_iterator, timeout, metadata, credentials, wait_for_ready,
+                              compression, True)
+
+    def future(self, request_iterator, timeout=None, metadata=None, credentials=None,
+               wait_for_ready=None, compression=None):
+        fut = _CallFuture(None, self._deserializer, timeout)
+
+        def start(call, ptr):
+            _start_future(fut, call, ptr, lambda key: ffi.gh_call_start_async(
+                ptr, _on_message, _on_done, key))
+
+        call, error = _start_call(self._channel, self._method, timeout, metadata, wait_for_ready,
+                                  compression, credentials, start)
+        if error is not None:
+            return error
+        _start_sender(fut, call, request_iterator, self._serializer, self._channel)
+        return fut

@@ -1,0 +1,93 @@
+"""grpc-helper's RpcManager: the base of a managed service's implementation.
+
+A manager served by an RpcServer (see rpc_server.py) gets, before its `_load()` hook:
+`logger` writing to the server's rolling logs (<logs>/<ClassName>/<ClassName>.log, and
+root.log), `client` (the server's auto-client: a stub per served service, named as the
+service descriptors), `folders` (the server's Folders) and `port` (the server's port).
+"""
+
+import json
+import logging
+from pathlib import Path
+from threading import RLock
+
+
+class RpcManager:
+    """Shared interface for all RPC managers, helping to control the service lifecycle
+    (grpc-helper's RpcManager).
+
+    Attributes:
+        lock: a reentrant lock, to protect the manager's own fields.
+        logger: logging.getLogger(<class name>); once served, its records go to the
+            server's rolling logs.
+        client: the server's auto-client (set before `_load()`; None until then).
+        folders: the server's Folders (set before `_load()`).
+
+    Hooks (override them):
+        _load(): called once every service is served, with `client` ready. An exception
+            shuts the server down and is raised to the code that created it.
+        _shutdown(): called when the server shuts down (calls may still be pending).
+    """
+
+    def __init__(self, config_name: str = None, config_validator=None):
+        self.lock = RLock()
+        self.client = None
+        self.folders = None
+        self.logger = logging.getLogger(type(self).__name__)
+        self.config_name = config_name
+        self.config_validator = config_validator
+
+    def _load(self):
+        """To be defined by sub-classes, if some specific operations have to be performed
+        once all basic initializations are done."""
+
+    def _shutdown(self):
+        """To be defined by sub-classes, if some specific operations have to be performed
+        before shutting down the process."""
+
+    def _load_config(self, config_folder: Path) -> dict:
+        """The JSON model persisted as `config_name` in config_folder ({} when there is
+        none), checked by `config_validator(path, model)` when given. A file that is not
+        JSON → RpcException ERROR_MODEL_INVALID."""
+        if config_folder is None or self.config_name is None:
+            return {}
+        config_file = Path(config_folder) / self.config_name
+        if not config_file.is_file():
+            return {}
+        with config_file.open("r") as f:
+            try:
+                model = json.load(f)
+            except json.JSONDecodeError as e:
+                from ..api import ResultCode
+                from .errors import RpcException
+                raise RpcException("Invalid config json file (bad json: %s): %s" % (e, config_file),
+                                   ResultCode.ERROR_MODEL_INVALID)
+        if self.config_validator is not None:
+            self.config_validator(config_file, model)
+        return model
+
+    def _save_config(self, config: dict):
+        """Persists the JSON model as `config_name` in the workspace (a warning when there
+        is no workspace)."""
+        folder = self.folders.workspace if self.folders is not None else None
+        if folder is None:
+            self.logger.warning("No workspace defined; skip config persistence")
+            return
+        folder.mkdir(parents=True, exist_ok=True)
+        with (folder / self.config_name).open("w") as f:
+            json.dump(config, f, indent=4)
+
+
+def ensure_manager_attributes(manager):
+    """The attributes RpcManager.__init__ sets, on a manager whose __init__ did not call
+    it (grpc-helper would fail later on such a manager; here it works)."""
+    if not hasattr(manager, "lock"):
+        manager.lock = RLock()
+    if not hasattr(manager, "logger"):
+        manager.logger = logging.getLogger(type(manager).__name__)
+    for name in ("client", "folders", "config_name", "config_validator"):
+        if not hasattr(manager, name):
+            setattr(manager, name, None)
+
+
+__all__ = ["RpcManager"]
