@@ -76,6 +76,45 @@ struct IntegrationBindingSupportTests {
         #expect(throws: RuntimeError.self) { try server.configure { $0.maxWorkers = 9 } }
     }
 
+    /// idle → serving → draining → stopped, as the public flags show it; beginShutdown
+    /// returns while a handler still runs, and its whenStopped follows the handler.
+    @Test func lifecycleAndBeginShutdown() throws {
+        let entered = Gate(), release = Gate(), stopped = Gate()
+        let server = Server(options: testServerOptions())
+        try server.register("/t.S/Hold", cardinality: .unary, handler: .blocking { call in
+            _ = try call.receiveMessage()
+            entered.open()
+            release.wait()
+            try call.sendMessage(bytes("held"))
+        })
+        #expect(!server.isRunning && !server.isStarted && !server.isBound)
+        try server.addListener("127.0.0.1:0")
+        try server.start()
+        #expect(server.isRunning && server.isStarted && server.isBound)
+        #expect(throws: RuntimeError.self) { try server.start() }
+        #expect(throws: RuntimeError.self) { try server.register("/t.S/Late", cardinality: .unary, handler: .blocking { _ in }) }
+        let channel = try GRPCChannel(target: "127.0.0.1:\(server.port()!)")
+        defer { channel.close() }
+        let call = channel.makeCall("/t.S/Hold", options: CallOptions(timeout: testTimeout))
+        call.start()
+        try call.send(bytes("x"))
+        call.closeSend()
+        #expect(entered.wait())
+        server.beginShutdown(grace: testTimeout, whenStopped: { stopped.open() })
+        #expect(server.isRunning)  // draining: the held call still runs
+        #expect(!stopped.opened)
+        release.open()
+        #expect(try call.receive() == bytes("held"))
+        #expect(call.waitStatus().code == .ok)
+        #expect(stopped.wait())
+        server.wait()
+        #expect(!server.isRunning && server.isStarted)
+        // Once stopped, a further begin's whenStopped runs too.
+        let again = Gate()
+        server.beginShutdown(grace: 0, whenStopped: { again.open() })
+        #expect(again.wait())
+    }
+
     @Test func concurrentCallLimitAnswersResourceExhausted() async throws {
         var options = testServerOptions()
         options.maxConcurrentRPCs = 2
