@@ -166,3 +166,12 @@ func compression(_ value: Int64) throws -> CompressionAlgorithm? {
     default: throw ExportError(GH_ERR_INVALID_ARGUMENT, "unknown compression \(value)")
     }
 }
+
+/// An option value in 1...max.
+func positive(_ v: Int64, _ name: String, max: Int64 = Int64(Int32.max)) throws -> Int {
+    guard v > 0, v <= max else { throw ExportError(GH_ERR_INVALID_ARGUMENT, "\(name) must be in 1...\(max), got \(v)") }
+    return Int(v)
+}
+
+/// A C string argument that may be NULL.
+func optionalString(_ p: UnsafePointer<CChar>?) -> String? { p.map { String(cString: $0) } }

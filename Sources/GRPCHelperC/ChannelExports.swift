@@ -1,0 +1,371 @@
+// The core client's C ABI (grpchelper/channel.h): `@c @implementation` functions, thin
+// translations onto GRPCHelperCore's GRPCChannel and ClientCall.
+import NIOConcurrencyHelpers
+import GRPCHelperCore
+import CGRPCHelper
+#if canImport(Glibc)
+import Glibc
+#endif
+
+// MARK: - channel
+
+final class ChannelBox {
+    let target: String
+    var options = ChannelOptions()
+    private var channel: GRPCChannel?
+    let lock = NIOLock()
+    init(target: String) { self.target = target }
+
+    var closed = false
+
+    /// The channel, created on first use so options set before it apply. Once the box is
+    /// closed, a channel made now is closed at once (calls on it end CANCELLED).
+    func get() throws -> GRPCChannel {
+        try lock.withLock {
+            if let c = channel { return c }
+            let c = try GRPCChannel(target: target, options: options)
+            channel = c
+            if closed { c.close() }
+            return c
+        }
+    }
+    var started: Bool { lock.withLock { channel != nil } }
+    func close() { lock.withLock { closed = true; return channel }?.close() }
+}
+
+@c @implementation
+public func gh_channel_new(_ out: UnsafeMutablePointer<OpaquePointer?>?, _ target: UnsafePointer<CChar>?) -> Int32 {
+    boundary {
+        guard let out = out else { throw ExportError(GH_ERR_INVALID_ARGUMENT, "out is NULL") }
+        let t = try string(target, "target")
+        do { _ = try Endpoint.parseTarget(t) } catch {
+            throw ExportError(GH_ERR_INVALID_ARGUMENT, "invalid target: \(error)")
+        }
+        out.pointee = makeHandle(ChannelBox(target: t))
+        return GH_OK
+    }
+}
+
+@c @implementation
+public func gh_channel_set_int(_ ch: OpaquePointer?, _ option: gh_opt, _ value: Int64) -> Int32 {
+    boundary {
+        let box = try borrow(ch, ChannelBox.self, "channel")
+        guard !box.started else { throw ExportError(GH_ERR_INVALID_STATE, "channel options must be set before the first call") }
+        switch option {
+        case GH_OPT_MAX_RECV_MESSAGE_SIZE: box.options.maxReceiveMessageSize = try positive(value, "max receive message size")
+        case GH_OPT_MAX_HEADER_LIST_SIZE: box.options.maxHeaderListSize = try positive(value, "max header list size")
+        case GH_OPT_DEFAULT_COMPRESSION:
+            guard let c = try compression(value) else { throw ExportError(GH_ERR_INVALID_ARGUMENT, "default compression cannot be DEFAULT") }
+            box.options.defaultCompression = c
+        case GH_OPT_INITIAL_WINDOW_SIZE: box.options.initialWindowSize = try positive(value, "initial window size")
+        case GH_OPT_CALLBACK_THREADS: box.options.callbackThreads = try positive(value, "callback threads", max: 1024)
+        default: throw ExportError(GH_ERR_INVALID_ARGUMENT, "option \(option.rawValue) is not an integer channel option")
+        }
+        return GH_OK
+    }
+}
+
+@c @implementation
+public func gh_channel_set_str(_ ch: OpaquePointer?, _ option: gh_opt, _ value: UnsafePointer<CChar>?) -> Int32 {
+    boundary {
+        let box = try borrow(ch, ChannelBox.self, "channel")
+        guard !box.started else { throw ExportError(GH_ERR_INVALID_STATE, "channel options must be set before the first call") }
+        switch option {
+        case GH_OPT_USER_AGENT_PREFIX: box.options.userAgentPrefix = try string(value, "value")
+        default: throw ExportError(GH_ERR_INVALID_ARGUMENT, "option \(option.rawValue) is not a string channel option")
+        }
+        return GH_OK
+    }
+}
+
+@c @implementation
+public func gh_channel_free(_ ch: OpaquePointer?) {
+    guard let ch = ch, let box = try? borrow(ch, ChannelBox.self, "channel") else { return }
+    box.close()
+    release(ch, ChannelBox.self)
+}
+
+// MARK: - client calls
+
+
+final class CallBox {
+    let channel: ChannelBox
+    let method: String
+    var options = CallOptions()
+    var call: ClientCall?
+    let message = OwnedBytes()
+    var statusMessage: OwnedCString?
+    let details = OwnedBytes()
+    var hasDetails = false
+    var initial: MetadataBox?
+    var trailing: MetadataBox?
+    let lock = NIOLock()
+    /// gh_call_free ran: no callback may use the handle any more.
+    var freed = false
+    var isFreed: Bool { lock.withLock { freed } }
+    init(channel: ChannelBox, method: String) { self.channel = channel; self.method = method }
+
+    func requireNotStarted() throws {
+        guard call == nil else { throw ExportError(GH_ERR_INVALID_STATE, "call already started") }
+    }
+    func requireStarted() throws -> ClientCall {
+        guard let c = call else { throw ExportError(GH_ERR_INVALID_STATE, "call not started") }
+        return c
+    }
+    func makeCall() throws -> ClientCall {
+        try requireNotStarted()
+        let c = try channel.get().makeCall(method, options: options)
+        call = c
+        return c
+    }
+    /// Caches the status strings once the call has ended.
+    func cacheStatus(_ s: Status) {
+        lock.withLock {
+            guard statusMessage == nil else { return }
+            statusMessage = OwnedCString(s.message)
+            if let d = s.details { details.set(d); hasDetails = true }
+            trailing = MetadataBox(call?.trailingMetadata ?? Metadata())
+        }
+    }
+}
+
+@c @implementation
+public func gh_call_new(_ ch: OpaquePointer?, _ method: UnsafePointer<CChar>?,
+                        _ out: UnsafeMutablePointer<OpaquePointer?>?) -> Int32 {
+    boundary {
+        let box = try borrow(ch, ChannelBox.self, "channel")
+        guard let out = out else { throw ExportError(GH_ERR_INVALID_ARGUMENT, "out is NULL") }
+        let m = try string(method, "method")
+        guard m.hasPrefix("/") else { throw ExportError(GH_ERR_INVALID_ARGUMENT, "method must start with '/', got '\(m)'") }
+        out.pointee = makeHandle(CallBox(channel: box, method: m))
+        return GH_OK
+    }
+}
+
+@c @implementation
+public func gh_call_set_timeout(_ c: OpaquePointer?, _ seconds: Double) -> Int32 {
+    boundary {
+        let box = try borrow(c, CallBox.self, "call")
+        try box.requireNotStarted()
+        box.options.timeout = seconds > 0 ? seconds : nil
+        return GH_OK
+    }
+}
+
+@c @implementation
+public func gh_call_set_metadata(_ c: OpaquePointer?, _ md: OpaquePointer?) -> Int32 {
+    boundary {
+        let box = try borrow(c, CallBox.self, "call")
+        try box.requireNotStarted()
+        box.options.metadata = try metadataArg(md)
+        return GH_OK
+    }
+}
+
+@c @implementation
+public func gh_call_set_compression(_ c: OpaquePointer?, _ value: Int32) -> Int32 {
+    boundary {
+        let box = try borrow(c, CallBox.self, "call")
+        try box.requireNotStarted()
+        box.options.compression = try compression(Int64(value))
+        return GH_OK
+    }
+}
+
+@c @implementation
+public func gh_call_set_wait_for_ready(_ c: OpaquePointer?, _ enabled: Int32) -> Int32 {
+    boundary {
+        let box = try borrow(c, CallBox.self, "call")
+        try box.requireNotStarted()
+        box.options.waitForReady = enabled != 0
+        return GH_OK
+    }
+}
+
+@c @implementation
+public func gh_call_start(_ c: OpaquePointer?) -> Int32 {
+    boundary {
+        let box = try borrow(c, CallBox.self, "call")
+        try box.makeCall().start()
+        return GH_OK
+    }
+}
+
+@c @implementation
+public func gh_call_send(_ c: OpaquePointer?, _ data: UnsafePointer<UInt8>?, _ len: Int, _ flags: Int32) -> Int32 {
+    boundary {
+        let box = try borrow(c, CallBox.self, "call")
+        let call = try box.requireStarted()
+        try call.send(try bytes(data, len), compress: flags & 1 == 0)
+        return GH_OK
+    }
+}
+
+@c @implementation
+public func gh_call_close_send(_ c: OpaquePointer?) -> Int32 {
+    boundary {
+        let box = try borrow(c, CallBox.self, "call")
+        try box.requireStarted().closeSend()
+        return GH_OK
+    }
+}
+
+@c @implementation
+public func gh_call_recv(_ c: OpaquePointer?, _ data: UnsafeMutablePointer<UnsafePointer<UInt8>?>?,
+                         _ len: UnsafeMutablePointer<Int>?) -> Int32 {
+    boundary {
+        let box = try borrow(c, CallBox.self, "call")
+        let call = try box.requireStarted()
+        guard let m = try call.receive() else {
+            data?.pointee = nil
+            len?.pointee = 0
+            return 0
+        }
+        box.message.set(m)
+        data?.pointee = UnsafePointer(box.message.pointer)
+        len?.pointee = m.count
+        return 1
+    }
+}
+
+@c @implementation
+public func gh_call_wait(_ c: OpaquePointer?) -> Int32 {
+    boundary {
+        let box = try borrow(c, CallBox.self, "call")
+        let s = try box.requireStarted().waitStatus()
+        box.cacheStatus(s)
+        return s.code.rawValue
+    }
+}
+
+@c @implementation
+public func gh_call_status(_ c: OpaquePointer?) -> Int32 {
+    guard let box = try? borrow(c, CallBox.self, "call"), let s = box.call?.status else { return -1 }
+    box.cacheStatus(s)
+    return s.code.rawValue
+}
+
+@c @implementation
+public func gh_call_status_message(_ c: OpaquePointer?) -> UnsafePointer<CChar>? {
+    guard let box = try? borrow(c, CallBox.self, "call"), let s = box.call?.status else { return nil }
+    box.cacheStatus(s)
+    return box.lock.withLock { box.statusMessage.map { UnsafePointer($0.pointer) } }
+}
+
+@c @implementation
+public func gh_call_status_details(_ c: OpaquePointer?, _ data: UnsafeMutablePointer<UnsafePointer<UInt8>?>?,
+                                   _ len: UnsafeMutablePointer<Int>?) -> Int32 {
+    boundary {
+        let box = try borrow(c, CallBox.self, "call")
+        guard let s = box.call?.status else { throw ExportError(GH_ERR_INVALID_STATE, "call still running") }
+        box.cacheStatus(s)
+        box.lock.withLock {
+            data?.pointee = box.hasDetails ? UnsafePointer(box.details.pointer) : nil
+            len?.pointee = box.hasDetails ? box.details.count : 0
+        }
+        return GH_OK
+    }
+}
+
+@c @implementation
+public func gh_call_initial_metadata(_ c: OpaquePointer?) -> OpaquePointer? {
+    guard let box = try? borrow(c, CallBox.self, "call"), let call = box.call else { return nil }
+    let md = call.waitInitialMetadata()
+    let mbox: MetadataBox = box.lock.withLock {
+        if let m = box.initial { return m }
+        let m = MetadataBox(md)
+        box.initial = m
+        return m
+    }
+    return OpaquePointer(Unmanaged.passUnretained(mbox).toOpaque())
+}
+
+@c @implementation
+public func gh_call_trailing_metadata(_ c: OpaquePointer?) -> OpaquePointer? {
+    guard let box = try? borrow(c, CallBox.self, "call"), let s = box.call?.status else { return nil }
+    box.cacheStatus(s)
+    return box.lock.withLock { box.trailing.map { OpaquePointer(Unmanaged.passUnretained($0).toOpaque()) } }
+}
+
+@c @implementation
+public func gh_call_cancel(_ c: OpaquePointer?) -> Int32 {
+    boundary {
+        let box = try borrow(c, CallBox.self, "call")
+        box.call?.cancel()
+        return GH_OK
+    }
+}
+
+@c @implementation
+public func gh_call_unary(_ c: OpaquePointer?, _ request: UnsafePointer<UInt8>?, _ requestLen: Int,
+                          _ response: UnsafeMutablePointer<UnsafePointer<UInt8>?>?,
+                          _ responseLen: UnsafeMutablePointer<Int>?) -> Int32 {
+    boundary {
+        let box = try borrow(c, CallBox.self, "call")
+        let req = try bytes(request, requestLen)
+        let (m, s) = try box.makeCall().exchangeUnary(req)
+        box.cacheStatus(s)
+        guard s.isOK else {
+            setLastError("RPC failed: \(s.code) \(s.message)")
+            return GH_ERR_RPC
+        }
+        guard let msg = m else {
+            setLastError("RPC returned OK without a response message")
+            return GH_ERR_RPC
+        }
+        box.message.set(msg)
+        response?.pointee = UnsafePointer(box.message.pointer)
+        responseLen?.pointee = msg.count
+        return GH_OK
+    }
+}
+
+private func startAsync(_ box: CallBox, _ handle: OpaquePointer, _ onMessage: gh_message_fn?,
+                        _ onDone: gh_done_fn?, _ userData: UnsafeMutableRawPointer?) throws -> ClientCall {
+    let call = try box.makeCall()
+    let ud = CPointer(raw: userData)
+    let h = CPointer(raw: UnsafeMutableRawPointer(handle))
+    // Callbacks hold the box weakly and stop once gh_call_free ran: the handle they would
+    // pass is gone then.
+    call.start(onMessage: { [weak box] m in
+        guard let f = onMessage, let box = box, !box.isFreed else { return }
+        m.withUnsafeBufferPointer { f(OpaquePointer(h.raw), $0.baseAddress, m.count, ud.raw) }
+    }, onDone: { [weak box] s in
+        guard let box = box, !box.isFreed else { return }
+        box.cacheStatus(s)
+        onDone?(OpaquePointer(h.raw), s.code.rawValue, ud.raw)
+    })
+    return call
+}
+
+@c @implementation
+public func gh_call_start_async(_ c: OpaquePointer?, _ onMessage: gh_message_fn?, _ onDone: gh_done_fn?,
+                                _ userData: UnsafeMutableRawPointer?) -> Int32 {
+    boundary {
+        let box = try borrow(c, CallBox.self, "call")
+        _ = try startAsync(box, c!, onMessage, onDone, userData)
+        return GH_OK
+    }
+}
+
+@c @implementation
+public func gh_call_start_unary_async(_ c: OpaquePointer?, _ request: UnsafePointer<UInt8>?, _ requestLen: Int,
+                                      _ onMessage: gh_message_fn?, _ onDone: gh_done_fn?,
+                                      _ userData: UnsafeMutableRawPointer?) -> Int32 {
+    boundary {
+        let box = try borrow(c, CallBox.self, "call")
+        let req = try bytes(request, requestLen)
+        let call = try startAsync(box, c!, onMessage, onDone, userData)
+        try? call.send(req)
+        call.closeSend()
+        return GH_OK
+    }
+}
+
+@c @implementation
+public func gh_call_free(_ c: OpaquePointer?) {
+    guard let c = c, let box = try? borrow(c, CallBox.self, "call") else { return }
+    box.lock.withLock { box.freed = true }
+    if let call = box.call, call.status == nil { call.cancel() }
+    release(c, CallBox.self)
+}
