@@ -111,13 +111,14 @@ final class ServerConnection: H2StreamDelegate, @unchecked Sendable {
     }
 
     private func openCall(_ stream: H2Stream, _ fields: [HeaderField], endStream: Bool) {
-        var method = "", path = "", contentType = "", timeout: String?, encoding: String?
+        var method = "", path = "", contentType = "", te = "", timeout: String?, encoding: String?
         var accept: String?, userAgent: String?
         for f in fields {
             switch f.name {
             case ":method": method = f.value
             case ":path": path = f.value
             case "content-type": contentType = f.value
+            case "te": te = f.value
             case "grpc-timeout": timeout = f.value
             case "grpc-encoding": encoding = f.value
             case "grpc-accept-encoding": accept = f.value
@@ -125,13 +126,18 @@ final class ServerConnection: H2StreamDelegate, @unchecked Sendable {
             default: break
             }
         }
-        // The fixed order of checks: method, content-type, path, timeout, encoding.
+        // The request checks, in one place and in grpclib's order: method, content-type,
+        // te, path, timeout, then encoding.
         guard method == "POST" else {
             reject(stream, httpStatus: 405, Status(.internalError, "method \(method) not allowed; gRPC requires POST"))
             return
         }
         guard contentType.hasPrefix("application/grpc") else {
             reject(stream, httpStatus: 415, Status(.internalError, "invalid content-type '\(contentType)'"))
+            return
+        }
+        guard te == "trailers" || te.lowercased() == "trailers" else {
+            reject(stream, httpStatus: 400, Status(.internalError, "Required \"te: trailers\" header is missing"))
             return
         }
         guard let registered = server.registry[path] ?? server.fallback else {

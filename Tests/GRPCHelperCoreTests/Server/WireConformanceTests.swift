@@ -136,6 +136,23 @@ import Testing
         }
     }
 
+    /// A request without `te: trailers` is refused before its path is looked at: HTTP 400,
+    /// INTERNAL (http-grpc-status-mapping), grpclib's message. (nghttp2 itself resets a
+    /// request whose te has another value; the value's case does not matter.)
+    @Test func missingTeTrailersRefused() throws {
+        try withServer { c in
+            let r = try c.request(RawHTTP2Client.grpcHeaders(path: "/conformance.Test/Nope", drop: ["te"]),
+                                  body: Self.hello)
+            #expect(r.header(":status") == "400")
+            #expect(r.grpcStatus == Int(StatusCode.internalError.rawValue))
+            #expect(r.grpcMessage == "Required \"te: trailers\" header is missing")
+            let upper = try c.request(RawHTTP2Client.grpcHeaders(path: Self.echo, [("te", "Trailers")]),
+                                      body: Self.hello)
+            #expect(upper.header(":status") == "200")
+            #expect(upper.grpcStatus == 0)
+        }
+    }
+
     @Test func unknownPathIsUnimplemented() throws {
         try withServer { c in
             let r = try c.request(RawHTTP2Client.grpcHeaders(path: "/conformance.Test/Nope"), body: Self.hello)
