@@ -37,9 +37,10 @@ public final class RpcServer: @unchecked Sendable {
 
     let core: Server
     private let builtin: BuiltinServices
-    private let monitor = NSCondition()
-    private var shutdownStarted = false
-    private var finished = false
+    /// serving → shuttingDown (a shutdown began: by API, RPC, signal or drop) → finished.
+    private enum Lifecycle { case serving, shuttingDown, finished }
+    private let monitor = Monitor()
+    private var lifecycle = Lifecycle.serving
     private var pending: [UInt64: RpcPendingCall] = [:]
     private var nextCallID: UInt64 = 0
     private var clients: [RpcClient] = []
@@ -142,7 +143,7 @@ public final class RpcServer: @unchecked Sendable {
     }
 
     deinit {
-        if monitor.withLock({ shutdownStarted }) {
+        if monitor.withLock({ lifecycle != .serving }) {
             // Shut down, or finishing on a thread started by srv.shutdown or a signal
             // (which holds the server unowned): wait until that thread is done with it.
             waitShutdown()
@@ -164,7 +165,7 @@ public final class RpcServer: @unchecked Sendable {
     }
 
     /// Whether it serves (false once a shutdown started).
-    public var isRunning: Bool { monitor.withLock { !shutdownStarted } }
+    public var isRunning: Bool { monitor.withLock { lifecycle == .serving } }
 
     /// The calls in progress.
     public var pendingCalls: [RpcPendingCall] {
@@ -205,16 +206,11 @@ public final class RpcServer: @unchecked Sendable {
             self.finishShutdown()
             if let w = wait {
                 self.logger.warning("!!! Will shutdown in \(w)s !!!")
-                self.monitor.lock()
-                let until = Date(timeIntervalSinceNow: w)
-                while Date() < until { _ = self.monitor.wait(until: until) }
-                self.monitor.unlock()
+                _ = self.monitor.wait(until: { false }, deadlineNanos: monotonicNanos() + UInt64(max(0, w) * 1e9),
+                                      then: {})
             }
             self.markFinished()
-            self.monitor.withLock {
-                self.finishThreads -= 1
-                self.monitor.broadcast()
-            }
+            self.monitor.mutateAndNotify { self.finishThreads -= 1 }
         }
     }
 
@@ -225,21 +221,17 @@ public final class RpcServer: @unchecked Sendable {
 
     /// Blocks until a shutdown has finished (true) or `timeout` seconds passed (false).
     public func waitShutdown(timeout: Double?) -> Bool {
-        let deadline = timeout.map { Date(timeIntervalSinceNow: $0) }
-        monitor.lock()
-        defer { monitor.unlock() }
-        while !finished || finishThreads > 0 {
-            if let d = deadline {
-                if !monitor.wait(until: d) { return finished && finishThreads == 0 }
-            } else {
-                monitor.wait()
-            }
+        let deadline = timeout.map { t -> UInt64 in
+            let now = monotonicNanos()
+            let ns = t <= 0 ? 0 : (t >= 1e10 ? UInt64(1e19) : UInt64(t * 1e9))
+            return ns > UInt64.max - now ? UInt64.max : now + ns
         }
-        return true
+        return monitor.wait(until: { self.lifecycle == .finished && self.finishThreads == 0 },
+                            deadlineNanos: deadline, then: { true }) ?? false
     }
 
     /// Whether the shutdown has finished (waitShutdown would return at once).
-    public var isShutDown: Bool { monitor.withLock { finished } }
+    public var isShutDown: Bool { monitor.withLock { lifecycle == .finished } }
 
     /// The first exit signal: the shutdown runs on a finishing thread.
     func startShutdownFromSignal() -> Bool {
@@ -250,8 +242,8 @@ public final class RpcServer: @unchecked Sendable {
 
     private func beginShutdown() -> Bool {
         let first: Bool = monitor.withLock {
-            if shutdownStarted { return false }
-            shutdownStarted = true
+            guard lifecycle == .serving else { return false }
+            lifecycle = .shuttingDown
             return true
         }
         if !first { return false }
@@ -272,11 +264,7 @@ public final class RpcServer: @unchecked Sendable {
     private func markFinished() {
         removeSignals()
         logs.close()
-        monitor.withLock {
-            shutdownStarted = true
-            finished = true
-            monitor.broadcast()
-        }
+        monitor.mutateAndNotify { lifecycle = .finished }
     }
 
     // MARK: srv.info

@@ -10,12 +10,12 @@ import Darwin
 /// Blocking waits are for worker threads (C and Python handlers, blocking client
 /// calls); async waits are for Swift `async` code. Never block an event loop on it.
 // @unchecked Sendable: it is the lock: the waiters list is touched only with the mutex held.
-final class Monitor: @unchecked Sendable {
+package final class Monitor: @unchecked Sendable {
     private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
     private let cond = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
     private var asyncWaiters: [CheckedContinuation<Void, Never>] = []
 
-    init() {
+    package init() {
         pthread_mutex_init(mutex, nil)
         var attr = pthread_condattr_t()
         pthread_condattr_init(&attr)
@@ -32,19 +32,19 @@ final class Monitor: @unchecked Sendable {
     }
 
     @inline(__always)
-    func lock() { pthread_mutex_lock(mutex) }
+    package func lock() { pthread_mutex_lock(mutex) }
     @inline(__always)
-    func unlock() { pthread_mutex_unlock(mutex) }
+    package func unlock() { pthread_mutex_unlock(mutex) }
 
     @inline(__always)
-    func withLock<T>(_ body: () throws -> T) rethrows -> T {
+    package func withLock<T>(_ body: () throws -> T) rethrows -> T {
         pthread_mutex_lock(mutex)
         defer { pthread_mutex_unlock(mutex) }
         return try body()
     }
 
     /// Wakes every waiter. Call with the lock held.
-    func broadcastLocked() -> [CheckedContinuation<Void, Never>] {
+    package func broadcastLocked() -> [CheckedContinuation<Void, Never>] {
         pthread_cond_broadcast(cond)
         let w = asyncWaiters
         asyncWaiters.removeAll()
@@ -52,7 +52,7 @@ final class Monitor: @unchecked Sendable {
     }
 
     /// Takes the lock, runs `body`, wakes every waiter.
-    func mutateAndNotify<T>(_ body: () throws -> T) rethrows -> T {
+    package func mutateAndNotify<T>(_ body: () throws -> T) rethrows -> T {
         pthread_mutex_lock(mutex)
         let r: T
         do { r = try body() } catch { pthread_mutex_unlock(mutex); throw error }
@@ -65,7 +65,7 @@ final class Monitor: @unchecked Sendable {
     /// Blocks until `ready()` (evaluated under the lock) is true, or until the
     /// monotonic `deadlineNanos` (nil: no limit). Returns whether `ready()` became true.
     /// Runs `body` under the lock once ready.
-    func wait<T>(until ready: () -> Bool, deadlineNanos: UInt64? = nil, then body: () -> T) -> T? {
+    package func wait<T>(until ready: () -> Bool, deadlineNanos: UInt64? = nil, then body: () -> T) -> T? {
         pthread_mutex_lock(mutex)
         defer { pthread_mutex_unlock(mutex) }
         while !ready() {
@@ -81,7 +81,7 @@ final class Monitor: @unchecked Sendable {
     }
 
     /// Suspends until `ready()` (evaluated under the lock) is true, then runs `body` under the lock.
-    func waitAsync<T>(until ready: @escaping () -> Bool, then body: @escaping () -> T) async -> T {
+    package func waitAsync<T>(until ready: @escaping () -> Bool, then body: @escaping () -> T) async -> T {
         while true {
             var result: T?
             await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
@@ -102,7 +102,7 @@ final class Monitor: @unchecked Sendable {
 
 /// Monotonic clock in nanoseconds (CLOCK_MONOTONIC, the clock NIODeadline uses too).
 @inline(__always)
-func monotonicNanos() -> UInt64 {
+package func monotonicNanos() -> UInt64 {
     var ts = timespec()
     clock_gettime(CLOCK_MONOTONIC, &ts)
     return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)

@@ -343,9 +343,9 @@ public final class Server: @unchecked Sendable {
     /// `wait()` returns. Any thread may call it, a handler of this server too.
     public func beginShutdown(grace: Double?, whenStopped: (@Sendable () -> Void)? = nil) {
         state.withLock { shutdownThreads += 1 }
-        // Unowned: `wait()` returns only once this thread is done with the server, so a
-        // caller that drops the server after `wait()` releases it (and its handlers) itself.
-        NativeThread.startOrRun(name: "gh-shutdown") { [unowned self] in
+        // The thread holds the server until it is done with it (a caller may drop the
+        // server as soon as `whenStopped` ran; the server then goes on this thread).
+        NativeThread.startOrRun(name: "gh-shutdown") { [self] in
             self.shutdown(grace: grace, onShutdownThread: true)
             whenStopped?()
             self.state.mutateAndNotify { self.shutdownThreads -= 1 }
