@@ -38,7 +38,10 @@ public final class Server: @unchecked Sendable {
     private let state = Monitor()
     private var lifecycle = Lifecycle.idle
     /// `beginShutdown` threads still running.
-    private var shutdownThreads = 0
+    /// `beginShutdown` threads still running (guarded by `state`; a box of its own, so a
+    /// thread can count itself out after its server is gone).
+    private final class ThreadCount { var value = 0 }
+    private let shutdownThreads = ThreadCount()
     private var connections: [ObjectIdentifier: ServerConnection] = [:]
     private var runningHandlers = 0
     private var acceptedConnections = 0
@@ -342,13 +345,16 @@ public final class Server: @unchecked Sendable {
     /// thread then calls `whenStopped` (if given) once the server has stopped, before
     /// `wait()` returns. Any thread may call it, a handler of this server too.
     public func beginShutdown(grace: Double?, whenStopped: (@Sendable () -> Void)? = nil) {
-        state.withLock { shutdownThreads += 1 }
-        // The thread holds the server until it is done with it (a caller may drop the
-        // server as soon as `whenStopped` ran; the server then goes on this thread).
-        NativeThread.startOrRun(name: "gh-shutdown") { [self] in
+        let state = self.state, threads = shutdownThreads
+        state.withLock { threads.value += 1 }
+        // Unowned(unsafe): a caller that drops the server while it shuts down waits in
+        // deinit (shutdown → wait) until this thread is done with it; one that drops it
+        // once `whenStopped` ran releases it (and its handlers) on its own thread, and this
+        // thread touches only `state` and `threads` from then on.
+        NativeThread.startOrRun(name: "gh-shutdown") { [unowned(unsafe) self] in
             self.shutdown(grace: grace, onShutdownThread: true)
             whenStopped?()
-            self.state.mutateAndNotify { self.shutdownThreads -= 1 }
+            state.mutateAndNotify { threads.value -= 1 }
         }
         _ = state.wait(until: { self.takesNoNewCalls }, then: {})
     }
@@ -391,7 +397,7 @@ public final class Server: @unchecked Sendable {
 
     /// Blocks until the server has been shut down (and a `beginShutdown` thread is done).
     public func wait() {
-        _ = state.wait(until: { self.isStoppedLocked && self.shutdownThreads == 0 }, then: {})
+        _ = state.wait(until: { self.isStoppedLocked && self.shutdownThreads.value == 0 }, then: {})
     }
 
     /// Serving, or draining after it served.
