@@ -420,6 +420,7 @@ def test_dropping_a_running_server_does_not_block_the_collecting_thread(channels
     fut = channels("127.0.0.1:%d" % port).unary_unary("/t.T/H").future(b"", timeout=BOUND)
     assert entered.wait(BOUND)
     before = set(threading.enumerate())
+    handle = s._handle
     del s
     gc.collect()
     release.set()  # what the handler waits for, set by the collecting thread
@@ -428,7 +429,7 @@ def test_dropping_a_running_server_does_not_block_the_collecting_thread(channels
         if t.name == "grpchelper-server-free":
             t.join(BOUND)
             assert not t.is_alive()
-    assert "server" not in _ffi.live_handles()
+    assert handle.closed  # freed (other servers may be alive: stopped, not yet dropped)
     assert handler == {"released": True}, "the collecting thread waited for the handler"
 
 
@@ -458,6 +459,163 @@ def test_stop_before_start_does_nothing(channels, kind):
     finally:
         assert s.stop(None).wait(BOUND)
     assert s.wait_for_termination(BOUND) is False
+
+
+def _held_server():
+    """A started grpchelper server whose /t.T/H handler holds until `release` is set; it
+    records in `seen` whether the server's stop event was set when it returned."""
+    release, entered, returning = threading.Event(), threading.Event(), threading.Event()
+    seen = {}
+
+    def hold(req, ctx):
+        entered.set()
+        seen["released"] = release.wait(BOUND)
+        seen["stopped_before_return"] = seen["event"].is_set()
+        returning.set()
+        return req
+
+    s = grpchelper.server(2, handlers=(bytes_handlers(H=grpc.unary_unary_rpc_method_handler(hold),
+                                                      E=grpc.unary_unary_rpc_method_handler(echo)),))
+    port = s.add_insecure_port("127.0.0.1:0")
+    s.start()
+    return s, "127.0.0.1:%d" % port, release, entered, returning, seen
+
+
+def _unavailable(channel):
+    with pytest.raises(grpc.RpcError) as e:
+        channel.unary_unary("/t.T/E")(b"", timeout=BOUND)
+    return e.value.code() == grpc.StatusCode.UNAVAILABLE
+
+
+def test_stop_returns_at_once_refuses_new_calls_and_starts_no_thread(channels, monkeypatch):
+    """stop(grace) returns while a handler is held, the server takes no new call once it
+    has returned (on the call's own channel and on a new one), its event is set only after
+    the held handler returned, and no Python thread is started on the way: the library's
+    shutdown thread runs the grace and sets the event."""
+    from grpchelper._native.callbacks import registry
+    s, target, release, entered, returning, seen = _held_server()
+    ch = channels(target)
+    try:
+        assert ch.unary_unary("/t.T/E")(b"ok", timeout=BOUND) == b"ok"
+        fut = ch.unary_unary("/t.T/H").future(b"held", timeout=BOUND)
+        assert entered.wait(BOUND)
+        started = []
+        real_start = threading.Thread.start
+        monkeypatch.setattr(threading.Thread, "start",
+                            lambda t: (started.append(t.name), real_start(t)))
+        threads = set(threading.enumerate())
+
+        stopped = s.stop(BOUND)
+        seen["event"] = stopped
+        assert not returning.is_set(), "stop() waited for the held handler"
+        assert not stopped.is_set()
+        assert _unavailable(ch), "a new call on the open connection was served"
+        assert _unavailable(channels(target)), "a new connection was served"
+        assert s.stop(0) is stopped                 # a second stop(): the first's event
+        assert s.wait_for_termination(0) is True    # not terminated yet
+        assert not stopped.is_set()
+
+        release.set()
+        assert stopped.wait(BOUND)
+        assert seen == {"released": True, "stopped_before_return": False, "event": stopped}
+        assert s.wait_for_termination(BOUND) is False
+        assert started == [], "stop() started Python threads: %r" % started
+        assert not [t for t in set(threading.enumerate()) - threads
+                    if not isinstance(t, threading._DummyThread)]
+        assert fut.result(BOUND) == b"held"         # the grace let the call finish
+        assert s._handle.closed                      # wait_for_termination freed it
+        assert registry.count("server-stop") == 0
+    finally:
+        release.set()
+        s.stop(None).wait(BOUND)
+
+
+def test_a_stopping_server_dropped_by_its_caller_finishes_its_grace(channels):
+    """stop(grace) then dropping the server: the grace goes on (as in grpcio), the held
+    call completes, the event is set, and the server is freed after (on a thread of its
+    own: its last reference went with on_stopped, on the library's shutdown thread, which
+    gh_server_free would wait for)."""
+    s, target, release, entered, returning, seen = _held_server()
+    ch = channels(target)
+    fut = ch.unary_unary("/t.T/H").future(b"held", timeout=BOUND)
+    try:
+        assert entered.wait(BOUND)
+        seen["event"] = stopped = s.stop(BOUND)
+        handle = s._handle
+        del s
+        gc.collect()
+        assert not handle.closed, "a stopping server was freed (its grace cut short)"
+        assert _unavailable(channels(target))
+        release.set()
+        assert fut.result(BOUND) == b"held"
+        assert stopped.wait(BOUND)
+        assert seen["stopped_before_return"] is False
+        for t in threading.enumerate():
+            if t.name == "grpchelper-server-free":
+                t.join(BOUND)
+                assert not t.is_alive()
+        assert handle.closed
+    finally:
+        release.set()
+
+
+def test_a_handler_may_stop_its_own_server(channels):
+    """stop() from a handler of the server: it returns at once (the handler goes on and
+    its call completes within the grace), and the event is set once it has returned."""
+    box = {}
+
+    def stop_me(req, ctx):
+        box["event"] = box["server"].stop(BOUND)
+        box["set_in_handler"] = box["event"].is_set()
+        return b"stopping"
+
+    s = grpchelper.server(2, handlers=(bytes_handlers(S=grpc.unary_unary_rpc_method_handler(stop_me)),))
+    box["server"] = s
+    port = s.add_insecure_port("127.0.0.1:0")
+    s.start()
+    try:
+        ch = channels("127.0.0.1:%d" % port)
+        assert ch.unary_unary("/t.T/S")(b"", timeout=BOUND) == b"stopping"
+        assert box["event"].wait(BOUND)
+        assert box["set_in_handler"] is False
+        assert s.wait_for_termination(BOUND) is False
+    finally:
+        del box["server"]
+        s.stop(None).wait(BOUND)
+
+
+STOPPING_AT_EXIT_SCRIPT = """
+    import atexit, threading, grpc, grpchelper
+
+    release, entered = threading.Event(), threading.Event()
+    def hold(req, ctx):
+        entered.set()
+        print("handler released:", release.wait(20), flush=True)
+        return req
+
+    s = grpchelper.server(2, handlers=(grpc.method_handlers_generic_handler("t.T", {
+        "H": grpc.unary_unary_rpc_method_handler(hold)}),))
+    port = s.add_insecure_port("127.0.0.1:0")
+    s.start()
+    ch = grpchelper.insecure_channel("127.0.0.1:%d" % port)
+    future = ch.unary_unary("/t.T/H").future(b"")
+    assert entered.wait(10)
+    event = s.stop(30)
+    # Runs after the main thread ended and Python's threads were joined, before the
+    # finalisers' exit hook (registered earlier, at import): the handler goes on then.
+    atexit.register(lambda: (print("exiting", flush=True), release.set()))
+"""
+
+
+def test_interpreter_exit_waits_for_a_stopping_server():
+    """The main thread ends while a stop's grace runs a handler, released only once the
+    interpreter is exiting: the exit waits for the handler (the server's finaliser at exit
+    waits for the shutdown under way, its grace unchanged) and ends cleanly."""
+    r = subprocess.run([sys.executable, "-c", textwrap.dedent(STOPPING_AT_EXIT_SCRIPT)],
+                       cwd=PKG_ROOT, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, (r.returncode, r.stderr[-2000:])
+    assert r.stdout.splitlines() == ["exiting", "handler released: True"]
+    assert r.stderr == ""
 
 
 @pytest.mark.parametrize("kind", ["grpcio", "grpchelper"])

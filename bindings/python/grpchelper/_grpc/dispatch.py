@@ -51,7 +51,7 @@ class _HandlerCallDetails(
 
 class _ServerState(object):
     """What the dispatchers share: the server's handle (the parent of the calls'),
-    handlers, interceptors, limits, the stopping flag."""
+    handlers, interceptors, limits."""
 
     def __init__(self):
         self.handle = None
@@ -59,7 +59,6 @@ class _ServerState(object):
         self.opaque = []            # generic handlers that cannot be enumerated, in order
         self.interceptors = ()
         self.max_send_message_length = None
-        self.stopping = False
 
     def resolve(self, method, context):
         details = _HandlerCallDetails(method, context.invocation_metadata())
@@ -97,9 +96,6 @@ class _Dispatcher(object):
 
     def serve(self, call):
         state = self.state
-        if state.stopping:
-            ffi.gh_server_call_finish(call, status.UNAVAILABLE, b"server is shutting down", None, 0)
-            return
         method = self.path
         if method is None:
             method = ffi.gh_server_call_method(call).decode("utf-8", "replace")

@@ -2,6 +2,12 @@
 
 Handlers run on the library's worker threads (as many as the thread pool's max_workers),
 entering Python through dispatch.py.
+
+Stopping is the library's: stop() calls gh_server_begin_shutdown, which returns once the
+server takes no new calls (the library answers them UNAVAILABLE) and runs the grace on a
+thread of its own, whose on_stopped sets stop()'s event. The native server is freed later,
+never on that thread (gh_server_free waits for it): by wait_for_termination or __exit__
+once stopped, else by the finaliser when the server is dropped (see _free_server).
 """
 
 import ctypes
@@ -25,10 +31,60 @@ _SERVER_OPTIONS = {
 _UNLIMITED = 2 ** 31 - 1
 
 
+# A stop() in progress is a registry entry of this kind (the user_data of
+# gh_server_begin_shutdown), released by its on_stopped.
+STOP_KIND = "server-stop"
+
+
+class _Lifecycle(object):
+    """What the finaliser needs to know of the server's stop: whether on_stopped ran, and
+    on which thread (the library's shutdown thread, which gh_server_free waits for)."""
+
+    __slots__ = ("stopped", "stop_thread")
+
+    def __init__(self):
+        self.stopped = False
+        self.stop_thread = None
+
+
+class _Stop(object):
+    """One stop() in flight: the registry entry its on_stopped finds. It keeps the
+    server alive until then (the grace goes on when the caller drops the server, as in
+    grpcio), then sets the stop() event and the termination event."""
+
+    __slots__ = ("server", "life", "event", "terminated")
+
+    def __init__(self, server, life, event, terminated):
+        self.server = server
+        self.life = life
+        self.event = event
+        self.terminated = terminated
+
+    def stopped(self):
+        life = self.life
+        life.stop_thread = threading.get_ident()
+        life.stopped = True
+        # May drop the last reference and so finalise the server here, on the library's
+        # shutdown thread: _free_server sees stop_thread and frees it on another thread.
+        # Before the events: a caller that waits for them and then drops the server frees
+        # it itself.
+        self.server = None
+        self.event.set()
+        self.terminated.set()
+
+
+@registry.entry_point(ffi.GH_SERVER_STOPPED_FN)
+def _stopped_thunk(key):
+    stop = registry.release(key)
+    if stop is not None:
+        stop.stopped()
+
+
 def _shut_down_and_free(handle, grace):
     """gh_server_shutdown(grace) — calls in flight get `grace` seconds, then are cancelled;
-    it returns once every handler has returned — then the handle's close: the calls'
-    handles (children, already closed by their handlers), then gh_server_free."""
+    it returns once every handler has returned (a shutdown already under way: once it has
+    ended, its own grace unchanged) — then the handle's close: the calls' handles
+    (children, already closed by their handlers), then gh_server_free."""
     ptr = handle.acquire()
     if ptr is not None:
         try:
@@ -38,20 +94,31 @@ def _shut_down_and_free(handle, grace):
     handle.close()
 
 
-def _free_server(handle):
-    """Finalizer of a server that was not stopped: stopped as by stop(0), then freed.
+def _free_server(handle, life):
+    """Frees the native server: the finaliser of Server (garbage collection, interpreter
+    exit), also called by wait_for_termination and __exit__ once the server has stopped.
 
-    Run by garbage collection and at interpreter exit. Garbage collection may run on any
-    thread — one of the server's own handlers, or a thread a blocked handler waits for —
-    so there the shutdown happens on a thread of its own (not a daemon: the interpreter's
-    exit waits for it rather than finalizing under running handlers), and the collecting
-    thread goes on, as with grpcio. At exit (the main thread has stopped) it runs at once."""
+    gh_server_free shuts a running server down (as stop(0)) and waits for its handlers and
+    for the shutdown thread of gh_server_begin_shutdown, on_stopped included. So:
+    - stopped (on_stopped ran), on any thread but that shutdown thread: freed here, at once;
+    - on the shutdown thread (its on_stopped dropped the server's last reference), freeing
+      would wait for itself; and a server not stopped is not freed where the collection
+      happens either: that may be one of its own handlers, or a thread a blocked handler
+      waits for. Both go to a thread of their own (not a daemon: the interpreter's exit
+      waits for it rather than finalizing under running handlers), and the collecting
+      thread goes on, as with grpcio;
+    - at interpreter exit (the main thread has stopped), at once: a running server is
+      stopped as by stop(0), a stop under way is waited for (its grace unchanged) — except
+      on the shutdown thread, where the server has stopped and the process ends with it."""
     if handle.closed:
         return
-    if threading.main_thread().is_alive():
+    on_stop_thread = life.stop_thread == threading.get_ident()
+    if life.stopped and not on_stop_thread:
+        handle.close()
+    elif threading.main_thread().is_alive():
         threading.Thread(target=_shut_down_and_free, args=(handle, 0.0),
                          name="grpchelper-server-free").start()
-    else:
+    elif not on_stop_thread:
         _shut_down_and_free(handle, 0.0)
 
 
@@ -68,11 +135,12 @@ class Server(compat.Server):
         self._started = False
         self._stop_event = None
         self._terminated = threading.Event()
+        self._life = life = _Lifecycle()
         ptr = c_void_p()
         ffi.gh_server_new(byref(ptr))
         self._handle = handle = NativeHandle("server", ptr, ffi.gh_server_free, what="server")
         self._state.handle = handle
-        self._free = weakref.finalize(self, _free_server, handle)
+        self._free = weakref.finalize(self, _free_server, handle, life)
         with handle.use() as ptr:
             self._configure(ptr, max_workers, options, maximum_concurrent_rpcs, compression)
 
@@ -165,6 +233,11 @@ class Server(compat.Server):
             self._started = True
 
     def stop(self, grace):
+        """grpcio's stop: the server takes no new call once it returns (the library answers
+        them UNAVAILABLE), calls in flight get `grace` seconds (None: none) and are then
+        cancelled; the event is set once every handler has returned. No thread of its own:
+        gh_server_begin_shutdown runs the shutdown on a library thread and calls
+        on_stopped (_stopped_thunk) at its end."""
         with self._lock:
             if self._stop_event is not None:
                 return self._stop_event
@@ -175,29 +248,26 @@ class Server(compat.Server):
                 event.set()
                 return event
             self._stop_event = event = threading.Event()
-            self._state.stopping = True
-            handle, free, terminated = self._handle, self._free, self._terminated
-            keep_alive = [self]  # no finalizer may free the server while this thread stops it
-
-        def shutdown():
+            key = registry.add(STOP_KIND, _Stop(self, self._life, event, self._terminated))
             try:
-                # Frees the native server and with it the dispatchers, on this thread (the
-                # finalizer would hand it to another one).
-                free.detach()
-                _shut_down_and_free(handle, 0.0 if grace is None else max(0.0, float(grace)))
-            finally:
-                event.set()
-                terminated.set()
-                del keep_alive[:]
-
-        # Not a daemon (as grpcio's grace thread): the interpreter's exit waits for the
-        # shutdown instead of freeing the server under it.
-        threading.Thread(target=shutdown, name="grpchelper-server-stop").start()
-        return event
+                with self._handle.use() as ptr:
+                    ffi.gh_server_begin_shutdown(
+                        ptr, 0.0 if grace is None else max(0.0, float(grace)),
+                        _stopped_thunk, key)
+            except BaseException:  # pragma: no cover - the library refused: not stopping
+                registry.release(key)
+                self._stop_event = None
+                raise
+            return event
 
     def wait_for_termination(self, timeout=None):
-        """Blocks until the server has stopped; True if `timeout` passed first."""
-        return not self._terminated.wait(timeout)
+        """Blocks until the server has stopped; True if `timeout` passed first. Once it
+        has stopped, the native server is freed (on this thread: not the library's shutdown
+        thread, which gh_server_free would wait for)."""
+        if not self._terminated.wait(timeout):
+            return True
+        self._free()
+        return False
 
     def __enter__(self):
         self.start()
@@ -205,6 +275,8 @@ class Server(compat.Server):
 
     def __exit__(self, *exc):
         self.stop(None).wait()
+        if self._terminated.is_set():  # it ran and stopped: free it now
+            self._free()
         return False
 
 

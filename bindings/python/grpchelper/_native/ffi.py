@@ -79,6 +79,8 @@ def _check(rc, func, args):
 GH_FREE_FN = CFUNCTYPE(None, c_void_p)
 # typedef void (*gh_handler_fn)(gh_server_call *call, void *user_data);
 GH_HANDLER_FN = CFUNCTYPE(None, c_void_p, c_void_p)
+# typedef void (*gh_server_stopped_fn)(void *user_data);
+GH_SERVER_STOPPED_FN = CFUNCTYPE(None, c_void_p)
 # typedef void (*gh_message_fn)(gh_call *call, const uint8_t *data, size_t len,
 #                               void *user_data);
 GH_MESSAGE_FN = CFUNCTYPE(None, c_void_p, c_void_p, c_size_t, c_void_p)
@@ -104,6 +106,7 @@ GH_RPC_DUMP_FN = CFUNCTYPE(c_void_p, c_void_p)
 CALLBACK_TYPES = {
     "gh_free_fn": GH_FREE_FN,
     "gh_handler_fn": GH_HANDLER_FN,
+    "gh_server_stopped_fn": GH_SERVER_STOPPED_FN,
     "gh_message_fn": GH_MESSAGE_FN,
     "gh_done_fn": GH_DONE_FN,
     "gh_config_validate_fn": GH_CONFIG_VALIDATE_FN,
@@ -180,6 +183,10 @@ FUNCTIONS = {
     "gh_server_port": (c_int, [c_void_p, c_size_t, POINTER(c_int)], CHECK),
     # int gh_server_shutdown(gh_server *s, double grace_seconds);
     "gh_server_shutdown": (c_int, [c_void_p, c_double], CHECK),
+    # int gh_server_begin_shutdown(gh_server *s, double grace_seconds,
+    #                              gh_server_stopped_fn on_stopped, void *user_data);
+    "gh_server_begin_shutdown": (c_int, [c_void_p, c_double, GH_SERVER_STOPPED_FN, c_void_p],
+                                 CHECK),
     # int gh_server_wait(gh_server *s);
     "gh_server_wait": (c_int, [c_void_p], CHECK),
     # void gh_server_free(gh_server *s);
