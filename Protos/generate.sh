@@ -25,7 +25,7 @@ python3 -m grpc_tools.protoc -I Protos \
     Protos/grpc/testing/empty.proto Protos/grpc/testing/messages.proto
 echo "generated into $out"
 
-# The helper services' messages (wire contract: ../shared/WIRE.md): Swift messages for the
+# The helper services' messages (wire contract: docs/WIRE.md): Swift messages for the
 # GRPCHelper target, Python messages and stubs/servicers for the grpchelper.api package.
 api=(Protos/grpchelper/api/common.proto Protos/grpchelper/api/server.proto
      Protos/grpchelper/api/config.proto Protos/grpchelper/api/logger.proto

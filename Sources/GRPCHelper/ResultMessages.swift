@@ -1,4 +1,4 @@
-// What the helper services' messages share on the wire (../shared/WIRE.md): every response
+// What the helper services' messages share on the wire (docs/WIRE.md): every response
 // type of a managed service carries `Result r = 1`, so an error response of any method is
 // the encoded Result as field 1 alone, whatever the method's response type.
 import SwiftProtobuf

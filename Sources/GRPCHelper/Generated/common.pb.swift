@@ -8,7 +8,7 @@
 // For information on using the generated types, please see the documentation:
 //   https://github.com/apple/swift-protobuf/
 
-/// Common messages of the helper services. Written from ../shared/WIRE.md (field numbers
+/// Common messages of the helper services. Written from docs/WIRE.md (field numbers
 /// and names are the wire contract with grpc-helper-api 2.0.x). No package: gRPC paths are
 /// /<Service>/<method>.
 

@@ -9,7 +9,7 @@
 //   https://github.com/apple/swift-protobuf/
 
 /// ConfigService (descriptor name "config"; API versions supported 1, current 2).
-/// Written from ../shared/WIRE.md.
+/// Written from docs/WIRE.md.
 
 import SwiftProtobuf
 

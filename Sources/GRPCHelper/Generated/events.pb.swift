@@ -9,7 +9,7 @@
 //   https://github.com/apple/swift-protobuf/
 
 /// EventService (descriptor name "events", only on servers started with events; API
-/// versions supported 1, current 2). Written from ../shared/WIRE.md.
+/// versions supported 1, current 2). Written from docs/WIRE.md.
 
 import SwiftProtobuf
 

@@ -9,7 +9,7 @@
 //   https://github.com/apple/swift-protobuf/
 
 /// LoggerService (descriptor name "log"; API versions supported 1, current 1).
-/// Written from ../shared/WIRE.md.
+/// Written from docs/WIRE.md.
 
 import SwiftProtobuf
 

@@ -1,4 +1,4 @@
-"""grpchelper.api: the helper services' messages and stubs match ../shared/WIRE.md (the wire
+"""grpchelper.api: the helper services' messages and stubs match docs/WIRE.md (the wire
 contract with grpc-helper) field by field, and work over grpchelper's server and channel."""
 
 import os
@@ -11,7 +11,7 @@ import grpchelper
 from grpchelper import api
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-WIRE = os.path.normpath(os.path.join(HERE, "..", "..", "..", "..", "shared", "WIRE.md"))
+WIRE = os.path.normpath(os.path.join(HERE, "..", "..", "..", "docs", "WIRE.md"))
 MODULES = [api.common_pb2, api.server_pb2, api.config_pb2, api.logger_pb2, api.events_pb2]
 
 
