@@ -1,5 +1,5 @@
 // The built-in static configuration items of an RPC server (grpc-helper's static
-// configuration table, seeds/000): names, descriptions, validators and defaults.
+// configuration table, in its README): names, descriptions, validators and defaults.
 
 /// The built-in static items. Each call makes new items (a config set owns its items).
 public enum RpcStaticConfig {
