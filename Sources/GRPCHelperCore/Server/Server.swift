@@ -37,7 +37,6 @@ public final class Server: @unchecked Sendable {
 
     private let state = Monitor()
     private var lifecycle = Lifecycle.idle
-    /// `beginShutdown` threads still running.
     /// `beginShutdown` threads still running (guarded by `state`; a box of its own, so a
     /// thread can count itself out after its server is gone).
     private final class ThreadCount { var value = 0 }
