@@ -15,8 +15,6 @@ from .calls import _CHANNEL_CLOSED, _CallFuture, _FinishedCall, _ResponseStream,
     _deserialize, _LOGGER, _on_done, _on_message, _serialize, _snapshot, _start_future, \
     _start_sender
 
-_FREED = _State(status.CANCELLED, "call freed")      # freed by its user: nothing kept
-
 
 class _NativeCall(object):
     """A client call's native handle (gh_call), and what the call had said when its
@@ -33,22 +31,25 @@ class _NativeCall(object):
 
     __slots__ = ("handle", "channel", "ended", "pending", "_free", "__weakref__")
 
-    def __init__(self, channel, ptr):
+    def __init__(self, channel, method):
         self.channel = channel      # the Channel object lives as long as its calls
         self.ended = None
         self.pending = None
         ref = weakref.ref(self)
-        # ValueError if the channel's handle is closed (the new call is freed).
-        self.handle = NativeHandle("call", ptr, ffi.gh_call_free, what="call",
-                                   parent=channel._handle, deferred=True,
-                                   before_free=lambda p: _capture(ref, p))
-        self._free = weakref.finalize(self, self.handle.close)
-        self._free.atexit = False
+        # None if the channel's handle is closed (then no call is made).
+        self.handle = handle = channel._handle.new_child(
+            _call_new, (method,), "call", ffi.gh_call_free, what="call", deferred=True,
+            before_free=lambda p: _capture(ref, p))
+        if handle is not None:
+            self._free = weakref.finalize(self, handle.close)
+            self._free.atexit = False
 
-    def free(self):
-        """Frees the call now: its user is done with it (nothing is kept)."""
-        self.ended = _FREED
-        self._free()
+
+def _call_new(channel, method):
+    """gh_call_new on a channel's pointer: the new call's pointer."""
+    out = c_void_p()
+    ffi.gh_call_new(channel, method, byref(out))
+    return out
 
 
 def _capture(ref, ptr):
@@ -144,27 +145,26 @@ class Channel(compat.Channel):
                 ffi.gh_channel_set_str(ptr, ffi.GH_OPT_USER_AGENT_PREFIX, str(value).encode())
             # Other grpcio channel arguments are ignored, as grpcio ignores unknown ones.
 
-    def _new_call(self, method, timeout, metadata, wait_for_ready, compression, credentials):
+    def _new_call(self, method, timeout, metadata, wait_for_ready, compression, credentials,
+                  bare=False):
         """(call, ptr): a new call with its options set, the caller holding a use of it
-        (ptr; released with call.handle.release(), or handed on)."""
+        (ptr; released with call.handle.release(), or handed on). bare: the call is its
+        handle alone (a NativeHandle, no _NativeCall), for a call its caller makes, uses
+        and frees (release(close=True)) without handing it to anyone."""
         if credentials is not None:
             raise ValueError("call credentials need a secure channel; grpchelper is plaintext only")
-        out = c_void_p()
-        handle = self._handle
-        channel = handle.acquire()
-        if channel is None:
+        if bare:
+            call = handle = self._handle.new_child(_call_new, (method,), "call",
+                                                   ffi.gh_call_free, what="call",
+                                                   deferred=True)
+        else:
+            call = _NativeCall(self, method)
+            handle = call.handle
+        if handle is None:
             raise ValueError(_CLOSED)
-        try:
-            ffi.gh_call_new(channel, method, byref(out))
-        finally:
-            handle.release()
-        try:
-            call = _NativeCall(self, out)
-        except ValueError:            # the channel closed meanwhile; the call is freed
-            raise ValueError(_CLOSED) from None
-        ptr = call.handle.acquire()
-        if ptr is None:                 # the channel closed meanwhile; the call is freed
-            raise ValueError(_CLOSED)
+        ptr = handle.address
+        if timeout is None and not metadata and not wait_for_ready and compression is None:
+            return call, ptr
         try:
             if timeout is not None:
                 # A deadline already passed still makes a call, which then fails at once.
@@ -177,7 +177,7 @@ class Channel(compat.Channel):
             if compression is not None:
                 ffi.gh_call_set_compression(ptr, compat.compression_value(compression))
         except BaseException:
-            call.handle.release()
+            handle.release(close=True)
             raise
         return call, ptr
 
@@ -237,12 +237,13 @@ def _method(method):
 _CLOSED = "Cannot invoke RPC on closed channel!"
 
 
-def _new_call(channel, method, timeout, metadata, wait_for_ready, compression, credentials):
+def _new_call(channel, method, timeout, metadata, wait_for_ready, compression, credentials,
+              bare=False):
     """(call, ptr, None): a new native call, the caller holding a use of it (ptr: it
     releases it or hands it on); (None, None, error) for bad metadata."""
     try:
         call, ptr = channel._new_call(method, timeout, metadata, wait_for_ready, compression,
-                                      credentials)
+                                      credentials, bare)
     except _metadata.MetadataError as e:
         return None, None, _FinishedCall(_State(status.INTERNAL, "Invalid metadata: %s" % e))
     return call, ptr, None
@@ -286,15 +287,24 @@ class UnaryUnaryMultiCallable(_MultiCallable):
         too_large = self._channel._check_size(data)
         if too_large is not None:
             raise _FinishedCall(too_large)
-        call, ptr, error = _new_call(self._channel, self._method, timeout, metadata,
-                                     wait_for_ready, compression, credentials)
-        if error is not None:
-            raise error
+        if timeout is None and metadata is None and credentials is None and \
+                not wait_for_ready and compression is None:
+            handle = self._channel._handle.new_child(_call_new, (self._method,), "call",
+                                                     ffi.gh_call_free, what="call",
+                                                     deferred=True)
+            if handle is None:
+                raise ValueError(_CLOSED)
+        else:
+            handle, ptr, error = _new_call(self._channel, self._method, timeout, metadata,
+                                           wait_for_ready, compression, credentials, True)
+            if error is not None:
+                raise error
+        # The call is used by this thread alone, and freed here: a bare handle (a child of
+        # the channel's: the channel's close frees it, even if this is interrupted).
         try:
-            return self._unary(ptr, data, with_call)
+            return self._unary(handle.address, data, with_call)
         finally:
-            call.handle.release()
-            call.free()
+            handle.release(close=True)
 
     def _unary(self, ptr, data, with_call):
         """gh_call_unary on the call (ptr held by the caller)."""

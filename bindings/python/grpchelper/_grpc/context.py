@@ -24,6 +24,11 @@ def _encode_details(details):
     return str(details).encode("utf-8")
 
 
+def _same(server, call):
+    """new_child's make for a server call: the library's own pointer, borrowed."""
+    return call
+
+
 class _RpcErrorMarker(compat.RpcError):
     """Raised inside a handler when its call was cancelled (as grpcio raises grpc.RpcError)."""
 
@@ -36,13 +41,18 @@ class ServicerContext(compat.ServicerContext):
 
     def __init__(self, call, method, server_state):
         # The call is the library's, valid until the handler returns: a borrowed handle,
-        # a child of the server's, closed by _end (waiting for uses on other threads).
-        # Closing the server closes it first without waiting (the library's shutdown
-        # waits for the handlers). Raises ValueError if the server's handle is closed.
-        self._handle = NativeHandle(None, call, what="call", parent=server_state.handle,
-                                    lease_parent=False, deferred=True)
-        # The handler's own thread may use the call without the handle: it is valid until
-        # that thread returns to the library (_send, _is_active_here).
+        # a child of the server's, held by the handler's thread from here until _end,
+        # which closes it (waiting for uses on other threads). Closing the server closes
+        # it first without waiting (the library's shutdown waits for the handlers).
+        # Raises ValueError if the server's handle is closed.
+        handle = server_state.handle.new_child(_same, (call,), None, what="call",
+                                               lease_parent=False, deferred=True)
+        if handle is None:
+            raise ValueError("server is closed")
+        self._handle = handle
+        # The handler's own thread uses the call without acquiring the handle (it holds
+        # it): valid until that thread returns to the library (_send, _is_active_here,
+        # _finish(here=True), the request read); other threads acquire it.
         self._ptr = call
         self._method = method
         self._state = server_state
@@ -288,7 +298,8 @@ class ServicerContext(compat.ServicerContext):
             effective = code
         self._finish(effective, self._details if self._details is not None else details)
 
-    def _finish(self, code=None, details=None):
+    def _finish(self, code=None, details=None, here=False):
+        """Ends the call (once); `here`: on the handler's thread, which holds the call."""
         with self._lock:
             if self._finished:
                 return
@@ -297,6 +308,10 @@ class ServicerContext(compat.ServicerContext):
         if code is None:
             code = status.application_code(self._code) if self._code is not None else status.OK
             details = self._details
+        if here:
+            if not self._handle.closed:       # else closed by the server's close
+                self._finish_call(self._ptr, code, details, trailing)
+            return
         call = self._handle.acquire()
         if call is None:                      # pragma: no cover - _end closes it after this
             return
@@ -323,14 +338,14 @@ class ServicerContext(compat.ServicerContext):
     def _end(self):
         """After the handler: make sure the call is finished, run the callbacks, then close
         the call's handle (the handler returns to the library next)."""
-        self._finish()
+        self._finish(here=True)
         with self._lock:
             watcher = self._watcher
         if watcher is not None:
             watcher.join()
         else:
             self._run_callbacks()
-        self._handle.close(wait=True)
+        self._handle.release(close=True, wait=True)
 
 
 class _RequestIterator(object):

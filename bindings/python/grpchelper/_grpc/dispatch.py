@@ -148,16 +148,12 @@ def _behavior_failed(ctx, exception, template):
 def _unary_request(ctx, deserializer):
     data = c_void_p()
     size = c_size_t()
-    call = ctx._handle.acquire()
-    if call is None:                          # pragma: no cover - closed only after _end
+    if ctx._handle.closed:                   # pragma: no cover - the server's close
         return None, False
-    try:
-        rc = ffi.gh_server_call_read(call, byref(data), byref(size))
-        if rc == 1:
-            raw = ctypes.string_at(data.value, size.value) if size.value else b""
-    finally:
-        ctx._handle.release()
+    # On the handler's thread, which holds the call.
+    rc = ffi.gh_server_call_read(ctx._ptr, byref(data), byref(size))
     if rc == 1:
+        raw = ctypes.string_at(data.value, size.value) if size.value else b""
         try:
             return _deserialize(ctx, raw, deserializer), True
         except _DeserializeError:
@@ -176,7 +172,7 @@ def _send_single(ctx, response, serializer):
         ctx._abort(status.INTERNAL, "Failed to serialize response!")
         return
     if ctx._send(data):
-        ctx._finish()
+        ctx._finish(here=True)
 
 
 def _send_stream(ctx, iterator, serializer):
@@ -196,7 +192,7 @@ def _send_stream(ctx, iterator, serializer):
             return
         if not ctx._send(data):
             return
-    ctx._finish()
+    ctx._finish(here=True)
 
 
 def _serve(ctx, handler):

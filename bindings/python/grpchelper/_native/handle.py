@@ -30,26 +30,33 @@ of these methods (any allocation can start a collection): the locks are reentran
 no dict is iterated under them (a finaliser may close a child meanwhile).
 """
 
+import _thread
 import contextlib
 import threading
+
+# threading.RLock is a Python function returning this C lock: called directly, one frame
+# less per handle.
+_RLock = getattr(_thread, "RLock", threading.RLock)
 
 # --- accounting ---------------------------------------------------------------------------
 # Every native handle the package owns is counted here until freed, so tests can check that
 # calls leave nothing behind.
 
-_live_lock = threading.RLock()
+# One list per kind, one item per live handle: list.append and list.pop are atomic, so
+# counting takes no lock (it runs twice per call of every call handle).
 _live = {}
 
 
-def _counted(kind, delta):
-    with _live_lock:
-        _live[kind] = _live.get(kind, 0) + delta
+def _tally(kind):
+    tally = _live.get(kind)
+    if tally is None:
+        tally = _live.setdefault(kind, [])
+    return tally
 
 
 def live_handles():
     """{kind: count} of native handles created by the package and not yet freed."""
-    with _live_lock:
-        return {k: v for k, v in _live.items() if v}
+    return {k: len(v) for k, v in list(_live.items()) if v}
 
 
 def _address(ptr):
@@ -75,9 +82,9 @@ class NativeHandle:
                  "_children", "__weakref__")
 
     def __init__(self, kind, ptr, free=None, *, what="handle", parent=None, lease_parent=None,
-                 deferred=False, before_free=None):
+                 deferred=False, before_free=None, _held=False):
         self._kind = kind if free is not None else None
-        self._ptr = _address(ptr)
+        self._ptr = ptr if type(ptr) is int else _address(ptr)
         self._free = free
         self._what = what
         self._parent = parent
@@ -86,14 +93,16 @@ class NativeHandle:
         self._lease = parent if lease_parent else None     # also held by each use
         self._deferred = deferred
         self._before_free = before_free
-        self._lock = threading.RLock()
-        self._users = 0
+        self._lock = _RLock()
+        self._users = 1 if _held else 0     # new_child: held by its maker
         self._closed = False
         self._freed = False
         self._idle = None                    # Condition, made by a close() that waits
         self._children = {}
         if self._kind is not None:
-            _counted(self._kind, 1)
+            _tally(self._kind).append(None)
+        if _held:
+            return                           # new_child adopts it, under the parent's lock
         if parent is not None and not parent._adopt(self):
             self._closed = self._freed = True
             self._free_now()
@@ -117,32 +126,49 @@ class NativeHandle:
     # -- lending
     def acquire(self):
         """The pointer, counted as in use until release(); None once closed."""
-        with self._lock:
-            if self._closed:
-                return None
-            self._users += 1
-        if self._lease is not None and self._lease.acquire() is None:
-            self._release_own()
+        lease = self._lease
+        if lease is not None and lease.acquire() is None:
             return None
-        return self._ptr
+        with self._lock:
+            if not self._closed:
+                self._users += 1
+                return self._ptr
+        if lease is not None:
+            lease.release()
+        return None
 
-    def release(self):
-        """Ends a use begun by acquire(). The last use of a closed deferred handle frees it."""
-        if self._lease is not None:
-            self._lease.release()
-        self._release_own()
-
-    def _release_own(self):
+    def release(self, close=False, wait=None):
+        """Ends a use begun by acquire() (or new_child). The last use of a closed deferred
+        handle frees it. close=True also closes the handle, as close(wait) would, in the
+        same step when it was the last use and the handle has no children (a pointer
+        made, used once and freed by one thread: a blocking unary call)."""
+        lease = self._lease
+        if lease is not None:
+            lease.release()
         with self._lock:
             self._users -= 1
-            if not self._closed or self._users:
+            if self._closed:
+                if self._users:
+                    return
+                if self._idle is not None:
+                    self._idle.notify_all()
+                free = self._deferred and not self._freed
+                self._freed = self._freed or free
+                forget = False
+            elif not close:
                 return
-            if self._idle is not None:
-                self._idle.notify_all()
-            free = self._deferred and not self._freed
-            self._freed = self._freed or free
+            elif self._users or self._children:
+                free = None                  # the general path, below
+            else:
+                self._closed = self._freed = True
+                free = forget = True
+        if free is None:
+            self.close(wait)
+            return
         if free:
             self._free_now()
+        if forget and self._parent is not None:
+            self._parent._children.pop(id(self), None)     # _forget
 
     @contextlib.contextmanager
     def use(self):
@@ -156,6 +182,24 @@ class NativeHandle:
             self.release()
 
     # -- the tree
+    def new_child(self, make, args, kind, free=None, **options):
+        """A child whose pointer is make(pointer, *args): make runs while this handle's
+        lock is held (a short native call; close() cannot free the pointer under it), the
+        child is adopted in the same step, and is returned held by the caller (one use,
+        ended by child.release()). None if this handle is closed (make is not called).
+        `options`: NativeHandle's keyword arguments."""
+        with self._lock:
+            if self._closed:
+                return None
+            child = NativeHandle(kind, make(self._ptr, *args), free, parent=self,
+                                 _held=True, **options)
+            if child._lease is None or self.acquire() is not None:   # the lease: self
+                self._children[id(child)] = child
+                return child
+            child._closed = child._freed = True      # self's own lease is closed
+        child._free_now()
+        return None
+
     def _adopt(self, child):
         with self._lock:
             if self._closed:
@@ -172,6 +216,8 @@ class NativeHandle:
         """Closes the children, then frees the pointer once the calls using it have
         returned (`wait`: True waits for them, False leaves the free to the last of them;
         None: as the handle was made). True the first time, False after."""
+        if wait is None:
+            wait = not self._deferred
         with self._lock:
             if self._closed:
                 return False
@@ -179,26 +225,32 @@ class NativeHandle:
             children = self._children
             if children:
                 self._children = {}
+            else:
+                free = self._settle(wait)
         if children:
             for child in reversed(list(children.values())):     # the youngest first
                 child.close()
-        if wait is None:
-            wait = not self._deferred
-        with self._lock:
-            if self._users and wait:
-                if self._idle is None:
-                    self._idle = threading.Condition(self._lock)
-                while self._users:
-                    self._idle.wait()
-            elif self._users:
-                self._deferred = True        # the last release() frees it
-            free = not self._users and not self._freed
-            self._freed = self._freed or free
+            with self._lock:
+                free = self._settle(wait)
         if free:
             self._free_now()
         if self._parent is not None:
             self._parent._forget(self)
         return True
+
+    def _settle(self, wait):
+        # Under the lock, the handle closed: waits for the uses (wait) or leaves the free
+        # to the last of them; True if the caller frees now.
+        if self._users and wait:
+            if self._idle is None:
+                self._idle = threading.Condition(self._lock)
+            while self._users:
+                self._idle.wait()
+        elif self._users:
+            self._deferred = True            # the last release() frees it
+        free = not self._users and not self._freed
+        self._freed = self._freed or free
+        return free
 
     def _free_now(self):
         # Once: the caller has set _freed under the lock.
@@ -206,4 +258,4 @@ class NativeHandle:
             self._before_free(self._ptr)
         if self._free is not None:
             self._free(self._ptr)
-            _counted(self._kind, -1)
+            _live[self._kind].pop()
