@@ -348,22 +348,24 @@ public func gh_rpc_server_options_add_cli_config(_ o: OpaquePointer?, _ nameValu
     }
 }
 
-@c @implementation
-public func gh_rpc_server_options_add_static_item(_ o: OpaquePointer?, _ item: OpaquePointer?) -> Int32 {
+/// Appends `item` to the options' static or user items.
+private func addItem(_ o: OpaquePointer?, _ item: OpaquePointer?,
+                     _ list: ReferenceWritableKeyPath<RpcServerOptionsBox, [ConfigBox]>) -> Int32 {
     boundary {
         let options = try borrow(o, RpcServerOptionsBox.self, "options")
-        options.staticItems.append(try borrow(item, ConfigBox.self, "item"))
+        options[keyPath: list].append(try borrow(item, ConfigBox.self, "item"))
         return GH_OK
     }
 }
 
 @c @implementation
+public func gh_rpc_server_options_add_static_item(_ o: OpaquePointer?, _ item: OpaquePointer?) -> Int32 {
+    addItem(o, item, \.staticItems)
+}
+
+@c @implementation
 public func gh_rpc_server_options_add_user_item(_ o: OpaquePointer?, _ item: OpaquePointer?) -> Int32 {
-    boundary {
-        let options = try borrow(o, RpcServerOptionsBox.self, "options")
-        options.userItems.append(try borrow(item, ConfigBox.self, "item"))
-        return GH_OK
-    }
+    addItem(o, item, \.userItems)
 }
 
 @c @implementation

@@ -274,6 +274,17 @@ class _MultiCallable(object):
         self._serializer = request_serializer
         self._deserializer = response_deserializer
 
+    def _request_bytes(self, request):
+        """(the serialized request, None), or (None, the finished call that answers it: a
+        request that does not serialize or is over the channel's send limit)."""
+        data = _serialize(self._serializer, request)
+        if data is None:
+            return None, _FinishedCall(_State(status.INTERNAL, "Exception serializing request!"))
+        too_large = self._channel._check_size(data)
+        if too_large is not None:
+            return None, _FinishedCall(too_large)
+        return data, None
+
 
 # --- unary request, unary response ------------------------------------------------
 
@@ -281,12 +292,9 @@ class UnaryUnaryMultiCallable(_MultiCallable):
 
     def _invoke(self, request, timeout, metadata, credentials, wait_for_ready, compression,
                 with_call):
-        data = _serialize(self._serializer, request)
-        if data is None:
-            raise _FinishedCall(_State(status.INTERNAL, "Exception serializing request!"))
-        too_large = self._channel._check_size(data)
-        if too_large is not None:
-            raise _FinishedCall(too_large)
+        data, finished = self._request_bytes(request)
+        if finished is not None:
+            raise finished
         if timeout is None and metadata is None and credentials is None and \
                 not wait_for_ready and compression is None:
             handle = self._channel._handle.new_child(_call_new, (self._method,), "call",
@@ -339,12 +347,9 @@ class UnaryUnaryMultiCallable(_MultiCallable):
 
     def future(self, request, timeout=None, metadata=None, credentials=None,
                wait_for_ready=None, compression=None):
-        data = _serialize(self._serializer, request)
-        if data is None:
-            return _FinishedCall(_State(status.INTERNAL, "Exception serializing request!"))
-        too_large = self._channel._check_size(data)
-        if too_large is not None:
-            return _FinishedCall(too_large)
+        data, finished = self._request_bytes(request)
+        if finished is not None:
+            return finished
         fut = _CallFuture(None, self._deserializer, timeout)
 
         def start(call, ptr):
@@ -363,12 +368,9 @@ class UnaryStreamMultiCallable(_MultiCallable):
 
     def __call__(self, request, timeout=None, metadata=None, credentials=None,
                  wait_for_ready=None, compression=None):
-        data = _serialize(self._serializer, request)
-        if data is None:
-            raise _FinishedCall(_State(status.INTERNAL, "Exception serializing request!"))
-        too_large = self._channel._check_size(data)
-        if too_large is not None:
-            raise _FinishedCall(too_large)
+        data, finished = self._request_bytes(request)
+        if finished is not None:
+            raise finished
         call, ptr, error = _new_call(self._channel, self._method, timeout, metadata,
                                      wait_for_ready, compression, credentials)
         if error is not None:
