@@ -31,30 +31,16 @@ public final class ClientCall: @unchecked Sendable, H2StreamDelegate {
     let compression: CompressionAlgorithm
     let deadlineNanos: UInt64?
 
-    // Shared state (monitor).
+    /// The call's state, shared with the event loop (guarded by `monitor`).
     let monitor = Monitor()
-    private var inbound = InboundQueue()
-    private var lastCompressed = false
-    private var initialMetadata: Metadata?
-    private var finalStatus: Status?
-    private var trailers = Metadata()
-    private var pendingChunks: [[UInt8]] = []
-    private var pendingHalfClose = false
-    private var pendingCancel = false
-    private var pendingRelease = false
-    private var scheduled = false
-    private var unsentBytes = 0
-    private var sendClosed = false
-    private var started = false
-    private var compressor: MessageCompressor?
-    // Callback mode.
+    private var state = CallStateMachine(side: .client)
+    // Callback mode (guarded by `monitor`): the callbacks, and the queue of their runs.
     private var onMessage: (([UInt8]) -> Void)?
     private var onDone: ((Status) -> Void)?
-    private var callbackMode = false
     private var callbackQueue: [() -> Void] = []
-    private var callbackQueuedMessages = 0
-    private var callbackWindowHeld = false  // the event loop holds back WINDOW_UPDATEs
     private var callbackRunning = false
+    // The sender's own.
+    private var compressor: MessageCompressor?
 
     // Event-loop state.
     var stream: H2Stream?
@@ -64,7 +50,6 @@ public final class ClientCall: @unchecked Sendable, H2StreamDelegate {
     var connection: ClientConnection?
     private var reader: MessageReader
     private var headersReceived = false
-    private var elDone = false
     private var deadlineTask: Scheduled<Void>?
 
     init(channel: GRPCChannel, method: String, options: CallOptions) {
@@ -88,12 +73,11 @@ public final class ClientCall: @unchecked Sendable, H2StreamDelegate {
 
     /// Starts the call (headers are sent as soon as a connection is ready). Does not block.
     public func start() {
-        let go: Bool = monitor.withLock {
-            if started { return false }
-            started = true
-            return true
-        }
-        guard go else { return }
+        guard monitor.withLock({ state.start() }) else { return }
+        startNow()
+    }
+
+    private func startNow() {
         guard channel.execute({ self.startOnEventLoop() }) else {
             // The channel is closed: the call ends at once. Its status is set on a thread
             // of its own: completion callbacks never run on the caller's stack.
@@ -107,27 +91,26 @@ public final class ClientCall: @unchecked Sendable, H2StreamDelegate {
     /// Starts the call in callback mode: `onMessage` for each response, then `onDone`.
     /// Callbacks run on the channel's callback threads, one at a time per call.
     public func start(onMessage: @escaping ([UInt8]) -> Void, onDone: @escaping (Status) -> Void) {
-        monitor.withLock {
+        let go: Bool = monitor.withLock {
             self.onMessage = onMessage
             self.onDone = onDone
-            self.callbackMode = true
+            return state.start(callbacks: true)
         }
-        start()
+        guard go else { return }
+        startNow()
     }
 
     /// Sends one request message; blocks while the server is not reading.
     /// Throws `RPCError` with the call's status once it has ended.
     public func send(_ message: [UInt8], compress: Bool = true) throws {
-        let schedule = try queue(message, compress: compress)
-        if schedule { _ = channel.execute { self.applyPending() } }
-        monitor.wait(until: { self.unsentBytes <= sendBufferLimit || self.finalStatus != nil }, then: {})
+        if try queue(message, compress: compress) { scheduleFlush() }
+        monitor.wait(until: { self.state.sendMayContinue }, then: {})
     }
 
     /// Async variant of `send`.
     public func send(_ message: [UInt8], compress: Bool = true) async throws {
-        let schedule = try queue(message, compress: compress)
-        if schedule { _ = channel.execute { self.applyPending() } }
-        await monitor.waitAsync(until: { self.unsentBytes <= sendBufferLimit || self.finalStatus != nil }, then: {})
+        if try queue(message, compress: compress) { scheduleFlush() }
+        await monitor.waitAsync(until: { self.state.sendMayContinue }, then: {})
     }
 
     private func queue(_ message: [UInt8], compress: Bool) throws -> Bool {
@@ -138,66 +121,40 @@ public final class ClientCall: @unchecked Sendable, H2StreamDelegate {
         } else {
             framed = MessageFramer.frame(message, compressed: false)
         }
-        return try monitor.withLock {
-            if let s = finalStatus { throw RPCError(s, trailers: trailers) }
-            guard !sendClosed else { throw CallStateError("send after closeSend") }
-            pendingChunks.append(framed)
-            unsentBytes += framed.count
-            return takeScheduleLocked()
-        }
+        return try monitor.withLock { try state.queueMessage(framed) }
     }
 
     /// Half-closes the request stream.
     public func closeSend() {
-        let schedule: Bool = monitor.withLock {
-            guard !sendClosed else { return false }
-            sendClosed = true
-            pendingHalfClose = true
-            return takeScheduleLocked()
-        }
-        if schedule { _ = channel.execute { self.applyPending() } }
+        if monitor.withLock({ state.closeSend() }) { scheduleFlush() }
     }
 
     /// Cancels the call: RST_STREAM(CANCEL) to the server, CANCELLED locally.
     public func cancel() {
-        let changed = setStatus(Status(.cancelled, "Cancelled"), clearInbound: true)
-        guard changed else { return }
-        let schedule: Bool = monitor.withLock {
-            pendingCancel = true
-            return takeScheduleLocked()
+        let status = Status(.cancelled, "Cancelled")
+        let (flush, done): (Bool?, ((Status) -> Void)?) = monitor.mutateAndNotify {
+            let flush = state.cancel(status)
+            return (flush, flush == nil ? nil : takeOnDone())
         }
-        if schedule { _ = channel.execute { self.applyPending() } }
+        if let d = done { enqueueCallback { d(status) } }
+        if flush == true { scheduleFlush() }
     }
 
     /// Blocks for the next response message; nil when the response stream ended
     /// (then `waitStatus()` returns at once).
     public func receive() throws -> [UInt8]? {
-        let r = monitor.wait(until: { self.readable }, then: { self.popLocked() })!
-        return finishPop(r)
+        taken(monitor.wait(until: { self.state.isReadable }, then: { self.state.receive() })!)
     }
 
     /// Async variant of `receive()`.
     public func receive() async throws -> [UInt8]? {
-        let r = await monitor.waitAsync(until: { self.readable }, then: { self.popLocked() })
-        return finishPop(r)
+        taken(await monitor.waitAsync(until: { self.state.isReadable }, then: { self.state.receive() }))
     }
 
-    private var readable: Bool { !inbound.isEmpty || finalStatus != nil }
-
-    private func popLocked() -> ([UInt8]?, Bool) {
-        guard let m = inbound.pop() else { return (nil, false) }
-        lastCompressed = m.compressed
-        var schedule = false
-        if m.releaseWindow {
-            pendingRelease = true
-            schedule = takeScheduleLocked()
-        }
-        return (m.message, schedule)
-    }
-
-    private func finishPop(_ r: ([UInt8]?, Bool)) -> [UInt8]? {
-        if r.1 { _ = channel.execute { self.applyPending() } }
-        return r.0
+    private func taken(_ r: CallStateMachine.Receive) -> [UInt8]? {
+        guard case .message(let m, _, let flush) = r else { return nil }
+        if flush { scheduleFlush() }
+        return m
     }
 
     /// A whole unary exchange on this call, not yet started: starts it, sends `request`,
@@ -222,62 +179,63 @@ public final class ClientCall: @unchecked Sendable, H2StreamDelegate {
 
     /// Blocks until the response headers arrive (empty metadata if the call ends without them).
     public func waitInitialMetadata() -> Metadata {
-        monitor.wait(until: { self.initialMetadata != nil || self.finalStatus != nil },
-                     then: { self.initialMetadata ?? Metadata() })!
+        monitor.wait(until: { self.state.initialMetadata != nil || self.state.endStatus != nil },
+                     then: { self.state.initialMetadata ?? Metadata() })!
     }
 
     public func initialMetadataAsync() async -> Metadata {
-        await monitor.waitAsync(until: { self.initialMetadata != nil || self.finalStatus != nil },
-                                then: { self.initialMetadata ?? Metadata() })
+        await monitor.waitAsync(until: { self.state.initialMetadata != nil || self.state.endStatus != nil },
+                                then: { self.state.initialMetadata ?? Metadata() })
     }
 
     /// Blocks until the call has its status.
     public func waitStatus() -> Status {
-        monitor.wait(until: { self.finalStatus != nil }, then: { self.finalStatus! })!
+        monitor.wait(until: { self.state.endStatus != nil }, then: { self.state.endStatus! })!
     }
 
     public func statusAsync() async -> Status {
-        await monitor.waitAsync(until: { self.finalStatus != nil }, then: { self.finalStatus! })
+        await monitor.waitAsync(until: { self.state.endStatus != nil }, then: { self.state.endStatus! })
     }
 
     /// The status, or nil while the call runs.
-    public var status: Status? { monitor.withLock { finalStatus } }
+    public var status: Status? { monitor.withLock { state.endStatus } }
 
     /// Trailing metadata (empty until the call ends).
-    public var trailingMetadata: Metadata { monitor.withLock { trailers } }
+    public var trailingMetadata: Metadata { monitor.withLock { state.trailers } }
 
     /// Whether the message last returned by `receive()` arrived compressed (its
     /// compressed flag was set on the wire).
-    public var lastMessageWasCompressed: Bool { monitor.withLock { lastCompressed } }
+    public var lastMessageWasCompressed: Bool { monitor.withLock { state.lastMessageWasCompressed } }
 
     // MARK: internals
 
-    private func takeScheduleLocked() -> Bool {
-        if scheduled { return false }
-        scheduled = true
-        return true
+    private func scheduleFlush() {
+        _ = channel.execute { self.applyPending() }
     }
 
-    /// Sets the final status once. Returns false if it was already set.
+    /// Callback mode, under the monitor: takes the completion callback (once).
+    private func takeOnDone() -> ((Status) -> Void)? {
+        let d = onDone
+        onDone = nil
+        onMessage = nil
+        return d
+    }
+
+    /// Ends the call with `status` for its reader and callbacks, once (event loop).
+    /// Returns false if it had ended.
     @discardableResult
     func setStatus(_ status: Status, trailers t: Metadata = Metadata(), clearInbound: Bool = false) -> Bool {
-        var done: ((Status) -> Void)?
-        let changed: Bool = monitor.mutateAndNotify {
-            guard finalStatus == nil else { return false }
-            finalStatus = status
-            trailers = t
-            if clearInbound { inbound.removeAll() }
-            if callbackMode { done = onDone; onDone = nil; onMessage = nil }
-            return true
+        let (changed, done): (Bool, ((Status) -> Void)?) = monitor.mutateAndNotify {
+            guard state.end(status, trailers: t, clearInbound: clearInbound) else { return (false, nil) }
+            return (true, takeOnDone())
         }
-        if changed, let d = done { enqueueCallback { d(status) } }
+        if let d = done { enqueueCallback { d(status) } }
         return changed
     }
 
-    private func enqueueCallback(_ body: @escaping () -> Void, isMessage: Bool = false) {
+    private func enqueueCallback(_ body: @escaping () -> Void) {
         let startRunner: Bool = monitor.withLock {
             callbackQueue.append(body)
-            if isMessage { callbackQueuedMessages += 1 }
             if callbackRunning { return false }
             callbackRunning = true
             return true
@@ -307,7 +265,7 @@ public final class ClientCall: @unchecked Sendable, H2StreamDelegate {
     // MARK: event loop
 
     private func startOnEventLoop() {
-        if monitor.withLock({ finalStatus != nil }) { return }
+        if monitor.withLock({ state.endStatus != nil }) { return }
         if let d = deadlineNanos {
             let now = monotonicNanos()
             let delay = d > now ? Int64(min(d - now, UInt64(Int64.max))) : 0
@@ -318,8 +276,11 @@ public final class ClientCall: @unchecked Sendable, H2StreamDelegate {
         channel.startOnEventLoop(self)
     }
 
+    /// Whether nothing more goes out on the stream (the call ended on the wire).
+    private var isOverOnWire: Bool { monitor.withLock { state.transportEnded } }
+
     private func expire() {
-        guard !elDone else { return }
+        guard !isOverOnWire else { return }
         if setStatus(Status(.deadlineExceeded, "Deadline Exceeded"), clearInbound: true) {
             finishOnEventLoop(reset: true)
         }
@@ -327,16 +288,20 @@ public final class ClientCall: @unchecked Sendable, H2StreamDelegate {
 
     /// Fails the call before or while it runs (event loop).
     func fail(_ status: Status) {
-        guard !elDone else { return }
+        guard !isOverOnWire else { return }
         setStatus(status, clearInbound: true)
         finishOnEventLoop(reset: true)
     }
 
     private func finishOnEventLoop(reset: Bool) {
-        guard !elDone else { return }
-        elDone = true
+        guard monitor.withLock({ state.endTransport() }) else { return }
         deadlineTask?.cancel()
-        if reset, let s = stream, let c = connection, !s.closed {
+        if reset { resetStream() }
+    }
+
+    /// RST_STREAM(CANCEL), if the stream is open.
+    private func resetStream() {
+        if let s = stream, let c = connection, !s.closed {
             c.session.resetStream(s, errorCode: UInt32(NGHTTP2_CANCEL.rawValue))
             c.handler.flush()
         }
@@ -368,40 +333,28 @@ public final class ClientCall: @unchecked Sendable, H2StreamDelegate {
 
     /// Applies queued operations (event loop).
     func applyPending() {
-        guard let s = stream, let c = connection else {
-            monitor.withLock { scheduled = false }
-            if monitor.withLock({ pendingCancel }) { elDone = true; deadlineTask?.cancel() }
+        let attachedStream = stream, attachedConnection = connection
+        let f = monitor.withLock { state.flush(streamOpen: attachedStream != nil && attachedConnection != nil) }
+        if f.finished { deadlineTask?.cancel() }
+        guard let s = attachedStream, let c = attachedConnection else { return }
+        if case .reset? = f.end {
+            resetStream()
             return
         }
-        var chunks: [[UInt8]] = []
-        var halfClose = false, cancel = false, release = false
-        monitor.withLock {
-            chunks = pendingChunks; pendingChunks.removeAll()
-            halfClose = pendingHalfClose; pendingHalfClose = false
-            cancel = pendingCancel; pendingCancel = false
-            release = pendingRelease; pendingRelease = false
-            scheduled = false
-        }
-        if cancel {
-            finishOnEventLoop(reset: true)
-            return
-        }
-        if release {
+        if f.releaseWindow {
             s.holdWindow = false
             let n = s.unconsumed
             s.unconsumed = 0
             c.session.consume(s, n)
         }
-        for ch in chunks { s.enqueue(ch) }
-        if halfClose { s.endOutbound(trailers: nil) }
+        for ch in f.data { s.enqueue(ch) }
+        if case .halfClose? = f.end { s.endOutbound(trailers: nil) }
         c.handler.flush()
     }
 
     private func drained(_ n: Int) {
         monitor.withLock {
-            let before = unsentBytes
-            unsentBytes -= n
-            if before > sendBufferLimit && unsentBytes <= sendBufferLimit {
+            if state.drained(n) {
                 for w in monitor.broadcastLocked() { w.resume() }
             }
         }
@@ -411,69 +364,39 @@ public final class ClientCall: @unchecked Sendable, H2StreamDelegate {
         // Callback mode: the callback is captured now, since the status (which clears it)
         // may arrive before this message's turn on the callback thread.
         let (callback, hold): ((([UInt8]) -> Void)?, Bool) = monitor.mutateAndNotify {
-            guard callbackMode else { return (nil, inbound.push(message, compressed: compressed)) }
-            if callbackQueuedMessages > 1 && !callbackWindowHeld {
-                callbackWindowHeld = true
-                return (onMessage, true)
-            }
-            return (onMessage, false)
+            guard state.deliversToCallbacks else { return (nil, state.received(message, compressed: compressed)) }
+            guard let cb = onMessage else { return (nil, false) }
+            return (cb, state.received(message, compressed: compressed))
         }
         if hold { stream?.holdWindow = true }
         guard let cb = callback else { return }
-        enqueueCallback({ [self] in
-            let release: Bool = monitor.withLock {
-                callbackQueuedMessages -= 1
-                guard callbackQueuedMessages == 0 && callbackWindowHeld else { return false }
-                callbackWindowHeld = false
-                pendingRelease = true
-                return takeScheduleLocked()
-            }
-            if release { _ = channel.execute { self.applyPending() } }
+        enqueueCallback { [self] in
+            if monitor.withLock({ state.callbackTookMessage() }) { scheduleFlush() }
             cb(message)
-        }, isMessage: true)
+        }
     }
 
     // MARK: H2StreamDelegate
 
     func h2ReceivedHeaders(_ stream: H2Stream, _ fields: [HeaderField], endStream: Bool) {
-        guard !elDone else { return }
+        guard !isOverOnWire else { return }
         if !headersReceived {
             headersReceived = true
-            var httpStatus = 0
-            var contentType: String?
-            var encoding: String?
-            for f in fields {
-                switch f.name {
-                case ":status": httpStatus = Int(f.value) ?? 0
-                case "content-type": contentType = f.value
-                case "grpc-encoding": encoding = f.value
-                default: break
-                }
-            }
-            if httpStatus != 200 {
-                fail(Status(StatusCode(httpStatus: httpStatus),
-                            "Received http2 header with status: \(httpStatus)"))
+            switch ClientResponse.checkHeaders(fields) {
+            case .failure(let status):
+                fail(status)
                 return
-            }
-            guard let ct = contentType, ct.hasPrefix("application/grpc") else {
-                fail(Status(.unknown, "invalid content-type '\(contentType ?? "")' in response"))
-                return
-            }
-            if let e = encoding, e != "identity" {
-                guard let alg = CompressionAlgorithm(name: e) else {
-                    fail(Status(.internalError, "response uses unsupported compression '\(e)'"))
-                    return
-                }
-                reader.decompressor = MessageDecompressor(alg)
+            case .success(let encoding):
+                if let alg = encoding { reader.decompressor = MessageDecompressor(alg) }
             }
             if endStream {
                 // Trailers-only.
-                monitor.mutateAndNotify { initialMetadata = Metadata() }
+                monitor.mutateAndNotify { state.receivedHeaders(Metadata()) }
                 finishWithTrailers(fields)
                 return
             }
             let md = Metadata.fromHeaderFields(fields)
-            monitor.mutateAndNotify { initialMetadata = md }
+            monitor.mutateAndNotify { state.receivedHeaders(md) }
             return
         }
         // Trailers.
@@ -485,28 +408,7 @@ public final class ClientCall: @unchecked Sendable, H2StreamDelegate {
             fail(Status(.internalError, "response stream ended inside a message"))
             return
         }
-        var code: StatusCode?
-        var message = ""
-        var details: [UInt8]?
-        for f in fields {
-            switch f.name {
-            case "grpc-status":
-                // 1*DIGIT; a value outside the defined codes is UNKNOWN.
-                if !f.value.isEmpty, f.value.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }),
-                   let v = Int32(f.value) {
-                    code = v <= 16 ? StatusCode(rawValue: v) : .unknown
-                } else {
-                    code = .unknown
-                    message = "invalid grpc-status '\(f.value)'"
-                }
-            case "grpc-message": message = GRPCMessageCoding.decode(f.value)
-            case "grpc-status-details-bin": details = Base64.decode(f.value)
-            default: break
-            }
-        }
-        let status = code.map { Status($0, message, details: details) }
-            ?? Status(.unknown, "missing grpc-status in trailers")
-        setStatus(status, trailers: Metadata.fromHeaderFields(fields))
+        setStatus(ClientResponse.status(fromTrailers: fields), trailers: Metadata.fromHeaderFields(fields))
         finishOnEventLoop(reset: false)
         // The status arrived while we still send: stop (RST_STREAM NO_ERROR), so the stream
         // closes even if the server does not reset it itself.
@@ -521,39 +423,22 @@ public final class ClientCall: @unchecked Sendable, H2StreamDelegate {
     }
 
     func h2ReceivedData(_ stream: H2Stream, _ bytes: UnsafeRawBufferPointer) {
-        guard !elDone else { return }
+        guard !isOverOnWire else { return }
         if let failure = reader.read(bytes, { deliver($0, compressed: $1) }) { fail(failure) }
     }
 
     func h2ReceivedEndStream(_ stream: H2Stream) {
         // END_STREAM on DATA without trailers: no status.
-        guard !elDone else { return }
+        guard !isOverOnWire else { return }
         fail(Status(.internalError, "server ended the stream without trailers"))
     }
 
     func h2StreamClosed(_ stream: H2Stream, errorCode: UInt32) {
         stream.onDrained = nil
         defer { connection = nil }
-        guard !elDone else { return }
-        let status: Status
-        switch errorCode {
-        case NGHTTP2_REFUSED_STREAM.rawValue: status = Status(.unavailable, "stream refused by the server")
-        case NGHTTP2_CANCEL.rawValue:
-            // A server whose deadline timer fired first resets with CANCEL (gRPC core maps
-            // CANCEL to DEADLINE_EXCEEDED once the deadline has passed).
-            if let d = deadlineNanos, monotonicNanos() >= d {
-                status = Status(.deadlineExceeded, "Deadline Exceeded")
-            } else {
-                status = Status(.cancelled, "stream cancelled by the server")
-            }
-        case NGHTTP2_ENHANCE_YOUR_CALM.rawValue: status = Status(.resourceExhausted, "ENHANCE_YOUR_CALM")
-        case NGHTTP2_INADEQUATE_SECURITY.rawValue: status = Status(.permissionDenied, "INADEQUATE_SECURITY")
-        case NGHTTP2_NO_ERROR.rawValue: status = Status(.internalError, "stream closed without a status")
-        default:
-            status = connection?.lostConnection == true
-                ? Status(.unavailable, "connection lost")
-                : Status(.internalError, "stream reset with HTTP/2 error \(errorCode)")
-        }
-        fail(status)
+        guard !isOverOnWire else { return }
+        let deadlinePassed = deadlineNanos.map { monotonicNanos() >= $0 } ?? false
+        fail(ClientResponse.status(forReset: errorCode, deadlinePassed: deadlinePassed,
+                                   connectionLost: connection?.lostConnection == true))
     }
 }

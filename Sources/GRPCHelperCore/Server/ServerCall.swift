@@ -26,25 +26,11 @@ public final class ServerCall: @unchecked Sendable {
     let connection: ServerConnection
     let stream: H2Stream
 
-    // Shared with the event loop (guarded by monitor).
+    /// The call's state, shared with the event loop (guarded by `monitor`).
     let monitor = Monitor()
-    private var inbound = InboundQueue()
-    private var inboundEnded = false
-    private var cancelStatus: Status?       // set once the call is cancelled/expired
-    // Pending outbound operations, applied on the event loop.
-    private var pendingHeaders: Metadata?
-    private var pendingChunks: [[UInt8]] = []
-    private var pendingFinish: (Status, Metadata)?
-    private var pendingReleaseWindow = false
-    private var scheduled = false
-    private var unsentBytes = 0
-    // Handler-side state: written by the handler's thread under the monitor (the event
-    // loop reads some of it there too).
-    private var headersQueued = false
-    private var explicitHeaders = false     // sendInitialMetadata was called
-    private var finishQueued = false
-    private var responsesSent = 0
-    private var trailingMetadata = Metadata()
+    private var state: CallStateMachine
+    // Handler-side: the response encoding (written by the handler's thread under the
+    // monitor, read by it without) and its compressor.
     private var responseCompression: CompressionAlgorithm
     private var compressor: MessageCompressor?
 
@@ -54,8 +40,6 @@ public final class ServerCall: @unchecked Sendable {
 
     // Event-loop-only state.
     var reader: MessageReader
-    var responseStarted = false
-    var elFinished = false
     var deadlineTask: Scheduled<Void>?
 
     init(method: String, cardinality: RPCCardinality, metadata: Metadata, peer: String,
@@ -73,6 +57,7 @@ public final class ServerCall: @unchecked Sendable {
         self.stream = stream
         self.reader = MessageReader(limit: maxReceiveMessageSize)
         self.clientAcceptEncoding = acceptEncoding
+        self.state = CallStateMachine(side: .server, streamsOutbound: cardinality.streamsResponses)
         // Answer in the request's algorithm when it is compressed; else the server default,
         // if the client accepts it.
         if requestEncoding != .identity {
@@ -105,51 +90,30 @@ public final class ServerCall: @unchecked Sendable {
     }
 
     /// True once the call is cancelled (by the client, the deadline or server shutdown).
-    public var isCancelled: Bool { monitor.withLock { cancelStatus != nil } }
+    public var isCancelled: Bool { monitor.withLock { state.endStatus != nil } }
 
     /// Why the call was cancelled, if it was.
-    public var cancellationStatus: Status? { monitor.withLock { cancelStatus } }
+    public var cancellationStatus: Status? { monitor.withLock { state.endStatus } }
 
     /// Whether the message last returned by `receive()`/`receiveMessage()` arrived
     /// compressed (its compressed flag was set on the wire).
-    public var lastMessageWasCompressed: Bool { monitor.withLock { lastCompressed } }
-    private var lastCompressed = false
+    public var lastMessageWasCompressed: Bool { monitor.withLock { state.lastMessageWasCompressed } }
 
     /// Blocks for the next request message: nil at the end of the request stream.
     /// Throws `RPCError` (CANCELLED / DEADLINE_EXCEEDED) once the call is cancelled.
     public func receiveMessage() throws -> [UInt8]? {
-        let r = monitor.wait(until: { self.readable }, then: { self.popLocked() })!
-        return try finishPop(r)
+        try taken(monitor.wait(until: { self.state.isReadable }, then: { self.state.receive() })!)
     }
 
     /// Async variant of `receiveMessage()`.
     public func receive() async throws -> [UInt8]? {
-        let r = await monitor.waitAsync(until: { self.readable }, then: { self.popLocked() })
-        return try finishPop(r)
+        try taken(await monitor.waitAsync(until: { self.state.isReadable }, then: { self.state.receive() }))
     }
 
-    private var readable: Bool { !inbound.isEmpty || inboundEnded || cancelStatus != nil }
-
-    private enum Pop { case message([UInt8], release: Bool), end, cancelled(Status) }
-
-    private func popLocked() -> Pop {
-        if let m = inbound.pop() {
-            lastCompressed = m.compressed
-            var schedule = false
-            if m.releaseWindow {
-                pendingReleaseWindow = true
-                schedule = takeScheduleLocked()
-            }
-            return .message(m.message, release: schedule)
-        }
-        if let s = cancelStatus { return .cancelled(s) }
-        return .end
-    }
-
-    private func finishPop(_ r: Pop) throws -> [UInt8]? {
+    private func taken(_ r: CallStateMachine.Receive) throws -> [UInt8]? {
         switch r {
-        case .message(let m, let release):
-            if release { connection.schedule(self) }
+        case .message(let m, _, let flush):
+            if flush { connection.schedule(self) }
             return m
         case .end: return nil
         case .cancelled(let s): throw RPCError(s)
@@ -160,7 +124,7 @@ public final class ServerCall: @unchecked Sendable {
     /// first message and before `sendInitialMetadata`).
     public func setCompression(_ algorithm: CompressionAlgorithm) throws {
         try monitor.withLock {
-            guard responsesSent == 0, !headersQueued else {
+            guard state.canSetCompression else {
                 throw CallStateError("compression must be set before the response headers are sent")
             }
             responseCompression = algorithm
@@ -169,86 +133,52 @@ public final class ServerCall: @unchecked Sendable {
 
     /// Sends the response headers now with `metadata`.
     public func sendInitialMetadata(_ metadata: Metadata) throws {
-        let schedule: Bool = try monitor.withLock {
-            if let s = cancelStatus { throw RPCError(s) }
-            guard !headersQueued, !finishQueued else {
-                throw CallStateError("initial metadata already sent")
-            }
-            headersQueued = true
-            explicitHeaders = true
-            pendingHeaders = metadata
-            return takeScheduleLocked()
+        let compression = responseCompression
+        if try monitor.withLock({ try state.queueHeaders(metadata, compression: compression) }) {
+            connection.schedule(self)
         }
-        if schedule { connection.schedule(self) }
     }
 
     /// Sets trailing metadata sent with the status.
     public func setTrailingMetadata(_ metadata: Metadata) {
-        monitor.withLock { trailingMetadata = metadata }
+        monitor.withLock { state.setTrailingMetadata(metadata) }
     }
 
     /// Sends one response message, blocking while the client is not reading.
     public func sendMessage(_ message: [UInt8], compress: Bool = true) throws {
-        let schedule = try queueMessage(message, compress: compress)
-        if schedule { connection.schedule(self) }
-        monitor.wait(until: { self.sendMayContinue }, then: {})
+        if try queueMessage(message, compress: compress) { connection.schedule(self) }
+        monitor.wait(until: { self.state.sendMayContinue }, then: {})
     }
 
     /// Async variant of `sendMessage`.
     public func send(_ message: [UInt8], compress: Bool = true) async throws {
-        let schedule = try queueMessage(message, compress: compress)
-        if schedule { connection.schedule(self) }
-        await monitor.waitAsync(until: { self.sendMayContinue }, then: {})
-    }
-
-    private var elFinishedShared = false
-
-    /// Under the monitor: queued response bytes are within the limit, or the call is over.
-    private var sendMayContinue: Bool {
-        unsentBytes <= sendBufferLimit || cancelStatus != nil || elFinishedShared
+        if try queueMessage(message, compress: compress) { connection.schedule(self) }
+        await monitor.waitAsync(until: { self.state.sendMayContinue }, then: {})
     }
 
     private func queueMessage(_ message: [UInt8], compress: Bool) throws -> Bool {
-        // responseCompression is written only by this (the handler's) thread, so it can be
-        // read here without the lock; the message is compressed outside it.
+        // The message is compressed outside the lock (responseCompression is the
+        // handler's own: it may read it without the lock).
+        let compression = responseCompression
         let framed: [UInt8]
-        if responseCompression != .identity && compress {
-            if compressor == nil { compressor = MessageCompressor(responseCompression) }
+        if compression != .identity && compress {
+            if compressor == nil { compressor = MessageCompressor(compression) }
             framed = MessageFramer.frame(try compressor!.compress(message), compressed: true)
         } else {
             framed = MessageFramer.frame(message, compressed: false)
         }
-        return try monitor.withLock {
-            if let s = cancelStatus { throw RPCError(s) }
-            guard !finishQueued else { throw CallStateError("call already finished") }
-            if !cardinality.streamsResponses && responsesSent > 0 {
-                throw CallStateError("a single-response method sends exactly one response")
-            }
-            responsesSent += 1
-            if !headersQueued {
-                headersQueued = true
-                pendingHeaders = Metadata()
-            }
-            unsentBytes += framed.count
-            pendingChunks.append(framed)
-            return takeScheduleLocked()
-        }
+        return try monitor.withLock { try state.queueMessage(framed, compression: compression) }
     }
 
     /// Ends the call with `status` (trailing metadata from `setTrailingMetadata` or `trailers`).
     public func finish(_ status: Status, trailers: Metadata? = nil) throws {
-        let schedule: Bool = try monitor.mutateAndNotify {
-            guard !finishQueued else { throw CallStateError("call already finished") }
-            finishQueued = true
-            if let t = trailers { trailingMetadata = t }
-            pendingFinish = (status, trailingMetadata)
-            return takeScheduleLocked()
+        if try monitor.mutateAndNotify({ try state.finish(status, trailers: trailers) }) {
+            connection.schedule(self)
         }
-        if schedule { connection.schedule(self) }
     }
 
     /// Whether the call was finished (by the handler, the server, or its end).
-    public var isFinishQueued: Bool { monitor.withLock { finishQueued } }
+    public var isFinishQueued: Bool { monitor.withLock { state.closeQueued } }
 
     /// Blocks until the call has ended — finished by the handler, or cancelled (client,
     /// deadline, shutdown) — or until `timeout` seconds passed (nil: no limit).
@@ -260,99 +190,81 @@ public final class ServerCall: @unchecked Sendable {
             let ns = t <= 0 ? 0 : (t >= 1e10 ? UInt64(1e19) : UInt64(t * 1e9))
             deadline = ns > UInt64.max - now ? UInt64.max : now + ns
         }
-        return monitor.wait(until: { self.finishQueued || self.cancelStatus != nil },
-                            deadlineNanos: deadline, then: { true }) ?? false
+        return monitor.wait(until: { self.state.hasEnded }, deadlineNanos: deadline, then: { true }) ?? false
     }
     /// The number of response messages sent so far.
-    public var responseCount: Int { monitor.withLock { responsesSent } }
+    public var responseCount: Int { monitor.withLock { state.messagesSent } }
 
     /// The response encoding currently chosen.
     var currentResponseCompression: CompressionAlgorithm { monitor.withLock { responseCompression } }
-
-    private func takeScheduleLocked() -> Bool {
-        if scheduled { return false }
-        scheduled = true
-        return true
-    }
 
     // MARK: event-loop side
 
     /// Delivers a complete request message.
     func deliver(_ message: [UInt8], compressed: Bool) {
-        if monitor.mutateAndNotify({ inbound.push(message, compressed: compressed) }) {
+        if monitor.mutateAndNotify({ state.received(message, compressed: compressed) }) {
             stream.holdWindow = true
         }
     }
 
     func deliverEnd() {
-        monitor.mutateAndNotify { inboundEnded = true }
+        monitor.mutateAndNotify { state.receivedEnd() }
     }
 
-    /// Marks the call cancelled (idempotent); wakes blocked readers and senders.
+    /// Marks the call cancelled (idempotent; not once its status went out); wakes blocked
+    /// readers and senders.
     func markCancelled(_ status: Status) {
+        monitor.mutateAndNotify { _ = state.end(status, clearInbound: false) }
+    }
+
+    /// Whether nothing more goes out on the stream.
+    var isOverOnWire: Bool { monitor.withLock { state.transportEnded } }
+
+    /// The transport ends the call with `status` (failure, deadline, shutdown): cancels it
+    /// for the handler. Returns whether response headers went out, or nil when the call
+    /// was over on the wire already (then nothing is to be written).
+    func endByTransport(_ status: Status) -> Bool? {
         monitor.mutateAndNotify {
-            if cancelStatus == nil && !elFinishedShared { cancelStatus = status }
+            _ = state.end(status, clearInbound: false)
+            return state.endTransport() ? state.responseStarted : nil
         }
     }
 
     /// Applies the handler's queued operations (event loop).
     func applyPending() {
-        var headers: Metadata?
-        var chunks: [[UInt8]] = []
-        var finish: (Status, Metadata)?
-        var release = false
-        var compression = CompressionAlgorithm.identity
-        var explicit = false
-        monitor.withLock {
-            explicit = explicitHeaders
-            headers = pendingHeaders; pendingHeaders = nil
-            chunks = pendingChunks; pendingChunks.removeAll()
-            finish = pendingFinish; pendingFinish = nil
-            release = pendingReleaseWindow; pendingReleaseWindow = false
-            compression = responseCompression
-            scheduled = false
-        }
-        if release {
+        let open = !stream.closed
+        let f = monitor.withLock { state.flush(streamOpen: open) }
+        if f.releaseWindow {
             stream.holdWindow = false
             let n = stream.unconsumed
             stream.unconsumed = 0
             connection.session.consume(stream, n)
         }
-        guard !stream.closed, !elFinished else { return }
-        if let finish = finish, !responseStarted, chunks.isEmpty, !explicit {
-            // Nothing sent yet: a trailers-only response (never when the handler sent
-            // initial metadata: that must arrive as initial metadata).
-            var fields = connection.responseHeaderFields(compression: nil, metadata: headers)
-            fields.append(contentsOf: ServerConnection.statusFields(finish.0, finish.1))
+        if case .trailersOnly? = f.head, case .status(let status, let trailers)? = f.end {
+            var fields = connection.responseHeaderFields(compression: nil, metadata: nil)
+            fields.append(contentsOf: ServerConnection.statusFields(status, trailers))
             connection.session.submitResponse(stream, fields, withBody: false)
-            finishedOnEventLoop()
-            return
+        } else {
+            if case .headers(let metadata, let compression)? = f.head {
+                let fields = connection.responseHeaderFields(
+                    compression: compression == .identity ? nil : compression, metadata: metadata)
+                connection.session.submitResponse(stream, fields, withBody: true)
+            }
+            for c in f.data { stream.enqueue(c) }
+            if case .status(let status, let trailers)? = f.end {
+                stream.endOutbound(trailers: ServerConnection.statusFields(status, trailers))
+            }
         }
-        if let headers = headers, !responseStarted {
-            responseStarted = true
-            let fields = connection.responseHeaderFields(
-                compression: compression == .identity ? nil : compression, metadata: headers)
-            connection.session.submitResponse(stream, fields, withBody: true)
+        if f.finished {
+            deadlineTask?.cancel()
+            monitor.mutateAndNotify {}
         }
-        for c in chunks { stream.enqueue(c) }
-        if let finish = finish {
-            stream.endOutbound(trailers: ServerConnection.statusFields(finish.0, finish.1))
-            finishedOnEventLoop()
-        }
-    }
-
-    private func finishedOnEventLoop() {
-        elFinished = true
-        deadlineTask?.cancel()
-        monitor.mutateAndNotify { elFinishedShared = true }
     }
 
     /// nghttp2 took `n` queued bytes.
     func drained(_ n: Int) {
         monitor.withLock {
-            let before = unsentBytes
-            unsentBytes -= n
-            if before > sendBufferLimit && unsentBytes <= sendBufferLimit {
+            if state.drained(n) {
                 for c in monitor.broadcastLocked() { c.resume() }
             }
         }

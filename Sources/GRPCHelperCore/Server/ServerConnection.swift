@@ -205,7 +205,7 @@ final class ServerConnection: H2StreamDelegate, @unchecked Sendable {
     }
 
     func h2ReceivedData(_ stream: H2Stream, _ bytes: UnsafeRawBufferPointer) {
-        guard let call = call(for: stream), !call.elFinished else { return }
+        guard let call = call(for: stream), !call.isOverOnWire else { return }
         if let failure = call.reader.read(bytes, { call.deliver($0, compressed: $1) }) {
             fail(call, failure)
         }
@@ -219,9 +219,7 @@ final class ServerConnection: H2StreamDelegate, @unchecked Sendable {
         pendingDispatch.removeValue(forKey: ObjectIdentifier(stream))
         guard let call = calls.removeValue(forKey: ObjectIdentifier(stream)) else { return }
         call.deadlineTask?.cancel()
-        if !call.elFinished {
-            call.markCancelled(cancellationStatus(call, errorCode: errorCode))
-        }
+        call.markCancelled(cancellationStatus(call, errorCode: errorCode))
         call.deliverEnd()
         stream.onDrained = nil
     }
@@ -245,10 +243,10 @@ final class ServerConnection: H2StreamDelegate, @unchecked Sendable {
 
     /// Ends a call with an error status decided by the transport (not the handler).
     private func fail(_ call: ServerCall, _ status: Status) {
-        call.markCancelled(status)
-        if !call.elFinished && !call.stream.closed {
-            call.elFinished = true
-            if call.responseStarted {
+        // Cancels the call for its handler in any case; writes the status if it can.
+        let responseStarted = call.endByTransport(status)
+        if !call.stream.closed, let responseStarted {
+            if responseStarted {
                 call.stream.endOutbound(trailers: ServerConnection.statusFields(status, Metadata()))
             } else {
                 reject(call.stream, status)
@@ -260,15 +258,13 @@ final class ServerConnection: H2StreamDelegate, @unchecked Sendable {
     }
 
     private func expire(_ call: ServerCall) {
-        guard !call.elFinished else { return }
         let status = Status(.deadlineExceeded, "Deadline Exceeded")
-        call.markCancelled(status)
-        call.elFinished = true
+        guard let responseStarted = call.endByTransport(status) else { return }
         pendingDispatch.removeValue(forKey: ObjectIdentifier(call.stream))
         // As gRPC core: tell the client DEADLINE_EXCEEDED, then RST_STREAM(NO_ERROR). A bare
         // RST_STREAM(CANCEL) reads as CANCELLED to a client whose own timer has not fired yet.
         // Only when response data is still queued (the trailers would wait behind it) reset.
-        if !call.stream.closed && !call.responseStarted {
+        if !call.stream.closed && !responseStarted {
             reject(call.stream, status)
             call.stream.resetAfterLocalEnd = true
         } else if !call.stream.closed && call.stream.outboundBytes == 0 && !call.stream.outboundEnded {
@@ -309,9 +305,7 @@ final class ServerConnection: H2StreamDelegate, @unchecked Sendable {
 
     /// Shutdown, step 2: cancel everything still running (event loop).
     func cancelAll() {
-        for (_, call) in calls where !call.elFinished {
-            call.markCancelled(Status(.unavailable, "server shutting down"))
-            call.elFinished = true
+        for (_, call) in calls where call.endByTransport(Status(.unavailable, "server shutting down")) != nil {
             session.resetStream(call.stream, errorCode: UInt32(NGHTTP2_CANCEL.rawValue))
         }
         pendingDispatch.removeAll()
