@@ -9,39 +9,11 @@ import Glibc
 
 // MARK: - channel
 
-final class ChannelBox {
-    let target: String
-    var options = ChannelOptions()
-    private var channel: GRPCChannel?
-    let lock = NIOLock()
-    init(target: String) { self.target = target }
-
-    var closed = false
-
-    /// The channel, created on first use so options set before it apply. Once the box is
-    /// closed, a channel made now is closed at once (calls on it end CANCELLED).
-    func get() throws -> GRPCChannel {
-        try lock.withLock {
-            if let c = channel { return c }
-            let c = try GRPCChannel(target: target, options: options)
-            channel = c
-            if closed { c.close() }
-            return c
-        }
-    }
-    var started: Bool { lock.withLock { channel != nil } }
-    func close() { lock.withLock { closed = true; return channel }?.close() }
-}
-
 @c @implementation
 public func gh_channel_new(_ out: UnsafeMutablePointer<OpaquePointer?>?, _ target: UnsafePointer<CChar>?) -> Int32 {
     boundary {
         guard let out = out else { throw ExportError(GH_ERR_INVALID_ARGUMENT, "out is NULL") }
-        let t = try string(target, "target")
-        do { _ = try Endpoint.parseTarget(t) } catch {
-            throw ExportError(GH_ERR_INVALID_ARGUMENT, "invalid target: \(error)")
-        }
-        out.pointee = makeHandle(ChannelBox(target: t))
+        out.pointee = makeHandle(try DeferredChannel(target: try string(target, "target")))
         return GH_OK
     }
 }
@@ -49,17 +21,18 @@ public func gh_channel_new(_ out: UnsafeMutablePointer<OpaquePointer?>?, _ targe
 @c @implementation
 public func gh_channel_set_int(_ ch: OpaquePointer?, _ option: gh_opt, _ value: Int64) -> Int32 {
     boundary {
-        let box = try borrow(ch, ChannelBox.self, "channel")
-        guard !box.started else { throw ExportError(GH_ERR_INVALID_STATE, "channel options must be set before the first call") }
-        switch option {
-        case GH_OPT_MAX_RECV_MESSAGE_SIZE: box.options.maxReceiveMessageSize = try positive(value, "max receive message size")
-        case GH_OPT_MAX_HEADER_LIST_SIZE: box.options.maxHeaderListSize = try positive(value, "max header list size")
-        case GH_OPT_DEFAULT_COMPRESSION:
-            guard let c = try compression(value) else { throw ExportError(GH_ERR_INVALID_ARGUMENT, "default compression cannot be DEFAULT") }
-            box.options.defaultCompression = c
-        case GH_OPT_INITIAL_WINDOW_SIZE: box.options.initialWindowSize = try positive(value, "initial window size")
-        case GH_OPT_CALLBACK_THREADS: box.options.callbackThreads = try positive(value, "callback threads", max: 1024)
-        default: throw ExportError(GH_ERR_INVALID_ARGUMENT, "option \(option.rawValue) is not an integer channel option")
+        let channel = try borrow(ch, DeferredChannel.self, "channel")
+        try channel.configure { options in
+            switch option {
+            case GH_OPT_MAX_RECV_MESSAGE_SIZE: options.maxReceiveMessageSize = try positive(value, "max receive message size")
+            case GH_OPT_MAX_HEADER_LIST_SIZE: options.maxHeaderListSize = try positive(value, "max header list size")
+            case GH_OPT_DEFAULT_COMPRESSION:
+                guard let c = try compression(value) else { throw ExportError(GH_ERR_INVALID_ARGUMENT, "default compression cannot be DEFAULT") }
+                options.defaultCompression = c
+            case GH_OPT_INITIAL_WINDOW_SIZE: options.initialWindowSize = try positive(value, "initial window size")
+            case GH_OPT_CALLBACK_THREADS: options.callbackThreads = try positive(value, "callback threads", max: 1024)
+            default: throw ExportError(GH_ERR_INVALID_ARGUMENT, "option \(option.rawValue) is not an integer channel option")
+            }
         }
         return GH_OK
     }
@@ -68,11 +41,12 @@ public func gh_channel_set_int(_ ch: OpaquePointer?, _ option: gh_opt, _ value: 
 @c @implementation
 public func gh_channel_set_str(_ ch: OpaquePointer?, _ option: gh_opt, _ value: UnsafePointer<CChar>?) -> Int32 {
     boundary {
-        let box = try borrow(ch, ChannelBox.self, "channel")
-        guard !box.started else { throw ExportError(GH_ERR_INVALID_STATE, "channel options must be set before the first call") }
-        switch option {
-        case GH_OPT_USER_AGENT_PREFIX: box.options.userAgentPrefix = try string(value, "value")
-        default: throw ExportError(GH_ERR_INVALID_ARGUMENT, "option \(option.rawValue) is not a string channel option")
+        let channel = try borrow(ch, DeferredChannel.self, "channel")
+        try channel.configure { options in
+            switch option {
+            case GH_OPT_USER_AGENT_PREFIX: options.userAgentPrefix = try string(value, "value")
+            default: throw ExportError(GH_ERR_INVALID_ARGUMENT, "option \(option.rawValue) is not a string channel option")
+            }
         }
         return GH_OK
     }
@@ -80,16 +54,16 @@ public func gh_channel_set_str(_ ch: OpaquePointer?, _ option: gh_opt, _ value: 
 
 @c @implementation
 public func gh_channel_free(_ ch: OpaquePointer?) {
-    guard let ch = ch, let box = try? borrow(ch, ChannelBox.self, "channel") else { return }
-    box.close()
-    release(ch, ChannelBox.self)
+    guard let ch = ch, let channel = try? borrow(ch, DeferredChannel.self, "channel") else { return }
+    channel.close()
+    release(ch, DeferredChannel.self)
 }
 
 // MARK: - client calls
 
 
 final class CallBox {
-    let channel: ChannelBox
+    let channel: DeferredChannel
     let method: String
     var options = CallOptions()
     var call: ClientCall?
@@ -103,7 +77,7 @@ final class CallBox {
     /// gh_call_free ran: no callback may use the handle any more.
     var freed = false
     var isFreed: Bool { lock.withLock { freed } }
-    init(channel: ChannelBox, method: String) { self.channel = channel; self.method = method }
+    init(channel: DeferredChannel, method: String) { self.channel = channel; self.method = method }
 
     func requireNotStarted() throws {
         guard call == nil else { throw ExportError(GH_ERR_INVALID_STATE, "call already started") }
@@ -114,7 +88,7 @@ final class CallBox {
     }
     func makeCall() throws -> ClientCall {
         try requireNotStarted()
-        let c = try channel.get().makeCall(method, options: options)
+        let c = try channel.channel().makeCall(method, options: options)
         call = c
         return c
     }
@@ -133,7 +107,7 @@ final class CallBox {
 public func gh_call_new(_ ch: OpaquePointer?, _ method: UnsafePointer<CChar>?,
                         _ out: UnsafeMutablePointer<OpaquePointer?>?) -> Int32 {
     boundary {
-        let box = try borrow(ch, ChannelBox.self, "channel")
+        let box = try borrow(ch, DeferredChannel.self, "channel")
         guard let out = out else { throw ExportError(GH_ERR_INVALID_ARGUMENT, "out is NULL") }
         let m = try string(method, "method")
         guard m.hasPrefix("/") else { throw ExportError(GH_ERR_INVALID_ARGUMENT, "method must start with '/', got '\(m)'") }
