@@ -294,22 +294,29 @@ public func gh_call_unary(_ c: OpaquePointer?, _ request: UnsafePointer<UInt8>?,
     }
 }
 
+/// Starts the call in callback mode (`unary`: sending that request and half-closing).
 private func startAsync(_ box: CallBox, _ handle: OpaquePointer, _ onMessage: gh_message_fn?,
-                        _ onDone: gh_done_fn?, _ userData: UnsafeMutableRawPointer?) throws -> ClientCall {
+                        _ onDone: gh_done_fn?, _ userData: UnsafeMutableRawPointer?,
+                        unary request: [UInt8]? = nil) throws {
     let call = try box.makeCall()
     let ud = CPointer(raw: userData)
     let h = CPointer(raw: UnsafeMutableRawPointer(handle))
     // Callbacks hold the box weakly and stop once gh_call_free ran: the handle they would
     // pass is gone then.
-    call.start(onMessage: { [weak box] m in
+    let message: ([UInt8]) -> Void = { [weak box] m in
         guard let f = onMessage, let box = box, !box.isFreed else { return }
         m.withUnsafeBufferPointer { f(OpaquePointer(h.raw), $0.baseAddress, m.count, ud.raw) }
-    }, onDone: { [weak box] s in
+    }
+    let done: (Status) -> Void = { [weak box] s in
         guard let box = box, !box.isFreed else { return }
         box.cacheStatus(s)
         onDone?(OpaquePointer(h.raw), s.code.rawValue, ud.raw)
-    })
-    return call
+    }
+    if let request {
+        call.startUnary(request, onMessage: message, onDone: done)
+    } else {
+        call.start(onMessage: message, onDone: done)
+    }
 }
 
 @c @implementation
@@ -317,7 +324,7 @@ public func gh_call_start_async(_ c: OpaquePointer?, _ onMessage: gh_message_fn?
                                 _ userData: UnsafeMutableRawPointer?) -> Int32 {
     boundary {
         let box = try borrow(c, CallBox.self, "call")
-        _ = try startAsync(box, c!, onMessage, onDone, userData)
+        try startAsync(box, c!, onMessage, onDone, userData)
         return GH_OK
     }
 }
@@ -328,10 +335,7 @@ public func gh_call_start_unary_async(_ c: OpaquePointer?, _ request: UnsafePoin
                                       _ userData: UnsafeMutableRawPointer?) -> Int32 {
     boundary {
         let box = try borrow(c, CallBox.self, "call")
-        let req = try bytes(request, requestLen)
-        let call = try startAsync(box, c!, onMessage, onDone, userData)
-        try? call.send(req)
-        call.closeSend()
+        try startAsync(box, c!, onMessage, onDone, userData, unary: try bytes(request, requestLen))
         return GH_OK
     }
 }

@@ -100,6 +100,15 @@ public final class ClientCall: @unchecked Sendable, H2StreamDelegate {
         startNow()
     }
 
+    /// Starts a unary exchange in callback mode: sends `request` and half-closes at once;
+    /// the response comes to `onMessage`, the status to `onDone` (as `start(onMessage:onDone:)`).
+    public func startUnary(_ request: [UInt8], onMessage: @escaping ([UInt8]) -> Void,
+                           onDone: @escaping (Status) -> Void) {
+        start(onMessage: onMessage, onDone: onDone)
+        try? send(request)
+        closeSend()
+    }
+
     /// Sends one request message; blocks while the server is not reading.
     /// Throws `RPCError` with the call's status once it has ended.
     public func send(_ message: [UInt8], compress: Bool = true) throws {
