@@ -188,6 +188,16 @@ final class RpcServerBox: @unchecked Sendable {
 
     func unbind() { lock.withLock { _server = nil } }
 
+    /// Unbinds the server, handing over the box's reference (retained) without making
+    /// another: for `RpcServer.release`, whose thread drops it last.
+    func takeServer() -> Unmanaged<RpcServer>? {
+        lock.withLock {
+            guard let s = _server else { return nil }
+            _server = nil
+            return Unmanaged.passRetained(s)
+        }
+    }
+
     func require() throws -> RpcServer {
         guard let s = server else { throw ExportError(GH_ERR_INVALID_STATE, "the server is not built yet") }
         return s
@@ -419,6 +429,14 @@ public func gh_rpc_server_shutdown(_ s: OpaquePointer?) -> Int32 {
 }
 
 @c @implementation
+public func gh_rpc_server_begin_shutdown(_ s: OpaquePointer?) -> Int32 {
+    boundary {
+        try borrow(s, RpcServerBox.self, "server").require().beginShutdown()
+        return GH_OK
+    }
+}
+
+@c @implementation
 public func gh_rpc_server_wait_shutdown(_ s: OpaquePointer?, _ timeout: Double) -> Int32 {
     guard let b = try? borrow(s, RpcServerBox.self, "server"), let srv = b.server else { return 0 }
     return srv.waitShutdown(timeout: timeout < 0 ? nil : timeout) ? 1 : 0
@@ -471,4 +489,21 @@ public func gh_rpc_server_free(_ s: OpaquePointer?) {
         b.clientBoxes = []
     }
     release(s, RpcServerBox.self)
+}
+
+@c @implementation
+public func gh_rpc_server_release(_ s: OpaquePointer?) {
+    guard let s = s else { return }
+    let handle = Unmanaged<RpcServerBox>.fromOpaque(UnsafeRawPointer(s))
+    guard let server = handle.takeUnretainedValue().takeServer() else {
+        handle.release()
+        return
+    }
+    // On the releasing thread, once the shutdown has finished: the auto-client handles
+    // (usable by hooks and handlers until then) and the caller's handle go, then the
+    // server, and with it the user data.
+    RpcServer.release(server) {
+        handle.takeUnretainedValue().clientBoxes = []
+        handle.release()
+    }
 }

@@ -43,6 +43,13 @@
  * - gh_rpc_server_shutdown with a call in flight (rpc-shutdown-grace 0.3: the
  *   call cancelled after the grace, a second caller waiting for the first,
  *   then at once); srv.shutdown by RPC with timeout -1 and 1;
+ * - gh_rpc_server_begin_shutdown from outside (returns with a call held, no new
+ *   calls, the end once the call is cancelled; idempotent) and from one of the
+ *   server's handlers (answered), then gh_rpc_server_wait_shutdown;
+ *   gh_rpc_server_release from a handler, from the main thread with a call
+ *   held (nothing freed until it ends) and after a shutdown: the user data
+ *   freed on the library's gh-rpc-shutdown thread (counted with a condition
+ *   variable), the port free again;
  * - the client's retry on UNAVAILABLE (timing bounds, unary and streaming, a
  *   server that appears later), timeout 0, unknown stubs;
  * - the SIGUSR2 debug dump (GH_RPC_DEBUG_SIGNAL) naming a held call, with the
@@ -1780,6 +1787,253 @@ static void test_shutdown_rpc(void) {
 }
 
 /* ------------------------------------------------------------------------ */
+/* Begin-shutdown and release: any thread, the server's handlers too        */
+/* ------------------------------------------------------------------------ */
+
+/* The "ctl" service (test.Ctl, API 1..1) and its manager, every one with a
+ * ctl_state and ctl_free:
+ * - "begin": gh_rpc_server_begin_shutdown of its own server, then answers;
+ * - "release": gh_rpc_server_release of its own server, then answers;
+ * - "wait" (server streaming): sends "waiting", then waits (bounded) until
+ *   its call ends (the client frees its responses: cancelled);
+ * - the manager's shutdown hook counts. */
+#define CTL_SERVICE "test.Ctl"
+#define CTL_FREES 4 /* three methods and the manager */
+
+typedef struct {
+    gh_rpc_server *server; /* set once gh_rpc_server_new returned it */
+    atomic_int begin_rc;   /* what "begin" got */
+    tu_counter waiting;    /* "wait" calls entered */
+    tu_counter wait_done;  /* "wait" calls returned */
+    tu_counter shutdowns;  /* shutdown hook calls */
+    tu_counter frees;      /* free_user_data calls */
+    atomic_int frees_off_library; /* free_user_data calls not on gh-rpc-shutdown */
+} ctl_state;
+
+static void ctl_init(ctl_state *c) {
+    memset(c, 0, sizeof *c);
+    atomic_init(&c->begin_rc, 1);
+    tu_counter_init(&c->waiting);
+    tu_counter_init(&c->wait_done);
+    tu_counter_init(&c->shutdowns);
+    tu_counter_init(&c->frees);
+    atomic_init(&c->frees_off_library, 0);
+}
+
+static void ctl_destroy(ctl_state *c) {
+    tu_counter_destroy(&c->waiting);
+    tu_counter_destroy(&c->wait_done);
+    tu_counter_destroy(&c->shutdowns);
+    tu_counter_destroy(&c->frees);
+}
+
+/* The calling thread's name (Linux: its comm). */
+static void thread_name(char *out, size_t size) {
+    out[0] = '\0';
+    FILE *f = fopen("/proc/thread-self/comm", "r");
+    if (f == NULL) return;
+    if (fgets(out, (int)size, f) == NULL) out[0] = '\0';
+    fclose(f);
+    out[strcspn(out, "\n")] = '\0';
+}
+
+/* free_user_data: on the library's releasing thread (gh-rpc-shutdown) when
+ * the server was given up with gh_rpc_server_release. */
+static void ctl_free(void *user_data) {
+    ctl_state *c = user_data;
+    char name[32];
+    thread_name(name, sizeof name);
+    if (strncmp(name, "gh-rpc-shutdown", 15) != 0) atomic_fetch_add(&c->frees_off_library, 1);
+    tu_counter_add(&c->frees, 1);
+}
+
+static void ctl_read(gh_server_call *call) {
+    const uint8_t *data = NULL;
+    size_t len = 0;
+    CHECK_EQ(gh_server_call_read(call, &data, &len), 1);
+}
+
+static int ctl_begin(gh_server_call *call, void *user_data) {
+    ctl_state *c = user_data;
+    ctl_read(call);
+    atomic_store(&c->begin_rc, gh_rpc_server_begin_shutdown(c->server));
+    /* the server takes no new calls; this one goes on */
+    CHECK_EQ(gh_rpc_server_is_running(c->server), 0);
+    CHECK_OK(send_status(call, 0, "begun"));
+    return GH_RC_OK;
+}
+
+static int ctl_release(gh_server_call *call, void *user_data) {
+    ctl_state *c = user_data;
+    ctl_read(call);
+    gh_rpc_server_release(c->server); /* the handle is gone; the call goes on */
+    c->server = NULL;
+    CHECK_OK(send_status(call, 0, "released"));
+    return GH_RC_OK;
+}
+
+static int ctl_wait(gh_server_call *call, void *user_data) {
+    ctl_state *c = user_data;
+    ctl_read(call);
+    CHECK_OK(send_status(call, 0, "waiting"));
+    tu_counter_add(&c->waiting, 1);
+    CHECK_EQ(gh_server_call_wait_done(call, TU_WAIT_LIMIT), 1);
+    tu_counter_add(&c->wait_done, 1);
+    return GH_RC_OK;
+}
+
+static void ctl_shutdown(void *user_data) { tu_counter_add(&((ctl_state *)user_data)->shutdowns, 1); }
+
+static const char *const g_ctl_cli[] = {"rpc-shutdown-grace=5"};
+
+/* A server of the ctl service (its handle freed at once: the server holds the
+ * user data alone), rpc-shutdown-grace 5 (a held "wait" call keeps a shutdown
+ * from finishing until it is cancelled), and a client of it. */
+static gh_rpc_server *ctl_server(tu_layout *l, const char *name, ctl_state *c,
+                                 gh_rpc_client **client) {
+    gh_rpc_service *s = NULL;
+    CHECK_OK(gh_rpc_service_new("ctl", CTL_SERVICE, "ctl:1.0", 1, 1, &s));
+    CHECK_OK(gh_rpc_service_add_method(s, "begin", GH_UNARY, ctl_begin, c, ctl_free));
+    CHECK_OK(gh_rpc_service_add_method(s, "release", GH_UNARY, ctl_release, c, ctl_free));
+    CHECK_OK(gh_rpc_service_add_method(s, "wait", GH_SERVER_STREAMING, ctl_wait, c, ctl_free));
+    CHECK_OK(gh_rpc_service_set_manager(s, "Ctl", NULL, ctl_shutdown, c, ctl_free));
+    gh_rpc_server *server = server_new_cli(l, name, 0, &s, 1, g_ctl_cli, 1, 0);
+    gh_rpc_service_free(s);
+    c->server = server;
+    CHECK_OK(gh_rpc_client_new("127.0.0.1", gh_rpc_server_port(server), 0, name, 1, client));
+    CHECK_OK(gh_rpc_client_add_stub(*client, "ctl", CTL_SERVICE, 1));
+    return server;
+}
+
+/* A "wait" call, held until gh_rpc_responses_free. */
+static gh_rpc_responses *ctl_hold(ctl_state *c, gh_rpc_client *client) {
+    gh_rpc_responses *rs = stream(client, "ctl", "wait", NO_NAMES);
+    next_msg(rs, "waiting");
+    CHECK(tu_counter_wait(&c->waiting, 1, TU_WAIT_LIMIT));
+    return rs;
+}
+
+/* Every user data freed, on the library's releasing thread. */
+static void ctl_check_freed_by_library(ctl_state *c) {
+    CHECK(tu_counter_wait(&c->frees, CTL_FREES, TU_WAIT_LIMIT));
+    CHECK_EQ(tu_counter_get(&c->frees), CTL_FREES);
+    CHECK_EQ(atomic_load(&c->frees_off_library), 0);
+}
+
+/* A managed server (in a new layout |name|) can listen on |port| again. */
+static void check_port_free(int port, const char *name) {
+    tu_layout l;
+    gh_rpc_server *again = server_new(&l, name, port, NULL, 0, 0);
+    gh_rpc_server_free(again);
+    tu_layout_free(&l);
+}
+
+static void test_begin_shutdown(void) {
+    /* From outside, with a call held: returns at once, takes no new calls; the
+     * shutdown hook runs on the library's thread, the end waits for the call. */
+    ctl_state c;
+    ctl_init(&c);
+    tu_layout l;
+    gh_rpc_client *client = NULL;
+    gh_rpc_server *server = ctl_server(&l, "begin-outside", &c, &client);
+    gh_rpc_responses *held = ctl_hold(&c, client);
+    CHECK_OK(gh_rpc_server_begin_shutdown(server));
+    CHECK_EQ(gh_rpc_server_is_running(server), 0);
+    CHECK(tu_counter_wait(&c.shutdowns, 1, TU_WAIT_LIMIT));
+    CHECK_EQ(gh_rpc_server_wait_shutdown(server, 0), 0); /* the held call */
+    CHECK_OK(gh_rpc_server_begin_shutdown(server));      /* idempotent */
+    uint8_t *resp = NULL;
+    size_t len = 0;
+    CHECK_RESULT(rpc(client, "ctl", "begin", tu_pb_filter(0, NO_NAMES), &resp, &len),
+                 GH_RC_ERROR_RPC); /* no new calls */
+    gh_rpc_responses_free(held);   /* cancels the held call: the shutdown ends */
+    CHECK(tu_counter_wait(&c.wait_done, 1, TU_WAIT_LIMIT));
+    CHECK_EQ(gh_rpc_server_wait_shutdown(server, TU_WAIT_LIMIT), 1);
+    CHECK_OK(gh_rpc_server_begin_shutdown(server)); /* after the end too */
+    CHECK_OK(gh_rpc_server_shutdown(server));       /* at once */
+    CHECK_EQ(tu_counter_get(&c.shutdowns), 1);
+    CHECK_EQ(tu_counter_get(&c.frees), 0);
+    int port = gh_rpc_server_port(server);
+    gh_rpc_client_free(client);
+    gh_rpc_server_free(server);
+    CHECK_EQ(tu_counter_get(&c.frees), CTL_FREES); /* by gh_rpc_server_free, before it returned */
+    check_port_free(port, "port-again-1");
+    tu_layout_free(&l);
+    ctl_destroy(&c);
+
+    /* From one of its handlers: the call is answered (the shutdown waits for the
+     * handler, which did not wait for it). */
+    ctl_init(&c);
+    server = ctl_server(&l, "begin-handler", &c, &client);
+    char *msg = rpc_msg(client, "ctl", "begin", tu_pb_filter(0, NO_NAMES));
+    CHECK_STR(msg, "begun");
+    free(msg);
+    CHECK_OK(atomic_load(&c.begin_rc));
+    CHECK_EQ(gh_rpc_server_wait_shutdown(server, TU_WAIT_LIMIT), 1);
+    CHECK_EQ(gh_rpc_server_is_running(server), 0);
+    CHECK_EQ(tu_counter_get(&c.shutdowns), 1);
+    gh_rpc_client_free(client);
+    gh_rpc_server_free(server);
+    CHECK_EQ(tu_counter_get(&c.frees), CTL_FREES);
+    tu_layout_free(&l);
+    ctl_destroy(&c);
+
+    CHECK_RC(gh_rpc_server_begin_shutdown(NULL), GH_ERR_INVALID_ARGUMENT);
+}
+
+static void test_release(void) {
+    /* From one of its handlers: the call is answered; the library shuts the
+     * server down and frees it on its own thread. */
+    ctl_state c;
+    ctl_init(&c);
+    tu_layout l;
+    gh_rpc_client *client = NULL;
+    gh_rpc_server *server = ctl_server(&l, "release-handler", &c, &client);
+    int port = gh_rpc_server_port(server);
+    char *msg = rpc_msg(client, "ctl", "release", tu_pb_filter(0, NO_NAMES));
+    CHECK_STR(msg, "released");
+    free(msg);
+    ctl_check_freed_by_library(&c);
+    CHECK_EQ(tu_counter_get(&c.shutdowns), 1);
+    gh_rpc_client_free(client);
+    check_port_free(port, "port-again-2");
+    tu_layout_free(&l);
+    ctl_destroy(&c);
+
+    /* From the main thread with a call held: returns at once; nothing is freed
+     * until the shutdown has finished (the held call cancelled). */
+    ctl_init(&c);
+    server = ctl_server(&l, "release-main", &c, &client);
+    port = gh_rpc_server_port(server);
+    gh_rpc_responses *held = ctl_hold(&c, client);
+    gh_rpc_server_release(server);
+    CHECK(tu_counter_wait(&c.shutdowns, 1, TU_WAIT_LIMIT));
+    CHECK_EQ(tu_counter_get(&c.frees), 0);
+    CHECK_EQ(tu_counter_get(&c.wait_done), 0);
+    gh_rpc_responses_free(held);
+    ctl_check_freed_by_library(&c);
+    CHECK_EQ(tu_counter_get(&c.wait_done), 1);
+    gh_rpc_client_free(client);
+    check_port_free(port, "port-again-3");
+    tu_layout_free(&l);
+    ctl_destroy(&c);
+
+    /* After a shutdown (nothing left to wait for): still freed on the library's
+     * thread, never on the caller's. */
+    ctl_init(&c);
+    server = ctl_server(&l, "release-after", &c, &client);
+    CHECK_OK(gh_rpc_server_shutdown(server));
+    gh_rpc_server_release(server);
+    ctl_check_freed_by_library(&c);
+    CHECK_EQ(tu_counter_get(&c.shutdowns), 1);
+    gh_rpc_client_free(client);
+    tu_layout_free(&l);
+    ctl_destroy(&c);
+
+    gh_rpc_server_release(NULL); /* does nothing */
+}
+
+/* ------------------------------------------------------------------------ */
 /* Client retry                                                             */
 /* ------------------------------------------------------------------------ */
 
@@ -2132,6 +2386,10 @@ int main(void) {
     printf("shutdown rpc: OK\n");
     test_max_workers();
     printf("max workers: OK\n");
+    test_begin_shutdown();
+    printf("begin shutdown: OK\n");
+    test_release();
+    printf("release: OK\n");
     test_retry();
     printf("retry: OK\n");
     test_debug_dump();

@@ -176,9 +176,10 @@ public final class RpcServer: @unchecked Sendable {
 
     /// Stops accepting calls, calls the managers' `shutdown()`, lets pending calls run
     /// for up to `rpc-shutdown-grace` seconds, cancels the rest, closes the logs.
-    /// Idempotent; returns when done (a second caller waits for the first).
+    /// Idempotent; returns when done (a second caller waits for the first). Not from the
+    /// server's own handlers or hooks, which it would wait for: `beginShutdown()` there.
     public func shutdown() {
-        guard beginShutdown() else {
+        guard startShutdown() else {
             waitShutdown()
             return
         }
@@ -190,7 +191,7 @@ public final class RpcServer: @unchecked Sendable {
     /// then waits `timeout` seconds (0: rpc-shutdown-timeout) before finishing when
     /// `timeout` >= 0.
     func shutdown(byRPC request: RpcShutdownRequest) {
-        guard beginShutdown() else { return }
+        guard startShutdown() else { return }
         let wait: Double? = request.timeout < 0 ? nil
             : request.timeout > 0 ? Double(request.timeout) : (config["rpc-shutdown-timeout"]?.floatValue ?? 60)
         finishOnThread(wait: wait)
@@ -233,14 +234,51 @@ public final class RpcServer: @unchecked Sendable {
     /// Whether the shutdown has finished (waitShutdown would return at once).
     public var isShutDown: Bool { monitor.withLock { lifecycle == .finished } }
 
-    /// The first exit signal: the shutdown runs on a finishing thread.
-    func startShutdownFromSignal() -> Bool {
-        guard beginShutdown() else { return false }
+    /// Begins the shutdown of `shutdown()` and returns at once: no new calls are taken
+    /// when it returns; the managers' `shutdown()`, the grace and the end run on a
+    /// `gh-rpc-shutdown` thread (`waitShutdown` tells when it is done). From any thread,
+    /// the server's own handlers and hooks too (what the first exit signal does).
+    /// Idempotent: true when this call began it.
+    @discardableResult
+    public func beginShutdown() -> Bool {
+        guard startShutdown() else { return false }
         finishOnThread(wait: nil)
         return true
     }
 
-    private func beginShutdown() -> Bool {
+    /// Gives up a reference to `server` without blocking, from any thread (one of its own
+    /// handlers or hooks too): begins its shutdown if it serves; a `gh-rpc-shutdown` thread
+    /// then waits until the shutdown has finished (also one begun elsewhere, and the
+    /// threads finishing it), runs `then`, and drops the reference — the server is
+    /// deinitialised on that thread when it was the last one.
+    ///
+    /// The reference is handed over retained (`Unmanaged.passRetained(server)`, or one
+    /// a C handle held) so that the caller keeps none: were the caller's own reference
+    /// released after that thread's, the caller's thread would deinitialise the server.
+    /// Used for C handles (`gh_rpc_server_release`); a Swift host can simply drop its
+    /// server (see deinit).
+    public static func release(_ server: Unmanaged<RpcServer>, then: @escaping () -> Void = {}) {
+        // No strong reference of this frame outlives this statement.
+        let began = server.takeUnretainedValue().startShutdown()
+        NativeThread.startOrRun(name: "gh-rpc-shutdown") {
+            do {
+                // The only reference now (the thread finishing the shutdown holds none):
+                // dropped at the end of this scope, once the shutdown is over.
+                let s = server.takeRetainedValue()
+                if began {
+                    s.finishShutdown()
+                    s.markFinished()
+                } else {
+                    s.waitShutdown()
+                }
+                then()
+            }
+        }
+    }
+
+    /// Starts the shutdown (no new calls once it returns) if it serves; true when this
+    /// call started it (the caller finishes it).
+    private func startShutdown() -> Bool {
         let first: Bool = monitor.withLock {
             guard lifecycle == .serving else { return false }
             lifecycle = .shuttingDown

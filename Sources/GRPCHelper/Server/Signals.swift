@@ -112,7 +112,7 @@ extension RpcServer {
                     FileHandle.standardError.write(Data("second signal: exiting now\n".utf8))
                     _exit(1)
                 }
-                guard let self = self, self.startShutdownFromSignal() else { return }
+                guard let self = self, self.beginShutdown() else { return }
                 self.logger.warning("signal \(sig): shutting down")
             }
         }

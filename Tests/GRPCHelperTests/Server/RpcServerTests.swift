@@ -1,7 +1,8 @@
 // RpcServer and RpcClient over real sockets: built-in services, API version checks both
 // ways, errors as results (with stack) and the client's raising rules, UNIMPLEMENTED,
 // managers' load with the auto-client, lifecycle (shutdown by API and by RPC, grace,
-// idempotence), pending calls, busy ports, the client's retry bounds.
+// idempotence; beginShutdown and release from outside and from a handler, the server
+// freed on the releasing thread), pending calls, busy ports, the client's retry bounds.
 import Foundation
 import GRPCHelperCore
 import Testing
@@ -451,5 +452,210 @@ extension RpcServerTests {
         #expect(throws: RpcException.self) {
             _ = try RpcServer(port: 0, descriptors: [descriptor], folders: folders.folders, withDebugSignal: false)
         }
+    }
+}
+
+// MARK: - beginShutdown and release (any thread, handlers too)
+
+/// A one-shot value that threads wait for (no sleeps).
+private final class Latch<T>: @unchecked Sendable {
+    private let cond = NSCondition()
+    private var value: T?
+
+    func set(_ v: T) { cond.withLock { if value == nil { value = v }; cond.broadcast() } }
+    var isSet: Bool { cond.withLock { value != nil } }
+
+    func wait(_ seconds: Double = 20) -> T? {
+        let deadline = Date() + seconds
+        return cond.withLock {
+            while value == nil && cond.wait(until: deadline) {}
+            return value
+        }
+    }
+}
+
+/// The calling thread's name (what NativeThread gave it: Linux's comm).
+private func threadName() -> String {
+    let comm = (try? String(contentsOfFile: "/proc/thread-self/comm", encoding: .utf8)) ?? ""
+    return comm.trimmingCharacters(in: .newlines)
+}
+
+/// Tells, from its deinit, on which thread it went: held only by the server (through
+/// its manager's hook), it goes when the server is deinitialised (what a C host sees
+/// as its free_user_data).
+private final class DeinitProbe: @unchecked Sendable {
+    let gone: Latch<String>
+    init(_ gone: Latch<String>) { self.gone = gone }
+    deinit { gone.set(threadName()) }
+}
+
+/// A server of "stopper" (TestService): "stop" runs `action` with the server on the
+/// handler's thread, then answers; "hold" waits until `gate` is set or its call ends.
+/// A DeinitProbe reporting to `gone` is held by its manager only.
+private final class Stopper: @unchecked Sendable {
+    let folders = TempFolders()
+    let gone = Latch<String>()
+    let gate = Latch<Bool>()
+    let holding = Latch<Bool>()
+    let shutdowns = Latch<Bool>()
+    var action: (RpcServer) -> Void = { _ in }
+
+    /// rpc-shutdown-grace 5 s: a held call keeps a shutdown from finishing until `gate`.
+    func makeServer() throws -> RpcServer {
+        let probe = DeinitProbe(gone)
+        let manager = RpcHookManager(loggerName: "Stopper", shutdown: { [shutdowns] in
+            _ = probe
+            shutdowns.set(true)
+        })
+        let descriptor = RpcServiceDescriptor(
+            name: "stopper", serviceName: "TestService", title: "stopper", moduleVersion: "1.0.0",
+            apiVersion: RpcConfigApiVersion.self, manager: manager,
+            methods: [
+                RpcMethod(name: "stop", cardinality: .unary, body: .blocking { [self, manager] call in
+                    _ = try call.receiveMessage()
+                    action(manager.server!)
+                    try call.sendMessage(try RpcResultStatus().serializedBytes())
+                }),
+                RpcMethod(name: "hold", cardinality: .unary, body: .blocking { [gate, holding] call in
+                    _ = try call.receiveMessage()
+                    holding.set(true)
+                    while !call.isCancelled && gate.wait(0.05) == nil {}
+                    try call.sendMessage(try RpcResultStatus().serializedBytes())
+                }),
+            ])
+        return try RpcServer(port: 0, descriptors: [descriptor], folders: folders.folders,
+                             cliConfig: ["rpc-shutdown-grace": "5"], withDebugSignal: false)
+    }
+
+    /// A "hold" call on a thread of its own: "answered", or the error's text.
+    func hold(_ c: RpcClient) -> Latch<String> {
+        let outcome = Latch<String>()
+        Thread.detachNewThread {
+            do {
+                _ = try c["stopper"]!.call("hold", RpcFilter(), as: RpcResultStatus.self)
+                outcome.set("answered")
+            } catch {
+                outcome.set("\(error)")
+            }
+        }
+        return outcome
+    }
+
+    func client(_ port: Int) throws -> RpcClient {
+        try RpcClient(host: "127.0.0.1", port: port, timeout: 0, name: "stopper-client",
+                      stubs: ["stopper": ("TestService", 2), "srv": ("RpcServerService", 1)])
+    }
+}
+
+/// Whether `port` can be listened on again (the server closed its listener).
+private func portIsFree(_ port: Int, _ folders: TempFolders) -> Bool {
+    guard let s = try? RpcServer(port: port, descriptors: [], folders: folders.folders, withDebugSignal: false) else {
+        return false
+    }
+    s.shutdown()
+    return true
+}
+
+extension RpcServerTests {
+    @Test func beginShutdownReturnsAtOnceAndFinishesOnALibraryThread() throws {
+        let st = Stopper()
+        let server = try st.makeServer()
+        let c = try st.client(server.port)
+        let held = st.hold(c)
+        #expect(st.holding.wait() == true)
+        // From outside: no new calls once it returns; the held call keeps the end away.
+        #expect(server.beginShutdown())
+        #expect(!server.isRunning && !server.isShutDown)
+        #expect(!server.beginShutdown())             // idempotent
+        #expect(!server.waitShutdown(timeout: 0))
+        #expect(st.shutdowns.wait() == true)          // the managers' hooks, on the finishing thread
+        st.gate.set(true)                             // the held call ends within the grace
+        #expect(server.waitShutdown(timeout: 20))
+        #expect(server.isShutDown)
+        #expect(held.wait() == "answered")           // within the grace
+        server.shutdown()                             // at once: already finished
+        #expect(portIsFree(server.port, st.folders))
+    }
+
+    @Test func beginShutdownFromOneOfItsHandlers() throws {
+        let st = Stopper()
+        let began = Latch<Bool>()
+        st.action = { server in began.set(server.beginShutdown()) }
+        let server = try st.makeServer()
+        let c = try st.client(server.port)
+        // The handler returns (answers) while the shutdown it began waits for it.
+        #expect(try c["stopper"]!.call("stop", RpcFilter(), as: RpcResultStatus.self).r.code == .ok)
+        #expect(began.wait() == true)
+        #expect(server.waitShutdown(timeout: 20) && !server.isRunning)
+        #expect(st.shutdowns.isSet)
+        #expect(!server.beginShutdown())
+    }
+
+    @Test func releaseFromOneOfItsHandlersFreesOnALibraryThreadOnceShutDown() throws {
+        let st = Stopper()
+        let then = Latch<(thread: String, freed: Bool)>()
+        let handed = Latch<Unmanaged<RpcServer>>()
+        st.action = { [gone = st.gone] _ in
+            RpcServer.release(handed.wait()!) { then.set((threadName(), gone.isSet)) }
+        }
+        var port = 0
+        do {
+            let server = try st.makeServer()
+            port = server.port
+            handed.set(Unmanaged.passRetained(server))  // the test keeps no reference
+        }
+        let c = try st.client(port)
+        #expect(try c["stopper"]!.call("stop", RpcFilter(), as: RpcResultStatus.self).r.code == .ok)
+        // Once the shutdown has finished: `then`, then the server deinitialised, both on
+        // the releasing thread.
+        let gone = st.gone.wait()
+        #expect(gone?.hasPrefix("gh-rpc-shutdown") == true, "\(gone ?? "not freed")")
+        #expect(then.wait()?.thread == gone && then.wait()?.freed == false)
+        #expect(st.shutdowns.isSet)
+        #expect(portIsFree(port, st.folders))
+    }
+
+    @Test func releaseWhileServingReturnsAtOnceAndFreesAfterTheHeldCalls() throws {
+        let st = Stopper()
+        let then = Latch<Bool>()
+        var port = 0
+        var held: Latch<String>?
+        do {
+            let server = try st.makeServer()
+            port = server.port
+            held = st.hold(try st.client(port))
+            #expect(st.holding.wait() == true)
+            RpcServer.release(Unmanaged.passRetained(server)) { then.set(true) }
+            #expect(!server.isRunning)
+        }  // the test's own reference goes here: the releasing thread's is the last
+        #expect(st.shutdowns.wait() == true)
+        // Returned with the held call pending (grace 5 s): nothing freed yet.
+        #expect(!then.isSet && !st.gone.isSet)
+        st.gate.set(true)
+        #expect(held?.wait() == "answered")
+        #expect(then.wait() == true)
+        let gone = st.gone.wait()
+        #expect(gone?.hasPrefix("gh-rpc-shutdown") == true, "\(gone ?? "not freed")")
+        #expect(portIsFree(port, st.folders))
+    }
+
+    @Test func releaseWaitsForAShutdownByRPCStillWaitingItsTimeout() throws {
+        let st = Stopper()
+        let then = Latch<Double>()
+        var port = 0
+        let start = Date()
+        do {
+            let server = try st.makeServer()
+            port = server.port
+            var req = RpcShutdownRequest()
+            req.timeout = 1                           // its finishing thread waits 1 s, holding the server
+            _ = try st.client(port)["srv"]!.call("shutdown", req, as: RpcResultStatus.self)
+            RpcServer.release(Unmanaged.passRetained(server)) { then.set(Date().timeIntervalSince(start)) }
+        }
+        let gone = st.gone.wait()
+        #expect(gone?.hasPrefix("gh-rpc-shutdown") == true, "\(gone ?? "not freed")")
+        let after = try #require(then.wait())
+        #expect(after >= 1, "released \(after) s after srv.shutdown with timeout 1")
+        #expect(portIsFree(port, st.folders))
     }
 }

@@ -195,8 +195,16 @@ int gh_rpc_server_is_running(const gh_rpc_server *server);
  * rpc-shutdown-timeout) before gh_rpc_server_wait_shutdown returns; < 0: no
  * wait.
  * Threads: any thread but this server's handlers and hooks (they would wait
- * for themselves). */
+ * for themselves; gh_rpc_server_begin_shutdown there). */
 int gh_rpc_server_shutdown(gh_rpc_server *server);
+
+/* Begins the shutdown of gh_rpc_server_shutdown and returns at once: when it
+ * returns, the server takes no new calls; the managers' shutdown hooks, the
+ * grace and the end run on a library thread (gh_rpc_server_wait_shutdown tells
+ * when it is done). Idempotent: a shutdown already begun (by any means) goes
+ * on as it was.
+ * Threads: any thread, this server's handlers and hooks too. */
+int gh_rpc_server_begin_shutdown(gh_rpc_server *server);
 
 /* Waits until a shutdown (by gh_rpc_server_shutdown, by the srv.shutdown RPC,
  * by a signal) has finished: 1, or 0 after |timeout| seconds (< 0: no limit).
@@ -229,8 +237,22 @@ int gh_rpc_server_set_dump_fn(gh_rpc_server *server, gh_rpc_dump_fn fn,
                               void *user_data, gh_free_fn free_user_data);
 
 /* Shuts the server down if it runs, then frees it. NULL does nothing.
- * Threads: any thread but a handler's of this server, once. */
+ * Threads: any thread but a handler's of this server, once
+ * (gh_rpc_server_release there). */
 void gh_rpc_server_free(gh_rpc_server *server);
+
+/* Gives the server up without waiting: begins its shutdown if it runs (as
+ * gh_rpc_server_begin_shutdown) and returns; a library thread waits until the
+ * shutdown has finished (also one begun before, by any means), then frees the
+ * server as gh_rpc_server_free does, calling the free_user_data of its
+ * services' methods and managers there (those of services still alive run
+ * with the service's gh_rpc_service_free). |server| is invalid on return (no
+ * other call may use or follow it); what it lent (config set, logs,
+ * auto-clients) stays valid for the handlers and hooks still running until
+ * the shutdown has finished. NULL does nothing.
+ * Threads: any thread, this server's handlers and hooks too, once (instead of
+ * gh_rpc_server_free). */
+void gh_rpc_server_release(gh_rpc_server *server);
 
 /* A client of managed services (grpc-helper's RpcClient) on |host|:|port|.
  * Calls carry the metadata client (|name|, may be NULL), user, host and ip

@@ -70,8 +70,9 @@ class _NativeHandler(logging.Handler):
             self.handleError(record)
 
 
-def _shutdown(handle, loggers, lock):
-    """close() and the finalizer: detach the handlers, restore the loggers, free."""
+def _shutdown(handle, loggers, lock, wait=None):
+    """close() and the finalizer: detach the handlers, restore the loggers, free (after
+    the writes in progress; wait=False: the last of them frees)."""
     with lock:
         entries = list(loggers.items())
         loggers.clear()
@@ -81,7 +82,7 @@ def _shutdown(handle, loggers, lock):
             logger.setLevel(level)
         if logger.propagate is False:
             logger.propagate = propagate
-    handle.close()   # after the writes in progress
+    handle.close(wait)
 
 
 class RpcLogs:
@@ -128,10 +129,19 @@ class RpcLogs:
         close() detaches the handlers; the logs themselves stay the owner's."""
         self = cls.__new__(cls)
         self._handle = handle
-        self._lock = threading.Lock()
+        # Reentrant: the server's finaliser closes the view on the thread that collected
+        # the server, which may be inside logger().
+        self._lock = threading.RLock()
         self._loggers = {}
         self._free = weakref.finalize(self, _shutdown, self._handle, self._loggers, self._lock)
         return self
+
+    def _close_nowait(self):
+        """close() without waiting for the writes in progress (the last of them ends the
+        view): a managed server's view, closed by one of its handlers or its finaliser."""
+        detached = self._free.detach()
+        if detached is not None:
+            _shutdown(*detached[2], wait=False)
 
     @classmethod
     def from_config(cls, config_set):

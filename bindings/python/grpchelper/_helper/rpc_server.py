@@ -7,6 +7,7 @@ lifecycle and shutdown. This module builds the server from the services' descrip
 auto-client.
 """
 
+import atexit
 import contextlib
 import logging
 import sys
@@ -66,17 +67,25 @@ def _dump_thunk(key):
 
 # --- the Python side of one native server ---------------------------------------------
 
+# The native servers given up with gh_rpc_server_release and perhaps not freed yet: the
+# interpreter's exit waits until the library has released their registry entries (their
+# shutdown is over, their handlers and hooks have returned), rather than finalizing under
+# them. Weak: a native server whose entries are released goes when it is collected.
+_releasing = weakref.WeakSet()
+
+
+@atexit.register
+def _wait_for_releases():
+    for native in list(_releasing):
+        registry.wait_released(native.keys)
+
+
 def _release_native(native):
-    """Finalizer of an RpcServer: detaches the loggers, then frees the native server
-    (shutting it down first if it runs) — on a thread of its own when collected on a
-    live interpreter (the collecting thread may be one of its handlers), at once at
-    exit."""
-    def free():
-        native.close()
-    if threading.main_thread().is_alive():
-        threading.Thread(target=free, name="grpchelper-rpc-server-free").start()
-    else:
-        free()
+    """Finalizer of an RpcServer: detaches the loggers, then gives the native server up
+    (shutting it down first if it runs). On a live interpreter it waits for nothing (the
+    collecting thread may be one of its handlers): gh_rpc_server_release frees the server
+    on a library thread once its shutdown has finished. At exit at once (gh_rpc_server_free)."""
+    native.close(wait=not threading.main_thread().is_alive())
 
 
 class _Native:
@@ -92,6 +101,8 @@ class _Native:
         self.lock = threading.Lock()
         self.handle = None              # NativeHandle of the gh_rpc_server once known
         self.owned = False              # gh_rpc_server_new returned it: ours to free
+        self.releasing = False          # freed by gh_rpc_server_release (close(wait=False))
+        self.keys = []                  # its registry entries (released when it is freed)
         self.port = None
         self.logs = None                # RpcLogs view of gh_rpc_server_logs
         self.config = None              # ConfigSet view of gh_rpc_server_config
@@ -100,7 +111,10 @@ class _Native:
 
     def _free(self, ptr):
         if self.owned:
-            ffi.gh_rpc_server_free(ptr)
+            if self.releasing:
+                ffi.gh_rpc_server_release(ptr)
+            else:
+                ffi.gh_rpc_server_free(ptr)
 
     def attach(self, ptr):
         """Called with the native server by the first load hook, or once
@@ -144,8 +158,23 @@ class _Native:
         if self.logs is not None:
             self.logs.close()
 
-    def close(self):
-        """Detaches the loggers, then frees the native server once (if it is ours)."""
+    def close(self, wait=True):
+        """Detaches the loggers, then frees the native server once (if it is ours).
+
+        wait=True: once the calls using its handles have returned, with
+        gh_rpc_server_free (not from its handlers). wait=False: waits for nothing, from any
+        thread (its handlers, a finalizer): the handles stop lending and the last call
+        using one hands the server to gh_rpc_server_release, which returns at once and
+        frees it on a library thread once its shutdown has finished."""
+        if not wait:
+            self.releasing = True
+            if self.owned:
+                _releasing.add(self)
+            if self.logs is not None:
+                self.logs._close_nowait()
+            if self.handle is not None:
+                self.handle.close(False)       # with its children: config, logs, auto-client
+            return
         self.detach_logs()
         if self.config is not None:
             self.config.close()
@@ -265,8 +294,9 @@ class RpcServer:
         native.attach(out.value)
         native.view_config()
         # The debug dump (SIGUSR2) gets the Python threads' stacks too.
-        ffi.gh_rpc_server_set_dump_fn(out, _dump_thunk, registry.add(DUMP_KIND, python_stacks),
-                                      registry.free_user_data)
+        dump_key = registry.add(DUMP_KIND, python_stacks)
+        native.keys.append(dump_key)
+        ffi.gh_rpc_server_set_dump_fn(out, _dump_thunk, dump_key, registry.free_user_data)
         self._native = native
         self._client = None
         self._client_lock = threading.Lock()
@@ -313,6 +343,7 @@ class RpcServer:
             else:
                 key = registry.add(METHOD_KIND, _Method(native, fn, handler,
                                                         "/%s/%s" % (service_name, method)))
+                native.keys.append(key)
                 ffi.gh_rpc_service_add_method(out, method.encode("utf-8"), _cardinality(handler),
                                                _handler_thunk, key, registry.free_user_data)
         logger = getattr(manager, "logger", None)
@@ -321,6 +352,7 @@ class RpcServer:
             pass
         elif isinstance(manager, RpcManager):
             key = registry.add(MANAGER_KIND, _Hooks(native, manager, d.name))
+            native.keys.append(key)
             ffi.gh_rpc_service_set_manager(out, _c_text(logger_name), _load_thunk,
                                             _shutdown_thunk, key, registry.free_user_data)
         else:
@@ -385,29 +417,29 @@ class RpcServer:
         """Shuts the server down: stops accepting calls, calls the managers' `_shutdown`,
         lets pending calls run for up to rpc-shutdown-grace seconds, cancels the rest.
         Idempotent; returns when done. From one of its own handlers it returns at once
-        (the shutdown goes on on a thread of its own). With a ShutdownRequest, as the
+        (gh_rpc_server_begin_shutdown: the shutdown goes on on a library thread;
+        wait_shutdown() tells when it is done). With a ShutdownRequest, as the
         srv.shutdown RPC (returns at once; the server finishes `timeout` seconds later when
         it is >= 0, 0 meaning rpc-shutdown-timeout)."""
         if request is not None:
             if not self.is_running:
                 return ResultStatus()     # idempotent, as grpc-helper's
             return self.client.srv.shutdown(request)
-        if getattr(_tls, "serving", None) is self._native:
-            threading.Thread(target=self._shutdown_now, name="RpcServer-shutdown").start()
-        else:
-            self._shutdown_now()
-        return ResultStatus()
-
-    def _shutdown_now(self):
+        serving = getattr(_tls, "serving", None) is self._native
         native = self._native
         ptr = native.handle.acquire()
         if ptr is None:
-            return
+            return ResultStatus()
         try:
-            ffi.gh_rpc_server_shutdown(ptr)
+            if serving:
+                ffi.gh_rpc_server_begin_shutdown(ptr)
+            else:
+                ffi.gh_rpc_server_shutdown(ptr)
         finally:
             native.handle.release()
-        native.detach_logs()
+        if not serving:
+            native.detach_logs()
+        return ResultStatus()
 
     def wait_shutdown(self, timeout: float = None) -> bool:
         """Blocks until the server is shut down (by shutdown(), the srv.shutdown RPC or a
@@ -439,17 +471,15 @@ class RpcServer:
 
     def close(self):
         """Shuts down (if it runs) and frees the native server; the config and logs views
-        and the auto-clients stop working. Not in grpc-helper: there the server lives until
-        the process ends; here also until the RpcServer is collected."""
+        and the auto-clients stop working. From one of its own handlers it returns at once
+        (gh_rpc_server_release: the library frees the server on a thread of its own once
+        the shutdown has finished). Not in grpc-helper: there the server lives until the
+        process ends; here also until the RpcServer is collected."""
         if self._free.detach() is not None:
             client = self._client
             if client is not None:
                 client.close()
-            if getattr(_tls, "serving", None) is self._native:
-                # gh_rpc_server_free may not run on one of its handlers.
-                threading.Thread(target=self._native.close, name="RpcServer-close").start()
-            else:
-                self._native.close()
+            self._native.close(wait=getattr(_tls, "serving", None) is not self._native)
 
     def __enter__(self):
         return self

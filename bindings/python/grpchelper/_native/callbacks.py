@@ -27,6 +27,7 @@ class CallbackRegistry:
 
     def __init__(self):
         self._lock = threading.RLock()
+        self._released = threading.Condition(self._lock)   # notified by release()
         self._entries = {}
         self._keys = itertools.count(1)
         self._thunks = []
@@ -51,7 +52,17 @@ class CallbackRegistry:
         """Forgets key; returns its object (None if it was already released)."""
         with self._lock:
             entry = self._entries.pop(key, None)
+            if entry is not None:
+                self._released.notify_all()
         return None if entry is None else entry[1]
+
+    def wait_released(self, keys, timeout=None):
+        """Blocks until none of `keys` is registered any more (the library has released
+        them all); False if `timeout` seconds passed first."""
+        keys = tuple(keys)
+        with self._lock:
+            return self._released.wait_for(
+                lambda: not any(k in self._entries for k in keys), timeout)
 
     def _free_user_data(self, key):
         # The library's free_user_data: a NULL user_data arrives as None.

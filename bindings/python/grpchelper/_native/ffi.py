@@ -469,6 +469,8 @@ FUNCTIONS = {
     "gh_rpc_server_is_running": (c_int, [c_void_p], None),
     # int gh_rpc_server_shutdown(gh_rpc_server *server);
     "gh_rpc_server_shutdown": (c_int, [c_void_p], CHECK),
+    # int gh_rpc_server_begin_shutdown(gh_rpc_server *server);
+    "gh_rpc_server_begin_shutdown": (c_int, [c_void_p], CHECK),
     # int gh_rpc_server_wait_shutdown(gh_rpc_server *server, double timeout);
     "gh_rpc_server_wait_shutdown": (c_int, [c_void_p, c_double], CHECK),
     # int gh_rpc_server_info(gh_rpc_server *server, const uint8_t *request, size_t request_len,
@@ -483,6 +485,8 @@ FUNCTIONS = {
     "gh_rpc_server_set_dump_fn": (c_int, [c_void_p, GH_RPC_DUMP_FN, c_void_p, GH_FREE_FN], CHECK),
     # void gh_rpc_server_free(gh_rpc_server *server);
     "gh_rpc_server_free": (None, [c_void_p], None),
+    # void gh_rpc_server_release(gh_rpc_server *server);
+    "gh_rpc_server_release": (None, [c_void_p], None),
 
     # int gh_rpc_client_new(const char *host, int port, double timeout, const char *name,
     #                       int raise_errors, gh_rpc_client **out);

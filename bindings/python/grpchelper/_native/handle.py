@@ -20,6 +20,9 @@ Two ways to close:
   the pointer, else the last `release()` frees it — for handles a call may block on until
   the parent's own free ends it (a client call blocked in gh_call_recv until its channel
   is freed), where waiting would never end.
+`close(wait=False)` closes a handle and its children the deferred way, whatever they were
+made with: for a close that must wait for nothing (a finaliser, a handler of the server
+being closed), with a free function that does not block either.
 
 A borrowed handle (`free=None`: the pointer belongs to the library or to another handle)
 frees nothing and is not counted; with `lease_parent=True` each use also holds the
@@ -214,8 +217,10 @@ class NativeHandle:
     # -- closing
     def close(self, wait=None):
         """Closes the children, then frees the pointer once the calls using it have
-        returned (`wait`: True waits for them, False leaves the free to the last of them;
-        None: as the handle was made). True the first time, False after."""
+        returned (`wait`: True waits for them, False leaves the free to the last of them,
+        and closes the children so too — nothing waits, from any thread; None: as the
+        handle was made). True the first time, False after."""
+        child_wait = False if wait is False else None
         if wait is None:
             wait = not self._deferred
         with self._lock:
@@ -229,7 +234,7 @@ class NativeHandle:
                 free = self._settle(wait)
         if children:
             for child in reversed(list(children.values())):     # the youngest first
-                child.close()
+                child.close(child_wait)
             with self._lock:
                 free = self._settle(wait)
         if free:
