@@ -84,9 +84,12 @@ _Static_assert(GH_VERSION_NUM ==
                    ((GH_VERSION_MAJOR << 16) | (GH_VERSION_MINOR << 8) |
                     GH_VERSION_PATCH),
                "GH_VERSION_NUM");
-_Static_assert(GH_VERSION_AT_LEAST(0, 2, 0), "GH_VERSION_AT_LEAST(0,2,0)");
-_Static_assert(GH_VERSION_AT_LEAST(0, 0, 9), "GH_VERSION_AT_LEAST(0,0,9)");
-_Static_assert(!GH_VERSION_AT_LEAST(0, 2, 1), "!GH_VERSION_AT_LEAST(0,2,1)");
+_Static_assert(GH_VERSION_AT_LEAST(0, 3, 0), "GH_VERSION_AT_LEAST(0,3,0)");
+_Static_assert(GH_VERSION_AT_LEAST(0, 2, 9), "GH_VERSION_AT_LEAST(0,2,9)");
+_Static_assert(GH_VERSION_AT_LEAST(GH_VERSION_MAJOR, GH_VERSION_MINOR, GH_VERSION_PATCH),
+               "GH_VERSION_AT_LEAST(this version)");
+_Static_assert(!GH_VERSION_AT_LEAST(GH_VERSION_MAJOR, GH_VERSION_MINOR, GH_VERSION_PATCH + 1),
+               "!GH_VERSION_AT_LEAST(the next patch)");
 _Static_assert(!GH_VERSION_AT_LEAST(1, 0, 0), "!GH_VERSION_AT_LEAST(1,0,0)");
 
 /* Function pointer types of the ABI. */
@@ -110,7 +113,7 @@ static void test_version(void) {
              GH_VERSION_MINOR, GH_VERSION_PATCH);
     CHECK_STR(GH_VERSION_STR, expected);
     /* usable in #if */
-#if !GH_VERSION_AT_LEAST(0, 2, 0) || GH_VERSION_NUM != ((GH_VERSION_MAJOR << 16) | (GH_VERSION_MINOR << 8) | GH_VERSION_PATCH)
+#if !GH_VERSION_AT_LEAST(0, 3, 0) || GH_VERSION_NUM != ((GH_VERSION_MAJOR << 16) | (GH_VERSION_MINOR << 8) | GH_VERSION_PATCH)
 #error "GH_VERSION_NUM"
 #endif
 }

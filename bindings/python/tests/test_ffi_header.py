@@ -451,7 +451,7 @@ def test_the_checker_reports_planted_mismatches(header):
     class gh_info(ctypes.Structure):
         _fields_ = [("age", ctypes.c_int), ("version_str", ctypes.c_char_p)]
     decl["structs"]["gh_info"] = gh_info
-    decl["versions"]["pyproject.toml"] = "0.3.0"
+    decl["versions"]["pyproject.toml"] = "9.9.9"
     decl["min_version"] = 0x7f0000
     problems = check_declarations(header, decl)
     expected = [
@@ -467,7 +467,7 @@ def test_the_checker_reports_planted_mismatches(header):
         "callback type gh_done_fn argument 2: c_double is not int",
         "structure gh_info: fields ['c_int', 'c_char_p'], the header has "
         "['int', 'int', 'const char *']",
-        "version 0.3.0 in pyproject.toml: the header says %s" % grpchelper.__version__,
+        "version 9.9.9 in pyproject.toml: the header says %s" % grpchelper.__version__,
         "minimum library version 7f0000 is above the header's %06x"
         % ffi.gh_version(0).contents.version_num,
     ]
