@@ -15,6 +15,12 @@ import Glibc
 final class ServerBox {
     let server = Server()
     var userData: [(CPointer, gh_free_fn)] = []
+
+    /// Calls every free_user_data, once (after the server stopped: no handler runs).
+    func freeUserData() {
+        for (ud, f) in userData { f(ud.raw) }
+        userData.removeAll()
+    }
 }
 
 @c @implementation
@@ -172,9 +178,22 @@ public func gh_server_wait(_ s: OpaquePointer?) -> Int32 {
 public func gh_server_free(_ s: OpaquePointer?) {
     guard let s = s, let box = try? borrow(s, ServerBox.self, "server") else { return }
     if box.server.isBound { box.server.shutdown(grace: 0) }
-    for (ud, f) in box.userData { f(ud.raw) }
-    box.userData.removeAll()
+    box.freeUserData()
     release(s, ServerBox.self)
+}
+
+@c @implementation
+public func gh_server_release(_ s: OpaquePointer?) {
+    guard let s = s else { return }
+    let handle = Unmanaged<ServerBox>.fromOpaque(UnsafeRawPointer(s))
+    // A reference of the server's own for Server.release; the box keeps its one until the
+    // end (a statement of its own: no temporary of it outlives this line).
+    let server = Unmanaged.passRetained(handle.takeUnretainedValue().server)
+    // On the releasing thread, once the server has stopped: the user data, then the
+    // caller's handle (the box), then the server.
+    Server.release(server) {
+        handle.takeRetainedValue().freeUserData()
+    }
 }
 
 // MARK: - server call

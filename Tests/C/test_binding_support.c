@@ -23,6 +23,14 @@
  *   call completing within the grace, then on_stopped runs once, before
  *   gh_server_wait returns; after the end, a further call's on_stopped still
  *   runs; a handler may begin its own server's shutdown.
+ * - gh_server_release: from the main thread with a call held by a handler, it
+ *   returns at once and the server takes no new connection; the held call is
+ *   cancelled (grace 0), and nothing is freed until its handler has returned;
+ *   from a handler of the server (the handler goes on); from inside the
+ *   on_stopped of gh_server_begin_shutdown (on the library's shutdown thread,
+ *   which the free waits for); a server never started; NULL. Every time each
+ *   free_user_data runs once, on the library's thread (gh-shutdown), after
+ *   every handler returned.
  * The test thread never sleeps: it waits (bounded) on counters signalled by
  * handlers, helper threads and completion callbacks.
  */
@@ -33,6 +41,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,6 +60,7 @@
 #define M_WAIT_DONE "/grpchelper.test.Binding/WaitDone"
 #define M_FINISH_DONE "/grpchelper.test.Binding/FinishDone"
 #define M_HOLD "/grpchelper.test.Binding/Hold"
+#define M_RELEASE "/grpchelper.test.Binding/Release"
 
 #define UA_PREFIX "c-test/1.0"
 
@@ -807,6 +817,198 @@ static void test_begin_shutdown(void) {
     printf("  begin shutdown: ok\n");
 }
 
+/* ------------------------------------------------------------------------ */
+/* 7. gh_server_release                                                     */
+/* ------------------------------------------------------------------------ */
+
+/* One released server: its two methods ("hold", "release") share it as user
+ * data, each with release_free. */
+typedef struct {
+    gh_server *server;            /* what "release" and the on_stopped release */
+    tu_counter entered;           /* handlers entered */
+    tu_counter cancelled;         /* "hold" saw its call cancelled */
+    tu_counter gate;              /* opened by the test: "hold" may return */
+    tu_counter returned;          /* handlers about to return */
+    tu_counter released;          /* gh_server_release returned on a handler / on_stopped */
+    tu_counter frees;             /* free_user_data calls */
+    atomic_int frees_off_library; /* free_user_data calls not on gh-shutdown */
+    atomic_int frees_early;       /* free_user_data calls before every handler returned */
+    atomic_int stopped_off_library; /* on_stopped not on gh-shutdown */
+} release_state;
+
+#define RELEASE_FREES 2 /* the two methods */
+
+static void release_state_init(release_state *st) {
+    memset(st, 0, sizeof *st);
+    tu_counter_init(&st->entered);
+    tu_counter_init(&st->cancelled);
+    tu_counter_init(&st->gate);
+    tu_counter_init(&st->returned);
+    tu_counter_init(&st->released);
+    tu_counter_init(&st->frees);
+    atomic_init(&st->frees_off_library, 0);
+    atomic_init(&st->frees_early, 0);
+    atomic_init(&st->stopped_off_library, 0);
+}
+
+static void release_state_destroy(release_state *st) {
+    tu_counter_destroy(&st->entered);
+    tu_counter_destroy(&st->cancelled);
+    tu_counter_destroy(&st->gate);
+    tu_counter_destroy(&st->returned);
+    tu_counter_destroy(&st->released);
+    tu_counter_destroy(&st->frees);
+}
+
+/* Whether the calling thread is the library's gh-shutdown (Linux: its comm). */
+static int on_shutdown_thread(void) {
+    char name[32] = "";
+    FILE *f = fopen("/proc/thread-self/comm", "r");
+    if (f != NULL) {
+        if (fgets(name, sizeof name, f) == NULL) name[0] = '\0';
+        fclose(f);
+    }
+    name[strcspn(name, "\n")] = '\0';
+    return strcmp(name, "gh-shutdown") == 0;
+}
+
+static void release_free(void *ud) {
+    release_state *st = ud;
+    if (!on_shutdown_thread()) atomic_fetch_add(&st->frees_off_library, 1);
+    if (tu_counter_get(&st->returned) < tu_counter_get(&st->entered))
+        atomic_fetch_add(&st->frees_early, 1);
+    tu_counter_add(&st->frees, 1);
+}
+
+/* Unary: waits (bounded) until its call is cancelled, then until the gate
+ * opens, then returns without answering. */
+static void h_release_hold(gh_server_call *call, void *ud) {
+    release_state *st = ud;
+    const uint8_t *data = NULL;
+    size_t len = 0;
+    CHECK_RC(gh_server_call_read(call, &data, &len), 1);
+    tu_counter_add(&st->entered, 1);
+    if (gh_server_call_wait_done(call, TU_WAIT_LIMIT) == 1 && gh_server_call_is_cancelled(call))
+        tu_counter_add(&st->cancelled, 1);
+    CHECK(tu_counter_wait(&st->gate, 1, TU_WAIT_LIMIT));
+    tu_counter_add(&st->returned, 1);
+}
+
+/* Unary: gives its own server up, then answers (the call may be cancelled by
+ * then: the answer's fate is the shutdown's). */
+static void h_release_self(gh_server_call *call, void *ud) {
+    release_state *st = ud;
+    const uint8_t *data = NULL;
+    size_t len = 0;
+    CHECK_RC(gh_server_call_read(call, &data, &len), 1);
+    tu_counter_add(&st->entered, 1);
+    gh_server_release(st->server); /* returns at once: the handle is gone */
+    st->server = NULL;
+    tu_counter_add(&st->released, 1);
+    gh_server_call_send(call, data, len, 0);
+    tu_counter_add(&st->returned, 1);
+}
+
+/* on_stopped of gh_server_begin_shutdown: gives the server up there. */
+static void on_stopped_release(void *ud) {
+    release_state *st = ud;
+    if (!on_shutdown_thread()) atomic_fetch_add(&st->stopped_off_library, 1);
+    gh_server_release(st->server);
+    st->server = NULL;
+    tu_counter_add(&st->released, 1);
+}
+
+/* A server of "hold" and "release" with |st| as their user data, not started. */
+static gh_server *release_server(release_state *st) {
+    gh_server *s = NULL;
+    CHECK_OK(gh_server_new(&s));
+    CHECK_OK(gh_server_add_listener(s, "127.0.0.1:0"));
+    CHECK_OK(gh_server_register(s, M_HOLD, GH_UNARY, h_release_hold, st, release_free));
+    CHECK_OK(gh_server_register(s, M_RELEASE, GH_UNARY, h_release_self, st, release_free));
+    st->server = s;
+    return s;
+}
+
+/* Every free_user_data ran once, on the library's thread, after the handlers. */
+static void check_freed_by_library(release_state *st) {
+    CHECK_MSG(tu_counter_wait(&st->frees, RELEASE_FREES, TU_WAIT_LIMIT),
+              "the released server's user data was not freed");
+    CHECK_EQ(tu_counter_get(&st->frees), RELEASE_FREES);
+    CHECK_EQ(atomic_load(&st->frees_off_library), 0);
+    CHECK_EQ(atomic_load(&st->frees_early), 0);
+}
+
+static void test_release(void) {
+    /* From the main thread, a call held by its handler: returns at once, no new
+     * connection; the held call is cancelled, nothing is freed while its
+     * handler runs; the library frees once it has returned. */
+    release_state st;
+    release_state_init(&st);
+    gh_server *s = release_server(&st);
+    int port = tu_server_start(s);
+    gh_channel *ch = tu_channel_new(port);
+    async_state held;
+    async_state_init(&held);
+    gh_call *call = NULL;
+    CHECK_OK(gh_call_new(ch, M_HOLD, &call));
+    CHECK_OK(gh_call_set_timeout(call, TU_WAIT_LIMIT + 10));
+    CHECK_OK(gh_call_start_unary_async(call, (const uint8_t *)"held", 4, on_message, on_done,
+                                       &held));
+    CHECK(tu_counter_wait(&st.entered, 1, TU_WAIT_LIMIT));
+    gh_server_release(s);
+    CHECK_MSG(!raw_connect(port), "a new connection was accepted after gh_server_release");
+    CHECK_MSG(tu_counter_wait(&st.cancelled, 1, TU_WAIT_LIMIT),
+              "the held call was not cancelled");
+    CHECK(tu_counter_wait(&held.done, 1, TU_WAIT_LIMIT));
+    CHECK_MSG(held.status != GH_STATUS_OK, "the held call ended OK");
+    CHECK_EQ(tu_counter_get(&st.frees), 0); /* its handler still runs */
+    tu_counter_add(&st.gate, 1);
+    check_freed_by_library(&st);
+    gh_call_free(call);
+    async_state_destroy(&held);
+    gh_channel_free(ch);
+    release_state_destroy(&st);
+
+    /* From one of its handlers: the handler goes on; the free follows it. */
+    release_state_init(&st);
+    s = release_server(&st);
+    port = tu_server_start(s);
+    ch = tu_channel_new(port);
+    gh_call *self = NULL;
+    CHECK_OK(gh_call_new(ch, M_RELEASE, &self));
+    CHECK_OK(gh_call_set_timeout(self, TU_WAIT_LIMIT));
+    const uint8_t *resp = NULL;
+    size_t resp_len = 0;
+    gh_call_unary(self, (const uint8_t *)"bye", 3, &resp, &resp_len); /* OK or cancelled */
+    gh_call_free(self);
+    CHECK(tu_counter_wait(&st.released, 1, TU_WAIT_LIMIT));
+    check_freed_by_library(&st);
+    CHECK_EQ(tu_counter_get(&st.returned), 1);
+    CHECK_MSG(!raw_connect(port), "the released server still listens");
+    gh_channel_free(ch);
+    release_state_destroy(&st);
+
+    /* From inside on_stopped, on the library's shutdown thread (which the free
+     * waits for: it must not wait for itself). */
+    release_state_init(&st);
+    s = release_server(&st);
+    port = tu_server_start(s);
+    CHECK_OK(gh_server_begin_shutdown(s, 5, on_stopped_release, &st));
+    CHECK(tu_counter_wait(&st.released, 1, TU_WAIT_LIMIT));
+    CHECK_EQ(atomic_load(&st.stopped_off_library), 0);
+    check_freed_by_library(&st);
+    release_state_destroy(&st);
+
+    /* A server never started: freed on the library's thread as well. */
+    release_state_init(&st);
+    gh_server_release(release_server(&st));
+    check_freed_by_library(&st);
+    release_state_destroy(&st);
+
+    gh_server_release(NULL); /* does nothing */
+    printf("  release: ok\n");
+}
+
 int main(void) {
     test_bind();
     test_fallback();
@@ -814,6 +1016,7 @@ int main(void) {
     test_wait_done();
     test_max_concurrent_rpcs();
     test_begin_shutdown();
+    test_release();
     printf("test_binding_support: OK\n");
     return 0;
 }

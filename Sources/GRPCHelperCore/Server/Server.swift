@@ -358,6 +358,52 @@ public final class Server: @unchecked Sendable {
         _ = state.wait(until: { self.takesNoNewCalls }, then: {})
     }
 
+    /// Gives up a reference to `server` without blocking, from any thread: one of its own
+    /// handlers, a `whenStopped` of `beginShutdown` (on the shutdown thread), anywhere.
+    /// A serving server begins `shutdown(grace: 0)` (calls in flight cancelled at once); a
+    /// shutdown already under way keeps its grace. Either way the server takes no new
+    /// calls once this returns. A `gh-shutdown` thread then waits until the server has
+    /// stopped (every handler returned) and the `beginShutdown` threads are done (their
+    /// `whenStopped` returned), runs `then`, and drops the reference last: the server is
+    /// deinitialised on that thread when it was the last one — never on a handler, never
+    /// while a shutdown thread still uses it.
+    ///
+    /// The reference is handed over retained (`Unmanaged.passRetained(server)`, or one a C
+    /// handle held) so that the caller keeps none: were the caller's own reference
+    /// released after that thread's, the caller's thread would deinitialise the server.
+    /// Used for C handles (`gh_server_release`); a Swift host can also drop its server
+    /// outside its handlers (see deinit), which blocks until it has stopped.
+    public static func release(_ server: Unmanaged<Server>, then: @escaping () -> Void = {}) {
+        do {
+            // Borrowed: the handed-over reference keeps it until the thread below takes it.
+            let s = server.takeUnretainedValue()
+            s.beginShutdownForRelease()
+        }
+        NativeThread.startOrRun(name: "gh-shutdown") {
+            do {
+                // The reference handed over: dropped at the end of this scope. Nothing to
+                // do but wait when a shutdown began (above or elsewhere): shutdown waits
+                // for the end and for the `beginShutdown` threads; a server never started
+                // goes to stopped here.
+                let s = server.takeRetainedValue()
+                s.shutdown(grace: 0)
+                then()
+            }
+        }
+    }
+
+    /// `release`'s first step, on the caller's thread: a serving server begins a shutdown
+    /// with grace 0; one already shutting down is waited for until it takes no new calls.
+    /// A server never started has nothing to stop (the releasing thread shuts it down).
+    private func beginShutdownForRelease() {
+        let serving: Bool = state.withLock { lifecycle == .serving }
+        if serving {
+            beginShutdown(grace: 0)
+        } else {
+            _ = state.wait(until: { self.lifecycle == .idle || self.takesNoNewCalls }, then: {})
+        }
+    }
+
     /// Under `state`: idle/serving → draining; nil when a shutdown already began, else
     /// whether the server served.
     private func beginDrainingLocked() -> Bool? {

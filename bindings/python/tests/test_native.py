@@ -194,6 +194,24 @@ def test_closing_a_parent_closes_its_children_first():
     assert "test-kind" not in live_handles()
 
 
+def test_a_parent_closed_without_its_children_leaves_them_open():
+    """close(False, children=False): the parent stops lending and is freed at once (no
+    use), takes no new child; its children stay open until each closes itself (a server
+    given up with gh_server_release while its handlers still hold their calls)."""
+    order = []
+    parent = NativeHandle("test-kind", 40, Frees(order))
+    held = parent.new_child(lambda ptr: 41, (), None, what="call", lease_parent=False,
+                            deferred=True)
+    assert parent.close(False, children=False) is True
+    assert order == [40] and parent.closed
+    assert not held.closed and held.acquire() == 41  # the handler's call: still usable
+    held.release()
+    assert parent.new_child(lambda ptr: 42, (), None) is None
+    held.release(close=True, wait=True)              # the handler's end closes it
+    assert held.closed and not parent._children
+    assert "test-kind" not in live_handles()
+
+
 def test_a_borrowed_use_holds_the_parent():
     free = Frees()
     parent = NativeHandle("test-kind", 20, free)

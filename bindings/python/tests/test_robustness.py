@@ -400,11 +400,66 @@ def test_trailing_metadata_from_a_generator(serve, channels):
 
 # --- the server: lifecycle ------------------------------------------------------------
 
-def test_dropping_a_running_server_does_not_block_the_collecting_thread(channels):
-    """Garbage collection of a server that was not stopped frees it — cancelling its calls
-    and waiting for its handlers — on a thread of its own: the collecting thread goes on
-    (it waited for the handler, here until the bound: a deadlock when the handler waits
-    for that thread)."""
+@pytest.fixture
+def started_threads(monkeypatch):
+    """start() → the names of the Python threads started from then on (none, once the
+    library frees servers on its own threads: no more grpchelper-server-free)."""
+    names = []
+    real_start = threading.Thread.start
+
+    def record():
+        monkeypatch.setattr(threading.Thread, "start",
+                            lambda t: (names.append(t.name), real_start(t))[1])
+        return names
+    return record
+
+
+@pytest.fixture
+def freed_on(monkeypatch):
+    """freed_on(keys) → the names (Linux comm) of the threads on which the library released
+    the registry entries `keys` (a server's dispatchers: its free_user_data, when it frees
+    the server), once all are; None if BOUND seconds pass first."""
+    from grpchelper._native.callbacks import registry
+    cond = threading.Condition()
+    by = {}
+    release = registry.release
+
+    def recording_release(key):
+        obj = release(key)
+        with open("/proc/thread-self/comm") as f:
+            name = f.read().strip()
+        with cond:
+            by[key] = name
+            cond.notify_all()
+        return obj
+
+    monkeypatch.setattr(registry, "release", recording_release)
+
+    def wait(keys):
+        keys = set(keys)
+        assert keys, "no dispatcher keys: the server did not start"
+        with cond:
+            if not cond.wait_for(lambda: keys <= set(by), BOUND):
+                return None
+            return {by[k] for k in keys}
+    return wait
+
+
+def _port_is_free(port):
+    import socket
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", port))
+        sock.listen()
+
+
+def test_dropping_a_running_server_does_not_block_the_collecting_thread(channels, started_threads,
+                                                                       freed_on):
+    """Garbage collection of a server that was not stopped gives it up with
+    gh_server_release, which waits for nothing: the collecting thread goes on (it waited
+    for the handler, here until the bound: a deadlock when the handler waits for that
+    thread), the call is cancelled (as by stop(0)), and the library frees the server on a
+    thread of its own once the handler has returned. No Python thread is started."""
     release = threading.Event()
     entered = threading.Event()
     handler = {}
@@ -419,18 +474,49 @@ def test_dropping_a_running_server_does_not_block_the_collecting_thread(channels
     s.start()
     fut = channels("127.0.0.1:%d" % port).unary_unary("/t.T/H").future(b"", timeout=BOUND)
     assert entered.wait(BOUND)
-    before = set(threading.enumerate())
-    handle = s._handle
+    started = started_threads()
+    handle, keys = s._handle, list(s._life.keys)
     del s
     gc.collect()
+    assert handle.closed  # given up: the handle lends the pointer no more
     release.set()  # what the handler waits for, set by the collecting thread
-    assert fut.exception(BOUND) is not None  # cancelled by the free (as stop(0))
-    for t in set(threading.enumerate()) - before:
-        if t.name == "grpchelper-server-free":
-            t.join(BOUND)
-            assert not t.is_alive()
-    assert handle.closed  # freed (other servers may be alive: stopped, not yet dropped)
+    assert fut.exception(BOUND) is not None  # cancelled by the release (as stop(0))
+    assert freed_on(keys) == {"gh-shutdown"}, "not freed by the library"
     assert handler == {"released": True}, "the collecting thread waited for the handler"
+    assert started == []
+    _port_is_free(port)
+
+
+def test_a_server_collected_on_one_of_its_handlers(channels, started_threads, freed_on):
+    """The finaliser run by a handler of the server (which the server's shutdown waits
+    for) waits for nothing: the handler goes on and returns, its call ends (answered or
+    cancelled by the release), the library frees the server afterwards, on its own
+    thread. No Python thread is started."""
+    box = {}
+    went_on = threading.Event()
+
+    def drop(req, ctx):
+        del box["server"]                         # its last reference
+        gc.collect()
+        went_on.set()
+        return req
+
+    s = grpchelper.server(2, handlers=(bytes_handlers(D=grpc.unary_unary_rpc_method_handler(drop)),))
+    port = s.add_insecure_port("127.0.0.1:0")
+    s.start()
+    handle, keys = s._handle, list(s._life.keys)
+    box["server"] = s
+    del s
+    started = started_threads()
+    try:
+        assert channels("127.0.0.1:%d" % port).unary_unary("/t.T/D")(b"x", timeout=BOUND) == b"x"
+    except grpc.RpcError as e:
+        assert e.code() == grpc.StatusCode.CANCELLED, e
+    assert went_on.wait(BOUND)
+    assert freed_on(keys) == {"gh-shutdown"}, "not freed by the library"
+    assert handle.closed and "server" not in box
+    assert started == []
+    _port_is_free(port)
 
 
 def test_server_and_channel_are_grpcio_types():
@@ -530,18 +616,21 @@ def test_stop_returns_at_once_refuses_new_calls_and_starts_no_thread(channels, m
         s.stop(None).wait(BOUND)
 
 
-def test_a_stopping_server_dropped_by_its_caller_finishes_its_grace(channels):
+def test_a_stopping_server_dropped_by_its_caller_finishes_its_grace(channels, started_threads,
+                                                                     freed_on):
     """stop(grace) then dropping the server: the grace goes on (as in grpcio), the held
-    call completes, the event is set, and the server is freed after (on a thread of its
-    own: its last reference went with on_stopped, on the library's shutdown thread, which
-    gh_server_free would wait for)."""
+    call completes, the event is set, and the server is freed after: its last reference
+    went with on_stopped, on the library's shutdown thread, which gh_server_free would
+    wait for; gh_server_release there, and the library frees it on a thread of its own.
+    No Python thread is started."""
     s, target, release, entered, returning, seen = _held_server()
     ch = channels(target)
     fut = ch.unary_unary("/t.T/H").future(b"held", timeout=BOUND)
     try:
         assert entered.wait(BOUND)
+        started = started_threads()
         seen["event"] = stopped = s.stop(BOUND)
-        handle = s._handle
+        handle, keys = s._handle, list(s._life.keys)
         del s
         gc.collect()
         assert not handle.closed, "a stopping server was freed (its grace cut short)"
@@ -550,11 +639,9 @@ def test_a_stopping_server_dropped_by_its_caller_finishes_its_grace(channels):
         assert fut.result(BOUND) == b"held"
         assert stopped.wait(BOUND)
         assert seen["stopped_before_return"] is False
-        for t in threading.enumerate():
-            if t.name == "grpchelper-server-free":
-                t.join(BOUND)
-                assert not t.is_alive()
-        assert handle.closed
+        assert handle.closed  # finalised on the shutdown thread, before the event
+        assert freed_on(keys) == {"gh-shutdown"}, "not freed by the library"
+        assert started == []
     finally:
         release.set()
 
@@ -615,6 +702,55 @@ def test_interpreter_exit_waits_for_a_stopping_server():
                        cwd=PKG_ROOT, capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, (r.returncode, r.stderr[-2000:])
     assert r.stdout.splitlines() == ["exiting", "handler released: True"]
+    assert r.stderr == ""
+
+
+RELEASED_AT_EXIT_SCRIPT = """
+    import atexit, gc, threading, time, grpc, grpchelper
+    from grpchelper._native.callbacks import registry
+
+    release, entered = threading.Event(), threading.Event()
+    def hold(req, ctx):
+        entered.set()
+        released = release.wait(20)
+        time.sleep(0.5)      # not a synchronisation: still running when the exit would go on
+        print("handler released:", released, flush=True)
+        return req
+
+    s = grpchelper.server(2, handlers=(grpc.method_handlers_generic_handler("t.T", {
+        "H": grpc.unary_unary_rpc_method_handler(hold)}),))
+    port = s.add_insecure_port("127.0.0.1:0")
+    s.start()
+    keys = set(s._life.keys)
+    real_release = registry.release
+    def reporting_release(key):
+        if key in keys:
+            with open("/proc/thread-self/comm") as f:
+                print("freed on", f.read().strip(), flush=True)
+        return real_release(key)
+    registry.release = reporting_release
+
+    ch = grpchelper.insecure_channel("127.0.0.1:%d" % port)
+    future = ch.unary_unary("/t.T/H").future(b"")
+    assert entered.wait(10)
+    del s
+    gc.collect()             # the finaliser: gh_server_release; the handler still runs
+    # Runs after the main thread ended and Python's threads were joined, before the
+    # exit hook that waits for released servers (registered earlier, at import).
+    atexit.register(lambda: (print("exiting", flush=True), release.set()))
+"""
+
+
+def test_interpreter_exit_waits_for_a_released_server():
+    """A server given up with gh_server_release (collected while running) whose handler
+    is released only once the interpreter is exiting: the exit waits until the library
+    has freed the server (after the handler), as it waited for the binding's own free
+    thread before, and ends cleanly."""
+    r = subprocess.run([sys.executable, "-c", textwrap.dedent(RELEASED_AT_EXIT_SCRIPT)],
+                       cwd=PKG_ROOT, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, (r.returncode, r.stderr[-2000:])
+    assert r.stdout.splitlines() == ["exiting", "handler released: True",
+                                     "freed on gh-shutdown"], r.stdout + r.stderr
     assert r.stderr == ""
 
 

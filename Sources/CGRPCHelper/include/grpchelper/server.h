@@ -123,8 +123,21 @@ int gh_server_wait(gh_server *s);
 
 /* Shuts down immediately (grace 0) if still running, then frees the server and
  * calls every free_user_data. NULL does nothing.
- * Threads: one thread, once, not from a handler. */
+ * Threads: one thread, once, not from a handler (gh_server_release there). */
 void gh_server_free(gh_server *s);
+
+/* Gives the server up without waiting: a running server is shut down as by
+ * gh_server_shutdown(s, 0) (calls in flight cancelled at once; a shutdown
+ * already under way keeps its grace), and takes no new calls once this
+ * returns; a library thread waits until the server has stopped, every handler
+ * returned and every on_stopped of gh_server_begin_shutdown returned, then
+ * frees the server as gh_server_free does, calling every free_user_data
+ * there. |s| is invalid on return (no other call may use or follow it; the
+ * handlers still running keep their gh_server_call until they return). NULL
+ * does nothing.
+ * Threads: any thread, a handler of this server too, and its on_stopped (the
+ * library's shutdown thread), once (instead of gh_server_free). */
+void gh_server_release(gh_server *s);
 
 /* --- the server side of a call (inside a handler) ------------------------ */
 

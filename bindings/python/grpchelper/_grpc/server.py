@@ -7,9 +7,12 @@ Stopping is the library's: stop() calls gh_server_begin_shutdown, which returns 
 server takes no new calls (the library answers them UNAVAILABLE) and runs the grace on a
 thread of its own, whose on_stopped sets stop()'s event. The native server is freed later,
 never on that thread (gh_server_free waits for it): by wait_for_termination or __exit__
-once stopped, else by the finaliser when the server is dropped (see _free_server).
+once stopped, else by the finaliser when the server is dropped (see _free_server), which
+on a live interpreter waits for nothing (gh_server_release: the library frees the server
+on a thread of its own). The binding starts no thread for any of it.
 """
 
+import atexit
 import ctypes
 import threading
 import weakref
@@ -38,13 +41,40 @@ STOP_KIND = "server-stop"
 
 class _Lifecycle(object):
     """What the finaliser needs to know of the server's stop: whether on_stopped ran, and
-    on which thread (the library's shutdown thread, which gh_server_free waits for)."""
+    on which thread (the library's shutdown thread, which gh_server_free waits for); and
+    how the handle frees the native server (`free`, the handle's free function):
+    gh_server_free, or gh_server_release once the finaliser gave it up (`releasing`),
+    with the registry keys of its dispatchers (`keys`, released by the library when it
+    has freed the server). The handle holds `free`, the server's state the handle, and
+    the dispatchers' entries the state: so a released server's lifecycle stays in
+    _releasing until the library has released those entries."""
 
-    __slots__ = ("stopped", "stop_thread")
+    __slots__ = ("stopped", "stop_thread", "releasing", "keys", "__weakref__")
 
     def __init__(self):
         self.stopped = False
         self.stop_thread = None
+        self.releasing = False
+        self.keys = []
+
+    def free(self, ptr):
+        if self.releasing:
+            ffi.gh_server_release(ptr)
+        else:
+            ffi.gh_server_free(ptr)
+
+
+# The servers given up with gh_server_release and perhaps not freed yet: the interpreter's
+# exit waits until the library has released their dispatchers (their handlers have
+# returned, the server is freed), as it waited for the thread that freed them before,
+# rather than finalizing under them. Weak: a lifecycle goes once those entries are gone.
+_releasing = weakref.WeakSet()
+
+
+@atexit.register
+def _wait_for_releases():
+    for life in list(_releasing):
+        registry.wait_released(life.keys)
 
 
 class _Stop(object):
@@ -65,7 +95,8 @@ class _Stop(object):
         life.stop_thread = threading.get_ident()
         life.stopped = True
         # May drop the last reference and so finalise the server here, on the library's
-        # shutdown thread: _free_server sees stop_thread and frees it on another thread.
+        # shutdown thread: _free_server sees stop_thread and gives it up with
+        # gh_server_release (gh_server_free would wait for this thread).
         # Before the events: a caller that waits for them and then drops the server frees
         # it itself.
         self.server = None
@@ -104,9 +135,13 @@ def _free_server(handle, life):
     - on the shutdown thread (its on_stopped dropped the server's last reference), freeing
       would wait for itself; and a server not stopped is not freed where the collection
       happens either: that may be one of its own handlers, or a thread a blocked handler
-      waits for. Both go to a thread of their own (not a daemon: the interpreter's exit
-      waits for it rather than finalizing under running handlers), and the collecting
-      thread goes on, as with grpcio;
+      waits for. Both wait for nothing: the handle closes the deferred way and its last
+      use gives the server up with gh_server_release, which returns at once (a running
+      server stopped as by stop(0), no new calls); the calls' handles stay open until
+      their handlers return (the library keeps the calls until then, as gh_server_shutdown
+      did); the library frees the server on a thread of its own once it has stopped, and
+      the collecting thread goes on, as with grpcio. The interpreter's exit waits for
+      that (_wait_for_releases);
     - at interpreter exit (the main thread has stopped), at once: a running server is
       stopped as by stop(0), a stop under way is waited for (its grace unchanged) — except
       on the shutdown thread, where the server has stopped and the process ends with it."""
@@ -116,8 +151,10 @@ def _free_server(handle, life):
     if life.stopped and not on_stop_thread:
         handle.close()
     elif threading.main_thread().is_alive():
-        threading.Thread(target=_shut_down_and_free, args=(handle, 0.0),
-                         name="grpchelper-server-free").start()
+        life.releasing = True
+        if life.keys:
+            _releasing.add(life)
+        handle.close(False, children=False)
     elif not on_stop_thread:
         _shut_down_and_free(handle, 0.0)
 
@@ -138,7 +175,7 @@ class Server(compat.Server):
         self._life = life = _Lifecycle()
         ptr = c_void_p()
         ffi.gh_server_new(byref(ptr))
-        self._handle = handle = NativeHandle("server", ptr, ffi.gh_server_free, what="server")
+        self._handle = handle = NativeHandle("server", ptr, life.free, what="server")
         self._state.handle = handle
         self._free = weakref.finalize(self, _free_server, handle, life)
         with handle.use() as ptr:
@@ -220,13 +257,16 @@ class Server(compat.Server):
             state.registered = paths
             any_shape = bool(state.interceptors)  # an interceptor may swap handlers
             with self._handle.use() as ptr:
+                keys = self._life.keys
                 for path, h in paths.items():
                     key = _register(_Dispatcher(state, path, h))
+                    keys.append(key)
                     ffi.gh_server_register(ptr, path.encode(),
                                            ffi.GH_BIDI_STREAMING if any_shape else _cardinality(h),
                                            _handler_thunk, key, registry.free_user_data)
                 if state.opaque or state.interceptors:
                     key = _register(_Dispatcher(state, None, None))
+                    keys.append(key)
                     ffi.gh_server_register_fallback(ptr, _handler_thunk, key,
                                                     registry.free_user_data)
                 ffi.gh_server_start(ptr)

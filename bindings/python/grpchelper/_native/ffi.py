@@ -191,6 +191,8 @@ FUNCTIONS = {
     "gh_server_wait": (c_int, [c_void_p], CHECK),
     # void gh_server_free(gh_server *s);
     "gh_server_free": (None, [c_void_p], None),
+    # void gh_server_release(gh_server *s);
+    "gh_server_release": (None, [c_void_p], None),
 
     # const char *gh_server_call_method(const gh_server_call *call);
     "gh_server_call_method": (c_char_p, [c_void_p], None),

@@ -22,7 +22,10 @@ Two ways to close:
   is freed), where waiting would never end.
 `close(wait=False)` closes a handle and its children the deferred way, whatever they were
 made with: for a close that must wait for nothing (a finaliser, a handler of the server
-being closed), with a free function that does not block either.
+being closed), with a free function that does not block either. `close(False,
+children=False)` leaves the children open, each to close itself: for a free function that
+keeps what they point to valid until they are done (gh_server_release: the calls its
+running handlers hold).
 
 A borrowed handle (`free=None`: the pointer belongs to the library or to another handle)
 frees nothing and is not counted; with `lease_parent=True` each use also holds the
@@ -215,11 +218,13 @@ class NativeHandle:
         self._children.pop(id(child), None)
 
     # -- closing
-    def close(self, wait=None):
+    def close(self, wait=None, children=True):
         """Closes the children, then frees the pointer once the calls using it have
         returned (`wait`: True waits for them, False leaves the free to the last of them,
         and closes the children so too — nothing waits, from any thread; None: as the
-        handle was made). True the first time, False after."""
+        handle was made). `children=False` leaves the children open: each closes itself
+        (and takes no new sibling: this handle is closed). True the first time, False
+        after."""
         child_wait = False if wait is False else None
         if wait is None:
             wait = not self._deferred
@@ -227,7 +232,7 @@ class NativeHandle:
             if self._closed:
                 return False
             self._closed = True
-            children = self._children
+            children = self._children if children else None
             if children:
                 self._children = {}
             else:
