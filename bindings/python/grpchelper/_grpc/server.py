@@ -12,7 +12,6 @@ on a live interpreter waits for nothing (gh_server_release: the library frees th
 on a thread of its own). The binding starts no thread for any of it.
 """
 
-import atexit
 import ctypes
 import threading
 import weakref
@@ -46,10 +45,10 @@ class _Lifecycle(object):
     gh_server_free, or gh_server_release once the finaliser gave it up (`releasing`),
     with the registry keys of its dispatchers (`keys`, released by the library when it
     has freed the server). The handle holds `free`, the server's state the handle, and
-    the dispatchers' entries the state: so a released server's lifecycle stays in
-    _releasing until the library has released those entries."""
+    the dispatchers' entries the state; the interpreter's exit waits until the library
+    has released those entries (registry.await_at_exit)."""
 
-    __slots__ = ("stopped", "stop_thread", "releasing", "keys", "__weakref__")
+    __slots__ = ("stopped", "stop_thread", "releasing", "keys")
 
     def __init__(self):
         self.stopped = False
@@ -62,19 +61,6 @@ class _Lifecycle(object):
             ffi.gh_server_release(ptr)
         else:
             ffi.gh_server_free(ptr)
-
-
-# The servers given up with gh_server_release and perhaps not freed yet: the interpreter's
-# exit waits until the library has released their dispatchers (their handlers have
-# returned, the server is freed), as it waited for the thread that freed them before,
-# rather than finalizing under them. Weak: a lifecycle goes once those entries are gone.
-_releasing = weakref.WeakSet()
-
-
-@atexit.register
-def _wait_for_releases():
-    for life in list(_releasing):
-        registry.wait_released(life.keys)
 
 
 class _Stop(object):
@@ -152,8 +138,7 @@ def _free_server(handle, life):
         handle.close()
     elif threading.main_thread().is_alive():
         life.releasing = True
-        if life.keys:
-            _releasing.add(life)
+        registry.await_at_exit(life.keys)       # the exit waits for the free
         handle.close(False, children=False)
     elif not on_stop_thread:
         _shut_down_and_free(handle, 0.0)

@@ -7,7 +7,6 @@ lifecycle and shutdown. This module builds the server from the services' descrip
 auto-client.
 """
 
-import atexit
 import contextlib
 import logging
 import sys
@@ -66,19 +65,6 @@ def _dump_thunk(key):
 
 
 # --- the Python side of one native server ---------------------------------------------
-
-# The native servers given up with gh_rpc_server_release and perhaps not freed yet: the
-# interpreter's exit waits until the library has released their registry entries (their
-# shutdown is over, their handlers and hooks have returned), rather than finalizing under
-# them. Weak: a native server whose entries are released goes when it is collected.
-_releasing = weakref.WeakSet()
-
-
-@atexit.register
-def _wait_for_releases():
-    for native in list(_releasing):
-        registry.wait_released(native.keys)
-
 
 def _release_native(native):
     """Finalizer of an RpcServer: detaches the loggers, then gives the native server up
@@ -169,7 +155,7 @@ class _Native:
         if not wait:
             self.releasing = True
             if self.owned:
-                _releasing.add(self)
+                registry.await_at_exit(self.keys)   # the exit waits for the free
             if self.logs is not None:
                 self.logs._close_nowait()
             if self.handle is not None:

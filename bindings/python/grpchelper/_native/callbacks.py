@@ -15,6 +15,7 @@ a finaliser run by the garbage collector inside a method may free a native objec
 free_user_data comes back here on the same thread.
 """
 
+import atexit
 import ctypes
 import itertools
 import threading
@@ -31,6 +32,7 @@ class CallbackRegistry:
         self._entries = {}
         self._keys = itertools.count(1)
         self._thunks = []
+        self._awaited_at_exit = []      # key tuples the library releases on its own threads
         self.free_user_data = self.entry_point(ffi.GH_FREE_FN)(self._free_user_data)
 
     def add(self, kind, obj):
@@ -63,6 +65,26 @@ class CallbackRegistry:
         with self._lock:
             return self._released.wait_for(
                 lambda: not any(k in self._entries for k in keys), timeout)
+
+    def await_at_exit(self, keys):
+        """The library releases `keys` on a thread of its own (a server given up without
+        waiting, freed once its handlers have returned): the interpreter's exit waits until
+        it has, rather than finalizing under those handlers."""
+        keys = tuple(keys)
+        if not keys:
+            return
+        with self._lock:
+            # Tuples already released go now (a long-lived process gives up many servers).
+            self._awaited_at_exit = [ks for ks in self._awaited_at_exit
+                                     if any(k in self._entries for k in ks)]
+            self._awaited_at_exit.append(keys)
+
+    def wait_awaited(self):
+        """Blocks until every key given to await_at_exit is released (run at exit)."""
+        with self._lock:
+            pending = list(self._awaited_at_exit)
+        for keys in pending:
+            self.wait_released(keys)
 
     def _free_user_data(self, key):
         # The library's free_user_data: a NULL user_data arrives as None.
@@ -106,3 +128,4 @@ class CallbackRegistry:
 
 # The package's registry: every user_data it gives the library is a key of this one.
 registry = CallbackRegistry()
+atexit.register(registry.wait_awaited)
