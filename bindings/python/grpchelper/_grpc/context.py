@@ -24,11 +24,6 @@ def _encode_details(details):
     return str(details).encode("utf-8")
 
 
-def _same(server, call):
-    """new_child's make for a server call: the library's own pointer, borrowed."""
-    return call
-
-
 class _RpcErrorMarker(compat.RpcError):
     """Raised inside a handler when its call was cancelled (as grpcio raises grpc.RpcError)."""
 
@@ -45,8 +40,7 @@ class ServicerContext(compat.ServicerContext):
         # which closes it (waiting for uses on other threads). Closing the server closes
         # it first without waiting (the library's shutdown waits for the handlers).
         # Raises ValueError if the server's handle is closed.
-        handle = server_state.handle.new_child(_same, (call,), None, what="call",
-                                               lease_parent=False, deferred=True)
+        handle = server_state.handle.borrowed_child(call, what="call", deferred=True)
         if handle is None:
             raise ValueError("server is closed")
         self._handle = handle

@@ -189,21 +189,49 @@ class NativeHandle:
 
     # -- the tree
     def new_child(self, make, args, kind, free=None, **options):
-        """A child whose pointer is make(pointer, *args): make runs while this handle's
-        lock is held (a short native call; close() cannot free the pointer under it), the
-        child is adopted in the same step, and is returned held by the caller (one use,
-        ended by child.release()). None if this handle is closed (make is not called).
-        `options`: NativeHandle's keyword arguments."""
+        """A child whose pointer is make(pointer, *args), returned held by the caller (one
+        use, ended by child.release()); None if this handle is closed (make is not
+        called). make runs while the caller holds a use of this handle — close() cannot
+        free the pointer under it — but not its lock: makers on other threads do not
+        queue behind a native call (ctypes lets other threads run meanwhile). The child
+        is adopted under the lock afterwards; if this handle was closed in between, the
+        new pointer is freed and the result is None. `options`: NativeHandle's keyword
+        arguments."""
+        ptr = self.acquire()
+        if ptr is None:
+            return None
+        try:
+            child = NativeHandle(kind, make(ptr, *args), free, parent=self, _held=True,
+                                 **options)
+        except BaseException:
+            self.release()
+            raise
         with self._lock:
-            if self._closed:
-                return None
-            child = NativeHandle(kind, make(self._ptr, *args), free, parent=self,
-                                 _held=True, **options)
-            if child._lease is None or self.acquire() is not None:   # the lease: self
+            adopted = not self._closed
+            if adopted:
+                self._children[id(child)] = child
+        if adopted and child._lease is self:
+            return child                 # the use taken above is the child's lease
+        self.release()
+        if adopted:
+            return child
+        child._closed = child._freed = True
+        child._free_now()
+        return None
+
+    def borrowed_child(self, ptr, *, what="handle", deferred=False):
+        """A borrowed child for a pointer that stays valid while its maker holds it (a
+        server's call during its handler): made outside this handle's lock, adopted under
+        it in one short step (callers on many threads do not queue behind one another),
+        returned held by the caller (one use, ended by child.release()). None if this
+        handle is closed."""
+        child = NativeHandle(None, ptr, None, what=what, parent=self, lease_parent=False,
+                             deferred=deferred, _held=True)
+        with self._lock:
+            if not self._closed:
                 self._children[id(child)] = child
                 return child
-            child._closed = child._freed = True      # self's own lease is closed
-        child._free_now()
+        child._closed = child._freed = True
         return None
 
     def _adopt(self, child):
