@@ -35,18 +35,17 @@ class ServicerContext(compat.ServicerContext):
     """The handler's view of one call (grpcio's grpc.ServicerContext)."""
 
     def __init__(self, call, method, server_state):
-        # The call is the library's, valid until the handler returns: a borrowed handle,
-        # a child of the server's, held by the handler's thread from here until _end,
-        # which closes it (waiting for uses on other threads). Closing the server closes
-        # it first without waiting (the library's shutdown waits for the handlers).
-        # Raises ValueError if the server's handle is closed.
-        handle = server_state.handle.borrowed_child(call, what="call", deferred=True)
-        if handle is None:
+        # The call is the library's, valid until the handler returns. The handler's own
+        # thread uses it directly (_send, _is_active_here, _finish(here=True), the request
+        # read). Other uses go through _acquire: a borrowed handle, a child of the
+        # server's, made on the first such use (most calls never need it), held for the
+        # handler until _end, which closes it (waiting for uses on other threads). Closing
+        # the server closes it first without waiting (the library's shutdown waits for
+        # the handlers). Raises ValueError if the server's handle is closed.
+        if server_state.handle.closed:
             raise ValueError("server is closed")
-        self._handle = handle
-        # The handler's own thread uses the call without acquiring the handle (it holds
-        # it): valid until that thread returns to the library (_send, _is_active_here,
-        # _finish(here=True), the request read); other threads acquire it.
+        self._handle = None
+        self._ended = False
         self._ptr = call
         self._method = method
         self._state = server_state
@@ -64,10 +63,32 @@ class ServicerContext(compat.ServicerContext):
         self._rpc_errors = []
         self._deadline = _UNREAD
 
+    def _acquire(self):
+        """The call for one use from any thread (ended by self._handle.release()); None
+        once the handler has returned or the server is closed."""
+        handle = self._handle
+        if handle is None:
+            with self._lock:
+                handle = self._handle
+                if handle is None:
+                    if self._ended:
+                        return None
+                    handle = self._state.handle.borrowed_child(self._ptr, what="call",
+                                                               deferred=True)
+                    if handle is None:        # the server is closed
+                        return None
+                    self._handle = handle     # its first use is the handler's, until _end
+        return handle.acquire()
+
+    def _closed_by_server(self):
+        """Whether the server's close has closed the call (the library cancels it)."""
+        handle = self._handle
+        return self._state.handle.closed or (handle is not None and handle.closed)
+
     # -- call information
     def invocation_metadata(self):
         if self._metadata is None:
-            call = self._handle.acquire()
+            call = self._acquire()
             if call is None:                  # the handler has returned
                 return ()
             try:
@@ -81,7 +102,7 @@ class ServicerContext(compat.ServicerContext):
         return self._metadata
 
     def peer(self):
-        call = self._handle.acquire()
+        call = self._acquire()
         if call is None:
             return ""
         try:
@@ -105,7 +126,7 @@ class ServicerContext(compat.ServicerContext):
         with self._lock:
             if self._deadline is _UNREAD:
                 r = 0.0
-                call = None if self._finished else self._handle.acquire()
+                call = None if self._finished else self._acquire()
                 if call is not None:
                     try:
                         r = ffi.gh_server_call_time_remaining(call)
@@ -120,7 +141,7 @@ class ServicerContext(compat.ServicerContext):
         with self._lock:
             if self._finished:
                 return False
-            call = self._handle.acquire()
+            call = self._acquire()
             if call is None:
                 return False
             try:
@@ -151,7 +172,7 @@ class ServicerContext(compat.ServicerContext):
             return True
 
     def _watch(self):
-        call = self._handle.acquire()
+        call = self._acquire()
         if call is not None:
             try:
                 ffi.gh_server_call_wait_done(call, -1.0)
@@ -174,7 +195,7 @@ class ServicerContext(compat.ServicerContext):
         self._no_compress_next = True
 
     def set_compression(self, compression):
-        call = self._handle.acquire()
+        call = self._acquire()
         if call is None:                      # the call is over: nothing to compress
             return
         try:
@@ -186,7 +207,7 @@ class ServicerContext(compat.ServicerContext):
 
     def send_initial_metadata(self, initial_metadata):
         with self._lock:
-            call = self._handle.acquire()
+            call = self._acquire()
             if call is None:
                 raise self._rpc_error()
             try:
@@ -303,10 +324,10 @@ class ServicerContext(compat.ServicerContext):
             code = status.application_code(self._code) if self._code is not None else status.OK
             details = self._details
         if here:
-            if not self._handle.closed:       # else closed by the server's close
+            if not self._closed_by_server():
                 self._finish_call(self._ptr, code, details, trailing)
             return
-        call = self._handle.acquire()
+        call = self._acquire()
         if call is None:                      # pragma: no cover - _end closes it after this
             return
         try:
@@ -339,7 +360,11 @@ class ServicerContext(compat.ServicerContext):
             watcher.join()
         else:
             self._run_callbacks()
-        self._handle.release(close=True, wait=True)
+        with self._lock:
+            self._ended = True
+            handle = self._handle
+        if handle is not None:
+            handle.release(close=True, wait=True)
 
 
 class _RequestIterator(object):
@@ -356,7 +381,7 @@ class _RequestIterator(object):
 
     def __next__(self):
         ctx = self._context
-        call = ctx._handle.acquire()
+        call = ctx._acquire()
         if call is None:                      # the handler has returned
             raise ctx._rpc_error()
         try:

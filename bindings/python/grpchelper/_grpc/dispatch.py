@@ -148,7 +148,7 @@ def _behavior_failed(ctx, exception, template):
 def _unary_request(ctx, deserializer):
     data = c_void_p()
     size = c_size_t()
-    if ctx._handle.closed:                   # pragma: no cover - the server's close
+    if ctx._closed_by_server():              # pragma: no cover - the server's close
         return None, False
     # On the handler's thread, which holds the call.
     rc = ffi.gh_server_call_read(ctx._ptr, byref(data), byref(size))
