@@ -209,13 +209,20 @@ struct IntegrationServerReleaseTests {
     @Test func releaseOfAServerNeverStarted() async throws {
         try await onThread {
             let report = Report()
+            let testDropped = Gate()
             do {
                 let probe = DeinitProbe(report)
                 let s = Server(options: testServerOptions())
                 try s.register("/t.S/Hold", cardinality: .unary, handler: .blocking { _ in _ = probe })
                 try s.addListener("127.0.0.1:0")
-                Server.release(Unmanaged.passRetained(s)) { report.thenRuns() }
+                // Nothing to wait for: `then` waits until the test's own reference is gone,
+                // so that the releasing thread's is the last.
+                Server.release(Unmanaged.passRetained(s)) {
+                    testDropped.wait()
+                    report.thenRuns()
+                }
             }
+            testDropped.open()
             report.expectReleased(handlers: 0)
         }
     }
