@@ -10,8 +10,10 @@ final class ServerManager: RpcManager, @unchecked Sendable {
     override var loggerName: String { "RpcServer" }
 }
 
+// @unchecked Sendable (restated): no state beyond RpcManager's.
 final class ConfigManager: RpcManager, @unchecked Sendable {}
 
+// @unchecked Sendable (restated): no state beyond RpcManager's.
 final class LogsManager: RpcManager, @unchecked Sendable {}
 
 // @unchecked Sendable: `server` is a weak reference set once, before any call is served.
