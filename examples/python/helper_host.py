@@ -7,6 +7,7 @@ to the rolling logs.
     python3 helper_host.py -w /tmp/wks -c host-greeting=hi --times 2
     cat /tmp/wks/logs/helper-host/helper-host.log
 """
+import argparse
 import sys
 
 from grpchelper import Config, ConfigHolder, ConfigSet, RpcCliParser, RpcException, RpcLogs, RpcStaticConfig
@@ -24,7 +25,11 @@ def main(argv=None):
         12345, "/etc/helper-host", "~/.config/helper-host", "./helper-host-wks")
     cli.parser.add_argument("--times", type=int, default=1, help="How many greetings to log")
     cli.parser.add_argument("--set-target", help="Persist a new target (a user item) before greeting")
-    args = cli.parse(argv)
+    try:
+        args = cli.parse(argv)
+    except argparse.ArgumentTypeError as e:
+        # A malformed -c value (grpc-helper raises it out of parse()): a usage error.
+        cli.parser.error(str(e))
     try:
         with ConfigSet([RpcStaticConfig], [HostConfig], args.folders, args.config) as config:
             if args.set_target is not None:

@@ -1,7 +1,9 @@
 """RpcCliParser (grpc-helper's command line, with argparse): defaults, every RPC option,
-repeated -c, usage errors (exit status 2 naming the value), -V, the host's own options,
+repeated -c, a malformed -c (grpc-helper's ArgumentTypeError), usage errors (exit status 2
+naming the value), -V, the host's own options,
 and the result feeding a ConfigSet."""
 
+import argparse
 import json
 import os
 import subprocess
@@ -73,13 +75,18 @@ def test_repeated_config_last_wins_and_fresh_dicts():
     assert third.config is not second.config
 
 
-@pytest.mark.parametrize("bad", ["novalue", "A=1", "1a=2", "=x", "a_b=1", "x y=1"])
-def test_malformed_config_exits_2(bad, capsys):
-    with pytest.raises(SystemExit) as e:
+@pytest.mark.parametrize("bad", ["novalue", "A=1", "1a=2", "=x", "a_b=1", "x y=1", ""])
+def test_malformed_config_raises_argument_type_error(bad, capsys):
+    """As grpc-helper's: ArgumentTypeError out of parse(), not argparse's exit."""
+    with pytest.raises(argparse.ArgumentTypeError) as e:
         parser().parse(["-c", bad])
-    assert e.value.code == 2
-    err = capsys.readouterr().err
-    assert "usage:" in err and repr(bad) in err
+    assert str(e.value) == "Invalid syntax for config item definition: " + bad
+    assert capsys.readouterr().err == ""
+
+
+def test_config_value_is_everything_after_the_first_equals():
+    args = parser().parse(["-c", "gh-a=b=c", "--config=gh-e="])
+    assert args.config == {"gh-a": "b=c", "gh-e": ""}
 
 
 def test_bad_port_exits_2(capsys):

@@ -12,8 +12,9 @@ from pathlib import Path
 
 from .folders import Folders
 
-# Syntax of a -c option: NAME=VALUE, NAME a config item name.
-CONFIG_ITEM_DEF_PATTERN = re.compile(r"([a-z][a-z0-9-]*)=(.*)", re.DOTALL)
+# Syntax of a -c option: NAME=VALUE, NAME a config item name (grpc-helper's pattern, matched
+# from the start of the value as grpc-helper's).
+CONFIG_ITEM_DEF_PATTERN = re.compile("([a-z][a-z0-9-]*)=(.*)")
 
 
 def expanded_path(arg: str) -> Path:
@@ -22,21 +23,22 @@ def expanded_path(arg: str) -> Path:
 
 
 def config_item_def(arg: str):
-    """"NAME=VALUE" → (name, value); argparse's usage error (exit status 2) otherwise."""
-    m = CONFIG_ITEM_DEF_PATTERN.fullmatch(arg)
+    """"NAME=VALUE" → (name, value); argparse.ArgumentTypeError("Invalid syntax for config
+    item definition: <arg>") otherwise."""
+    m = CONFIG_ITEM_DEF_PATTERN.match(arg)
     if m is None:
-        raise argparse.ArgumentTypeError(
-            "invalid config item definition %r (expected NAME=VALUE, NAME matching "
-            "[a-z][a-z0-9-]*)" % arg)
+        raise argparse.ArgumentTypeError(f"Invalid syntax for config item definition: {arg}")
     return m.group(1), m.group(2)
 
 
 class ConfigDictAction(argparse.Action):
-    """Stores repeated NAME=VALUE options in a dict (the last value of a name wins). The
-    dict is a new one on each parse: the default is never changed."""
+    """Stores repeated NAME=VALUE options in a dict (the last value of a name wins). A
+    malformed value raises argparse.ArgumentTypeError("Invalid syntax for config item
+    definition: <value>") out of parse(), as grpc-helper's. The dict is a new one on each
+    parse: the default is never changed (grpc-helper's is shared by every parse)."""
 
     def __call__(self, parser, namespace, values, option_string=None):
-        name, value = values
+        name, value = config_item_def(values)
         config = dict(getattr(namespace, self.dest, None) or {})
         config[name] = value
         setattr(namespace, self.dest, config)
@@ -80,7 +82,7 @@ class RpcCliParser:
                        help="Workspace folder (default: %s)" % default_wks)
         p.add_argument("-p", "--port", type=int, action="store", default=default_port,
                        help="RPC server port (default: %d)" % default_port)
-        p.add_argument("-c", "--config", metavar="NAME=VALUE", type=config_item_def,
+        p.add_argument("-c", "--config", metavar="NAME=VALUE",
                        action=ConfigDictAction, default=None,
                        help="Override default configuration item value (repeatable)")
         self.__rpc_args = True
@@ -90,7 +92,8 @@ class RpcCliParser:
         """Parses args (None: sys.argv[1:]; input_args is grpc-helper's name for it). With
         the RPC options, the namespace also has `config` (a dict name → value, a new one
         each time) and `folders` (a Folders from system, user and workspace). A usage
-        error exits with status 2 (argparse's)."""
+        error exits with status 2 (argparse's); a malformed -c value raises
+        argparse.ArgumentTypeError, as grpc-helper's."""
         if args is None:
             args = input_args
         args = args if args is not None else sys.argv[1:]
