@@ -189,16 +189,7 @@ public func gh_call_recv(_ c: OpaquePointer?, _ data: UnsafeMutablePointer<Unsaf
                          _ len: UnsafeMutablePointer<Int>?) -> Int32 {
     boundary {
         let box = try borrow(c, CallBox.self, "call")
-        let call = try box.requireStarted()
-        guard let m = try call.receive() else {
-            data?.pointee = nil
-            len?.pointee = 0
-            return 0
-        }
-        box.message.set(m)
-        data?.pointee = UnsafePointer(box.message.pointer)
-        len?.pointee = m.count
-        return 1
+        return lendMessage(try box.requireStarted().receive(), box.message, data, len)
     }
 }
 

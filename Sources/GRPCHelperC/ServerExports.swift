@@ -261,16 +261,7 @@ public func gh_server_call_read(_ c: OpaquePointer?, _ data: UnsafeMutablePointe
                                 _ len: UnsafeMutablePointer<Int>?) -> Int32 {
     boundary {
         let box = try borrow(c, ServerCallBox.self, "call")
-        guard let m = try box.call.receiveMessage() else {
-            box.message.clear()
-            data?.pointee = nil
-            len?.pointee = 0
-            return 0
-        }
-        box.message.set(m)
-        data?.pointee = UnsafePointer(box.message.pointer)
-        len?.pointee = m.count
-        return 1
+        return lendMessage(try box.call.receiveMessage(), box.message, data, len)
     }
 }
 

@@ -145,6 +145,22 @@ final class OwnedBytes {
 }
 
 /// A NUL-terminated copy of a Swift string, owned by a handle.
+/// Lends a received message to C through `data` and `len`, kept in `owned` until the next
+/// read: 1, or 0 with (NULL, 0) at the end of the stream.
+func lendMessage(_ m: [UInt8]?, _ owned: OwnedBytes, _ data: UnsafeMutablePointer<UnsafePointer<UInt8>?>?,
+                 _ len: UnsafeMutablePointer<Int>?) -> Int32 {
+    guard let m else {
+        owned.clear()
+        data?.pointee = nil
+        len?.pointee = 0
+        return 0
+    }
+    owned.set(m)
+    data?.pointee = UnsafePointer(owned.pointer)
+    len?.pointee = m.count
+    return 1
+}
+
 final class OwnedCString {
     let pointer: UnsafeMutablePointer<CChar>
     init(_ s: String) { pointer = strdup(s)! }

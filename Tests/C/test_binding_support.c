@@ -117,6 +117,17 @@ static void on_done(gh_call *call, int status_code, void *ud) {
     tu_counter_add(&st->done, 1);
 }
 
+/* Starts an async unary call of M_HOLD on |ch| (request "held", a deadline
+ * beyond the tests' waits) reporting to |held|; the caller frees the call. */
+static gh_call *start_held_call(gh_channel *ch, async_state *held) {
+    gh_call *call = NULL;
+    CHECK_OK(gh_call_new(ch, M_HOLD, &call));
+    CHECK_OK(gh_call_set_timeout(call, TU_WAIT_LIMIT + 10));
+    CHECK_OK(gh_call_start_unary_async(call, (const uint8_t *)"held", 4, on_message, on_done,
+                                       held));
+    return call;
+}
+
 /* ------------------------------------------------------------------------ */
 /* 1. gh_server_bind                                                        */
 /* ------------------------------------------------------------------------ */
@@ -756,11 +767,7 @@ static void test_begin_shutdown(void) {
     /* A held call: begin returns at once; the server takes nothing new. */
     async_state held;
     async_state_init(&held);
-    gh_call *call = NULL;
-    CHECK_OK(gh_call_new(ch, M_HOLD, &call));
-    CHECK_OK(gh_call_set_timeout(call, TU_WAIT_LIMIT + 10));
-    CHECK_OK(gh_call_start_unary_async(call, (const uint8_t *)"held", 4, on_message, on_done,
-                                       &held));
+    gh_call *call = start_held_call(ch, &held);
     CHECK(tu_counter_wait(&st.entered, 1, TU_WAIT_LIMIT));
     CHECK_OK(gh_server_begin_shutdown(s, TU_WAIT_LIMIT + 10, on_stopped, &stopped));
     CHECK_EQ(tu_counter_get(&stopped), 1);
@@ -949,11 +956,7 @@ static void test_release(void) {
     gh_channel *ch = tu_channel_new(port);
     async_state held;
     async_state_init(&held);
-    gh_call *call = NULL;
-    CHECK_OK(gh_call_new(ch, M_HOLD, &call));
-    CHECK_OK(gh_call_set_timeout(call, TU_WAIT_LIMIT + 10));
-    CHECK_OK(gh_call_start_unary_async(call, (const uint8_t *)"held", 4, on_message, on_done,
-                                       &held));
+    gh_call *call = start_held_call(ch, &held);
     CHECK(tu_counter_wait(&st.entered, 1, TU_WAIT_LIMIT));
     gh_server_release(s);
     CHECK_MSG(!raw_connect(port), "a new connection was accepted after gh_server_release");

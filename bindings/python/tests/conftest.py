@@ -361,3 +361,35 @@ def channels():
     yield open_
     for ch in opened:
         ch.close()
+
+
+@pytest.fixture
+def released_on(monkeypatch):
+    """released_on(keys) → the names (Linux comm) of the threads on which the library
+    released the registry entries `keys` (its free_user_data: a server's dispatchers,
+    handlers and hooks, when it frees the server), once all are; None if BOUND seconds
+    pass first."""
+    from grpchelper._native.callbacks import registry
+    cond = threading.Condition()
+    by = {}
+    release = registry.release
+
+    def recording_release(key):
+        obj = release(key)
+        with open("/proc/thread-self/comm") as f:
+            name = f.read().strip()
+        with cond:
+            by[key] = name
+            cond.notify_all()
+        return obj
+
+    monkeypatch.setattr(registry, "release", recording_release)
+
+    def wait(keys):
+        keys = set(keys)
+        assert keys, "no registry keys: the server did not start"
+        with cond:
+            if not cond.wait_for(lambda: keys <= set(by), BOUND):
+                return None
+            return {by[k] for k in keys}
+    return wait

@@ -414,37 +414,6 @@ def started_threads(monkeypatch):
     return record
 
 
-@pytest.fixture
-def freed_on(monkeypatch):
-    """freed_on(keys) → the names (Linux comm) of the threads on which the library released
-    the registry entries `keys` (a server's dispatchers: its free_user_data, when it frees
-    the server), once all are; None if BOUND seconds pass first."""
-    from grpchelper._native.callbacks import registry
-    cond = threading.Condition()
-    by = {}
-    release = registry.release
-
-    def recording_release(key):
-        obj = release(key)
-        with open("/proc/thread-self/comm") as f:
-            name = f.read().strip()
-        with cond:
-            by[key] = name
-            cond.notify_all()
-        return obj
-
-    monkeypatch.setattr(registry, "release", recording_release)
-
-    def wait(keys):
-        keys = set(keys)
-        assert keys, "no dispatcher keys: the server did not start"
-        with cond:
-            if not cond.wait_for(lambda: keys <= set(by), BOUND):
-                return None
-            return {by[k] for k in keys}
-    return wait
-
-
 def _port_is_free(port):
     import socket
     with socket.socket() as sock:
@@ -454,7 +423,7 @@ def _port_is_free(port):
 
 
 def test_dropping_a_running_server_does_not_block_the_collecting_thread(channels, started_threads,
-                                                                       freed_on):
+                                                                       released_on):
     """Garbage collection of a server that was not stopped gives it up with
     gh_server_release, which waits for nothing: the collecting thread goes on (it waited
     for the handler, here until the bound: a deadlock when the handler waits for that
@@ -481,13 +450,13 @@ def test_dropping_a_running_server_does_not_block_the_collecting_thread(channels
     assert handle.closed  # given up: the handle lends the pointer no more
     release.set()  # what the handler waits for, set by the collecting thread
     assert fut.exception(BOUND) is not None  # cancelled by the release (as stop(0))
-    assert freed_on(keys) == {"gh-shutdown"}, "not freed by the library"
+    assert released_on(keys) == {"gh-shutdown"}, "not freed by the library"
     assert handler == {"released": True}, "the collecting thread waited for the handler"
     assert started == []
     _port_is_free(port)
 
 
-def test_a_server_collected_on_one_of_its_handlers(channels, started_threads, freed_on):
+def test_a_server_collected_on_one_of_its_handlers(channels, started_threads, released_on):
     """The finaliser run by a handler of the server (which the server's shutdown waits
     for) waits for nothing: the handler goes on and returns, its call ends (answered or
     cancelled by the release), the library frees the server afterwards, on its own
@@ -513,7 +482,7 @@ def test_a_server_collected_on_one_of_its_handlers(channels, started_threads, fr
     except grpc.RpcError as e:
         assert e.code() == grpc.StatusCode.CANCELLED, e
     assert went_on.wait(BOUND)
-    assert freed_on(keys) == {"gh-shutdown"}, "not freed by the library"
+    assert released_on(keys) == {"gh-shutdown"}, "not freed by the library"
     assert handle.closed and "server" not in box
     assert started == []
     _port_is_free(port)
@@ -617,7 +586,7 @@ def test_stop_returns_at_once_refuses_new_calls_and_starts_no_thread(channels, m
 
 
 def test_a_stopping_server_dropped_by_its_caller_finishes_its_grace(channels, started_threads,
-                                                                     freed_on):
+                                                                     released_on):
     """stop(grace) then dropping the server: the grace goes on (as in grpcio), the held
     call completes, the event is set, and the server is freed after: its last reference
     went with on_stopped, on the library's shutdown thread, which gh_server_free would
@@ -640,7 +609,7 @@ def test_a_stopping_server_dropped_by_its_caller_finishes_its_grace(channels, st
         assert stopped.wait(BOUND)
         assert seen["stopped_before_return"] is False
         assert handle.closed  # finalised on the shutdown thread, before the event
-        assert freed_on(keys) == {"gh-shutdown"}, "not freed by the library"
+        assert released_on(keys) == {"gh-shutdown"}, "not freed by the library"
         assert started == []
     finally:
         release.set()

@@ -849,33 +849,6 @@ def started_threads(monkeypatch):
     return names
 
 
-@pytest.fixture
-def released(monkeypatch):
-    """wait(keys) → the names (Linux comm) of the threads that released the registry
-    entries `keys` (the library's free_user_data) once all are, None after BOUND s."""
-    cond = threading.Condition()
-    by = {}
-    release = registry.release
-
-    def recording_release(key):
-        obj = release(key)
-        with open("/proc/thread-self/comm") as f:
-            name = f.read().strip()
-        with cond:
-            by[key] = name
-            cond.notify_all()
-        return obj
-
-    monkeypatch.setattr(registry, "release", recording_release)
-
-    def wait(keys):
-        with cond:
-            if not cond.wait_for(lambda: keys <= set(by), BOUND):
-                return None
-            return {by[k] for k in keys}
-    return wait
-
-
 def _keys_since(before):
     return set(registry.snapshot(*RPC_KINDS)) - before
 
@@ -917,7 +890,7 @@ def test_shutdown_from_a_handler_returns_at_once(pb, servers, clients, started_t
 
 
 def test_close_from_a_handler_frees_on_a_library_thread(pb, servers, clients, started_threads,
-                                                        released):
+                                                        released_on):
     """gh_rpc_server_release: close() returns at once on the handler; the library shuts the
     server down and frees it (its user data) on its own thread."""
     before = set(registry.snapshot(*RPC_KINDS))
@@ -928,7 +901,7 @@ def test_close_from_a_handler_frees_on_a_library_thread(pb, servers, clients, st
     m.action = srv.close
     c = sample_client(clients, pb, srv)
     assert c.sample.hello(pb.Request(name="x")).text == "hello x"
-    threads = released(mine)
+    threads = released_on(mine)
     assert threads is not None, "the server was not freed"
     assert all(t.startswith("gh-rpc-shutdown") for t in threads), threads
     assert m.shutdowns == 1
@@ -941,7 +914,7 @@ def test_close_from_a_handler_frees_on_a_library_thread(pb, servers, clients, st
     assert started_threads == []
 
 
-def test_dropped_server_is_freed(pb, dirs, started_threads, released):
+def test_dropped_server_is_freed(pb, dirs, started_threads, released_on):
     """An RpcServer that is collected shuts down and frees its native side (on a library
     thread: gh_rpc_server_release), releasing the handlers' and hooks' user data."""
     before = set(registry.snapshot(*RPC_KINDS))
@@ -952,7 +925,7 @@ def test_dropped_server_is_freed(pb, dirs, started_threads, released):
     assert mine
     del srv
     gc.collect()
-    threads = released(mine)
+    threads = released_on(mine)
     assert threads is not None, "the server was not freed"
     assert all(t.startswith("gh-rpc-shutdown") for t in threads), threads
     assert m.shutdowns == 1
@@ -998,7 +971,7 @@ def test_exit_waits_for_a_released_server(tmp_path):
     assert r.stdout.split() == ["main", "done", "hook", "done"], r.stdout + r.stderr
 
 
-def test_server_collected_on_one_of_its_handlers(pb, dirs, clients, started_threads, released):
+def test_server_collected_on_one_of_its_handlers(pb, dirs, clients, started_threads, released_on):
     """The finaliser run by a handler of the server (which the shutdown waits for) waits
     for nothing: the call is answered, the library frees the server afterwards."""
     before = set(registry.snapshot(*RPC_KINDS))
@@ -1015,7 +988,7 @@ def test_server_collected_on_one_of_its_handlers(pb, dirs, clients, started_thre
     del srv
     c = sample_client(clients, pb, types.SimpleNamespace(port=port))
     assert c.sample.hello(pb.Request(name="x")).text == "hello x"
-    threads = released(mine)
+    threads = released_on(mine)
     assert threads is not None, "the server was not freed"
     assert all(t.startswith("gh-rpc-shutdown") for t in threads), threads
     assert m.shutdowns == 1 and not m.logger.handlers
