@@ -5,13 +5,16 @@
 # port N"; the client command gets "-p N --name X --value Y [--shutdown]" and prints the
 # items ("a=1 b=2") or "error <code>: <message>" (exit 1). Checks: updates accumulate,
 # an empty name is refused with ERROR_PARAM_MISSING (20), srv.shutdown by the client
-# ends the server (exit 0), the manager's log file holds its records.
+# ends the server (exit 0), the manager's log file holds its records (at the INFO level
+# the user layer's loggers.json gives the manager's logger: a Python host's root logger is
+# at WARNING, as Python's).
 set -u
 WORK=$1
 SERVER=$2
 CLIENT=$3
 rm -rf "$WORK"
 mkdir -p "$WORK/sys" "$WORK/usr"
+echo '{"MySampleManager": "INFO"}' >"$WORK/usr/loggers.json"
 pid=""
 cleanup() {
     [ -n "$pid" ] && kill -KILL "$pid" 2>/dev/null

@@ -9,6 +9,134 @@ import CGRPCHelper
 import Glibc
 #endif
 
+// MARK: - the host's level source
+
+/// A host's logging as the library's LoggerLevelSource (gh_logs_use_level_source): the
+/// callbacks with their user_data, counted while they run so that detaching can wait for
+/// them before the user_data is freed.
+// @unchecked Sendable: `running` and `detached` guarded by `condition`; the rest immutable.
+final class HostLevelSource: LoggerLevelSource, @unchecked Sendable {
+    private let getFn: gh_log_level_get_fn
+    private let thresholdFn: gh_log_threshold_fn
+    private let setFn: gh_log_level_set_fn
+    private let emitFn: gh_log_emit_fn?
+    private let userData: UnsafeMutableRawPointer?
+    private let freeUserData: gh_free_fn?
+    private let condition = NSCondition()
+    private var running = 0
+    private var detached = false
+
+    init(get: gh_log_level_get_fn, threshold: gh_log_threshold_fn, set: gh_log_level_set_fn,
+         emit: gh_log_emit_fn?, userData: UnsafeMutableRawPointer?, freeUserData: gh_free_fn?) {
+        getFn = get; thresholdFn = threshold; setFn = set; emitFn = emit
+        self.userData = userData; self.freeUserData = freeUserData
+    }
+
+    /// Runs `body` unless detached (then `fallback`).
+    private func calling<T>(_ fallback: T, _ body: () -> T) -> T {
+        condition.lock()
+        if detached { condition.unlock(); return fallback }
+        running += 1
+        condition.unlock()
+        defer {
+            condition.lock()
+            running -= 1
+            if running == 0 { condition.broadcast() }
+            condition.unlock()
+        }
+        return body()
+    }
+
+    /// No callback runs after this returns; then the user_data is freed.
+    func detach() {
+        condition.lock()
+        detached = true
+        while running > 0 { condition.wait() }
+        condition.unlock()
+        freeUserData?(userData)
+    }
+
+    var isAttached: Bool {
+        condition.lock()
+        defer { condition.unlock() }
+        return !detached
+    }
+
+    func level(of name: String) -> (level: Int, enabled: Bool) {
+        calling((0, true)) {
+            var level: Int32 = 0, enabled: Int32 = 1
+            name.withCString { getFn(userData, $0, &level, &enabled) }
+            return (Int(level), enabled != 0)
+        }
+    }
+
+    func threshold(of name: String) -> Int {
+        calling(Int.max) { Int(name.withCString { thresholdFn(userData, $0) }) }
+    }
+
+    func apply(_ name: String, level: Int?, enabled: Bool?) {
+        calling(()) {
+            name.withCString { setFn(userData, $0, Int32(clamping: level ?? -1), enabled.map { $0 ? 1 : 0 } ?? -1) }
+        }
+    }
+
+    func emit(_ record: RpcLogRecord) -> Bool {
+        guard let emitFn = emitFn else { return false }
+        return calling(true) {  // detached: dropped, as every record of these logs
+            withOptionalCString(record.file) { file in
+                withOptionalCString(record.function) { function in
+                    emitFn(userData, record.name, Int32(clamping: record.level), record.thread, file, function,
+                           Int32(clamping: record.line), record.message) != 0
+                }
+            }
+        }
+    }
+}
+
+private func withOptionalCString<T>(_ s: String?, _ body: (UnsafePointer<CChar>?) -> T) -> T {
+    guard let s = s else { return body(nil) }
+    return s.withCString { body($0) }
+}
+
+/// The level source installed for logs made from now on (nil: the logs keep their levels).
+// @unchecked Sendable: `current` guarded by `lock`.
+final class HostLevels: @unchecked Sendable {
+    static let shared = HostLevels()
+    private let lock = NIOLock()
+    private var source: HostLevelSource?
+
+    var current: HostLevelSource? { lock.withLock { source } }
+
+    /// Installs `new`; returns the source it replaces.
+    func swap(_ new: HostLevelSource?) -> HostLevelSource? {
+        lock.withLock {
+            defer { source = new }
+            return source
+        }
+    }
+}
+
+@c @implementation
+public func gh_logs_use_level_source(_ get: gh_log_level_get_fn?, _ threshold: gh_log_threshold_fn?,
+                                     _ set: gh_log_level_set_fn?, _ emit: gh_log_emit_fn?,
+                                     _ userData: UnsafeMutableRawPointer?, _ freeUserData: gh_free_fn?) -> Int32 {
+    boundary {
+        var new: HostLevelSource?
+        if let get = get {
+            guard let threshold = threshold, let set = set else {
+                freeUserData?(userData)
+                throw ExportError(GH_ERR_INVALID_ARGUMENT, "a level source needs get, threshold and set")
+            }
+            new = HostLevelSource(get: get, threshold: threshold, set: set, emit: emit, userData: userData,
+                                  freeUserData: freeUserData)
+        } else {
+            freeUserData?(userData)
+        }
+        HostLevels.shared.swap(new)?.detach()
+        return GH_OK
+    }
+}
+
 // MARK: - rolling logs
 
 final class LogsBox {
@@ -24,7 +152,8 @@ public func gh_logs_new(_ folder: UnsafePointer<CChar>?, _ unit: UnsafePointer<C
         guard let out = out else { throw ExportError(GH_ERR_INVALID_ARGUMENT, "out is NULL") }
         let f = folders == nil ? Folders() : try borrow(folders, FoldersBox.self, "folders").folders
         let logs = try RpcLogs(folder: try string(folder, "folder"), unit: try string(unit, "unit"),
-                               interval: Int(interval), backup: Int(backup), folders: f)
+                               interval: Int(interval), backup: Int(backup), folders: f,
+                               levelSource: HostLevels.shared.current)
         out.pointee = makeHandle(LogsBox(logs))
         return GH_OK
     }
@@ -35,7 +164,7 @@ public func gh_logs_new_from_config(_ set: OpaquePointer?, _ out: UnsafeMutableP
     boundary {
         guard let out = out else { throw ExportError(GH_ERR_INVALID_ARGUMENT, "out is NULL") }
         let s = try borrow(set, ConfigSetBox.self, "set")
-        out.pointee = makeHandle(LogsBox(try RpcLogs(config: s.set)))
+        out.pointee = makeHandle(LogsBox(try RpcLogs(config: s.set, levelSource: HostLevels.shared.current)))
         return GH_OK
     }
 }
@@ -88,6 +217,24 @@ public func gh_logs_write_record(_ l: OpaquePointer?, _ name: UnsafePointer<CCha
                                  _ function: UnsafePointer<CChar>?, _ line: Int32,
                                  _ message: UnsafePointer<CChar>?) -> Int32 {
     writeRecord(l, name, recordName, level, thread, file, function, line, message)
+}
+
+@c @implementation
+public func gh_logs_write_handled(_ l: OpaquePointer?, _ name: UnsafePointer<CChar>?,
+                                  _ recordName: UnsafePointer<CChar>?, _ level: Int32,
+                                  _ thread: UnsafePointer<CChar>?, _ file: UnsafePointer<CChar>?,
+                                  _ function: UnsafePointer<CChar>?, _ line: Int32,
+                                  _ message: UnsafePointer<CChar>?) -> Int32 {
+    boundary {
+        let b = try borrow(l, LogsBox.self, "logs")
+        let n = try string(name, "name")
+        guard (1...50).contains(level) else { throw ExportError(GH_ERR_INVALID_ARGUMENT, "invalid level \(level) (1..50)") }
+        guard let message = message else { throw ExportError(GH_ERR_INVALID_ARGUMENT, "message is NULL") }
+        b.logs.writeHandled(name: n, recordName: optionalString(recordName), level: Int(level),
+                            message: String(cString: message), thread: optionalString(thread),
+                            file: optionalString(file), function: optionalString(function), line: Int(line))
+        return GH_OK
+    }
 }
 
 @c @implementation

@@ -271,7 +271,8 @@ final class RpcServerOptionsBox {
                                    cliConfig: pairs, staticItems: staticItems.map(\.config),
                                    userItems: userItems.map(\.config),
                                    withEvents: flags & GH_RPC_WITH_EVENTS != 0,
-                                   withDebugSignal: flags & GH_RPC_DEBUG_SIGNAL != 0)
+                                   withDebugSignal: flags & GH_RPC_DEBUG_SIGNAL != 0,
+                                   levelSource: HostLevels.shared.current)
         } catch {
             // A failed load hook bound the server: break box → server → managers → box.
             box.unbind()

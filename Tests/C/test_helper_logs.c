@@ -23,7 +23,16 @@
  *   "rpc-logs-folder=my-logs" from the command line;
  * - rollover with unit "S", interval 1, backup 1 (the only test that sleeps:
  *   the wall clock has to pass each one-second period);
- * - 8 threads writing at once: every line whole and present once.
+ * - 8 threads writing at once: every line whole and present once;
+ * - a host's level source (gh_logs_use_level_source, last: it is process-wide):
+ *   refused without threshold / set (user_data freed); the layers applied to
+ *   the host's table, the root's level read first; gh_logs_enabled asking it
+ *   (also after the host changed a level itself); get / set / reset on the
+ *   host's table (reset as grpc-helper: no level, the root its level from
+ *   before the layers); the library's records handed to emit; logs made
+ *   before it keep their own levels; gh_logs_write_handled to one file without
+ *   a level check; uninstalling frees the user_data and detaches the logs made
+ *   with it (their LoggerService operations fail with GH_RC_ERROR).
  * Everything happens below one mkdtemp folder, removed at the end.
  */
 #define _GNU_SOURCE /* pthread_setname_np / pthread_getname_np */
@@ -1110,6 +1119,225 @@ static void test_threads(void) {
     g_mt_logs = NULL;
 }
 
+
+/* ------------------------------------------------------------------------ */
+/* A host's level source                                                    */
+/* ------------------------------------------------------------------------ */
+
+/* A C host's own logging system: own levels and enablement per name, Python's
+ * rules (dotted inheritance, the root at WARNING), the records it took. */
+typedef struct {
+    char name[64];
+    int level;
+    int enabled;
+} host_logger;
+
+static struct {
+    pthread_mutex_t mu;
+    host_logger loggers[32];
+    size_t count;
+    int emitted;
+    char last_name[64];
+    char last_message[256];
+    int last_level;
+    int frees;
+} g_host = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+/* Locked by the caller. */
+static host_logger *host_find(const char *name, int make) {
+    for (size_t i = 0; i < g_host.count; i++) {
+        if (strcmp(g_host.loggers[i].name, name) == 0) return &g_host.loggers[i];
+    }
+    if (!make) return NULL;
+    CHECK(g_host.count < 32 && strlen(name) < 64);
+    host_logger *l = &g_host.loggers[g_host.count++];
+    snprintf(l->name, sizeof l->name, "%s", name);
+    l->level = 0;
+    l->enabled = 1;
+    return l;
+}
+
+static void host_reset_table(void) {
+    pthread_mutex_lock(&g_host.mu);
+    g_host.count = 0;
+    host_find("", 1)->level = GH_LOG_WARNING;
+    g_host.emitted = 0;
+    pthread_mutex_unlock(&g_host.mu);
+}
+
+static void host_get(void *ud, const char *name, int *level, int *enabled) {
+    CHECK(ud == &g_host);
+    pthread_mutex_lock(&g_host.mu);
+    host_logger *l = host_find(name, 0);
+    *level = l ? l->level : 0;
+    *enabled = l ? l->enabled : 1;
+    pthread_mutex_unlock(&g_host.mu);
+}
+
+static int host_threshold(void *ud, const char *name) {
+    CHECK(ud == &g_host);
+    pthread_mutex_lock(&g_host.mu);
+    host_logger *own = host_find(name, 0);
+    int t = -1;
+    if (own && !own->enabled) t = 1000;
+    char n[64];
+    snprintf(n, sizeof n, "%s", name);
+    while (t < 0 && n[0]) {
+        host_logger *l = host_find(n, 0);
+        if (l && l->level > 0) t = l->level;
+        char *dot = strrchr(n, '.');
+        if (dot) *dot = 0; else n[0] = 0;
+    }
+    if (t < 0) t = host_find("", 1)->level;
+    pthread_mutex_unlock(&g_host.mu);
+    return t;
+}
+
+static void host_set(void *ud, const char *name, int level, int enabled) {
+    CHECK(ud == &g_host);
+    pthread_mutex_lock(&g_host.mu);
+    host_logger *l = host_find(name, 1);
+    if (level >= 0) l->level = level;
+    if (enabled >= 0) l->enabled = enabled;
+    pthread_mutex_unlock(&g_host.mu);
+}
+
+static int host_emit(void *ud, const char *name, int level, const char *thread,
+                     const char *file, const char *function, int line,
+                     const char *message) {
+    (void)thread, (void)file, (void)function, (void)line;
+    CHECK(ud == &g_host);
+    pthread_mutex_lock(&g_host.mu);
+    g_host.emitted++;
+    snprintf(g_host.last_name, sizeof g_host.last_name, "%s", name);
+    snprintf(g_host.last_message, sizeof g_host.last_message, "%s", message);
+    g_host.last_level = level;
+    pthread_mutex_unlock(&g_host.mu);
+    return 1;
+}
+
+static void host_free(void *ud) {
+    CHECK(ud == &g_host);
+    g_host.frees++;
+}
+
+static int host_level(const char *name) {
+    pthread_mutex_lock(&g_host.mu);
+    host_logger *l = host_find(name, 0);
+    int level = l ? l->level : 0;
+    pthread_mutex_unlock(&g_host.mu);
+    return level;
+}
+
+static void test_level_source(void) {
+    tu_layout l;
+    tu_layout_new(&l, g_tmp, "level-source");
+    host_reset_table();
+    gh_logs *before = NULL;
+    CHECK_OK(gh_logs_new("before", "H", 1, 10, l.folders, &before));
+
+    /* Refused without threshold or set: nothing changes, the user_data is freed. */
+    CHECK_RC(gh_logs_use_level_source(host_get, NULL, host_set, NULL, &g_host, host_free),
+             GH_ERR_INVALID_ARGUMENT);
+    CHECK_EQ(g_host.frees, 1);
+    CHECK_EQ(gh_logs_enabled(before, "x", GH_LOG_INFO), 1); /* the library's root INFO */
+
+    write_loggers_json(l.user, "{\"root\": \"INFO\", \"svc\": \"DEBUG\", \"off\": false, "
+                               "\"bad\": \"NOPE\", \"twice\": \"ERROR\"}");
+    write_loggers_json(l.ws, "{\"twice\": true}");
+    CHECK_OK(gh_logs_use_level_source(host_get, host_threshold, host_set, host_emit, &g_host,
+                                      host_free));
+    gh_logs *logs = NULL;
+    CHECK_OK(gh_logs_new("logs", "H", 1, 10, l.folders, &logs));
+    /* The layers, applied to the host (a later layer's value replaces an earlier one's). */
+    CHECK_EQ(host_level(""), GH_LOG_INFO);
+    CHECK_EQ(host_level("svc"), GH_LOG_DEBUG);
+    CHECK_EQ(host_level("twice"), 0);
+    CHECK_EQ(host_level("bad"), 0);
+    CHECK_EQ(g_host.emitted, 1); /* the unknown level's warning: a record of the root */
+    CHECK_STR(g_host.last_name, "");
+    CHECK_EQ(g_host.last_level, GH_LOG_WARNING);
+    CHECK(strstr(g_host.last_message, "Ignoring unknown level NOPE for logger bad") != NULL);
+
+    /* Level decisions ask the host (logs made before it keep their own). */
+    CHECK_EQ(gh_logs_enabled(logs, "svc.child", GH_LOG_DEBUG), 1);
+    CHECK_EQ(gh_logs_enabled(logs, "other", GH_LOG_INFO), 1);
+    CHECK_EQ(gh_logs_enabled(logs, "other", GH_LOG_DEBUG), 0);
+    CHECK_EQ(gh_logs_enabled(logs, "off", GH_LOG_CRITICAL), 0);
+    host_set(&g_host, "other", GH_LOG_ERROR, -1); /* the host changes it itself */
+    CHECK_EQ(gh_logs_enabled(logs, "other", GH_LOG_WARNING), 0);
+    CHECK_EQ(gh_logs_enabled(before, "other", GH_LOG_WARNING), 1);
+
+    /* get / set / reset on the host's table. */
+    logger_status st;
+    op_ok(gh_logs_get, logs, tu_pb_filter(0, NAMES("", "svc", "off", "other", "unset")), &st);
+    CHECK_EQ(st.count, 5);
+    check_config(&st.items[0], "root", 1, GH_LOG_INFO);
+    check_config(&st.items[1], "svc", 1, GH_LOG_DEBUG);
+    check_config(&st.items[2], "off", 0, 0);
+    check_config(&st.items[3], "other", 1, GH_LOG_ERROR);
+    check_config(&st.items[4], "unset", 1, 0);
+    status_clear(&st);
+    op_ok(gh_logs_set, logs, logger_update(SETTINGS({"svc", 1, GH_LOG_ERROR}, {"new", 0, 0})), &st);
+    status_clear(&st);
+    CHECK_EQ(host_level("svc"), GH_LOG_ERROR);
+    CHECK_EQ(gh_logs_enabled(logs, "new", GH_LOG_CRITICAL), 0);
+    tu_json_map m;
+    read_loggers_json(l.ws, &m);
+    int is_bool = -1;
+    CHECK_STR(tu_json_get(&m, "svc", &is_bool), "ERROR");
+    CHECK_STR(tu_json_get(&m, "new", &is_bool), "false");
+    tu_json_free(&m);
+    op_ok(gh_logs_reset, logs, tu_pb_filter(0, NAMES("svc", "new", "")), &st);
+    CHECK_EQ(st.count, 3);
+    check_config(&st.items[0], "svc", 1, 0);
+    check_config(&st.items[1], "new", 1, 0);
+    check_config(&st.items[2], "root", 1, GH_LOG_WARNING); /* from before the layers */
+    status_clear(&st);
+    CHECK_EQ(host_level(""), GH_LOG_WARNING);
+
+    /* The library's records go to the host, which writes them (here: keeps them). */
+    int emitted = g_host.emitted;
+    CHECK_OK(gh_logs_write(logs, "other", GH_LOG_ERROR, "to the host"));
+    CHECK_OK(gh_logs_write(logs, "other", GH_LOG_WARNING, "below the host's level"));
+    CHECK_EQ(g_host.emitted, emitted + 1);
+    CHECK_STR(g_host.last_message, "to the host");
+    CHECK_STR(g_host.last_name, "other");
+
+    /* Handled records: one file, no level check, the record's own logger named. */
+    CHECK_OK(gh_logs_write_handled(logs, "other", "other.child", GH_LOG_DEBUG, "T", "f.c",
+                                   "fn", 7, "handled"));
+    CHECK_RC(gh_logs_write_handled(logs, "other", NULL, 0, NULL, NULL, NULL, 0, "m"),
+             GH_ERR_INVALID_ARGUMENT);
+    log_file f;
+    read_named(logs, "other", &f);
+    CHECK_EQ(f.count, 1); /* no header: INFO is below the host's ERROR for "other" */
+    check_line(&f.lines[0], "T", "other.child", "DEBUG", "handled - f.c:fn:7");
+    log_free(&f);
+    read_named(logs, "root", &f);
+    CHECK(find_message(&f, "handled - f.c:fn:7") == NULL && find_message(&f, "to the host") == NULL);
+    log_free(&f);
+
+    /* Uninstalled: the source's user_data is freed, the logs made with it are detached. */
+    CHECK_OK(gh_logs_use_level_source(NULL, NULL, NULL, NULL, NULL, NULL));
+    CHECK_EQ(g_host.frees, 2);
+    emitted = g_host.emitted;
+    CHECK_EQ(gh_logs_enabled(logs, "other", GH_LOG_CRITICAL), 0);
+    CHECK_OK(gh_logs_write(logs, "other", GH_LOG_CRITICAL, "dropped"));
+    CHECK_EQ(g_host.emitted, emitted);
+    op_fails(gh_logs_get, logs, tu_pb_filter(0, NAMES("svc")), GH_RC_ERROR);
+    gh_logs *after = NULL;
+    CHECK_OK(gh_logs_new("after", "H", 1, 10, l.folders, &after));
+    CHECK_EQ(gh_logs_enabled(after, "svc", GH_LOG_INFO), 1); /* the library's levels again */
+    /* Uninstalling with a user_data frees it at once. */
+    CHECK_OK(gh_logs_use_level_source(NULL, NULL, NULL, NULL, &g_host, host_free));
+    CHECK_EQ(g_host.frees, 3);
+    gh_logs_free(after);
+    gh_logs_free(logs);
+    gh_logs_free(before);
+    tu_layout_free(&l);
+}
+
 /* ------------------------------------------------------------------------ */
 
 int main(void) {
@@ -1125,6 +1353,7 @@ int main(void) {
     test_threads();
     test_rollover();
     test_reset_layered();
+    test_level_source(); /* last: the source is process-wide */
 
     tu_rmtree(g_tmp);
     free(g_tmp);

@@ -8,6 +8,7 @@ to the rolling logs.
     cat /tmp/wks/logs/helper-host/helper-host.log
 """
 import argparse
+import logging
 import sys
 
 from grpchelper import Config, ConfigHolder, ConfigSet, RpcCliParser, RpcException, RpcLogs, RpcStaticConfig
@@ -21,6 +22,9 @@ class HostConfig(ConfigHolder):
 
 
 def main(argv=None):
+    # Levels are Python's: the root logger is at WARNING unless the program says otherwise
+    # (a loggers.json in the system, user or workspace folder can change them too).
+    logging.getLogger().setLevel(logging.INFO)
     cli = RpcCliParser("Sample helper-layer host", "1.0.0").with_rpc_args(
         12345, "/etc/helper-host", "~/.config/helper-host", "./helper-host-wks")
     cli.parser.add_argument("--times", type=int, default=1, help="How many greetings to log")

@@ -34,6 +34,52 @@ private enum LoggerSetting: Decodable {
     }
 }
 
+/// A record the library makes (its own loggers' lines), as handed to a host's logging.
+public struct RpcLogRecord: Sendable {
+    /// The logger that made it ("" is the root).
+    public var name: String
+    public var level: Int
+    public var message: String
+    /// The thread that made it, as the logs name it ("MainThread", "worker-4242").
+    public var thread: String
+    public var file: String?
+    public var function: String?
+    public var line: Int
+}
+
+/// Levels kept by a host's own logging system instead of by RpcLogs: the Python binding's
+/// is Python's `logging`, so that a Python program has one source of truth for its loggers'
+/// levels. Logs made with one (`RpcLogs(..., levelSource:)`, `RpcServer(..., levelSource:)`):
+/// - every level decision asks `threshold(of:)` (records, swift-log's `logLevel`, the
+///   header line of a file, which is an INFO record);
+/// - at start, the loggers.json layers (system, user, workspace; a later layer's value for a
+///   name replaces an earlier one) are applied with `apply`, after the root's own level was
+///   read (what `reset` gives the root back);
+/// - the LoggerService reads `level(of:)` and applies set / reset with `apply` (set: the
+///   given level and enablement, persisted first; reset: no level of its own — the root its
+///   level from before the layers — and enabled, removed from the workspace file);
+/// - the library's own records go to `emit` (the host routes them through its handlers,
+///   which write them with `RpcLogs.writeHandled`); when it returns false the library writes
+///   them itself.
+/// Names: "" is the root. The methods are called on any thread that logs or serves the
+/// LoggerService (never on an event-loop thread), possibly concurrently.
+public protocol LoggerLevelSource: AnyObject, Sendable {
+    /// The logger's own level (0: none, it inherits) and whether it is enabled.
+    func level(of name: String) -> (level: Int, enabled: Bool)
+    /// The lowest level a record of logger `name` needs to be written (Int.max: none is).
+    func threshold(of name: String) -> Int
+    /// Sets the logger's own level and / or enablement (nil: unchanged).
+    func apply(_ name: String, level: Int?, enabled: Bool?)
+    /// Takes a record the library made (it passed `threshold(of:)`); false: not taken.
+    func emit(_ record: RpcLogRecord) -> Bool
+    /// False once the host's logging is gone (the LoggerService operations then fail).
+    var isAttached: Bool { get }
+}
+
+extension LoggerLevelSource {
+    public var isAttached: Bool { true }
+}
+
 // @unchecked Sendable: mutable state guarded by `lock`.
 final class LoggerLevels: @unchecked Sendable {
     struct Entry: Equatable {
@@ -43,6 +89,10 @@ final class LoggerLevels: @unchecked Sendable {
     }
 
     private let lock = NIOLock()
+    /// The host's levels, when it keeps them (then `entries` and `base` stay empty).
+    let source: LoggerLevelSource?
+    /// With a source: the root's own level before the layers were applied (reset's).
+    private var rootResetLevel = 0
     /// The configuration from the system and user layers (what reset goes back to).
     private var base: [String: Entry] = [:]
     private var entries: [String: Entry] = [:]
@@ -55,9 +105,31 @@ final class LoggerLevels: @unchecked Sendable {
     /// Loads the layers: loggers.json of the system, user and workspace folders, each
     /// overriding the previous. A file that is not a JSON object of strings and booleans
     /// → ERROR_MODEL_INVALID naming it; an unknown level name is ignored with a warning.
-    init(folders: Folders) throws {
+    init(folders: Folders, source: LoggerLevelSource? = nil) throws {
         func file(_ dir: String?) -> String? { dir.map { ($0 as NSString).appendingPathComponent("loggers.json") } }
         workspaceFile = file(folders.workspace)
+        self.source = source
+        if let source = source {
+            // As grpc-helper's logs manager: one map, layer over layer, then applied.
+            var merged: [String: (LoggerSetting, String)] = [:]
+            for path in [file(folders.system), file(folders.user), workspaceFile] {
+                guard let path = path, let settings = try LoggerLevels.read(path) else { continue }
+                for (name, setting) in settings { merged[LoggerLevels.canonical(name)] = (setting, path) }
+            }
+            rootResetLevel = source.level(of: "").level
+            for (name, (setting, path)) in merged.sorted(by: { $0.key < $1.key }) {
+                switch setting {
+                case .enabled(let b): source.apply(name, level: nil, enabled: b)
+                case .level(let l):
+                    guard let v = RpcLogLevel.value(l) else {
+                        warnings.append("Ignoring unknown level \(l) for logger \(name.isEmpty ? "root" : name) (\(path))")
+                        continue
+                    }
+                    source.apply(name, level: v, enabled: nil)
+                }
+            }
+            return
+        }
         for (path, isBase) in [(file(folders.system), true), (file(folders.user), true), (workspaceFile, false)] {
             guard let path = path, let settings = try LoggerLevels.read(path) else { continue }
             for (rawName, setting) in settings.sorted(by: { $0.key < $1.key }) {
@@ -108,11 +180,16 @@ final class LoggerLevels: @unchecked Sendable {
     /// `logLevel`, read on every log call).
     func effectiveLevelIfEnabled(_ rawName: String) -> Int? {
         let name = LoggerLevels.canonical(rawName)
+        if let source = source {
+            let t = source.threshold(of: name)
+            return t > RpcLogLevel.critical ? nil : t
+        }
         return lock.withLock { entries[name]?.enabled == false ? nil : effectiveLocked(name) }
     }
 
     func isEnabled(_ rawName: String, level: Int) -> Bool {
         let name = LoggerLevels.canonical(rawName)
+        if let source = source { return level >= source.threshold(of: name) }
         return lock.withLock {
             if entries[name]?.enabled == false { return false }
             return level >= effectiveLocked(name)
@@ -122,17 +199,24 @@ final class LoggerLevels: @unchecked Sendable {
     /// Sets a level for this process only (swift-log's `logLevel` setter).
     func setRuntimeLevel(_ rawName: String, _ level: Int) {
         let name = LoggerLevels.canonical(rawName)
+        if let source = source { return source.apply(name, level: level, enabled: nil) }
         lock.withLock { entries[name, default: Entry()].level = level }
     }
 
     // MARK: LoggerService operations
 
     private func config(_ name: String) -> RpcLoggerConfig {
-        let e = entries[name] ?? Entry()
+        let own: Int, enabled: Bool
+        if let source = source {
+            (own, enabled) = source.level(of: name)
+        } else {
+            let e = entries[name] ?? Entry()
+            own = name.isEmpty && e.level == 0 ? RpcLogLevel.rootDefault : e.level
+            enabled = e.enabled
+        }
         var c = RpcLoggerConfig()
         c.name = name.isEmpty ? "root" : name
-        c.enabled = e.enabled
-        let own = name.isEmpty && e.level == 0 ? RpcLogLevel.rootDefault : e.level
+        c.enabled = enabled
         switch own {
         case 10, 20, 30, 40, 50: c.level = RpcLoggerLevel(rawValue: own) ?? .lvlUnknown
         default: c.level = .lvlUnknown  // no level of its own, or one the API has no name for
@@ -140,14 +224,24 @@ final class LoggerLevels: @unchecked Sendable {
         return c
     }
 
+    /// With a source that is gone: ERROR.
+    private func checkSource() throws {
+        if let source = source, !source.isAttached {
+            throw RpcException("logger levels are unavailable: the host's logging (level source) was removed",
+                               code: .error)
+        }
+    }
+
     func get(_ names: [String]) throws -> [RpcLoggerConfig] {
         guard !names.isEmpty else { throw RpcException("Empty request", code: .errorParamMissing) }
+        try checkSource()
         return lock.withLock { names.map { config(LoggerLevels.canonical($0)) } }
     }
 
     /// Sets level and enablement, persisted in the workspace loggers.json.
     func set(_ items: [RpcLoggerConfig]) throws -> [RpcLoggerConfig] {
         guard !items.isEmpty else { throw RpcException("Empty request", code: .errorParamMissing) }
+        try checkSource()
         for i in items {
             guard (0...50).contains(i.level.rawValue) else {
                 throw RpcException("invalid level \(i.level.rawValue) for logger \(i.name)", code: .errorParamInvalid)
@@ -161,16 +255,23 @@ final class LoggerLevels: @unchecked Sendable {
             }
             try savePersistedLocked(persisted)
             for i in items {
-                entries[LoggerLevels.canonical(i.name)] = Entry(level: i.level.rawValue, enabled: i.enabled)
+                let name = LoggerLevels.canonical(i.name)
+                if let source = source {
+                    source.apply(name, level: i.level.rawValue, enabled: i.enabled)
+                } else {
+                    entries[name] = Entry(level: i.level.rawValue, enabled: i.enabled)
+                }
             }
             return items.map { config(LoggerLevels.canonical($0.name)) }
         }
     }
 
-    /// Forgets the workspace setting: back to the system/user layers' one (else no
-    /// level of its own, enabled); removed from the workspace loggers.json.
+    /// Forgets the workspace setting, removed from the workspace loggers.json: back to the
+    /// system/user layers' one (else no level of its own, enabled); with a level source, as
+    /// grpc-helper: no level of its own (the root: its level from before the layers), enabled.
     func reset(_ names: [String]) throws -> [RpcLoggerConfig] {
         guard !names.isEmpty else { throw RpcException("Empty request", code: .errorParamMissing) }
+        try checkSource()
         return try lock.withLock {
             var persisted = try persistedLocked()
             var changed = false
@@ -180,7 +281,13 @@ final class LoggerLevels: @unchecked Sendable {
             if changed { try savePersistedLocked(persisted) }  // first: a failed write applies nothing
             for raw in names {
                 let name = LoggerLevels.canonical(raw)
-                entries[name] = base[name]
+                if let source = source {
+                    // grpc-helper's reset: no level of its own (the root: its level from
+                    // before the layers), enabled.
+                    source.apply(name, level: name.isEmpty ? rootResetLevel : 0, enabled: true)
+                } else {
+                    entries[name] = base[name]
+                }
             }
             return names.map { config(LoggerLevels.canonical($0)) }
         }

@@ -31,11 +31,13 @@ public final class RpcLogs: @unchecked Sendable {
     /// - unit, interval: rollover period (S, M, H, D, MIDNIGHT, W0..W6, any case × interval).
     /// - backup: rolled files kept per log (0 or less: all).
     /// - folders: where the loggers.json layers are read and set() persists.
+    /// - levelSource: the host's logging, when it keeps the levels (see LoggerLevelSource);
+    ///   nil: the logs keep them (layered from the loggers.json files).
     /// - clock: the time source (tests pass their own).
     /// Errors: a bad unit or interval → ERROR_PARAM_INVALID; a malformed loggers.json →
     /// ERROR_MODEL_INVALID; a folder that cannot be created → ERROR.
     public init(folder: String, unit: String = "H", interval: Int = 1, backup: Int = 10,
-                folders: Folders = Folders(),
+                folders: Folders = Folders(), levelSource: LoggerLevelSource? = nil,
                 clock: @escaping @Sendable () -> TimeInterval = { Date().timeIntervalSince1970 }) throws {
         rule = try RolloverRule(unit: unit, interval: interval)
         let expanded = Folders.expand(folder)
@@ -47,16 +49,19 @@ public final class RpcLogs: @unchecked Sendable {
         }
         self.backup = backup
         self.clock = clock
-        levels = try LoggerLevels(folders: folders)
+        levels = try LoggerLevels(folders: folders, source: levelSource)
         warnings = levels.warnings
         _ = try file(for: "")
         for w in warnings { write(name: "", level: RpcLogLevel.warning, message: w) }
     }
 
+    /// The host's logging when it keeps the levels (see LoggerLevelSource).
+    public var levelSource: LoggerLevelSource? { levels.source }
+
     /// From a config set: rpc-logs-folder, rpc-logs-interval-unit, rpc-logs-interval,
     /// rpc-logs-backup (the built-in static items; their defaults when the set lacks
     /// them) and the set's folders.
-    public convenience init(config: ConfigSet,
+    public convenience init(config: ConfigSet, levelSource: LoggerLevelSource? = nil,
                             clock: @escaping @Sendable () -> TimeInterval = { Date().timeIntervalSince1970 }) throws {
         func value(_ name: String, _ fallback: String) -> String { config[name]?.stringValue ?? fallback }
         guard let interval = Config.parseInt(value("rpc-logs-interval", "1")),
@@ -64,7 +69,8 @@ public final class RpcLogs: @unchecked Sendable {
             throw RpcException("rpc-logs-interval and rpc-logs-backup must be integers", code: .errorParamInvalid)
         }
         try self.init(folder: value("rpc-logs-folder", "logs"), unit: value("rpc-logs-interval-unit", "H"),
-                      interval: interval, backup: backup, folders: config.folders, clock: clock)
+                      interval: interval, backup: backup, folders: config.folders, levelSource: levelSource,
+                      clock: clock)
     }
 
     deinit { close() }
@@ -90,12 +96,16 @@ public final class RpcLogs: @unchecked Sendable {
     }
 
     /// The file of a logger, opened on first use (with its header line, which the root
-    /// file gets too). Files are keyed by path: names that map to one path share it.
+    /// file gets too; an INFO record: with a level source, only when INFO is enabled for
+    /// the logger, as grpc-helper's). Files are keyed by path: names that map to one path
+    /// share it.
     private func file(for name: String) throws -> RollingFile? {
         let key = LoggerLevels.canonical(name)
         // Per record: a name seen before is one dictionary lookup (no path built).
         if let f = lock.withLock({ closed ? nil : byName[key] }) { return f }
         let p = path(of: key)
+        // Asked before the lock: a host's source may call into its own runtime.
+        let header = levels.source == nil || levels.isEnabled(key, level: RpcLogLevel.info)
         return try lock.withLock {
             if closed { return nil }
             if let f = files[p] {
@@ -106,12 +116,14 @@ public final class RpcLogs: @unchecked Sendable {
             let f = try RollingFile(path: p, rule: rule, backup: backup, now: now)
             files[p] = f
             byName[key] = f
-            let header = RpcLogs.line(time: now, thread: RpcLogs.currentThreadName(), name: key,
-                                      level: RpcLogLevel.info,
-                                      message: "---------- New \(key.isEmpty ? "root" : key) logger instance for process \(getpid()) ----------",
-                                      file: nil, function: nil, line: 0)
-            f.write(header, now: now)
-            if !key.isEmpty, let root = files[path(of: "")] { root.write(header, now: now) }
+            if header {
+                let text = RpcLogs.line(time: now, thread: RpcLogs.currentThreadName(), name: key,
+                                        level: RpcLogLevel.info,
+                                        message: "---------- New \(key.isEmpty ? "root" : key) logger instance for process \(getpid()) ----------",
+                                        file: nil, function: nil, line: 0)
+                f.write(text, now: now)
+                if !key.isEmpty, let root = files[path(of: "")] { root.write(text, now: now) }
+            }
             return f
         }
     }
@@ -125,18 +137,46 @@ public final class RpcLogs: @unchecked Sendable {
     /// Python's logging): its level decides and its name is on the line. `thread`
     /// defaults to the calling thread's name.
     /// The message and the source are only read for a record that is written.
+    /// With a level source that takes records (`emit`), the record goes to it instead.
     public func write(name: String, recordName: String? = nil, level: Int, message: @autoclosure () -> String,
                       thread: @autoclosure () -> String? = nil, file sourceFile: @autoclosure () -> String? = nil,
                       function: @autoclosure () -> String? = nil, line sourceLine: Int = 0) {
         let origin = LoggerLevels.canonical(recordName ?? name)
         guard levels.isEnabled(origin, level: level) else { return }
+        if let source = levels.source, recordName == nil {
+            let record = RpcLogRecord(name: origin, level: level, message: message(),
+                                      thread: thread() ?? RpcLogs.currentThreadName(), file: sourceFile(),
+                                      function: function(), line: sourceLine)
+            if source.emit(record) { return }
+            return writeLine(to: origin, alsoRoot: true, name: origin, level: level, message: record.message,
+                             thread: record.thread, file: record.file, function: record.function,
+                             line: record.line)
+        }
+        writeLine(to: LoggerLevels.canonical(name), alsoRoot: true, name: origin, level: level, message: message(),
+                  thread: thread() ?? RpcLogs.currentThreadName(), file: sourceFile(), function: function(),
+                  line: sourceLine)
+    }
+
+    /// For a host whose logging decides levels and routing (a LoggerLevelSource that takes
+    /// records): writes a record that logger `name`'s handler received to `name`'s file only
+    /// ("" and "root": the root file), without a level check. `recordName` is the logger that
+    /// made it (nil: `name`), named on the line.
+    public func writeHandled(name: String, recordName: String? = nil, level: Int, message: String,
+                             thread: String? = nil, file sourceFile: String? = nil, function: String? = nil,
+                             line sourceLine: Int = 0) {
+        writeLine(to: LoggerLevels.canonical(name), alsoRoot: false,
+                  name: LoggerLevels.canonical(recordName ?? name), level: level, message: message,
+                  thread: thread ?? RpcLogs.currentThreadName(), file: sourceFile, function: function,
+                  line: sourceLine)
+    }
+
+    private func writeLine(to key: String, alsoRoot: Bool, name origin: String, level: Int, message: String,
+                           thread: String, file sourceFile: String?, function: String?, line sourceLine: Int) {
         let now = clock()
-        let text = RpcLogs.line(time: now, thread: thread() ?? RpcLogs.currentThreadName(),
-                                name: origin, level: level, message: message(),
-                                file: sourceFile(), function: function(), line: sourceLine)
-        let key = LoggerLevels.canonical(name)
-        if !key.isEmpty, let f = try? file(for: key) { f.write(text, now: now) }
-        if let root = try? file(for: "") { root.write(text, now: now) }
+        let text = RpcLogs.line(time: now, thread: thread, name: origin, level: level, message: message,
+                                file: sourceFile, function: function, line: sourceLine)
+        if !key.isEmpty || !alsoRoot, let f = try? file(for: key) { f.write(text, now: now) }
+        if alsoRoot, let root = try? file(for: "") { root.write(text, now: now) }
     }
 
     // MARK: swift-log

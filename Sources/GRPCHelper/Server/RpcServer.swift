@@ -57,14 +57,16 @@ public final class RpcServer: @unchecked Sendable {
     /// Builds the config set (the built-in static items plus `staticItems`, `userItems`;
     /// defaults from `folders` and `cliConfig`), the rolling logs, registers the built-in
     /// services and `descriptors`, starts serving on `port` (0: any free port), then calls
-    /// every manager's `load()` with its auto-client ready.
+    /// every manager's `load()` with its auto-client ready. `levelSource`: the host's
+    /// logging when it keeps the logger levels (see LoggerLevelSource; the Python binding's).
     /// Errors: the config set's and the logs' (invalid defaults, malformed files); a busy
     /// port → ERROR_PORT_BUSY; `withEvents` → ERROR_PARAM_UNSUPPORTED (the events service
     /// comes with a later version); a manager's `load()` error (the server is shut down
     /// first).
     public init(port: Int, descriptors: [RpcServiceDescriptor], folders: Folders = Folders(),
                 cliConfig: [String: String] = [:], staticItems: [Config] = [], userItems: [Config] = [],
-                withEvents: Bool = false, withDebugSignal: Bool = true) throws {
+                withEvents: Bool = false, withDebugSignal: Bool = true,
+                levelSource: LoggerLevelSource? = nil) throws {
         if withEvents {
             throw RpcException("the events service is not supported yet by this version of libgrpchelper",
                                code: .errorParamUnsupported)
@@ -73,7 +75,7 @@ public final class RpcServer: @unchecked Sendable {
         self.folders = folders
         config = try ConfigSet(staticItems: staticItems + RpcStaticConfig.items(), userItems: userItems,
                                folders: folders, cli: cliConfig)
-        logs = try RpcLogs(config: config)
+        logs = try RpcLogs(config: config, levelSource: levelSource)
         logger = logs.logger("RpcServer")
         for w in config.warnings { logger.warning("\(w)") }
 

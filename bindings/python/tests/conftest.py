@@ -13,6 +13,7 @@ channel is made): the grpcio-only pairing runs even if grpchelper does not impor
 grpchelper that does not import *fails* the grpchelper cases (never skips them).
 """
 import importlib
+import logging
 import os
 import socket
 import subprocess
@@ -393,3 +394,20 @@ def released_on(monkeypatch):
                 return None
             return {by[k] for k in keys}
     return wait
+
+
+@pytest.fixture(autouse=True)
+def python_levels():
+    """Python's loggers are process-wide: each test gets back the levels and `disabled`
+    flags it found (handlers are the tests' own business: they close their logs)."""
+    loggers = logging.root.manager.loggerDict
+    before = {name: (lg.level, lg.disabled) for name, lg in list(loggers.items())
+              if isinstance(lg, logging.Logger)}
+    root = (logging.root.level, logging.root.disabled)
+    yield
+    for name, lg in list(loggers.items()):
+        if isinstance(lg, logging.Logger):
+            lg.setLevel(before.get(name, (logging.NOTSET, False))[0])
+            lg.disabled = before.get(name, (logging.NOTSET, False))[1]
+    logging.root.setLevel(root[0])
+    logging.root.disabled = root[1]

@@ -1,5 +1,6 @@
-"""RpcLogs: Python loggers forwarding to the library's rolling logs: files and line format,
-levels from loggers.json layers, LoggerService get/set/reset and persistence, rollover and
+"""RpcLogs: Python loggers writing to the library's rolling logs: files and line format,
+Python's `logging` as the one source of levels (loggers.json layers applied to Python
+loggers, LoggerService get/set/reset reading and setting them, persistence), rollover and
 backup pruning, errors, exceptions, and closing (also while other threads log)."""
 
 import json
@@ -60,11 +61,13 @@ def update(*configs):
 
 def test_write_line_format(dirs, make_logs):
     _, _, workspace, _ = dirs
+    logging.getLogger().setLevel(logging.INFO)      # before the files are opened: headers
     logs = make_logs()
     assert logs.folder == workspace / "logs"
     lg = logs.logger("gh-w")
     assert lg is logging.getLogger("gh-w")
-    assert lg.level == 1 and lg.propagate is False        # the library decides
+    assert lg.level == logging.NOTSET and lg.propagate is True     # Python's, untouched
+    assert logging.getLogger().handlers[-1] is not lg.handlers[0]  # root.log's own handler
     lg.info("hello %s", "world")
     logs.close()
 
@@ -76,14 +79,32 @@ def test_write_line_format(dirs, make_logs):
     line = r"^%s \[MainThread/gh-w\] INFO hello world%s$" % (
         STAMP, SOURCE % "test_write_line_format")
     assert len(own) == 2 and re.match(line, own[1]), own
-    # root.log: its own header, gh-w's header (as grpc-helper's, by propagation), the record
-    assert len(root) == 3 and root[1] == own[0] and root[2] == own[1]
+    # root.log: its own header, gh-w's header, the record (by propagation, once; the root's
+    # handler writes it, at its own time)
+    assert len(root) == 3 and [l[24:] for l in root[1:]] == [l[24:] for l in own], root
+
+
+def test_header_lines_only_when_info_is_enabled(dirs, make_logs):
+    """As grpc-helper's (a logger.info call): at the root's default WARNING, files are made
+    empty."""
+    workspace = dirs[2]
+    assert logging.getLogger().level == logging.WARNING
+    logs = make_logs()
+    lg = logs.logger("gh-quiet")
+    lg.info("dropped")
+    lg.warning("kept")
+    logs.close()
+    own = lines(workspace / "logs" / "gh-quiet" / "gh-quiet.log")
+    root = lines(workspace / "logs" / "root" / "root.log")
+    assert len(own) == 1 and " WARNING kept - " in own[0], own
+    assert [l[24:] for l in root] == [l[24:] for l in own]
 
 
 def test_thread_name_and_levels_in_lines(dirs, make_logs):
     _, _, workspace, _ = dirs
     logs = make_logs()
     lg = logs.logger("gh-t")
+    lg.setLevel(logging.INFO)
     t = threading.Thread(target=lambda: lg.warning("from a thread"), name="worker-7")
     t.start()
     t.join()
@@ -103,12 +124,13 @@ def test_logger_twice_has_one_handler_and_root(dirs, make_logs):
     handlers = list(lg.handlers)
     assert logs.logger("gh-twice") is lg and lg.handlers == handlers and len(handlers) == 1
     root = logs.logger("")
-    assert root is logging.getLogger()
+    assert root is logging.getLogger() and logs.logger("root") is root
+    assert len([h for h in root.handlers if type(h).__name__ == "_NativeHandler"]) == 1
     logging.getLogger("gh-child-of-root").warning("propagated to root")
-    lg.info("once")
+    lg.warning("once")
     logs.close()
     root_lines = lines(workspace / "logs" / "root" / "root.log")
-    assert sum(" INFO once - " in line for line in root_lines) == 1     # not twice
+    assert sum(" WARNING once - " in line for line in root_lines) == 1  # not twice
     assert any(re.match(r"^%s \[MainThread/gh-child-of-root\] WARNING propagated to root - "
                         % STAMP, line) for line in root_lines)
 
@@ -143,7 +165,7 @@ def test_from_config(dirs):
                                "rpc-logs-interval-unit": "midnight"}) as s:
         with RpcLogs.from_config(s) as logs:
             assert logs.folder == workspace / "my-logs"
-            logs.logger("gh-cfg").info("configured")
+            logs.logger("gh-cfg").warning("configured")
         with RpcLogs(s) as logs:
             assert logs.folder == workspace / "my-logs"
     assert "configured" in (workspace / "my-logs" / "gh-cfg" / "gh-cfg.log").read_text()
@@ -160,21 +182,30 @@ def test_bad_rollover(make_logs, kwargs):
 
 # --- levels --------------------------------------------------------------------------------
 
-def test_levels_from_layers(dirs, make_logs):
+def test_levels_from_layers_are_applied_to_python_loggers(dirs, make_logs, caplog):
+    """As grpc-helper's logs manager: the layers make one map (a later layer's value for a
+    name replaces an earlier one's), applied with setLevel / `disabled`."""
     system, user, workspace, _ = dirs
-    write_json(system / "loggers.json", {"gh-a": "DEBUG", "gh-b": "DEBUG", "gh-c": "ERROR"})
-    write_json(user / "loggers.json", {"gh-b": "ERROR", "gh-c": "DEBUG"})
-    write_json(workspace / "loggers.json", {"gh-c": False})
+    write_json(system / "loggers.json", {"gh-a": "DEBUG", "gh-b": "DEBUG", "gh-c": "ERROR",
+                                         "gh-e": "INFO"})
+    write_json(user / "loggers.json", {"gh-b": "ERROR", "gh-c": "DEBUG", "gh-e": True})
+    write_json(workspace / "loggers.json", {"gh-c": False, "gh-f": "NOPE"})
+    logging.getLogger("gh-e").setLevel(logging.CRITICAL)
     logs = make_logs()
-    assert logs.enabled("gh-a", logging.DEBUG)                       # system
-    assert logs.enabled("gh-a.child", logging.DEBUG)                 # its dotted parent's
+    assert logging.getLogger("gh-a").level == logging.DEBUG
+    assert logging.getLogger("gh-b").level == logging.ERROR
+    assert logging.getLogger("gh-c").disabled and logging.getLogger("gh-c").level == logging.NOTSET
+    assert logging.getLogger("gh-e").level == logging.CRITICAL     # True: enabled, level kept
+    assert logging.getLogger("gh-f").level == logging.NOTSET       # unknown level: skipped
+    assert logs.enabled("gh-a", logging.DEBUG)
+    assert logs.enabled("gh-a.child", logging.DEBUG)               # Python's inheritance
     assert not logs.enabled("gh-b", logging.WARNING) and logs.enabled("gh-b", logging.ERROR)
-    assert not logs.enabled("gh-c", logging.CRITICAL)                # disabled (workspace)
-    assert logs.enabled("gh-d", logging.INFO) and not logs.enabled("gh-d", logging.DEBUG)  # root
+    assert not logs.enabled("gh-c", logging.CRITICAL)              # disabled (workspace)
+    assert logs.enabled("gh-d", logging.WARNING) and not logs.enabled("gh-d", logging.INFO)
     status = logs.get(Filter(names=["gh-a", "gh-b", "gh-c", "gh-d"]))
     assert [(i.name, i.enabled, i.level) for i in status.items] == [
         ("gh-a", True, LoggerLevel.LVL_DEBUG), ("gh-b", True, LoggerLevel.LVL_ERROR),
-        ("gh-c", False, LoggerLevel.LVL_DEBUG), ("gh-d", True, LoggerLevel.LVL_UNKNOWN)]
+        ("gh-c", False, LoggerLevel.LVL_UNKNOWN), ("gh-d", True, LoggerLevel.LVL_UNKNOWN)]
 
     for name in ("gh-a", "gh-b", "gh-c"):
         lg = logs.logger(name)
@@ -185,22 +216,54 @@ def test_levels_from_layers(dirs, make_logs):
     assert "debug from gh-a" in (folder / "gh-a" / "gh-a.log").read_text()
     b = (folder / "gh-b" / "gh-b.log").read_text()
     assert "debug from gh-b" not in b and "error from gh-b" in b
-    assert not (folder / "gh-c").exists()                           # nothing written
+    assert not (folder / "gh-c").exists()                          # disabled: nothing
+    # The library's warning is a record of Python's root logger (before this RpcLogs had a
+    # handler on it: the records of a managed server's logs reach its root.log).
+    assert [(r.name, r.levelno) for r in caplog.records
+            if "Ignoring unknown level NOPE for logger gh-f" in r.getMessage()] == [
+        ("root", logging.WARNING)]
 
 
-def test_root_level_and_debug_record(dirs, make_logs):
-    _, _, workspace, _ = dirs
+def test_get_reads_python_loggers(make_logs):
+    """get is logging.getLogger(name)'s level (LVL_UNKNOWN for NOTSET or a level the API has
+    no name for) and `not disabled`, whoever set them."""
     logs = make_logs()
     root = logs.get(Filter(names=[""]))
     assert [(i.name, i.enabled, i.level) for i in root.items] == [
-        ("root", True, LoggerLevel.LVL_INFO)]
+        ("root", True, LoggerLevel.LVL_WARNING)]                    # Python's default
     assert logs.get(Filter(names=["root"])) == root
+    logging.getLogger("gh-g1").setLevel(logging.ERROR)
+    logging.getLogger("gh-g2").setLevel(15)
+    logging.getLogger("gh-g3").disabled = True
+    status = logs.get(Filter(names=["gh-g1", "gh-g2", "gh-g3", "gh-g4"]))
+    assert [(i.name, i.enabled, i.level) for i in status.items] == [
+        ("gh-g1", True, LoggerLevel.LVL_ERROR), ("gh-g2", True, LoggerLevel.LVL_UNKNOWN),
+        ("gh-g3", False, LoggerLevel.LVL_UNKNOWN), ("gh-g4", True, LoggerLevel.LVL_UNKNOWN)]
+    logging.getLogger().setLevel(logging.DEBUG)
+    assert logs.get(Filter(names=[""])).items[0].level == LoggerLevel.LVL_DEBUG
+    logging.disable(logging.CRITICAL)
+    try:
+        assert not logs.enabled("gh-g1", logging.CRITICAL)          # logging.disable() too
+    finally:
+        logging.disable(logging.NOTSET)
+    assert logs.enabled("gh-g1", logging.CRITICAL)
+
+
+def test_set_drives_python_loggers(dirs, make_logs):
+    workspace = dirs[2]
+    logs = make_logs()
     lg = logs.logger("gh-dbg")
-    lg.debug("first debug")                                         # dropped at INFO
-    status = logs.set(update(("gh-dbg", True, LoggerLevel.LVL_DEBUG)))
+    lg.debug("first debug")                                         # the root's WARNING
+    status = logs.set(update(("gh-dbg", True, LoggerLevel.LVL_DEBUG),
+                             ("gh-mute", False, LoggerLevel.LVL_ERROR)))
     assert isinstance(status, LoggerStatus)
-    assert [(i.name, i.level) for i in status.items] == [("gh-dbg", LoggerLevel.LVL_DEBUG)]
+    assert [(i.name, i.enabled, i.level) for i in status.items] == [
+        ("gh-dbg", True, LoggerLevel.LVL_DEBUG), ("gh-mute", False, LoggerLevel.LVL_ERROR)]
+    assert lg.level == logging.DEBUG and lg.isEnabledFor(logging.DEBUG)
+    assert logging.getLogger("gh-mute").disabled and logging.getLogger("gh-mute").level == logging.ERROR
     lg.debug("second debug")
+    logs.set(update(("", True, LoggerLevel.LVL_ERROR)))
+    assert logging.getLogger().level == logging.ERROR
     logs.close()
     text = (workspace / "logs" / "gh-dbg" / "gh-dbg.log").read_text()
     assert "first debug" not in text and "second debug" in text
@@ -208,30 +271,32 @@ def test_root_level_and_debug_record(dirs, make_logs):
 
 def test_set_persists_and_reset_forgets(dirs, make_logs):
     _, user, workspace, folders = dirs
-    write_json(user / "loggers.json", {"gh-u": "WARNING"})
+    write_json(user / "loggers.json", {"gh-u": "WARNING", "root": "INFO"})
     logs = make_logs()
+    assert logging.getLogger().level == logging.INFO                # the user layer's
     logs.set(update(("gh-s", True, LoggerLevel.LVL_DEBUG), ("gh-off", False, LoggerLevel.LVL_INFO)))
     persisted = workspace / "loggers.json"
     assert json.loads(persisted.read_text()) == {"gh-s": "DEBUG", "gh-off": False}
     assert not logs.enabled("gh-off", logging.CRITICAL)
 
-    again = make_logs()                                            # restored from loggers.json
-    assert again.enabled("gh-s", logging.DEBUG) and not again.enabled("gh-off", logging.ERROR)
+    logging.getLogger("gh-s").setLevel(logging.NOTSET)
+    logging.getLogger("gh-off").disabled = False
+    again = make_logs()                                            # applied again from loggers.json
+    assert logging.getLogger("gh-s").level == logging.DEBUG and logging.getLogger("gh-off").disabled
     again.close()
 
-    status = logs.reset(Filter(names=["gh-s"]))
+    status = logs.reset(Filter(names=["gh-s", "gh-off"]))
     assert [(i.name, i.enabled, i.level) for i in status.items] == [
-        ("gh-s", True, LoggerLevel.LVL_UNKNOWN)]
-    assert json.loads(persisted.read_text()) == {"gh-off": False}
-    assert not logs.enabled("gh-s", logging.DEBUG) and logs.enabled("gh-s", logging.INFO)
+        ("gh-s", True, LoggerLevel.LVL_UNKNOWN), ("gh-off", True, LoggerLevel.LVL_UNKNOWN)]
+    assert json.loads(persisted.read_text()) == {}
+    assert logging.getLogger("gh-s").level == logging.NOTSET and not logging.getLogger("gh-off").disabled
 
-    # reset goes back to the system / user layers, not to "no level".
-    logs.set(update(("gh-u", True, LoggerLevel.LVL_DEBUG)))
-    assert logs.enabled("gh-u", logging.DEBUG)
-    status = logs.reset(Filter(names=["gh-u"]))
-    assert [(i.name, i.level) for i in status.items] == [("gh-u", LoggerLevel.LVL_WARNING)]
-    assert not logs.enabled("gh-u", logging.INFO)
-    assert json.loads(persisted.read_text()) == {"gh-off": False}
+    # As grpc-helper: reset is "no level of its own", not the system / user layers' level;
+    # the root goes back to its level from before the layers (WARNING here).
+    status = logs.reset(Filter(names=["gh-u", ""]))
+    assert [(i.name, i.level) for i in status.items] == [
+        ("gh-u", LoggerLevel.LVL_UNKNOWN), ("root", LoggerLevel.LVL_WARNING)]
+    assert logging.getLogger().level == logging.WARNING
 
 
 @pytest.mark.parametrize("op,request_", [("get", Filter()), ("reset", Filter()),
@@ -261,6 +326,7 @@ def test_rollover_and_backup_pruning(dirs, make_logs):
     _, _, workspace, _ = dirs
     logs = make_logs(unit="S", interval=1, backup=1)
     lg = logs.logger("gh-roll")
+    lg.setLevel(logging.INFO)
     for i in range(3):
         if i:
             time.sleep(1.05)            # time passing: one rollover period (not a synchronisation)
@@ -338,11 +404,13 @@ def test_close_while_threads_log(make_logs, capsys):
 
 def test_python_and_c_records_share_files_and_levels(dirs, make_logs):
     """A Python logger and a C host's gh_logs_write on the same logs: the same files, the
-    same line format, the same levels (set once, through the LoggerService operation)."""
+    same line format, the same levels (Python's, set through the LoggerService operation);
+    the C records pass through the Python logger (its handlers write them)."""
     from grpchelper import _ffi
     workspace = dirs[2]
     logs = make_logs()
     py = logs.logger("shared")
+    py.setLevel(logging.INFO)
     with logs._handle.use() as ptr:
         def c_write(level, message):
             _ffi.gh_logs_write(ptr, b"shared", level, message.encode())
@@ -358,7 +426,7 @@ def test_python_and_c_records_share_files_and_levels(dirs, make_logs):
         py.critical("python dropped")
         c_write(50, "c dropped")
     got = lines(workspace / "logs" / "shared" / "shared.log")
-    bodies = [l.split("] ", 1)[1] for l in got[1:]]
+    bodies = [l.split("] ", 1)[1] for l in got[1:]]      # after the header
     assert bodies == ["INFO from python - test_helper_logs.py:test_python_and_c_records_share_files_and_levels:%d"
                       % int(re.search(r":(\d+)$", got[1]).group(1)),
                       "INFO from c",
@@ -375,6 +443,7 @@ def test_propagated_records_go_to_the_handlers_file(dirs, make_logs):
     parent's file, another library's records (through the root) in the root file only;
     the record's own logger is named on the line and its level decides."""
     workspace = dirs[2]
+    logging.getLogger().setLevel(logging.INFO)
     logs = make_logs()
     logs.logger("")
     logs.logger("gh-mgr")

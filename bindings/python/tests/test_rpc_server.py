@@ -1040,8 +1040,9 @@ def test_manager_json_model_helpers(pb, tmp_path):
 def test_manager_logger_writes_its_rolling_file(pb, servers, clients, dirs):
     workspace, _ = dirs
     m = pb.classes.SampleManager()
+    m.logger.setLevel(logging.INFO)                   # Python's level decides (root: WARNING)
     srv = servers(descriptor(pb, m))
-    assert m.logger.handlers                          # forwarded to the server's logs
+    assert m.logger.handlers                          # writing to the server's logs
     c = sample_client(clients, pb, srv, exception=False)
     c.sample.hello(pb.Request(name="logged"))
     c.sample.hello(pb.Request(code=ResultCode.ERROR_PARAM_INVALID, error="logged failure"))

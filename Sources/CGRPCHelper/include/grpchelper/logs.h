@@ -78,7 +78,7 @@ void gh_logs_free(gh_logs *logs);
 const char *gh_logs_folder(const gh_logs *logs);
 
 /* 1 if a record of |level| from logger |name| would be written, else 0 (also
- * for a NULL |logs|).
+ * for a NULL |logs|). With a host's level source, its threshold decides.
  * Threads: any thread. */
 int gh_logs_enabled(const gh_logs *logs, const char *name, int level);
 
@@ -102,6 +102,76 @@ int gh_logs_write_record(gh_logs *logs, const char *name,
                          const char *thread, const char *file,
                          const char *function, int line, const char *message);
 
+/* A host whose own logging system keeps logger levels (the Python binding:
+ * Python's logging module) gives the library its levels, so that the program has
+ * one source of truth. Names are UTF-8; "" is the root logger.
+ * - get: the logger's own level into *|level| (0: none, it inherits) and
+ *   whether it is enabled into *|enabled| (1 or 0);
+ * - threshold: the lowest level a record of the logger needs to be written
+ *   (a value above GH_LOG_CRITICAL when none is: the logger is disabled);
+ * - set: sets the logger's own level (|level| < 0: unchanged) and enablement
+ *   (|enabled| < 0: unchanged, else 1 or 0);
+ * - emit (may be NULL): takes a record the library made (one that passed
+ *   threshold), to route it through the host's logging, whose handlers write
+ *   it with gh_logs_write_handled; returns 1 if taken, 0 to have the library
+ *   write it itself (to the logger's file and the root file). |file|,
+ *   |function| may be NULL, |line| 0: unknown.
+ * The strings passed are borrowed for the callback. */
+typedef void (*gh_log_level_get_fn)(void *user_data, const char *name,
+                                    int *level, int *enabled);
+typedef int (*gh_log_threshold_fn)(void *user_data, const char *name);
+typedef void (*gh_log_level_set_fn)(void *user_data, const char *name,
+                                    int level, int enabled);
+typedef int (*gh_log_emit_fn)(void *user_data, const char *name, int level,
+                              const char *thread, const char *file,
+                              const char *function, int line,
+                              const char *message);
+
+/* Installs the host's level source for the logs made from now on
+ * (gh_logs_new, gh_logs_new_from_config, gh_rpc_server_new); logs made before
+ * keep theirs. Such logs keep no levels of their own:
+ * - every level decision (gh_logs_enabled, the records the library writes,
+ *   the header line of a file: an INFO record) asks |threshold|;
+ * - at start the loggers.json layers (system, user, workspace; a later layer's
+ *   value for a name replaces an earlier one) are applied with |set|, after
+ *   the root's own level was read with |get| (what reset gives the root back);
+ *   an unknown level name is skipped with a warning record;
+ * - the LoggerService operations (gh_logs_get/set/reset and the server's log
+ *   service) read with |get| and apply with |set|: set persists first, then
+ *   applies; reset removes the workspace setting and applies no level of its
+ *   own (the root: its level from before the layers) and enabled, as
+ *   grpc-helper;
+ * - the library's own records go to |emit| when given.
+ * Passing NULL |get| uninstalls (|user_data| then goes to |free_user_data|
+ * at once, if given). The source replaced or uninstalled is detached: this
+ * call waits until none of its callbacks is running, then calls its
+ * |free_user_data| (if not NULL) with its user_data; logs made with it then
+ * write no record of their own and their LoggerService operations fail
+ * (GH_ERR_RESULT, GH_RC_ERROR). Meant to be called once at start-up and once
+ * with NULL before the host's runtime goes away.
+ * The callbacks run on any thread that logs or serves the LoggerService
+ * (never on an event-loop thread), concurrently; they must not call
+ * gh_logs_use_level_source.
+ * Errors: GH_ERR_INVALID_ARGUMENT when |get| is given without |threshold| or
+ * |set| (nothing changes; |free_user_data| is called with |user_data|).
+ * Threads: any thread (not from one of the source's callbacks). */
+int gh_logs_use_level_source(gh_log_level_get_fn get,
+                             gh_log_threshold_fn threshold,
+                             gh_log_level_set_fn set, gh_log_emit_fn emit,
+                             void *user_data, gh_free_fn free_user_data);
+
+/* For a host whose logging routes records (see gh_logs_use_level_source):
+ * writes a record that logger |name|'s handler received to |name|'s file only
+ * ("" or "root": the root file), with no level check (the host decided).
+ * |record_name| (NULL: |name|) is the logger that made it, named on the line;
+ * the other arguments as gh_logs_write_record.
+ * Threads: any thread. */
+int gh_logs_write_handled(gh_logs *logs, const char *name,
+                          const char *record_name, int level,
+                          const char *thread, const char *file,
+                          const char *function, int line,
+                          const char *message);
+
 /* The LoggerService operations, on encoded messages (as the config set's):
  * - get: Filter → LoggerStatus, the named loggers' configuration ("" is the
  *   root, reported as "root"; a logger without a level reports LVL_UNKNOWN);
@@ -110,6 +180,8 @@ int gh_logs_write_record(gh_logs *logs, const char *name,
  * - reset: Filter → LoggerStatus, forgets the workspace setting: back to
  *   what the system and user loggers.json give (else no level of its own and
  *   enabled; the root at INFO), removed from the workspace's loggers.json.
+ * With a host's level source (gh_logs_use_level_source), levels are the
+ * host's: see there.
  * Errors (GH_ERR_RESULT): an empty request → GH_RC_ERROR_PARAM_MISSING.
  * Threads: any thread. */
 int gh_logs_get(gh_logs *logs, const uint8_t *request, size_t request_len,

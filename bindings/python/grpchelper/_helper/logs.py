@@ -1,9 +1,14 @@
 """Rolling logs (grpc-helper's logs manager) over gh_logs.
 
-The library owns the files, the line format, the rollover and the levels (layered from
-loggers.json in the system, user and workspace folders; LoggerService operations). Python
-loggers configured by `RpcLogs.logger(name)` forward every record to it through a
-handler: the Python logger lets everything through, the library decides what is written.
+The library owns the files, the line format and the rollover; Python's `logging` owns the
+levels. At the first logs or managed server of the process the package gives the library
+its level source (gh_logs_use_level_source): every level the library needs is read from
+`logging` (a logger's own level, `disabled`, the effective level), the LoggerService's
+get / set / reset and the loggers.json layers read and set Python loggers, and the
+library's own records (the server's, the per-call lines of a manager's logger) are handed
+to `logging` as records of the named logger. Python loggers configured by
+`RpcLogs.logger(name)` get a handler writing what reaches them to their file
+(gh_logs_write_handled): a Python program has one source of truth for its loggers.
 """
 
 import logging
@@ -14,75 +19,185 @@ from ctypes import byref, c_void_p
 from pathlib import Path
 
 from .._native import ffi
+from .._native.callbacks import registry
 from .._native.convert import message_call, path, text
 from .._native.handle import NativeHandle
 from ..api import Filter, LoggerStatus, LoggerUpdate
 from .config_set import ConfigSet
 from .folders import Folders
 
-# The Python level of a configured logger: every record reaches the library's handler.
-_ALL = 1
+# The threshold of a disabled logger: above every level.
+_NONE = 0x7FFFFFFF
 
 
 def _encode(value):
     return None if value is None else str(value).encode("utf-8", "replace")
 
 
+def _decode(value):
+    return "" if value is None else value.decode("utf-8", "replace")
+
+
+def _logger(name):
+    """The Python logger of a library name ("" is the root)."""
+    n = _decode(name)
+    return logging.getLogger() if n in ("", "root") else logging.getLogger(n)
+
+
+# --- the level source: the library asks `logging` -------------------------------------
+
+@registry.entry_point(ffi.GH_LOG_LEVEL_GET_FN)
+def _source_get(_user_data, name, level, enabled):
+    logger = _logger(name)
+    level[0] = int(logger.level)
+    enabled[0] = 0 if logger.disabled else 1
+
+
+@registry.entry_point(ffi.GH_LOG_THRESHOLD_FN, on_error=lambda e: _NONE)
+def _source_threshold(_user_data, name):
+    # Logger.isEnabledFor's rule: disabled, logging.disable(), the effective level.
+    logger = _logger(name)
+    if logger.disabled:
+        return _NONE
+    return min(_NONE, max(logger.getEffectiveLevel(), logger.manager.disable + 1))
+
+
+@registry.entry_point(ffi.GH_LOG_LEVEL_SET_FN)
+def _source_set(_user_data, name, level, enabled):
+    logger = _logger(name)
+    if level >= 0:
+        logger.setLevel(level)
+    if enabled >= 0:
+        logger.disabled = not enabled
+
+
+@registry.entry_point(ffi.GH_LOG_EMIT_FN, on_error=lambda e: 1)
+def _source_emit(_user_data, name, level, thread, file, function, line, message):
+    # A record of the library's (the server's lines, a manager's per-call lines) as one
+    # of the named Python logger: its handlers and its parents' see it.
+    logger = _logger(name)
+    if logger.isEnabledFor(level):
+        # No source: filename "" (the line then has no " - file:function:line").
+        record = logger.makeRecord(logger.name, level, _decode(file), line, _decode(message),
+                                   None, None, _decode(function) or None)
+        if thread:
+            record.threadName = _decode(thread)
+        logger.handle(record)
+    return 1
+
+
+_source_lock = threading.Lock()
+_source_installed = False
+
+
+def _uninstall_level_source():
+    # At exit, once the released servers are gone: no callback into Python after this
+    # (the library waits for the running ones); the logs left drop their own records.
+    global _source_installed
+    with _source_lock:
+        if _source_installed:
+            _source_installed = False
+            ffi.gh_logs_use_level_source(ffi.GH_LOG_LEVEL_GET_FN(), ffi.GH_LOG_THRESHOLD_FN(),
+                                         ffi.GH_LOG_LEVEL_SET_FN(), ffi.GH_LOG_EMIT_FN(), None,
+                                         ffi.GH_FREE_FN())     # NULL: uninstall
+
+
+def use_python_levels():
+    """Makes Python's `logging` the library's level source (once per process; before the
+    first logs or managed server)."""
+    global _source_installed
+    if _source_installed:
+        return
+    with _source_lock:
+        if not _source_installed:
+            ffi.gh_logs_use_level_source(_source_get, _source_threshold, _source_set,
+                                         _source_emit, None, ffi.GH_FREE_FN())
+            _source_installed = True
+            registry.after_awaited_at_exit(_uninstall_level_source)
+
+
+# Records kept by the handlers of a managed server's logs before the library made them.
+_PENDING_MAX = 1000
+
+
+class _Sink:
+    """Where the handlers of one RpcLogs write: the logs' handle — or, for a managed server
+    whose logs the library is still making (gh_rpc_server_new has not returned), the
+    records that arrive meanwhile (up to _PENDING_MAX), written once `bind` gives the
+    handle. Closed: records are dropped."""
+
+    def __init__(self, handle=None):
+        self.handle = handle
+        self.pending = [] if handle is None else None
+        self.lock = threading.Lock()
+
+    def write(self, fields):
+        handle = self.handle
+        if handle is None:
+            with self.lock:
+                handle = self.handle
+                if handle is None:
+                    if self.pending is not None and len(self.pending) < _PENDING_MAX:
+                        self.pending.append(fields)
+                    return
+        ptr = handle.acquire()
+        if ptr is None:                 # closed: drop the record
+            return
+        try:
+            ffi.gh_logs_write_handled(ptr, *fields)
+        finally:
+            handle.release()
+
+    def bind(self, handle):
+        """The logs are made: the kept records are written (before any later one)."""
+        with self.lock:
+            pending, self.pending = self.pending or [], None
+            with handle.use() as ptr:
+                for fields in pending:
+                    ffi.gh_logs_write_handled(ptr, *fields)
+            self.handle = handle
+
+    def close(self, wait=None):
+        with self.lock:
+            self.pending = None
+            handle = self.handle
+        if handle is not None:
+            handle.close(wait)
+
+
 class _NativeHandler(logging.Handler):
-    """Forwards records to gh_logs_write_record; does nothing once the logs are closed.
+    """Writes the records that reach the logger it is attached to (`target`) — its own and
+    those propagated from its children or, for the root, from any logger — to the
+    target's file (gh_logs_write_handled), naming the record's logger on the line; Python
+    decided the level. Does nothing once the logs are closed."""
 
-    Records go to the file of the logger the handler is attached to (`target`), also
-    those that reach it by propagation from a child or another library's logger; the
-    record's own logger decides the level and is named on the line (as grpc-helper's
-    file handlers: a child's records in its parent's file, others in the root file)."""
-
-    def __init__(self, owner, handle, target):
+    def __init__(self, owner, sink, target):
         super().__init__(logging.NOTSET)
         self._owner = owner      # the RpcLogs stays alive while a logger holds this handler
-        self._handle = handle
+        self._sink = sink
         self._target = _encode(target)
-
-    def filter(self, record):
-        # Asked before formatting: a record the library would drop costs one C call.
-        ptr = self._handle.acquire()
-        if ptr is None:
-            return False
-        try:
-            return bool(ffi.gh_logs_enabled(ptr, _encode(record.name), max(1, min(50, int(record.levelno)))))
-        finally:
-            self._handle.release()
 
     def emit(self, record):
         try:
             message = self.format(record)   # the message, then the exception / stack text
-            ptr = self._handle.acquire()
-            if ptr is None:                 # closed: drop the record
-                return
-            try:
-                ffi.gh_logs_write_record(ptr, self._target, _encode(record.name),
-                                          max(1, min(50, int(record.levelno))),
-                                          _encode(record.threadName), _encode(record.filename),
-                                          _encode(record.funcName), int(record.lineno or 0),
-                                          message.replace("\0", "\\0").encode("utf-8", "replace"))
-            finally:
-                self._handle.release()
+            self._sink.write((self._target, _encode(record.name),
+                              max(1, min(50, int(record.levelno))),
+                              _encode(record.threadName), _encode(record.filename),
+                              _encode(record.funcName), int(record.lineno or 0),
+                              message.replace("\0", "\\0").encode("utf-8", "replace")))
         except Exception:  # noqa: BLE001 - logging's own error path (prints to stderr)
             self.handleError(record)
 
 
-def _shutdown(handle, loggers, lock, wait=None):
-    """close() and the finalizer: detach the handlers, restore the loggers, free (after
-    the writes in progress; wait=False: the last of them frees)."""
+def _shutdown(sink, loggers, lock, wait=None):
+    """close() and the finalizer: detach the handlers, free (after the writes in progress;
+    wait=False: the last of them frees)."""
     with lock:
         entries = list(loggers.items())
         loggers.clear()
-    for logger, (handler, level, propagate) in entries:
+    for logger, handler in entries:
         logger.removeHandler(handler)
-        if logger.level == _ALL:
-            logger.setLevel(level)
-        if logger.propagate is False:
-            logger.propagate = propagate
-    handle.close(wait)
+    sink.close(wait)
 
 
 class RpcLogs:
@@ -91,8 +206,10 @@ class RpcLogs:
     `RpcLogs(folder="logs", unit="H", interval=1, backup=10, folders=None)`: logs in
     `folder` (a relative one is in the workspace of `folders`, else in the current
     directory), rolled over every `interval` `unit` (S, M, H, D, MIDNIGHT, W0..W6:
-    TimedRotatingFileHandler's units), keeping `backup` old files (0: all). Levels come from
-    loggers.json in the folders' system, user and workspace folders.
+    TimedRotatingFileHandler's units), keeping `backup` old files (0: all). Levels are
+    Python's (`logging`): the loggers.json layers of the folders' system, user and workspace
+    folders are applied to the Python loggers when the logs are made (as grpc-helper's
+    logs manager), and get / set / reset read and set them.
     `RpcLogs.from_config(config_set)` (or `RpcLogs(config_set)`) takes all that from the
     set's rpc-logs-* items and folders.
 
@@ -101,6 +218,7 @@ class RpcLogs:
     """
 
     def __init__(self, folder="logs", unit="H", interval=1, backup=10, folders=None):
+        use_python_levels()
         ptr = c_void_p()
         if isinstance(folder, ConfigSet):
             if (unit, interval, backup, folders) != ("H", 1, 10, None):
@@ -118,23 +236,31 @@ class RpcLogs:
                     ffi.gh_logs_new(path(folder), text(unit, "unit"), int(interval),
                                      int(backup), folders_ptr, byref(ptr))
         self._handle = NativeHandle("logs", ptr, ffi.gh_logs_free, what="RpcLogs")
+        self._sink = _Sink(self._handle)
         self._lock = threading.Lock()
-        self._loggers = {}   # logging.Logger → (handler, its level before, propagate before)
-        self._free = weakref.finalize(self, _shutdown, self._handle, self._loggers, self._lock)
+        self._loggers = {}   # logging.Logger → its handler
+        self._free = weakref.finalize(self, _shutdown, self._sink, self._loggers, self._lock)
 
     @classmethod
-    def _view(cls, handle):
+    def _pending_view(cls):
         """RpcLogs over logs the library owns elsewhere (a managed server's,
-        gh_rpc_server_logs): `handle` is a borrowed NativeHandle, a child of the server's.
-        close() detaches the handlers; the logs themselves stay the owner's."""
+        gh_rpc_server_logs), made before the library has made them: loggers can be
+        configured at once (what reaches them is kept), `_bind(handle)` gives the logs (a
+        borrowed NativeHandle, a child of the server's). close() detaches the handlers; the
+        logs themselves stay the owner's."""
         self = cls.__new__(cls)
-        self._handle = handle
+        self._handle = None
+        self._sink = _Sink()
         # Reentrant: the server's finaliser closes the view on the thread that collected
         # the server, which may be inside logger().
         self._lock = threading.RLock()
         self._loggers = {}
-        self._free = weakref.finalize(self, _shutdown, self._handle, self._loggers, self._lock)
+        self._free = weakref.finalize(self, _shutdown, self._sink, self._loggers, self._lock)
         return self
+
+    def _bind(self, handle):
+        self._handle = handle
+        self._sink.bind(handle)
 
     def _close_nowait(self):
         """close() without waiting for the writes in progress (the last of them ends the
@@ -158,8 +284,7 @@ class RpcLogs:
         self.close()
 
     def close(self):
-        """Detaches the handlers from the loggers configured here (their level and
-        propagation restored), then closes the files. Records logged afterwards (or while
+        """Detaches the handlers from the loggers configured here, then closes the files. Records logged afterwards (or while
         it closes) are dropped. Idempotent."""
         self._free()
 
@@ -170,25 +295,27 @@ class RpcLogs:
             return Path(os.fsdecode(ffi.gh_logs_folder(ptr)))
 
     def logger(self, name: str = "") -> logging.Logger:
-        """logging.getLogger(name) (the root logger for ""), forwarding its records to these
-        logs: <folder>/<name>/<name>.log, and <folder>/root/root.log for every record. Its
-        Python level is set to let every record through (the library decides by its own
-        levels) and it no longer propagates to Python's parent handlers. Calling it again
-        returns the same logger without a second handler."""
-        logger = logging.getLogger(name) if name else logging.getLogger()
+        """logging.getLogger(name) (the root logger for "" or "root") with a handler writing
+        the records that reach it — its own and its children's — to <folder>/<name>/<name>.log;
+        the root logger gets one too, writing every record that propagates to it to
+        <folder>/root/root.log (as grpc-helper's server does for its managers). The loggers'
+        levels, `disabled` and `propagate` stay as they are: Python decides what is written
+        (a logger without a level takes its parents', the root's is WARNING unless
+        configured). Calling it again returns the same logger without a second handler."""
+        logger = logging.getLogger() if name in ("", "root") else logging.getLogger(name)
         with self._lock:
-            if self._handle.closed:
+            if not self._free.alive:
                 raise ValueError("RpcLogs is closed")
-            if logger not in self._loggers:
-                handler = _NativeHandler(self, self._handle, logger.name)
-                self._loggers[logger] = (handler, logger.level, logger.propagate)
-                logger.addHandler(handler)
-                logger.setLevel(_ALL)
-                logger.propagate = False
+            for target in (logging.getLogger(), logger):
+                if target not in self._loggers:
+                    handler = _NativeHandler(self, self._sink, "" if target is logging.root else target.name)
+                    self._loggers[target] = handler
+                    target.addHandler(handler)
         return logger
 
     def enabled(self, name: str, level: int) -> bool:
-        """Whether a record of level from logger name would be written."""
+        """Whether a record of level from logger name would be written (Python's
+        logging.getLogger(name).isEnabledFor(level), as the library sees it)."""
         with self._handle.use() as ptr:
             return bool(ffi.gh_logs_enabled(ptr, text(name, "name"), int(level)))
 
@@ -197,18 +324,21 @@ class RpcLogs:
             return message_call(fn, ptr, request, request_type, LoggerStatus)
 
     def get(self, request: Filter) -> LoggerStatus:
-        """The named loggers' configuration ("" is the root, reported as "root"; a logger
-        without a level reports LVL_UNKNOWN). An empty Filter → ERROR_PARAM_MISSING."""
+        """The named Python loggers' level and `not disabled` ("" is the root, reported as
+        "root"; a logger without a level, or with one the API has no name for, reports
+        LVL_UNKNOWN). An empty Filter → ERROR_PARAM_MISSING."""
         return self._message(ffi.gh_logs_get, request, Filter)
 
     def set(self, request: LoggerUpdate) -> LoggerStatus:  # noqa: A003 - grpc-helper's name
-        """Sets level and enablement, persisted in the workspace's loggers.json."""
+        """Sets the Python loggers' level (setLevel) and `disabled`, persisted first in the
+        workspace's loggers.json (atomically)."""
         return self._message(ffi.gh_logs_set, request, LoggerUpdate)
 
     def reset(self, request: Filter) -> LoggerStatus:
-        """Forgets the workspace setting of the named loggers: back to what the system and
-        user loggers.json give (else no level of its own, enabled; the root at INFO),
-        removed from the workspace's loggers.json."""
+        """Forgets the workspace setting of the named loggers (removed from the workspace's
+        loggers.json), as grpc-helper: the Python loggers get no level of their own (NOTSET;
+        the root: the level it had before the logs applied the loggers.json layers) and
+        are enabled."""
         return self._message(ffi.gh_logs_reset, request, Filter)
 
 

@@ -28,7 +28,7 @@ from .config import Config, RpcStaticConfig
 from .config_set import ConfigSet, _cli_strings, _expand
 from .errors import RpcException
 from .folders import Folders
-from .logs import RpcLogs
+from .logs import RpcLogs, use_python_levels
 from .manager import RpcManager, ensure_manager_attributes
 from .rpc_service import (MANAGER_KIND, METHOD_KIND, RpcServiceDescriptor, _Hooks, _Method,
                           _NO_FREE, _NO_HANDLER, _NO_LOAD, _NO_SHUTDOWN, _c_text,
@@ -90,9 +90,14 @@ class _Native:
         self.releasing = False          # freed by gh_rpc_server_release (close(wait=False))
         self.keys = []                  # its registry entries (released when it is freed)
         self.port = None
-        self.logs = None                # RpcLogs view of gh_rpc_server_logs
+        # RpcLogs view of gh_rpc_server_logs, its loggers configured before the library
+        # makes the logs: the server's first records (registrations, start) reach them.
+        self.logs = RpcLogs._pending_view()
+        self.logs.logger("")                        # the root logger: root.log
+        self.logger = self.logs.logger("RpcServer")
+        for name in self.loggers:
+            self.logs.logger(name)
         self.config = None              # ConfigSet view of gh_rpc_server_config
-        self.logger = None
         self.load_error = None
 
     def _free(self, ptr):
@@ -104,8 +109,8 @@ class _Native:
 
     def attach(self, ptr):
         """Called with the native server by the first load hook, or once
-        gh_rpc_server_new returned it: the view of its logs, with the root, "RpcServer"
-        and managers' loggers on them (so that `_load` already logs to its file)."""
+        gh_rpc_server_new returned it: binds the view of its logs (the root, "RpcServer"
+        and managers' loggers are on it), so that `_load` already logs to its file."""
         with self.lock:
             if self.handle is not None:
                 return
@@ -117,13 +122,8 @@ class _Native:
             # its children (borrowed: freed with it).
             handle = NativeHandle("rpc_server", ptr, self._free, what="RpcServer")
             self.port = ffi.gh_rpc_server_port(ptr)
-            self.logs = RpcLogs._view(NativeHandle(None, logs, what="RpcServer logs",
-                                                   parent=handle))
+            self.logs._bind(NativeHandle(None, logs, what="RpcServer logs", parent=handle))
             self.handle = handle
-        self.logs.logger("")                        # the root logger: root.log
-        self.logger = self.logs.logger("RpcServer")
-        for name in self.loggers:
-            self.logs.logger(name)
 
     def view_config(self):
         """The ConfigSet view (once gh_rpc_server_new has returned the server)."""
@@ -247,6 +247,7 @@ class RpcServer:
             if isinstance(logger, logging.Logger) and logger.name not in managers:
                 managers.append(logger.name)
 
+        use_python_levels()             # the server's logs take their levels from `logging`
         native = _Native(folders, statics, users, stubs_map, managers)
         services = []
         out = c_void_p()

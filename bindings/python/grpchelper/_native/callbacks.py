@@ -33,6 +33,7 @@ class CallbackRegistry:
         self._keys = itertools.count(1)
         self._thunks = []
         self._awaited_at_exit = []      # key tuples the library releases on its own threads
+        self._exit_hooks = []           # run at exit once those are released
         self.free_user_data = self.entry_point(ffi.GH_FREE_FN)(self._free_user_data)
 
     def add(self, kind, obj):
@@ -86,6 +87,19 @@ class CallbackRegistry:
         for keys in pending:
             self.wait_released(keys)
 
+    def after_awaited_at_exit(self, fn):
+        """Runs fn() at the interpreter's exit, after wait_awaited (the released servers
+        are gone): e.g. taking back from the library what calls into Python."""
+        with self._lock:
+            self._exit_hooks.append(fn)
+
+    def _at_exit(self):
+        self.wait_awaited()
+        with self._lock:
+            hooks = list(self._exit_hooks)
+        for fn in hooks:
+            fn()
+
     def _free_user_data(self, key):
         # The library's free_user_data: a NULL user_data arrives as None.
         if key is not None:
@@ -128,4 +142,6 @@ class CallbackRegistry:
 
 # The package's registry: every user_data it gives the library is a key of this one.
 registry = CallbackRegistry()
-atexit.register(registry.wait_awaited)
+# Registered at import, before any weakref.finalize of the package: the interpreter's exit
+# runs the finalisers (which give servers up) first, then this.
+atexit.register(registry._at_exit)

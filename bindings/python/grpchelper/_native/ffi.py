@@ -101,6 +101,19 @@ GH_RPC_SHUTDOWN_FN = CFUNCTYPE(None, c_void_p)
 # The string returned is handed over to the library (made by gh_strdup): c_void_p, so
 # that ctypes does not convert it.
 GH_RPC_DUMP_FN = CFUNCTYPE(c_void_p, c_void_p)
+# typedef void (*gh_log_level_get_fn)(void *user_data, const char *name,
+#                                     int *level, int *enabled);
+GH_LOG_LEVEL_GET_FN = CFUNCTYPE(None, c_void_p, c_char_p, POINTER(c_int), POINTER(c_int))
+# typedef int (*gh_log_threshold_fn)(void *user_data, const char *name);
+GH_LOG_THRESHOLD_FN = CFUNCTYPE(c_int, c_void_p, c_char_p)
+# typedef void (*gh_log_level_set_fn)(void *user_data, const char *name,
+#                                     int level, int enabled);
+GH_LOG_LEVEL_SET_FN = CFUNCTYPE(None, c_void_p, c_char_p, c_int, c_int)
+# typedef int (*gh_log_emit_fn)(void *user_data, const char *name, int level,
+#                               const char *thread, const char *file,
+#                               const char *function, int line,
+#                               const char *message);
+GH_LOG_EMIT_FN = CFUNCTYPE(c_int, c_void_p, c_char_p, c_int, c_char_p, c_char_p, c_char_p, c_int, c_char_p)
 
 # The header's typedef name of each callback type.
 CALLBACK_TYPES = {
@@ -114,6 +127,8 @@ CALLBACK_TYPES = {
     "gh_rpc_load_fn": GH_RPC_LOAD_FN,
     "gh_rpc_shutdown_fn": GH_RPC_SHUTDOWN_FN,
     "gh_rpc_dump_fn": GH_RPC_DUMP_FN,
+    "gh_log_level_get_fn": GH_LOG_LEVEL_GET_FN, "gh_log_threshold_fn": GH_LOG_THRESHOLD_FN,
+    "gh_log_level_set_fn": GH_LOG_LEVEL_SET_FN, "gh_log_emit_fn": GH_LOG_EMIT_FN,
 }
 
 
@@ -405,6 +420,20 @@ FUNCTIONS = {
                              [c_void_p, c_char_p, c_char_p, c_int, c_char_p, c_char_p, c_char_p,
                               c_int, c_char_p],
                              CHECK),
+    # int gh_logs_use_level_source(gh_log_level_get_fn get,
+    #                              gh_log_threshold_fn threshold,
+    #                              gh_log_level_set_fn set, gh_log_emit_fn emit,
+    #                              void *user_data, gh_free_fn free_user_data);
+    "gh_logs_use_level_source": (c_int, [GH_LOG_LEVEL_GET_FN, GH_LOG_THRESHOLD_FN,
+                                         GH_LOG_LEVEL_SET_FN, GH_LOG_EMIT_FN, c_void_p,
+                                         GH_FREE_FN], CHECK),
+    # int gh_logs_write_handled(gh_logs *logs, const char *name,
+    #                           const char *record_name, int level,
+    #                           const char *thread, const char *file,
+    #                           const char *function, int line,
+    #                           const char *message);
+    "gh_logs_write_handled": (c_int, [c_void_p, c_char_p, c_char_p, c_int, c_char_p, c_char_p,
+                                      c_char_p, c_int, c_char_p], CHECK),
     # int gh_logs_get(gh_logs *logs, const uint8_t *request, size_t request_len,
     #                 uint8_t **response, size_t *response_len);
     "gh_logs_get": (c_int,
