@@ -27,7 +27,7 @@ from ._grpc import (HAVE_GRPCIO, Call, Channel, Compression, Future, FutureCance
                     unary_unary_rpc_method_handler)
 
 __title__ = "grpchelper"
-__version__ = "0.3.0"
+__version__ = "0.4.0"
 
 
 def library_version():
