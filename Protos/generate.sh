@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Regenerates the committed SwiftProtobuf code from Protos/. Never run at build time.
+# Regenerates the committed SwiftProtobuf and Python code from Protos/, and copies the helper
+# services' .proto files into the Python package. Never run at build time.
 #   bash Protos/generate.sh            (builds protoc-gen-swift once into .build-protoc)
 # Needs: python3 -m grpc_tools.protoc (pip grpcio-tools) and the swift-protobuf package
 # at the version Package.swift names.
@@ -43,6 +44,14 @@ python3 -m grpc_tools.protoc -I Protos \
     --python_out=bindings/python --grpc_python_out=bindings/python \
     "${api[@]}"
 echo "generated into bindings/python/grpchelper/api"
+# The .proto files themselves ship in the package too, for users' own .proto files that
+# import them (grpchelper.api.proto_include() is the -I folder); copies of Protos/, which
+# stays the source: bindings/python/tests/test_proto_package.py checks they are identical.
+protos=bindings/python/grpchelper/api/_proto/grpchelper/api
+mkdir -p "$protos"
+rm -f "$protos"/*.proto
+cp "${api[@]}" "$protos/"
+echo "copied the .proto files into $protos"
 
 # The sample service of the RpcServer / RpcClient examples: Swift for
 # examples/swift/RpcSample, Python for examples/python/sample.

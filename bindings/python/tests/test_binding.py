@@ -14,7 +14,7 @@ import grpc
 import pytest
 
 import grpchelper
-from _util import bytes_handlers
+from _util import build_wheel, bytes_handlers
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PKG_ROOT = os.path.dirname(HERE)                 # bindings/python
@@ -459,18 +459,10 @@ def test_no_leak_over_ten_thousand_calls_of_each_pattern():
 # --- packaging ----------------------------------------------------------------------
 
 def test_pip_builds_a_pure_python_wheel(tmp_path):
-    src = tmp_path / "src"
-    shutil.copytree(PKG_ROOT, src, ignore=shutil.ignore_patterns(
-        "tests", "__pycache__", "*.egg-info", "build"))
-    r = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
-                        "-w", str(tmp_path / "dist"), str(src)],
-                       capture_output=True, text=True, timeout=300)
-    assert r.returncode == 0, r.stdout + r.stderr
-    wheels = list((tmp_path / "dist").glob("grpchelper-*.whl"))
-    assert len(wheels) == 1
-    assert wheels[0].name.endswith("-py3-none-any.whl")   # pure Python, no compiled extension
+    wheel = build_wheel(tmp_path)
+    assert wheel.name.endswith("-py3-none-any.whl")   # pure Python, no compiled extension
     import zipfile
-    names = zipfile.ZipFile(wheels[0]).namelist()
+    names = zipfile.ZipFile(wheel).namelist()
     assert "grpchelper/__init__.py" in names and "grpchelper/_ffi.py" in names
     for layer in ("_native/ffi.py", "_native/library.py", "_native/handle.py",
                   "_grpc/server.py", "_grpc/channel.py", "_grpc/status.py",
@@ -483,7 +475,7 @@ def test_pip_builds_a_pure_python_wheel(tmp_path):
     # Installed alone into a fresh folder, it imports (finding the library by env var).
     target = tmp_path / "site"
     r = subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--target",
-                        str(target), str(wheels[0])], capture_output=True, text=True, timeout=300)
+                        str(target), str(wheel)], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stdout + r.stderr
     r = run_python("import grpchelper; print(grpchelper.library_version())",
                    env=dict(NO_SYSTEM, PYTHONPATH=str(target), GRPCHELPER_LIBRARY=LIB),
