@@ -59,6 +59,54 @@ public func gh_channel_free(_ ch: OpaquePointer?) {
     release(ch, DeferredChannel.self)
 }
 
+// MARK: - connectivity
+
+private func connectivityValue(_ s: ConnectivityState) -> Int32 { Int32(s.rawValue) }
+
+@c @implementation
+public func gh_channel_connectivity(_ ch: OpaquePointer?, _ tryToConnect: Int32) -> Int32 {
+    boundary { () throws -> Int32 in
+        let deferred = try borrow(ch, DeferredChannel.self, "channel")
+        // A channel no call needed yet is IDLE; asking it to connect makes it.
+        if tryToConnect == 0 && !deferred.isStarted { return connectivityValue(.idle) }
+        return connectivityValue(try deferred.channel().connectivityState(tryToConnect: tryToConnect != 0))
+    }
+}
+
+@c @implementation
+public func gh_channel_watch_connectivity(_ ch: OpaquePointer?, _ tryToConnect: Int32, _ fn: gh_connectivity_fn?,
+                                          _ userData: UnsafeMutableRawPointer?, _ freeUserData: gh_free_fn?,
+                                          _ watch: UnsafeMutablePointer<UInt64>?) -> Int32 {
+    // Freed with the last reference: the watch's handler, dropped once the watch has
+    // ended and no call runs (or at return, when this fails).
+    let data = UserData(userData, freeUserData)
+    return boundary {
+        let deferred = try borrow(ch, DeferredChannel.self, "channel")
+        guard let fn = fn else { throw ExportError(GH_ERR_INVALID_ARGUMENT, "fn is NULL") }
+        guard let watch = watch else { throw ExportError(GH_ERR_INVALID_ARGUMENT, "watch is NULL") }
+        let channel = try deferred.channel()
+        do {
+            watch.pointee = try channel.watchConnectivity(tryToConnect: tryToConnect != 0) { state in
+                fn(connectivityValue(state), data.raw)
+            }
+        } catch let e as RuntimeError {
+            throw ExportError(GH_ERR_INVALID_STATE, e.message)
+        }
+        return GH_OK
+    }
+}
+
+@c @implementation
+public func gh_channel_unwatch_connectivity(_ ch: OpaquePointer?, _ watch: UInt64) -> Int32 {
+    boundary {
+        let deferred = try borrow(ch, DeferredChannel.self, "channel")
+        guard deferred.isStarted, try deferred.channel().unwatchConnectivity(watch) else {
+            throw ExportError(GH_ERR_INVALID_ARGUMENT, "no connectivity watch \(watch) on this channel")
+        }
+        return GH_OK
+    }
+}
+
 // MARK: - client calls
 
 

@@ -1,4 +1,5 @@
 import CNghttp2
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 
@@ -84,13 +85,23 @@ public final class GRPCChannel: @unchecked Sendable {
         case ready(ClientConnection)
         case backoff(untilNanos: UInt64, error: String)
     }
-    private var state = State.idle
+    private var state = State.idle { didSet { stateChanged() } }
     private var waiting: [ClientCall] = []
     private var backoffSeconds = 1.0
     private var retryTask: Scheduled<Void>?
-    private var closed = false
+    private var closed = false { didSet { stateChanged() } }
     private let closeState = Monitor()
     private var closeStarted = false
+
+    /// Connectivity: the state last published (read from any thread), the watches, and how
+    /// many of them keep the channel connecting.
+    private struct Watching {
+        var published = ConnectivityState.idle
+        var watchers: [UInt64: ConnectivityWatcher] = [:]
+        var nextID: UInt64 = 0
+        var connecting = 0
+    }
+    private let watching = NIOLockedValueBox(Watching())
 
     /// Creates a channel to "host:port", "[v6]:port" or "unix:PATH".
     public init(target: String, options: ChannelOptions = ChannelOptions()) throws {
@@ -149,6 +160,12 @@ public final class GRPCChannel: @unchecked Sendable {
             return false
         }.wait()) ?? true
         if wasClosed { return }
+        // SHUTDOWN was posted to the watches (closed's didSet): delivered, then they end.
+        let watchers = watching.withLockedValue { w -> [ConnectivityWatcher] in
+            defer { w.watchers.removeAll(); w.connecting = 0 }
+            return Array(w.watchers.values)
+        }
+        for watcher in watchers { watcher.end(deliverPending: true) }
         if CallbackThread.isCurrent {
             // Closed from a completion callback: the pool cannot wait for its own thread.
             let pool = callbackPool, group = group
@@ -299,11 +316,11 @@ public final class GRPCChannel: @unchecked Sendable {
         }
         retryTask?.cancel()
         retryTask = nil
-        if !waiting.isEmpty { scheduleRetry(at: until) }
+        if !waiting.isEmpty || keepsConnecting { scheduleRetry(at: until) }
     }
 
     /// Connects again at `until` (the end of the backoff) for the wait-for-ready calls
-    /// waiting then; one such timer at a time.
+    /// waiting then (or a watch that keeps the channel connecting); one such timer at a time.
     private func scheduleRetry(at until: UInt64) {
         guard retryTask == nil else { return }
         let delay = Int64(until - min(until, monotonicNanos()))
@@ -312,8 +329,111 @@ public final class GRPCChannel: @unchecked Sendable {
             self.retryTask = nil
             guard !self.closed else { return }
             self.waiting.removeAll { $0.status != nil }
-            if !self.waiting.isEmpty, case .backoff = self.state { self.connect() }
+            if !self.waiting.isEmpty || self.keepsConnecting, case .backoff = self.state { self.connect() }
         }
+    }
+
+    // MARK: connectivity
+
+    /// The state the event-loop state amounts to.
+    private var connectivity: ConnectivityState {
+        if closed { return .shutdown }
+        switch state {
+        case .idle: return .idle
+        case .connecting, .handshaking: return .connecting
+        case .ready(let conn): return conn.draining || conn.lostConnection ? .idle : .ready
+        case .backoff: return .transientFailure
+        }
+    }
+
+    /// A watch keeps the channel connecting (event loop: read under the lock).
+    private var keepsConnecting: Bool { watching.withLockedValue { $0.connecting > 0 } }
+
+    /// Event loop, after every change of `state` or `closed`: publishes a new connectivity
+    /// state to the watches (in order: posted under the lock); an idle channel that a watch
+    /// keeps connecting connects again (on the next turn of the loop).
+    private func stateChanged() {
+        let now = connectivity
+        let reconnect: Bool = watching.withLockedValue { w in
+            guard now != w.published, w.published != .shutdown else { return false }
+            w.published = now
+            for watcher in w.watchers.values { watcher.post(now) }
+            return now == .idle && w.connecting > 0
+        }
+        if reconnect {
+            eventLoop.execute {
+                if case .idle = self.state, !self.closed, self.keepsConnecting { self.connect() }
+            }
+        }
+    }
+
+    /// Event loop: an idle channel connects; one in backoff connects once the backoff is
+    /// over (at once when it is).
+    private func tryToConnectOnEventLoop() {
+        guard !closed else { return }
+        switch state {
+        case .idle: connect()
+        case .ready(let conn) where conn.draining || conn.lostConnection: connect()
+        case .backoff(let until, _):
+            if monotonicNanos() >= until { connect() } else { scheduleRetry(at: until) }
+        default: break
+        }
+    }
+
+    /// The channel's connectivity state. `tryToConnect`: an idle channel starts connecting
+    /// (and one whose reconnect backoff is over), as gRPC's check with try_to_connect; the
+    /// state returned is the one before.
+    public func connectivityState(tryToConnect: Bool = false) -> ConnectivityState {
+        let now = watching.withLockedValue { $0.published }
+        if tryToConnect && now != .shutdown {
+            _ = execute { self.tryToConnectOnEventLoop() }
+        }
+        return now
+    }
+
+    /// Watches the connectivity: `handler` gets the current state at once, then every new
+    /// state, in order, one call at a time, on the channel's callback threads, until
+    /// `unwatchConnectivity(id)` or the channel closes (SHUTDOWN is its last state).
+    /// `tryToConnect`: while the watch lasts the channel keeps connecting (from IDLE at
+    /// once, after a failure at the end of each backoff), as grpcio's
+    /// subscribe(try_to_connect=True). `onEnd` runs once the watch has ended and no call
+    /// of `handler` runs. Returns the watch's id. A closed channel: `RuntimeError(.invalidState)`.
+    public func watchConnectivity(tryToConnect: Bool = false,
+                                  onEnd: (@Sendable () -> Void)? = nil,
+                                  _ handler: @escaping @Sendable (ConnectivityState) -> Void) throws -> UInt64 {
+        let watcher = ConnectivityWatcher(tryToConnect: tryToConnect, pool: callbackPool, handler: handler,
+                                          onEnd: onEnd)
+        // The close lock first: a watch is either added before close takes them all, or
+        // refused.
+        let id: UInt64? = closeState.withLock {
+            if closeStarted { return nil }
+            return watching.withLockedValue { w in
+                w.nextID += 1
+                w.watchers[w.nextID] = watcher
+                if tryToConnect { w.connecting += 1 }
+                watcher.post(w.published)
+                return w.nextID
+            }
+        }
+        guard let id = id else {
+            throw RuntimeError(.invalidState, "the channel is closed")
+        }
+        if tryToConnect { _ = execute { self.tryToConnectOnEventLoop() } }
+        return id
+    }
+
+    /// Ends a watch: no call of its handler starts after this returns (one running on
+    /// another thread may finish; its `onEnd` runs after it). False for an unknown id (or
+    /// one already ended).
+    @discardableResult
+    public func unwatchConnectivity(_ id: UInt64) -> Bool {
+        let watcher = watching.withLockedValue { w -> ConnectivityWatcher? in
+            guard let watcher = w.watchers.removeValue(forKey: id) else { return nil }
+            if watcher.tryToConnect { w.connecting -= 1 }
+            return watcher
+        }
+        watcher?.end(deliverPending: false)
+        return watcher != nil
     }
 
     // MARK: conveniences

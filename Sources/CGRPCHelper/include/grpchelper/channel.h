@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "errors.h"
 #include "types.h"
 #include "metadata.h"
 
@@ -43,6 +44,50 @@ int gh_channel_set_int(gh_channel *ch, gh_opt option, int64_t value);
  * before the first call on the channel is started.
  * Threads: one thread at a time per channel. */
 int gh_channel_set_str(gh_channel *ch, gh_opt option, const char *value);
+
+/* Connectivity states of a channel (gRPC's, grpcio's ChannelConnectivity). */
+typedef enum {
+    GH_CONNECTIVITY_IDLE = 0,              /* no connection, none being made */
+    GH_CONNECTIVITY_CONNECTING = 1,        /* TCP, then the server's HTTP/2 settings */
+    GH_CONNECTIVITY_READY = 2,             /* connected: calls start at once */
+    GH_CONNECTIVITY_TRANSIENT_FAILURE = 3, /* the last attempt failed; backoff */
+    GH_CONNECTIVITY_SHUTDOWN = 4           /* freed (a watch's last state) */
+} gh_connectivity_state;
+
+/* The channel's connectivity state (a gh_connectivity_state, >= 0), or a
+ * negative gh_error (NULL |ch|). A new channel is IDLE; the connection being
+ * lost or the server's GOAWAY make it IDLE again until something needs one.
+ * |try_to_connect| nonzero: an IDLE channel starts connecting, and one in
+ * TRANSIENT_FAILURE does once its reconnect backoff is over (as gRPC's
+ * check with try_to_connect); the state returned is the one before. Like a
+ * call, connecting fixes the channel's options.
+ * Threads: any thread. */
+int gh_channel_connectivity(gh_channel *ch, int try_to_connect);
+
+/* |state| is a gh_connectivity_state. */
+typedef void (*gh_connectivity_fn)(int state, void *user_data);
+
+/* Watches the channel's connectivity: |fn| is called with the current state
+ * at once, then with every new state, in order, one call at a time, on the
+ * channel's callback threads, until gh_channel_unwatch_connectivity or
+ * gh_channel_free (SHUTDOWN is then the last state delivered).
+ * |try_to_connect| nonzero: while the watch lasts the channel keeps
+ * connecting (from IDLE at once, after a failure at the end of each backoff),
+ * as grpcio's subscribe(callback, try_to_connect=True). *|watch| gets the
+ * watch's id (nonzero). |free_user_data| (may be NULL) is called with
+ * |user_data| once the watch has ended and no call of |fn| runs, also when
+ * this function fails. Fixes the channel's options, as a call does.
+ * Threads: any thread. */
+int gh_channel_watch_connectivity(gh_channel *ch, int try_to_connect,
+                                  gh_connectivity_fn fn, void *user_data,
+                                  gh_free_fn free_user_data, uint64_t *watch);
+
+/* Ends a watch: no call of its |fn| starts after this returns (one running on
+ * another thread may finish; its user_data is freed after it).
+ * GH_ERR_INVALID_ARGUMENT for an id this channel does not watch with (or
+ * one already ended).
+ * Threads: any thread, also from the watch's own |fn|. */
+int gh_channel_unwatch_connectivity(gh_channel *ch, uint64_t watch);
 
 /* Cancels calls in flight, closes the connection and frees the channel. Calls
  * created on it must be freed too (before or after); one started after this
