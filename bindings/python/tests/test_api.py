@@ -103,6 +103,21 @@ def test_grpc_helper_api_names():
     assert api.ConfigValidator.CONFIG_VALID_POS_FLOAT == 5
 
 
+def test_enum_values_are_names_of_the_package():
+    """grpc-helper-api's __init__ star-imports its _pb2 modules, so every enum value is a
+    name of the package too (`from grpc_helper_api import ERROR_CUSTOM`)."""
+    enums = [getattr(m, name) for m in MODULES for name in m.DESCRIPTOR.enum_types_by_name]
+    assert len(enums) == 7
+    for enum in enums:
+        for name, value in enum.items():
+            assert getattr(api, name) == value and name in api.__all__, name
+    assert (api.OK, api.ERROR_CUSTOM, api.LVL_DEBUG, api.CONFIG_VALID_POS_INT) == (0, 100, 10, 3)
+    assert len(api.__all__) == len(set(api.__all__))
+    namespace = {}
+    exec("from grpchelper.api import *", namespace)
+    assert namespace["ERROR_ITEM_UNKNOWN"] == 30 and namespace["Filter"] is api.Filter
+
+
 @pytest.mark.parametrize("server_kind", ["grpcio", "grpchelper"])
 def test_stubs_and_servicers_over_the_wire(channels, server_kind):
     class Config(api.ConfigServiceServicer):

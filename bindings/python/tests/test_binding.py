@@ -144,11 +144,23 @@ def test_works_without_grpcio():
             for i in range(int(req)):
                 yield b"%d" % i
 
+        class Denied(g.Status):
+            code = g.StatusCode.PERMISSION_DENIED
+            details = "denied"
+            trailing_metadata = (("why", "asked"),)
+
+        class Deny(g.ServerInterceptor):
+            def intercept_service(self, continuation, details):
+                if ("deny", "yes") in details.invocation_metadata:
+                    return g.unary_unary_rpc_method_handler(
+                        lambda req, ctx: ctx.abort_with_status(Denied()))
+                return continuation(details)
+
         h = g.method_handlers_generic_handler("t.T", {
             "Echo": g.unary_unary_rpc_method_handler(echo),
             "Count": g.unary_stream_rpc_method_handler(count),
         })
-        s = g.server(2, handlers=(h,))
+        s = g.server(2, handlers=(h,), interceptors=(Deny(),))
         port = s.add_insecure_port("127.0.0.1:0")
         s.start()
         with g.insecure_channel("127.0.0.1:%d" % port) as ch:
@@ -160,6 +172,12 @@ def test_works_without_grpcio():
             except g.RpcError as e:
                 assert e.code() is g.StatusCode.NOT_FOUND, e.code()
                 assert e.details() == "no such thing"
+            try:
+                ch.unary_unary("/t.T/Echo")(b"abc", metadata=(("deny", "yes"),))
+                raise SystemExit("not denied")
+            except g.RpcError as e:
+                assert (e.code(), e.details()) == (g.StatusCode.PERMISSION_DENIED, "denied")
+                assert ("why", "asked") in e.trailing_metadata()
         s.stop(None).wait()
         print("ok")
     """
@@ -273,6 +291,10 @@ def test_unix_socket_port(tmp_path, channels, kind):
 
 
 def test_interceptor_and_handler_precedence(serve, channels):
+    # grpcio's abstract types, under the package too (`import grpchelper as grpc`)
+    assert grpchelper.ServerInterceptor is grpc.ServerInterceptor
+    assert grpchelper.Status is grpc.Status
+
     class Deny(grpc.ServerInterceptor):
         def intercept_service(self, continuation, details):
             if ("deny", "yes") in details.invocation_metadata:

@@ -611,12 +611,12 @@ def test_unknown_method(matrix, path):
                                 response_deserializer=Msg.FromString)
     with pytest.raises(grpc.RpcError) as e:
         unary(Msg(), timeout=T)
-    assert e.value.code() == grpc.StatusCode.UNIMPLEMENTED
+    assert (e.value.code(), e.value.details()) == (grpc.StatusCode.UNIMPLEMENTED, "Method not found!")
     streaming = channel.unary_stream(path, request_serializer=Msg.SerializeToString,
                                      response_deserializer=Msg.FromString)
     with pytest.raises(grpc.RpcError) as e:
         list(streaming(Msg(), timeout=T))
-    assert e.value.code() == grpc.StatusCode.UNIMPLEMENTED
+    assert (e.value.code(), e.value.details()) == (grpc.StatusCode.UNIMPLEMENTED, "Method not found!")
     # The server is still fine.
     assert matrix.pb.MatrixStub(channel).Unary(Msg(text="ok"), timeout=T).text == "ok"
 

@@ -9,8 +9,8 @@
 
 from .compat import (HAVE_GRPCIO, Call, Compression, Future, FutureCancelledError,
                      FutureTimeoutError, GenericRpcHandler, HandlerCallDetails, RpcError,
-                     RpcMethodHandler, ServiceRpcHandler, compression_value,
-                     method_handlers_generic_handler, serialize,
+                     RpcMethodHandler, ServerInterceptor, ServiceRpcHandler, Status,
+                     compression_value, method_handlers_generic_handler, serialize,
                      stream_stream_rpc_method_handler, stream_unary_rpc_method_handler,
                      unary_stream_rpc_method_handler, unary_unary_rpc_method_handler)
 from .status import StatusCode, status_code
@@ -26,5 +26,5 @@ __all__ = [
     "HandlerCallDetails", "unary_unary_rpc_method_handler", "unary_stream_rpc_method_handler",
     "stream_unary_rpc_method_handler", "stream_stream_rpc_method_handler",
     "method_handlers_generic_handler", "Metadatum", "MetadataError", "HAVE_GRPCIO",
-    "status_code", "compression_value", "serialize",
+    "ServerInterceptor", "Status", "status_code", "compression_value", "serialize",
 ]

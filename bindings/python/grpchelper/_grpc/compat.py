@@ -38,6 +38,8 @@ if HAVE_GRPCIO:
     stream_unary_rpc_method_handler = _grpc.stream_unary_rpc_method_handler
     stream_stream_rpc_method_handler = _grpc.stream_stream_rpc_method_handler
     method_handlers_generic_handler = _grpc.method_handlers_generic_handler
+    ServerInterceptor = _grpc.ServerInterceptor
+    Status = _grpc.Status
 else:
     @enum.unique
     class Compression(enum.IntEnum):
@@ -73,6 +75,16 @@ else:
 
     class HandlerCallDetails(object):
         pass
+
+    class ServerInterceptor(object):
+        """Base of server interceptors (grpc.ServerInterceptor when grpcio is present)."""
+
+        def intercept_service(self, continuation, handler_call_details):
+            raise NotImplementedError()
+
+    class Status(object):
+        """What ServicerContext.abort_with_status takes: `code`, `details`,
+        `trailing_metadata` (grpc.Status when grpcio is present)."""
 
     class Server(object):
         pass

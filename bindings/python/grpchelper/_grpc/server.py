@@ -249,11 +249,11 @@ class Server(compat.Server):
                     ffi.gh_server_register(ptr, path.encode(),
                                            ffi.GH_BIDI_STREAMING if any_shape else _cardinality(h),
                                            _handler_thunk, key, registry.free_user_data)
-                if state.opaque or state.interceptors:
-                    key = _register(_Dispatcher(state, None, None))
-                    keys.append(key)
-                    ffi.gh_server_register_fallback(ptr, _handler_thunk, key,
-                                                    registry.free_user_data)
+                # Every other path: the generic handlers and interceptors, else grpcio's
+                # UNIMPLEMENTED "Method not found!" (the library's own answer names the path)
+                key = _register(_Dispatcher(state, None, None))
+                keys.append(key)
+                ffi.gh_server_register_fallback(ptr, _handler_thunk, key, registry.free_user_data)
                 ffi.gh_server_start(ptr)
             self._started = True
 

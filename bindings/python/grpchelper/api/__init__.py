@@ -63,3 +63,13 @@ __all__ = [
     "ShutdownRequest", "RpcServerService", "RpcServerServiceServicer", "RpcServerServiceStub",
     "add_RpcServerServiceServicer_to_server",
 ]
+
+# The enums' values as names of this module too, as grpc-helper-api's `from ..._pb2 import *`
+# made them (`from grpc_helper_api import ERROR_CUSTOM, LVL_DEBUG`).
+_ENUMS = (ResultCode, ConfigApiVersion, ConfigValidator, EventApiVersion, LoggerApiVersion,
+          LoggerLevel, ServerApiVersion)
+for _enum in _ENUMS:
+    for _name, _value in _enum.items():
+        globals()[_name] = _value
+        __all__.append(_name)
+del _enum, _name, _value
