@@ -256,12 +256,21 @@ public final class RpcResponses: @unchecked Sendable {
             message = p
         } else {
             do { message = try call.receive() } catch let e as RPCError {
-                throw RpcException("RPC error (on \(path) @ \(client.target)): \(e.status.code): \(e.status.message)",
-                                   code: .errorRpc)
+                throw streamError(e.status)
+            }
+            if message == nil {
+                // The end: a complete stream, or one that failed after its first message
+                // (deadline, cancel, lost connection, an error status).
+                let status = call.waitStatus()
+                if !status.isOK { throw streamError(status) }
             }
         }
         if let m = message, checkResult { try client.check(m, path) }
         return message
+    }
+
+    private func streamError(_ status: Status) -> RpcException {
+        RpcException("RPC error (on \(path) @ \(client.target)): \(status.code): \(status.message)", code: .errorRpc)
     }
 
     /// Stops the call.

@@ -61,6 +61,10 @@ final class SampleManager: RpcManager, @unchecked Sendable {
                     }
                     throw RpcException("stream failed", code: .errorStateUnexpected)
                 },
+                .serverStreaming("broken") { (_: RpcFilter, out: RpcResponseStream<RpcResultStatus>) in
+                    try await out.send(RpcResultStatus())
+                    throw RPCError(.dataLoss, "stream broken")   // a gRPC status after a message
+                },
                 RpcMethod(name: "hold", cardinality: .unary, body: .blocking { [self] call in
                     _ = try call.receiveMessage()
                     held.withLock { holding += 1; held.broadcast() }
@@ -223,6 +227,11 @@ private func rpcError(_ body: () throws -> Void) -> RpcException? {
         #expect(try raising.next()?.r.msg == "a")
         e = rpcError { _ = try raising.next() }
         #expect(e?.code == .errorStateUnexpected)
+        // A stream that fails after its first message raises ERROR_RPC (not a silent end).
+        let broken = try c["sample"]!.stream("broken", RpcFilter(), as: RpcResultStatus.self)
+        #expect(try broken.next() != nil)
+        e = rpcError { _ = try broken.next() }
+        #expect(e?.code == .errorRpc && e?.message.contains("stream broken") == true, "\(String(describing: e))")
         // Declared, not implemented: UNIMPLEMENTED → ERROR_RPC naming the method.
         e = rpcError { _ = try c["sample"]!.call("missing", RpcFilter(), as: RpcResultStatus.self) }
         #expect(e?.code == .errorRpc && e?.message.contains("/TestService/missing") == true
