@@ -164,6 +164,19 @@ final class RpcServerBox: @unchecked Sendable {
     var itemBoxes: [ConfigBox] = []
     /// Auto-client handles given to load hooks (valid until the server is freed).
     var clientBoxes: [RpcClientBox] = []
+    /// gh_rpc_server_client's handle, made on first use.
+    private var _autoClientBox: RpcClientBox?
+
+    /// The server's auto-client handle (made once).
+    func autoClientBox() throws -> RpcClientBox {
+        try lock.withLock {
+            if let b = _autoClientBox { return b }
+            guard let s = _server else { throw ExportError(GH_ERR_INVALID_STATE, "the server is not built") }
+            let b = RpcClientBox(client: try s.autoClient)
+            _autoClientBox = b
+            return b
+        }
+    }
 
     var server: RpcServer? { lock.withLock { _server } }
     var configBox: ConfigSetBox? { lock.withLock { _configBox } }
@@ -413,6 +426,17 @@ public func gh_rpc_server_config(_ s: OpaquePointer?) -> OpaquePointer? {
 public func gh_rpc_server_logs(_ s: OpaquePointer?) -> OpaquePointer? {
     guard let b = try? borrow(s, RpcServerBox.self, "server"), let l = b.logsBox else { return nil }
     return OpaquePointer(Unmanaged.passUnretained(l).toOpaque())
+}
+
+@c @implementation
+public func gh_rpc_server_client(_ s: OpaquePointer?) -> OpaquePointer? {
+    do {
+        let box = try borrow(s, RpcServerBox.self, "server").autoClientBox()
+        return OpaquePointer(Unmanaged.passUnretained(box).toOpaque())
+    } catch {
+        _ = errorCode(error)   // sets gh_last_error
+        return nil
+    }
 }
 
 @c @implementation

@@ -205,6 +205,69 @@ public final class RpcClient: @unchecked Sendable {
         }
     }
 
+    /// A client-streaming call: sends `requests`, half-closes, returns the one response
+    /// (its result checked as `checkResult` says). Retried (every request sent again) while
+    /// UNAVAILABLE until the client's timeout, as a unary call.
+    public func clientStreaming(_ path: String, _ requests: [[UInt8]], apiVersion: UInt32?,
+                                callTimeout: Double? = nil, checkResult: Bool = true) throws -> [UInt8] {
+        let options = CallOptions(timeout: callTimeout, metadata: identity.metadata(apiVersion: apiVersion))
+        var delay = 0.5
+        let start = Date()
+        logger?.debug("<RPC> >> \(path) @ \(target)")
+        while true {
+            let call = channel.makeCall(path, options: options)
+            call.start()
+            for r in requests {
+                do { try call.send(r) } catch { break }   // ended: its status says why
+            }
+            call.closeSend()
+            let response = (try? call.receive()) ?? nil
+            let status = call.waitStatus()
+            do {
+                guard status.isOK else { throw RPCError(status) }
+                guard let r = response else { throw RPCError(.internalError, "no response message") }
+                if checkResult { try check(r, path) }
+                return r
+            } catch let e as RPCError {
+                try retryOrThrow(e, path: path, start: start, delay: &delay)
+            }
+        }
+    }
+
+    /// A bidirectional-streaming call (or a client-streaming one whose requests are made as
+    /// it goes): `send` requests, `closeSend`, read responses with `next` (results checked
+    /// as `checkResult` says). While the server is unreachable it waits for the connection
+    /// until the client's timeout (as the other calls retry UNAVAILABLE), then the call runs
+    /// for `callTimeout`; an unreachable server then → RpcException(ERROR_RPC).
+    public func bidiStreaming(_ path: String, apiVersion: UInt32?, callTimeout: Double? = nil,
+                              checkResult: Bool = true) throws -> RpcStreamingCall {
+        logger?.debug("<RPC> >> \(path) @ \(target)")
+        if let t = timeout, t > 0 { waitReady(seconds: t) }
+        let call = channel.makeCall(path, options: CallOptions(timeout: callTimeout,
+                                                                 metadata: identity.metadata(apiVersion: apiVersion)))
+        call.start()
+        return RpcStreamingCall(responses: RpcResponses(client: self, path: path, call: call, first: nil,
+                                                        checkResult: checkResult))
+    }
+
+    /// Waits until the channel is READY (connecting meanwhile) or `seconds` passed.
+    private func waitReady(seconds: Double) {
+        let ready = NIOLockedValueBox(false)
+        let condition = NSCondition()
+        guard let id = try? channel.watchConnectivity(tryToConnect: true, { state in
+            guard state == .ready || state == .shutdown else { return }
+            condition.lock()
+            ready.withLockedValue { $0 = true }
+            condition.broadcast()
+            condition.unlock()
+        }) else { return }
+        defer { channel.unwatchConnectivity(id) }
+        let deadline = Date(timeIntervalSinceNow: seconds)
+        condition.lock()
+        while !ready.withLockedValue({ $0 }) && condition.wait(until: deadline) {}
+        condition.unlock()
+    }
+
     /// UNAVAILABLE before the client's timeout has elapsed: sleeps (0.5 s, doubling, never
     /// past the timeout) and returns for another try. Anything else throws.
     private func retryOrThrow(_ e: RPCError, path: String, start: Date, delay: inout Double) throws {
@@ -277,6 +340,33 @@ public final class RpcResponses: @unchecked Sendable {
     public func cancel() { call.cancel() }
 }
 
+/// A streaming call of an RpcClient: requests sent as the caller goes, responses read
+/// with `next` (grpc-helper's request-streaming and bidi calls).
+// @unchecked Sendable: one sender and one reader at a time (documented); the call is thread-safe.
+public final class RpcStreamingCall: @unchecked Sendable {
+    public let responses: RpcResponses
+
+    init(responses: RpcResponses) { self.responses = responses }
+
+    /// Sends a request; blocks while the server is not reading. Once the call has ended:
+    /// RpcException(ERROR_RPC) with its status.
+    public func send(_ request: [UInt8]) throws {
+        do { try responses.call.send(request) } catch let e as RPCError {
+            throw RpcException("RPC error (on \(responses.path) @ \(responses.client.target)): \(e.status.code): \(e.status.message)",
+                               code: .errorRpc)
+        }
+    }
+
+    /// No more requests.
+    public func closeSend() { responses.call.closeSend() }
+
+    /// The next response; nil at the end (a failed status → RpcException(ERROR_RPC)).
+    public func next() throws -> [UInt8]? { try responses.next() }
+
+    /// Stops the call.
+    public func cancel() { responses.cancel() }
+}
+
 /// A service's stub on a client: typed calls over SwiftProtobuf messages. Error results
 /// are checked (and thrown) for response types that conform to `RpcResultCarrying`
 /// (`extension MyStatus: RpcResultCarrying {}`: types with grpc-helper's `Result r = 1`),
@@ -306,6 +396,24 @@ public struct RpcStub: Sendable {
         }
     }
 
+    /// A client-streaming call: every request of `requests`, one response.
+    public func clientStream<Request: SwiftProtobuf.Message, Response: SwiftProtobuf.Message>(
+        _ method: String, _ requests: [Request], as type: Response.Type = Response.self, timeout: Double? = nil)
+        throws -> Response {
+        let bytes = try client.clientStreaming(path(method), try requests.map { try $0.serializedBytes() },
+                                               apiVersion: apiVersion, callTimeout: timeout,
+                                               checkResult: Response.self is RpcResultCarrying.Type)
+        return try Response(serializedBytes: bytes)
+    }
+
+    /// A bidi (or request-streaming) call: send requests, read responses as they come.
+    public func bidi<Request: SwiftProtobuf.Message, Response: SwiftProtobuf.Message>(
+        _ method: String, sending requestType: Request.Type = Request.self, as type: Response.Type = Response.self,
+        timeout: Double? = nil) throws -> RpcTypedStream<Request, Response> {
+        RpcTypedStream(raw: try client.bidiStreaming(path(method), apiVersion: apiVersion, callTimeout: timeout,
+                                                     checkResult: Response.self is RpcResultCarrying.Type))
+    }
+
     public func stream<Request: SwiftProtobuf.Message, Response: SwiftProtobuf.Message>(
         _ method: String, _ request: Request, as type: Response.Type = Response.self, timeout: Double? = nil)
         throws -> RpcTypedResponses<Response> {
@@ -313,6 +421,18 @@ public struct RpcStub: Sendable {
                                                           apiVersion: apiVersion, callTimeout: timeout,
                                                           checkResult: Response.self is RpcResultCarrying.Type))
     }
+}
+
+/// A typed streaming call (request-streaming or bidi) of a stub.
+public struct RpcTypedStream<Request: SwiftProtobuf.Message, Response: SwiftProtobuf.Message>: Sendable {
+    public let raw: RpcStreamingCall
+    public func send(_ request: Request) throws { try raw.send(try request.serializedBytes()) }
+    public func closeSend() { raw.closeSend() }
+    public func next() throws -> Response? {
+        guard let b = try raw.next() else { return nil }
+        return try Response(serializedBytes: b)
+    }
+    public func cancel() { raw.cancel() }
 }
 
 /// Typed responses of a server-streaming call.

@@ -21,9 +21,12 @@ public final class ConfigSet: @unchecked Sendable {
     /// Errors: an item in both lists or twice → ERROR_MODEL_INVALID; a malformed
     /// config.json → ERROR_MODEL_INVALID naming it; an invalid default → its validator's
     /// error naming the item and the layer.
-    public init(staticItems: [Config] = [], userItems: [Config] = [], folders: Folders = Folders(),
+    /// `staticItems` and `userItems`: `Config` items and `ConfigHolder`s (their items).
+    public init(staticItems staticSources: [any ConfigItemSource] = [], userItems userSources: [any ConfigItemSource] = [],
+                folders: Folders = Folders(),
                 cli: [String: String] = [:],
                 environment: [String: String] = ProcessInfo.processInfo.environment) throws {
+        let staticItems = staticSources.expandedItems, userItems = userSources.expandedItems
         var all: [String: Config] = [:]
         for c in staticItems + userItems {
             guard all[c.name] == nil else {

@@ -44,6 +44,9 @@ public final class RpcServer: @unchecked Sendable {
     private var pending: [UInt64: RpcPendingCall] = [:]
     private var nextCallID: UInt64 = 0
     private var clients: [RpcClient] = []
+    private var _autoClient: RpcClient?
+    /// The auto-clients' stubs map: every served service under its descriptor's name.
+    private var autoStubs: [String: (serviceName: String, apiVersion: UInt32?)] = [:]
     private var _dumpExtras: (@Sendable () -> String)?
     /// Threads finishing a shutdown started by RPC or signal (see finishOnThread).
     private var finishThreads = 0
@@ -54,7 +57,8 @@ public final class RpcServer: @unchecked Sendable {
         set { monitor.withLock { _dumpExtras = newValue } }
     }
 
-    /// Builds the config set (the built-in static items plus `staticItems`, `userItems`;
+    /// Builds the config set (the built-in static items plus `staticItems`, `userItems`:
+    /// `Config` items or `ConfigHolder`s;
     /// defaults from `folders` and `cliConfig`), the rolling logs, registers the built-in
     /// services and `descriptors`, starts serving on `port` (0: any free port), then calls
     /// every manager's `load()` with its auto-client ready. `levelSource`: the host's
@@ -64,7 +68,8 @@ public final class RpcServer: @unchecked Sendable {
     /// comes with a later version); a manager's `load()` error (the server is shut down
     /// first).
     public init(port: Int, descriptors: [RpcServiceDescriptor], folders: Folders = Folders(),
-                cliConfig: [String: String] = [:], staticItems: [Config] = [], userItems: [Config] = [],
+                cliConfig: [String: String] = [:], staticItems: [any ConfigItemSource] = [],
+                userItems: [any ConfigItemSource] = [],
                 withEvents: Bool = false, withDebugSignal: Bool = true,
                 levelSource: LoggerLevelSource? = nil) throws {
         if withEvents {
@@ -73,7 +78,8 @@ public final class RpcServer: @unchecked Sendable {
         }
         _ = installThreadDumpHook
         self.folders = folders
-        config = try ConfigSet(staticItems: staticItems + RpcStaticConfig.items(), userItems: userItems,
+        config = try ConfigSet(staticItems: staticItems + RpcStaticConfig.items().map { $0 as any ConfigItemSource },
+                               userItems: userItems,
                                folders: folders, cli: cliConfig)
         logs = try RpcLogs(config: config, levelSource: levelSource)
         logger = logs.logger("RpcServer")
@@ -127,6 +133,7 @@ public final class RpcServer: @unchecked Sendable {
         let stubs = Dictionary(uniqueKeysWithValues: all.map {
             ($0.name, (serviceName: $0.serviceName, apiVersion: Optional($0.currentApiVersion)))
         })
+        monitor.withLock { autoStubs = stubs }
         let clientTimeout = config["rpc-client-timeout"]?.floatValue ?? 60
         for d in all where !d.isProxy {
             guard let m = d.manager else { continue }
@@ -140,6 +147,23 @@ public final class RpcServer: @unchecked Sendable {
                 logger.error("Error occurred during \(d.name) manager loading: \(error)")
                 shutdown()
                 throw error
+            }
+        }
+    }
+
+    /// grpc-helper's `auto_client`: an RpcClient of this server with a stub per served
+    /// service, named as its descriptor ("srv", "config", "log", yours), timeout
+    /// `rpc-client-timeout`, named "srv-client" in the logs. Made on first use; closed
+    /// when the server shuts down.
+    public var autoClient: RpcClient {
+        get throws {
+            try monitor.withLock {
+                if let c = _autoClient { return c }
+                let c = try RpcClient(host: "localhost", port: port, timeout: config["rpc-client-timeout"]?.floatValue ?? 60,
+                                      name: "srv-client", logger: logger, stubs: autoStubs)
+                _autoClient = c
+                clients.append(c)
+                return c
             }
         }
     }

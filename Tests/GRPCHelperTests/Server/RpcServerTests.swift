@@ -61,6 +61,23 @@ final class SampleManager: RpcManager, @unchecked Sendable {
                     }
                     throw RpcException("stream failed", code: .errorStateUnexpected)
                 },
+                .clientStreaming("collect") { (requests: RpcRequestStream<RpcFilter>) -> RpcResultStatus in
+                    var names: [String] = []
+                    while let r = try await requests.next() { names += r.names }
+                    if names.contains("fail") { throw RpcException("collect refused", code: .errorParamInvalid) }
+                    var s = RpcResultStatus()
+                    s.r.msg = names.joined(separator: ",")
+                    return s
+                },
+                .bidiStreaming("chat") { (requests: RpcRequestStream<RpcFilter>, out: RpcResponseStream<RpcResultStatus>) in
+                    // One answer per request, as it arrives (the client waits for each).
+                    while let r = try await requests.next() {
+                        var s = RpcResultStatus()
+                        s.r.msg = "re:" + r.names.joined(separator: ",")
+                        if r.names.contains("fail") { throw RpcException("chat refused", code: .errorItemConflict) }
+                        try await out.send(s)
+                    }
+                },
                 .serverStreaming("broken") { (_: RpcFilter, out: RpcResponseStream<RpcResultStatus>) in
                     try await out.send(RpcResultStatus())
                     throw RPCError(.dataLoss, "stream broken")   // a gRPC status after a message
@@ -81,7 +98,8 @@ final class TestServer {
     let folders = TempFolders()
     let manager = SampleManager()
     let server: RpcServer
-    init(cli: [String: String] = [:], userItems: [Config] = [], configure: (SampleManager) -> Void = { _ in }) throws {
+    init(cli: [String: String] = [:], userItems: [any ConfigItemSource] = [],
+         configure: (SampleManager) -> Void = { _ in }) throws {
         configure(manager)
         server = try RpcServer(port: 0, descriptors: [manager.descriptor], folders: folders.folders, cliConfig: cli,
                                userItems: userItems, withDebugSignal: false)
@@ -129,7 +147,80 @@ private func rpcError(_ body: () throws -> Void) -> RpcException? {
     do { try body(); return nil } catch let e as RpcException { return e } catch { return nil }
 }
 
+/// A port nothing listens on (bound once, then released).
+private func reserveFreePortForTests() throws -> Int {
+    let s = Server(options: ServerOptions())
+    let port = try s.bindNow("127.0.0.1:0")
+    s.shutdown(grace: 0)
+    return port
+}
+
+/// A config holder of the tests' own.
+private struct SampleHolder: ConfigHolder {
+    let first = try! Config(name: "holder-first", defaultValue: "1")
+    let second = try! Config(name: "holder-second", defaultValue: "two")
+}
+
 @Suite(.serialized) struct RpcServerTests {
+    @Test func requestStreamingAndBidiThroughTheClient() throws {
+        let t = try TestServer()
+        let c = try t.client()
+        let sample = c["sample"]!
+        // Client streaming: every request, one response.
+        let collected = try sample.clientStream("collect", [filter("a"), filter("b", "c")], as: RpcResultStatus.self)
+        #expect(collected.r.msg == "a,b,c")
+        #expect(try sample.clientStream("collect", [RpcFilter](), as: RpcResultStatus.self).r.msg == "")
+        var e = rpcError { _ = try sample.clientStream("collect", [filter("fail")], as: RpcResultStatus.self) }
+        #expect(e?.code == .errorParamInvalid && e?.message.contains("collect refused") == true)
+        // Bidi: each answer read before the next request is sent (a real exchange).
+        let chat = try sample.bidi("chat", sending: RpcFilter.self, as: RpcResultStatus.self)
+        for word in ["x", "y", "z"] {
+            try chat.send(filter(word))
+            #expect(try chat.next()?.r.msg == "re:\(word)")
+        }
+        chat.closeSend()
+        #expect(try chat.next() == nil)
+        // An error result ends it; the status after the messages is checked too.
+        let failing = try sample.bidi("chat", sending: RpcFilter.self, as: RpcResultStatus.self)
+        try failing.send(filter("ok"))
+        #expect(try failing.next()?.r.msg == "re:ok")
+        try failing.send(filter("fail"))
+        e = rpcError { _ = try failing.next() }
+        #expect(e?.code == .errorItemConflict)
+        // The unimplemented-method path and a dead server: ERROR_RPC.
+        let dead = try RpcClient(host: "127.0.0.1", port: try reserveFreePortForTests(), timeout: 0.2,
+                                 stubs: ["sample": ("TestService", 2)])
+        e = rpcError {
+            let call = try dead["sample"]!.bidi("chat", sending: RpcFilter.self, as: RpcResultStatus.self)
+            _ = try call.next()
+        }
+        #expect(e?.code == .errorRpc)
+        e = rpcError { _ = try dead["sample"]!.clientStream("collect", [filter("a")], as: RpcResultStatus.self) }
+        #expect(e?.code == .errorRpc)
+    }
+
+    @Test func theServersOwnAutoClient() throws {
+        let t = try TestServer()
+        let auto = try t.server.autoClient
+        #expect(try t.server.autoClient === auto)
+        #expect(Set(auto.stubs.keys) == ["srv", "config", "log", "sample"])
+        let info = try auto["srv"]!.call("info", RpcFilter(), as: RpcMultiServiceInfo.self)
+        #expect(info.items.map(\.name) == ["srv", "config", "log", "sample"])
+        #expect(try auto["sample"]!.call("ok", filter("a"), as: RpcResultStatus.self).r.msg == "a")
+        #expect(auto.identity.client == "srv-client")
+        t.server.shutdown()
+        #expect(rpcError { _ = try auto["srv"]!.call("info", RpcFilter(), as: RpcMultiServiceInfo.self) } != nil)
+    }
+
+    @Test func configHoldersAreTakenAsItems() throws {
+        let t = try TestServer(cli: ["holder-second": "three"], userItems: [SampleHolder(), try Config(name: "plain-item", defaultValue: "p")])
+        #expect(t.server.config["holder-first"]?.stringValue == "1")
+        #expect(t.server.config["holder-second"]?.stringValue == "three")
+        #expect(t.server.config["plain-item"]?.stringValue == "p")
+        let set = try ConfigSet(staticItems: [SampleHolder()], folders: t.folders.folders)
+        #expect(set["holder-first"]?.stringValue == "1")
+    }
+
     @Test func builtInServicesAndInfo() throws {
         let t = try TestServer()
         let c = try t.client()

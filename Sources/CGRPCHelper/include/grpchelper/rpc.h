@@ -181,6 +181,16 @@ int gh_rpc_server_port(const gh_rpc_server *server);
 gh_config_set *gh_rpc_server_config(gh_rpc_server *server);
 gh_logs *gh_rpc_server_logs(gh_rpc_server *server);
 
+/* The server's own auto-client (grpc-helper's auto_client): a gh_rpc_client of
+ * this server with a stub per served service, named as the services ("srv",
+ * "config", "log", yours; their current API version), timeout
+ * rpc-client-timeout, named "srv-client" in the logs. Made on first use;
+ * borrowed: valid until gh_rpc_server_free (do not gh_rpc_client_free it); its
+ * calls fail once the server has shut down. NULL for a NULL server or when it
+ * cannot be made (gh_last_error says why).
+ * Threads: any thread. */
+gh_rpc_client *gh_rpc_server_client(gh_rpc_server *server);
+
 /* 1 while it serves, 0 once a shutdown started.
  * Threads: any thread. */
 int gh_rpc_server_is_running(const gh_rpc_server *server);
