@@ -31,6 +31,10 @@ public func gh_channel_set_int(_ ch: OpaquePointer?, _ option: gh_opt, _ value: 
                 options.defaultCompression = c
             case GH_OPT_INITIAL_WINDOW_SIZE: options.initialWindowSize = try positive(value, "initial window size")
             case GH_OPT_CALLBACK_THREADS: options.callbackThreads = try positive(value, "callback threads", max: 1024)
+            case GH_OPT_MAX_SEND_MESSAGE_SIZE:
+                options.maxSendMessageSize = try nonNegative(value, "max send message size")
+            case GH_OPT_PER_MESSAGE_DECOMPRESSION:
+                options.decompressMessages = try flag(value, "per-message decompression")
             default: throw ExportError(GH_ERR_INVALID_ARGUMENT, "option \(option.rawValue) is not an integer channel option")
             }
         }
@@ -45,6 +49,7 @@ public func gh_channel_set_str(_ ch: OpaquePointer?, _ option: gh_opt, _ value: 
         try channel.configure { options in
             switch option {
             case GH_OPT_USER_AGENT_PREFIX: options.userAgentPrefix = try string(value, "value")
+            case GH_OPT_USER_AGENT_SUFFIX: options.userAgentSuffix = try string(value, "value")
             default: throw ExportError(GH_ERR_INVALID_ARGUMENT, "option \(option.rawValue) is not a string channel option")
             }
         }

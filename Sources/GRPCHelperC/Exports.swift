@@ -114,6 +114,12 @@ public func gh_metadata_add(_ md: OpaquePointer?, _ key: UnsafePointer<CChar>?,
 }
 
 @c @implementation
+public func gh_metadata_key_is_managed(_ key: UnsafePointer<CChar>?) -> Int32 {
+    guard let key = key else { return 0 }
+    return Metadata.isManagedByCall(String(cString: key)) ? 1 : 0
+}
+
+@c @implementation
 public func gh_metadata_add_bin(_ md: OpaquePointer?, _ key: UnsafePointer<CChar>?,
                                 _ value: UnsafePointer<UInt8>?, _ len: Int) -> Int32 {
     boundary {

@@ -48,6 +48,9 @@ public func gh_server_set_int(_ s: OpaquePointer?, _ option: gh_opt, _ value: In
             case GH_OPT_INITIAL_WINDOW_SIZE: o.initialWindowSize = try positive(value, "initial window size")
             case GH_OPT_MAX_CONCURRENT_RPCS:
                 o.maxConcurrentRPCs = value == 0 ? nil : try positive(value, "max concurrent RPCs")
+            case GH_OPT_MAX_SEND_MESSAGE_SIZE: o.maxSendMessageSize = try nonNegative(value, "max send message size")
+            case GH_OPT_PER_MESSAGE_DECOMPRESSION: o.decompressMessages = try flag(value, "per-message decompression")
+            case GH_OPT_SO_REUSEPORT: o.reusePort = try flag(value, "SO_REUSEPORT")
             default: throw ExportError(GH_ERR_INVALID_ARGUMENT, "option \(option.rawValue) is not an integer server option")
             }
         }

@@ -189,5 +189,17 @@ func positive(_ v: Int64, _ name: String, max: Int64 = Int64(Int32.max)) throws 
     return Int(v)
 }
 
+func nonNegative(_ v: Int64, _ name: String) throws -> Int {
+    guard v >= 0, v <= Int64(Int32.max) else {
+        throw ExportError(GH_ERR_INVALID_ARGUMENT, "\(name) must be in 0...\(Int32.max), got \(v)")
+    }
+    return Int(v)
+}
+
+func flag(_ v: Int64, _ name: String) throws -> Bool {
+    guard v == 0 || v == 1 else { throw ExportError(GH_ERR_INVALID_ARGUMENT, "\(name) must be 0 or 1, got \(v)") }
+    return v == 1
+}
+
 /// A C string argument that may be NULL.
 func optionalString(_ p: UnsafePointer<CChar>?) -> String? { p.map { String(cString: $0) } }

@@ -154,6 +154,17 @@ public struct Metadata: Sendable, Sequence, CustomStringConvertible {
         "proxy-connection", "transfer-encoding", "upgrade",
     ]
 
+    /// The headers the library sets itself on every call (grpcio drops them from a
+    /// call's metadata): user-agent, te, content-type, grpc-timeout, grpc-encoding,
+    /// grpc-accept-encoding. Case-insensitive.
+    public static func isManagedByCall(_ name: String) -> Bool {
+        managedNames.contains(name.lowercased())
+    }
+
+    private static let managedNames: Set<String> = [
+        "user-agent", "te", "content-type", "grpc-timeout", "grpc-encoding", "grpc-accept-encoding",
+    ]
+
     /// true if `name` is reserved (not user metadata): pseudo-headers (":…"), any
     /// "grpc-…" key, and the HTTP headers gRPC manages itself. Case-insensitive.
     public static func isReserved(_ name: String) -> Bool {

@@ -73,6 +73,10 @@ _Static_assert(GH_OPT_EVENT_LOOP_THREADS == 6, "GH_OPT_EVENT_LOOP_THREADS");
 _Static_assert(GH_OPT_INITIAL_WINDOW_SIZE == 7, "GH_OPT_INITIAL_WINDOW_SIZE");
 _Static_assert(GH_OPT_CALLBACK_THREADS == 8, "GH_OPT_CALLBACK_THREADS");
 _Static_assert(GH_OPT_USER_AGENT_PREFIX == 10001, "GH_OPT_USER_AGENT_PREFIX");
+_Static_assert(GH_OPT_MAX_SEND_MESSAGE_SIZE == 10, "GH_OPT_MAX_SEND_MESSAGE_SIZE");
+_Static_assert(GH_OPT_PER_MESSAGE_DECOMPRESSION == 11, "GH_OPT_PER_MESSAGE_DECOMPRESSION");
+_Static_assert(GH_OPT_SO_REUSEPORT == 12, "GH_OPT_SO_REUSEPORT");
+_Static_assert(GH_OPT_USER_AGENT_SUFFIX == 10002, "GH_OPT_USER_AGENT_SUFFIX");
 
 _Static_assert(sizeof(gh_error) == sizeof(int), "enums are int-sized");
 _Static_assert(sizeof(gh_opt) == sizeof(int), "enums are int-sized");
@@ -256,6 +260,69 @@ static int g_freed[3];
 static void free_counter(void *p) {
     int *slot = p;
     (*slot)++;
+}
+
+/* grpcio's options as the library gives them: the largest message sent (client
+ * and server, gRPC's texts), per-message decompression and SO_REUSEPORT values,
+ * the user-agent suffix, the keys a call's metadata may not set. */
+static void unary_fails(gh_channel *ch, const char *msg, int status, const char *text) {
+    gh_call *call = NULL;
+    CHECK_OK(gh_call_new(ch, TU_UNARY, &call));
+    CHECK_OK(gh_call_set_timeout(call, TU_WAIT_LIMIT));
+    const uint8_t *resp = NULL;
+    size_t len = 0;
+    CHECK_RC(gh_call_unary(call, (const uint8_t *)msg, strlen(msg), &resp, &len), GH_ERR_RPC);
+    CHECK_EQ(gh_call_status(call), status);
+    CHECK_STR(gh_call_status_message(call), text);
+    gh_call_free(call);
+}
+
+static void test_grpcio_options(void) {
+    tu_method echo = {TU_UNARY, GH_UNARY, tu_echo_unary, NULL};
+    gh_server *s = tu_server_new(&echo, 1);
+    CHECK_OK(gh_server_set_int(s, GH_OPT_MAX_SEND_MESSAGE_SIZE, 4));
+    CHECK_OK(gh_server_set_int(s, GH_OPT_PER_MESSAGE_DECOMPRESSION, 0));
+    CHECK_OK(gh_server_set_int(s, GH_OPT_SO_REUSEPORT, 1));
+    CHECK_RC(gh_server_set_int(s, GH_OPT_PER_MESSAGE_DECOMPRESSION, 2), GH_ERR_INVALID_ARGUMENT);
+    CHECK_RC(gh_server_set_int(s, GH_OPT_SO_REUSEPORT, -1), GH_ERR_INVALID_ARGUMENT);
+    CHECK_RC(gh_server_set_int(s, GH_OPT_MAX_SEND_MESSAGE_SIZE, -1), GH_ERR_INVALID_ARGUMENT);
+    int port = 0;
+    CHECK_OK(gh_server_bind(s, "127.0.0.1:0", &port));
+    /* Another server with SO_REUSEPORT binds the same port; one without cannot. */
+    gh_server *sharing = NULL, *alone = NULL;
+    CHECK_OK(gh_server_new(&sharing));
+    CHECK_OK(gh_server_new(&alone));
+    CHECK_OK(gh_server_set_int(sharing, GH_OPT_SO_REUSEPORT, 1));
+    char addr[64];
+    snprintf(addr, sizeof addr, "127.0.0.1:%d", port);
+    int port2 = 0;
+    CHECK_OK(gh_server_bind(sharing, addr, &port2));
+    CHECK_EQ(port2, port);
+    CHECK_RC(gh_server_bind(alone, addr, &port2), GH_ERR_BIND);
+    gh_server_free(sharing);
+    gh_server_free(alone);
+    CHECK_OK(gh_server_start(s));
+
+    gh_channel *ch = tu_channel_new(port);
+    CHECK_OK(gh_channel_set_int(ch, GH_OPT_MAX_SEND_MESSAGE_SIZE, 8));
+    CHECK_OK(gh_channel_set_int(ch, GH_OPT_PER_MESSAGE_DECOMPRESSION, 1));
+    CHECK_OK(gh_channel_set_str(ch, GH_OPT_USER_AGENT_SUFFIX, "suffix/1"));
+    CHECK_RC(gh_channel_set_int(ch, GH_OPT_SO_REUSEPORT, 1), GH_ERR_INVALID_ARGUMENT);
+    unary_ok(ch, TU_UNARY, "abcd");
+    unary_fails(ch, "123456789", GH_STATUS_RESOURCE_EXHAUSTED,
+                "CLIENT: Sent message larger than max (9 vs. 8)");
+    unary_fails(ch, "abcdef", GH_STATUS_RESOURCE_EXHAUSTED,
+                "SERVER: Sent message larger than max (6 vs. 4)");
+    gh_channel_free(ch);
+    tu_server_stop(s);
+
+    CHECK_EQ(gh_metadata_key_is_managed("user-agent"), 1);
+    CHECK_EQ(gh_metadata_key_is_managed("User-Agent"), 1);
+    CHECK_EQ(gh_metadata_key_is_managed("grpc-timeout"), 1);
+    CHECK_EQ(gh_metadata_key_is_managed("te"), 1);
+    CHECK_EQ(gh_metadata_key_is_managed("grpc-status"), 0);
+    CHECK_EQ(gh_metadata_key_is_managed("x-user"), 0);
+    CHECK_EQ(gh_metadata_key_is_managed(NULL), 0);
 }
 
 static void test_free_user_data(void) {
@@ -498,6 +565,7 @@ int main(void) {
     test_version();
     test_strdup();
     test_options_and_listeners();
+    test_grpcio_options();
     test_free_user_data();
     test_shutdown();
     test_graceful_completion();

@@ -268,8 +268,8 @@ def test_ours_log_get_set_reset(to_ours, our_server):
         call("log", "reset", "Filter", {"names": ["sample.logger"]}),
         call("log", "get", "Filter", {"names": ["sample.logger", "sample.off"]}),
     ])
-    # "" is the root logger, named "root"; ours is at INFO by default (the original: WARNING)
-    assert root["response"] == {"items": [{"name": "root", "enabled": True, "level": "LVL_INFO"}]}
+    # "" is the root logger, named "root": Python's, at WARNING by default (as the original)
+    assert root["response"] == {"items": [{"name": "root", "enabled": True, "level": "LVL_WARNING"}]}
     assert manager["response"] == {"items": [{"name": "SampleManager", "enabled": True}]}
     raised(empty, "ERROR_PARAM_MISSING", "Empty request")
     assert set_debug["response"] == {"items": [{"name": "sample.logger", "enabled": True, "level": "LVL_DEBUG"}]}

@@ -5,8 +5,14 @@ import NIOPosix
 
 /// Channel settings.
 public struct ChannelOptions: Sendable {
-    /// Largest response message accepted (after decompression).
+    /// Largest response message accepted (after decompression, when it is on).
     public var maxReceiveMessageSize = 4 * 1024 * 1024
+    /// Largest request message sent (before compression); a larger one ends the call
+    /// RESOURCE_EXHAUSTED ("CLIENT: Sent message larger than max (N vs. M)"), as gRPC's.
+    public var maxSendMessageSize = Int.max
+    /// Compressed response messages are decompressed (false: handed over as they came,
+    /// compressed, as gRPC's per-message decompression off).
+    public var decompressMessages = true
     /// Largest response header list accepted.
     public var maxHeaderListSize = 16 * 1024
     /// Request compression when a call names none.
@@ -17,6 +23,8 @@ public struct ChannelOptions: Sendable {
     public var callbackThreads = 4
     /// Put before the library's own user-agent.
     public var userAgentPrefix: String?
+    /// Put after the library's own user-agent.
+    public var userAgentSuffix: String?
     /// Connect timeout in seconds.
     public var connectTimeout: Double = 20
     public init() {}
@@ -115,6 +123,7 @@ public final class GRPCChannel: @unchecked Sendable {
         case .unix: authority = "localhost"
         }
         userAgent = (options.userAgentPrefix.map { $0 + " " } ?? "") + GRPCHelperVersion.userAgent
+            + (options.userAgentSuffix.map { " " + $0 } ?? "")
         group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         eventLoop = group.next()
         callbackPool = NIOThreadPool(numberOfThreads: max(1, options.callbackThreads))

@@ -58,7 +58,8 @@ public final class ClientCall: @unchecked Sendable, H2StreamDelegate {
         self.method = method
         self.options = options
         self.compression = options.compression ?? channel.options.defaultCompression
-        self.reader = MessageReader(limit: channel.options.maxReceiveMessageSize)
+        self.reader = MessageReader(limit: channel.options.maxReceiveMessageSize,
+                                    decompresses: channel.options.decompressMessages)
         if let t = options.timeout {
             let ns = t <= 0 ? 0 : (t >= 9e9 ? UInt64(9e18) : UInt64(t * 1e9))
             deadlineNanos = monotonicNanos() + ns
@@ -123,6 +124,12 @@ public final class ClientCall: @unchecked Sendable, H2StreamDelegate {
     }
 
     private func queue(_ message: [UInt8], compress: Bool) throws -> Bool {
+        let limit = channel.options.maxSendMessageSize
+        if message.count > limit {
+            let status = Status(.resourceExhausted, "CLIENT: Sent message larger than max (\(message.count) vs. \(limit))")
+            end(status)
+            throw RPCError(status)
+        }
         let framed: [UInt8]
         if compression != .identity && compress {
             if compressor == nil { compressor = MessageCompressor(compression) }
@@ -139,8 +146,10 @@ public final class ClientCall: @unchecked Sendable, H2StreamDelegate {
     }
 
     /// Cancels the call: RST_STREAM(CANCEL) to the server, CANCELLED locally.
-    public func cancel() {
-        let status = Status(.cancelled, "Cancelled")
+    public func cancel() { end(Status(.cancelled, "Cancelled")) }
+
+    /// Ends the call with `status` (RST_STREAM CANCEL on the wire), unless it ended already.
+    private func end(_ status: Status) {
         let (flush, done): (Bool?, ((Status) -> Void)?) = monitor.mutateAndNotify {
             let flush = state.cancel(status)
             return (flush, flush == nil ? nil : takeOnDone())

@@ -9,9 +9,12 @@ struct MessageReader {
     /// Set once the peer's grpc-encoding is known (nil: identity).
     var decompressor: MessageDecompressor?
     let limit: Int
+    /// false: compressed messages are delivered as they came.
+    let decompresses: Bool
 
-    init(limit: Int) {
+    init(limit: Int, decompresses: Bool = true) {
         self.limit = limit
+        self.decompresses = decompresses
         deframer = MessageDeframer(maxMessageSize: limit)
     }
 
@@ -24,8 +27,8 @@ struct MessageReader {
         deframer.append(bytes)
         do {
             while let (compressed, payload) = try deframer.next() {
-                guard compressed else {
-                    deliver(payload, false)
+                guard compressed && decompresses else {
+                    deliver(payload, compressed)
                     continue
                 }
                 guard let d = decompressor else {

@@ -120,7 +120,7 @@ public final class Server: @unchecked Sendable {
             guard lifecycle == .idle else { throw RuntimeError(.invalidState, "cannot bind after start") }
             optionsFixed = true
         }
-        let channel = try bind(e, makeBootstrap(ensureGroup(), autoRead: false))
+        let channel = try bind(e, makeBootstrap(ensureGroup(), autoRead: false, for: e))
         earlyListeners.append((e, channel))
         return channel.localAddress?.port ?? 0
     }
@@ -134,10 +134,15 @@ public final class Server: @unchecked Sendable {
         return g
     }
 
-    private func makeBootstrap(_ group: MultiThreadedEventLoopGroup, autoRead: Bool) -> ServerBootstrap {
-        ServerBootstrap(group: group)
+    private func makeBootstrap(_ group: MultiThreadedEventLoopGroup, autoRead: Bool, for e: Endpoint) -> ServerBootstrap {
+        var b = ServerBootstrap(group: group)
             .serverChannelOption(NIOCore.ChannelOptions.backlog, value: 256)
             .serverChannelOption(NIOCore.ChannelOptions.socketOption(.so_reuseaddr), value: 1)
+        if options.reusePort, case .host = e {   // TCP only: unix sockets have no SO_REUSEPORT
+            b = b.serverChannelOption(NIOCore.ChannelOptions.socketOption(NIOBSDSocket.Option(rawValue: SO_REUSEPORT)),
+                                      value: 1)
+        }
+        return b
             .serverChannelOption(NIOCore.ChannelOptions.autoRead, value: autoRead)
             .childChannelOption(NIOCore.ChannelOptions.socketOption(.tcp_nodelay), value: 1)
             .childChannelInitializer { [weak self] channel in
@@ -178,10 +183,9 @@ public final class Server: @unchecked Sendable {
         let group = ensureGroup()
         let pool = WorkerPool(threads: options.maxWorkers)
         self.pool = pool
-        let bootstrap = makeBootstrap(group, autoRead: true)
         var bound: [Channel] = []
         do {
-            for e in endpoints { bound.append(try bind(e, bootstrap)) }
+            for e in endpoints { bound.append(try bind(e, makeBootstrap(group, autoRead: true, for: e))) }
         } catch {
             for c in bound { try? c.close().wait() }
             pool.shutdown()

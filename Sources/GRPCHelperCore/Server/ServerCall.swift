@@ -40,12 +40,14 @@ public final class ServerCall: @unchecked Sendable {
 
     // Event-loop-only state.
     var reader: MessageReader
+    /// Largest response message sent (ServerOptions.maxSendMessageSize).
+    let maxSendMessageSize: Int
     var deadlineTask: Scheduled<Void>?
 
     init(method: String, cardinality: RPCCardinality, metadata: Metadata, peer: String,
          deadlineNanos: UInt64?, requestEncoding: CompressionAlgorithm, acceptEncoding: [String],
          defaultCompression: CompressionAlgorithm, connection: ServerConnection, stream: H2Stream,
-         maxReceiveMessageSize: Int) {
+         maxReceiveMessageSize: Int, maxSendMessageSize: Int = Int.max, decompresses: Bool = true) {
         LiveObjects.created(.serverCall)
         self.method = method
         self.cardinality = cardinality
@@ -55,7 +57,8 @@ public final class ServerCall: @unchecked Sendable {
         self.requestEncoding = requestEncoding
         self.connection = connection
         self.stream = stream
-        self.reader = MessageReader(limit: maxReceiveMessageSize)
+        self.reader = MessageReader(limit: maxReceiveMessageSize, decompresses: decompresses)
+        self.maxSendMessageSize = maxSendMessageSize
         self.clientAcceptEncoding = acceptEncoding
         self.state = CallStateMachine(side: .server, streamsOutbound: cardinality.streamsResponses)
         // Answer in the request's algorithm when it is compressed; else the server default,
@@ -157,6 +160,12 @@ public final class ServerCall: @unchecked Sendable {
     }
 
     private func queueMessage(_ message: [UInt8], compress: Bool) throws -> Bool {
+        if message.count > maxSendMessageSize {
+            let status = Status(.resourceExhausted,
+                                "SERVER: Sent message larger than max (\(message.count) vs. \(maxSendMessageSize))")
+            try? finish(status)
+            throw RPCError(status)
+        }
         // The message is compressed outside the lock (responseCompression is the
         // handler's own: it may read it without the lock).
         let compression = responseCompression

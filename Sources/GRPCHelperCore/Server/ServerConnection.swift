@@ -171,7 +171,9 @@ final class ServerConnection: H2StreamDelegate, @unchecked Sendable {
             requestEncoding: requestEncoding,
             acceptEncoding: accept.map(CompressionAlgorithm.parseAcceptEncoding) ?? ["identity"],
             defaultCompression: server.options.defaultCompression, connection: self, stream: stream,
-            maxReceiveMessageSize: server.options.maxReceiveMessageSize)
+            maxReceiveMessageSize: server.options.maxReceiveMessageSize,
+            maxSendMessageSize: server.options.maxSendMessageSize,
+            decompresses: server.options.decompressMessages)
         call.userAgent = userAgent
         calls[ObjectIdentifier(stream)] = call
         stream.onDrained = { [unowned call] n in call.drained(n) }

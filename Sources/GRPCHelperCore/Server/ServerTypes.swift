@@ -52,8 +52,17 @@ public enum ServerHandler: Sendable {
 public struct ServerOptions: Sendable {
     /// Worker threads running blocking handlers.
     public var maxWorkers = 30
-    /// Largest request message accepted (after decompression).
+    /// Largest request message accepted (after decompression, when it is on).
     public var maxReceiveMessageSize = 4 * 1024 * 1024
+    /// Largest response message sent (before compression); a larger one ends the call
+    /// RESOURCE_EXHAUSTED ("SERVER: Sent message larger than max (N vs. M)"), as gRPC's.
+    public var maxSendMessageSize = Int.max
+    /// Compressed request messages are decompressed (false: handed to the handler as they
+    /// came, compressed, as gRPC's per-message decompression off).
+    public var decompressMessages = true
+    /// SO_REUSEPORT on the listening sockets: other sockets with it may bind the same
+    /// port (the kernel spreads connections), as gRPC's grpc.so_reuseport.
+    public var reusePort = false
     /// SETTINGS_MAX_CONCURRENT_STREAMS advertised to clients.
     public var maxConcurrentStreams = 100
     /// Largest request header list accepted (also advertised).

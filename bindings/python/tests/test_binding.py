@@ -339,9 +339,29 @@ def test_registered_methods_win_over_generic(channels):
     assert s.wait_for_termination(1) is False
 
 
-def test_busy_port_is_an_error(serve):
+@pytest.mark.parametrize("module", [grpc, grpchelper], ids=["grpcio", "grpchelper"])
+def test_busy_port_and_so_reuseport(module):
+    """As grpcio's on Linux: grpc.so_reuseport is on by default, so a second server may bind
+    a port another one with it holds; with ("grpc.so_reuseport", 0) the port is busy."""
+    first = module.server(futures.ThreadPoolExecutor(1))
+    sharing = module.server(futures.ThreadPoolExecutor(1))
+    alone = module.server(futures.ThreadPoolExecutor(1), options=[("grpc.so_reuseport", 0)])
+    try:
+        port = first.add_insecure_port("127.0.0.1:0")
+        first.start()
+        target = "127.0.0.1:%d" % port
+        assert sharing.add_insecure_port(target) == port
+        with pytest.raises(RuntimeError) as e:
+            alone.add_insecure_port(target)
+        assert target in str(e.value)
+    finally:
+        for s in (first, sharing, alone):
+            s.stop(None)
+
+
+def test_busy_port_without_reuseport_is_an_error(serve):
     s, target = serve(bytes_handlers())
-    other = grpchelper.server(1)
+    other = grpchelper.server(1, options=[("grpc.so_reuseport", 0)])
     with pytest.raises(RuntimeError) as e:
         other.add_insecure_port(target)
     assert target in str(e.value)

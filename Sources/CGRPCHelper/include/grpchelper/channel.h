@@ -33,14 +33,17 @@ int gh_channel_new(gh_channel **out, const char *target);
 
 /* Sets an integer option (GH_OPT_MAX_RECV_MESSAGE_SIZE,
  * GH_OPT_MAX_HEADER_LIST_SIZE, GH_OPT_DEFAULT_COMPRESSION,
- * GH_OPT_INITIAL_WINDOW_SIZE, GH_OPT_CALLBACK_THREADS); any other option is
+ * GH_OPT_INITIAL_WINDOW_SIZE, GH_OPT_CALLBACK_THREADS,
+ * GH_OPT_MAX_SEND_MESSAGE_SIZE, GH_OPT_PER_MESSAGE_DECOMPRESSION); any other option is
  * refused with GH_ERR_INVALID_ARGUMENT (GH_OPT_EVENT_LOOP_THREADS too: a
  * channel's one connection runs on one I/O thread). Only before the first
  * call on the channel is started (GH_ERR_INVALID_STATE after).
  * Threads: one thread at a time per channel. */
 int gh_channel_set_int(gh_channel *ch, gh_opt option, int64_t value);
 
-/* Sets a string option (GH_OPT_USER_AGENT_PREFIX); |value| is copied. Only
+/* Sets a string option (GH_OPT_USER_AGENT_PREFIX, GH_OPT_USER_AGENT_SUFFIX:
+ * the user-agent is "<prefix> grpchelper-swift/<version> <suffix>"); |value| is
+ * copied. Only
  * before the first call on the channel is started.
  * Threads: one thread at a time per channel. */
 int gh_channel_set_str(gh_channel *ch, gh_opt option, const char *value);

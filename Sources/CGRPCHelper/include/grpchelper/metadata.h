@@ -39,6 +39,15 @@ void gh_metadata_free(gh_metadata *md);
  * Threads: one thread at a time per list. */
 int gh_metadata_add(gh_metadata *md, const char *key, const char *value);
 
+/* 1 if |key| names a header the library itself sets on every call — user-agent,
+ * te, content-type, grpc-timeout, grpc-encoding, grpc-accept-encoding (any
+ * case) — else 0 (also for NULL). gh_metadata_add refuses these keys; a host
+ * that follows grpcio, which drops them from a call's metadata without an
+ * error (the call carries the library's own values), skips the entries this
+ * function names.
+ * Threads: any thread. */
+int gh_metadata_key_is_managed(const char *key);
+
 /* Appends a binary entry; |key| must end in "-bin". |key| and the |len| bytes at
  * |value| are copied (|value| may be NULL when |len| is 0).
  * Threads: one thread at a time per list. */

@@ -84,8 +84,24 @@ typedef enum {
      * ("Concurrent RPC limit exceeded!") without running its handler
      * (default 0: no limit). */
     GH_OPT_MAX_CONCURRENT_RPCS = GH_OPTTYPE_INT + 9,
+    /* server and channel: largest message sent, in bytes, before compression
+     * (default: no limit); a larger one ends the call RESOURCE_EXHAUSTED,
+     * "CLIENT: Sent message larger than max (N vs. M)" (channel) or "SERVER:
+     * ..." (server), as gRPC's grpc.max_send_message_length; the send fails. */
+    GH_OPT_MAX_SEND_MESSAGE_SIZE = GH_OPTTYPE_INT + 10,
+    /* server and channel: 1 (default) decompresses received compressed
+     * messages; 0 hands them over as they came, compressed (the receive limit
+     * then applies to the compressed size), as gRPC's
+     * grpc.per_message_decompression */
+    GH_OPT_PER_MESSAGE_DECOMPRESSION = GH_OPTTYPE_INT + 11,
+    /* server: 1 sets SO_REUSEPORT on the listening sockets, so that other
+     * sockets with it may bind the same port (default 0), as gRPC's
+     * grpc.so_reuseport */
+    GH_OPT_SO_REUSEPORT = GH_OPTTYPE_INT + 12,
     /* channel: text put before the library's own user-agent */
-    GH_OPT_USER_AGENT_PREFIX = GH_OPTTYPE_STR + 1
+    GH_OPT_USER_AGENT_PREFIX = GH_OPTTYPE_STR + 1,
+    /* channel: text put after the library's own user-agent */
+    GH_OPT_USER_AGENT_SUFFIX = GH_OPTTYPE_STR + 2
 } gh_opt;
 
 #ifdef __cplusplus

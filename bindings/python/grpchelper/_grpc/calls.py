@@ -379,10 +379,6 @@ def _send_requests(owner, call, iterator, serializer, channel):
             if data is None:
                 owner._fail_locally(status.INTERNAL, "Exception serializing request!")
                 return
-            too_large = channel._check_size(data)
-            if too_large is not None:
-                owner._fail_locally(too_large.code, too_large.details)
-                return
             if ffi.gh_call_send(ptr, data, len(data), 0) < 0:
                 return  # the call has ended; its status tells why
         ffi.gh_call_close_send(ptr)

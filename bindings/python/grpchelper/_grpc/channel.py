@@ -86,8 +86,10 @@ def _free_channel(handle):
 
 # --- the channel ----------------------------------------------------------------
 
+# grpcio channel arguments the library honours (README: "Options"); -1 is "no limit".
 _CHANNEL_INT_OPTIONS = {
     "grpc.max_receive_message_length": ffi.GH_OPT_MAX_RECV_MESSAGE_SIZE,
+    "grpc.max_send_message_length": ffi.GH_OPT_MAX_SEND_MESSAGE_SIZE,
     "grpc.max_metadata_size": ffi.GH_OPT_MAX_HEADER_LIST_SIZE,
     "grpc.default_compression_algorithm": ffi.GH_OPT_DEFAULT_COMPRESSION,
     "grpc.http2.initial_window_size": ffi.GH_OPT_INITIAL_WINDOW_SIZE,
@@ -119,7 +121,6 @@ class Channel(compat.Channel):
     """grpcio's grpc.Channel on libgrpchelper. Create it with grpchelper.insecure_channel()."""
 
     def __init__(self, target, options=None, compression=None):
-        self.max_send_message_length = None
         ptr = c_void_p()
         try:
             ffi.gh_channel_new(byref(ptr), _target(target).encode())
@@ -139,10 +140,12 @@ class Channel(compat.Channel):
             if key in _CHANNEL_INT_OPTIONS:
                 v = int(value)
                 ffi.gh_channel_set_int(ptr, _CHANNEL_INT_OPTIONS[key], _UNLIMITED if v < 0 else v)
-            elif key == "grpc.max_send_message_length":
-                self.max_send_message_length = None if int(value) < 0 else int(value)
+            elif key == "grpc.per_message_decompression":
+                ffi.gh_channel_set_int(ptr, ffi.GH_OPT_PER_MESSAGE_DECOMPRESSION, 1 if int(value) else 0)
             elif key == "grpc.primary_user_agent":
                 ffi.gh_channel_set_str(ptr, ffi.GH_OPT_USER_AGENT_PREFIX, str(value).encode())
+            elif key == "grpc.secondary_user_agent":
+                ffi.gh_channel_set_str(ptr, ffi.GH_OPT_USER_AGENT_SUFFIX, str(value).encode())
             # Other grpcio channel arguments are ignored, as grpcio ignores unknown ones.
 
     def _new_call(self, method, timeout, metadata, wait_for_ready, compression, credentials,
@@ -180,13 +183,6 @@ class Channel(compat.Channel):
             handle.release(close=True)
             raise
         return call, ptr
-
-    def _check_size(self, data):
-        limit = self.max_send_message_length
-        if limit is not None and len(data) > limit:
-            return _State(status.RESOURCE_EXHAUSTED,
-                          "CLIENT: Sent message larger than max (%d vs. %d)" % (len(data), limit))
-        return None
 
     # -- multi-callables
     def unary_unary(self, method, request_serializer=None, response_deserializer=None,
@@ -276,13 +272,10 @@ class _MultiCallable(object):
 
     def _request_bytes(self, request):
         """(the serialized request, None), or (None, the finished call that answers it: a
-        request that does not serialize or is over the channel's send limit)."""
+        request that does not serialize). The library applies the send limit."""
         data = _serialize(self._serializer, request)
         if data is None:
             return None, _FinishedCall(_State(status.INTERNAL, "Exception serializing request!"))
-        too_large = self._channel._check_size(data)
-        if too_large is not None:
-            return None, _FinishedCall(too_large)
         return data, None
 
 

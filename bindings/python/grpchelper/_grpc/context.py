@@ -289,11 +289,6 @@ class ServicerContext(compat.ServicerContext):
     def _send(self, data):
         """Sends one serialized response; False once the call can take no more. On the
         handler's thread only."""
-        limit = self._state.max_send_message_length
-        if limit is not None and 0 <= limit < len(data):
-            self._abort(status.RESOURCE_EXHAUSTED,
-                        "Sent message larger than max (%d vs. %d)" % (len(data), limit))
-            return False
         flags = 0
         if self._no_compress_next:
             flags = ffi.GH_WRITE_NO_COMPRESS

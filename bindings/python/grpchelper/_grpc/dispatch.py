@@ -58,7 +58,6 @@ class _ServerState(object):
         self.registered = {}        # path -> method handler (resolved at start)
         self.opaque = []            # generic handlers that cannot be enumerated, in order
         self.interceptors = ()
-        self.max_send_message_length = None
 
     def resolve(self, method, context):
         details = _HandlerCallDetails(method, context.invocation_metadata())

@@ -68,6 +68,8 @@ def add(ptr, key, value):
                 raise MetadataError("value of metadata key %r contains a NUL byte" % key)
             ffi.gh_metadata_add(ptr, bkey, value.encode("utf-8"))
     except ffi.InvalidArgumentError as e:
+        if ffi.gh_metadata_key_is_managed(bkey):
+            return      # a header the library sets itself: dropped, as grpcio drops it
         raise MetadataError(e.message) from None
 
 

@@ -23,8 +23,10 @@ from . import compat
 from .._native.callbacks import registry
 from .dispatch import _Dispatcher, _ServerState, _cardinality, _handler_thunk, _register
 
+# grpcio server arguments the library honours (README: "Options"); -1 is "no limit".
 _SERVER_OPTIONS = {
     "grpc.max_receive_message_length": ffi.GH_OPT_MAX_RECV_MESSAGE_SIZE,
+    "grpc.max_send_message_length": ffi.GH_OPT_MAX_SEND_MESSAGE_SIZE,
     "grpc.max_concurrent_streams": ffi.GH_OPT_MAX_CONCURRENT_STREAMS,
     "grpc.max_metadata_size": ffi.GH_OPT_MAX_HEADER_LIST_SIZE,
     "grpc.http2.initial_window_size": ffi.GH_OPT_INITIAL_WINDOW_SIZE,
@@ -176,16 +178,20 @@ class Server(compat.Server):
         if compression is not None:
             ffi.gh_server_set_int(ptr, ffi.GH_OPT_DEFAULT_COMPRESSION,
                                    compat.compression_value(compression))
+        reuse_port = 1              # grpcio's default on Linux: grpc.so_reuseport on
         for key, value in options or ():
             if key in _SERVER_OPTIONS:
                 v = int(value)
                 ffi.gh_server_set_int(ptr, _SERVER_OPTIONS[key], _UNLIMITED if v < 0 else v)
-            elif key == "grpc.max_send_message_length":
-                self._state.max_send_message_length = None if int(value) < 0 else int(value)
+            elif key == "grpc.per_message_decompression":
+                ffi.gh_server_set_int(ptr, ffi.GH_OPT_PER_MESSAGE_DECOMPRESSION, 1 if int(value) else 0)
+            elif key == "grpc.so_reuseport":
+                reuse_port = 1 if int(value) else 0
             elif key == "grpc.default_compression_algorithm":
                 ffi.gh_server_set_int(ptr, ffi.GH_OPT_DEFAULT_COMPRESSION, int(value))
             # Other grpcio options (channel args) have no meaning here and are ignored,
             # as grpcio ignores the ones it does not know.
+        ffi.gh_server_set_int(ptr, ffi.GH_OPT_SO_REUSEPORT, reuse_port)
 
     # -- configuration
     def add_generic_rpc_handlers(self, generic_rpc_handlers):

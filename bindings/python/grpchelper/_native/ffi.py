@@ -7,10 +7,9 @@ tests/test_ffi_header.py compares the table, the callback types and the GH_* con
 with the header, so that a difference fails the tests instead of corrupting memory.
 
 Functions that return a gh_error int get an errcheck that turns a negative result into an
-exception carrying the library's own message (gh_last_error, read on the same thread); a
-helper-layer failure (GH_ERR_RESULT) becomes grpc-helper's RpcException with the
-ResultCode of gh_last_result_code. ctypes releases the GIL around every foreign call, so
-blocking calls (reads, waits, shutdown) let other Python threads run.
+exception with the library's own message (gh_last_error, read on the same thread); a
+helper-layer failure (GH_ERR_RESULT) becomes RpcException with gh_last_result_code's code.
+ctypes releases the GIL around every foreign call: blocking calls let other threads run.
 """
 
 import ctypes
@@ -109,10 +108,8 @@ GH_LOG_THRESHOLD_FN = CFUNCTYPE(c_int, c_void_p, c_char_p)
 # typedef void (*gh_log_level_set_fn)(void *user_data, const char *name,
 #                                     int level, int enabled);
 GH_LOG_LEVEL_SET_FN = CFUNCTYPE(None, c_void_p, c_char_p, c_int, c_int)
-# typedef int (*gh_log_emit_fn)(void *user_data, const char *name, int level,
-#                               const char *thread, const char *file,
-#                               const char *function, int line,
-#                               const char *message);
+# typedef int (*gh_log_emit_fn)(void *user_data, const char *name, int level, const char *thread,
+#                               const char *file, const char *function, int line, const char *message);
 GH_LOG_EMIT_FN = CFUNCTYPE(c_int, c_void_p, c_char_p, c_int, c_char_p, c_char_p, c_char_p, c_int, c_char_p)
 
 # The header's typedef name of each callback type.
@@ -162,6 +159,8 @@ FUNCTIONS = {
     "gh_metadata_free": (None, [c_void_p], None),
     # int gh_metadata_add(gh_metadata *md, const char *key, const char *value);
     "gh_metadata_add": (c_int, [c_void_p, c_char_p, c_char_p], CHECK),
+    # int gh_metadata_key_is_managed(const char *key);
+    "gh_metadata_key_is_managed": (c_int, [c_char_p], None),
     # int gh_metadata_add_bin(gh_metadata *md, const char *key, const uint8_t *value,
     #                         size_t len);
     "gh_metadata_add_bin": (c_int, [c_void_p, c_char_p, c_char_p, c_size_t], CHECK),
