@@ -18,10 +18,11 @@ RpcManager, RpcClient) is imported on first use: most of it needs grpchelper.api
 import importlib
 
 from . import _ffi
-from ._grpc import (HAVE_GRPCIO, Call, Channel, Compression, Future, FutureCancelledError,
-                    FutureTimeoutError, GenericRpcHandler, HandlerCallDetails, MetadataError,
-                    Metadatum, RpcError, RpcMethodHandler, Server, ServerInterceptor,
-                    ServiceRpcHandler, ServicerContext, Status, StatusCode, insecure_channel,
+from ._grpc import (HAVE_GRPCIO, Call, Channel, ChannelConnectivity, Compression, Future,
+                    FutureCancelledError, FutureTimeoutError, GenericRpcHandler,
+                    HandlerCallDetails, MetadataError, Metadatum, RpcError, RpcMethodHandler,
+                    Server, ServerInterceptor, ServiceRpcHandler, ServicerContext, Status,
+                    StatusCode, channel_ready_future, insecure_channel,
                     method_handlers_generic_handler, server, stream_stream_rpc_method_handler,
                     stream_unary_rpc_method_handler, unary_stream_rpc_method_handler,
                     unary_unary_rpc_method_handler)
@@ -72,7 +73,8 @@ __all__ = [
     "HandlerCallDetails", "unary_unary_rpc_method_handler", "unary_stream_rpc_method_handler",
     "stream_unary_rpc_method_handler", "stream_stream_rpc_method_handler",
     "method_handlers_generic_handler", "Metadatum", "MetadataError", "HAVE_GRPCIO",
-    "ServerInterceptor", "Status", "library_version",
+    "ServerInterceptor", "Status", "library_version", "ChannelConnectivity",
+    "channel_ready_future",
 ]
 # The lazy helper-layer names (_LAZY) are left out of __all__, so that
 # `from grpchelper import *` keeps working without protobuf.

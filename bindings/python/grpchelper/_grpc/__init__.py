@@ -4,13 +4,16 @@
 - `compat`: grpcio's public types, or equivalents when grpcio is not installed;
 - `metadata`: metadata between grpcio's form and gh_metadata;
 - `server`, `dispatch`, `context`: grpc.Server, serving a call, grpc.ServicerContext;
-- `channel`, `calls`: grpc.Channel and its multi-callables, the call objects.
+- `channel`, `calls`: grpc.Channel and its multi-callables, the call objects;
+- `connectivity`: Channel.subscribe / unsubscribe, grpc.ChannelConnectivity,
+  grpc.channel_ready_future.
 """
 
-from .compat import (HAVE_GRPCIO, Call, Compression, Future, FutureCancelledError,
-                     FutureTimeoutError, GenericRpcHandler, HandlerCallDetails, RpcError,
-                     RpcMethodHandler, ServerInterceptor, ServiceRpcHandler, Status,
-                     compression_value, method_handlers_generic_handler, serialize,
+from .compat import (HAVE_GRPCIO, Call, ChannelConnectivity, Compression, Future,
+                     FutureCancelledError, FutureTimeoutError, GenericRpcHandler,
+                     HandlerCallDetails, RpcError, RpcMethodHandler, ServerInterceptor,
+                     ServiceRpcHandler, Status, compression_value,
+                     method_handlers_generic_handler, serialize,
                      stream_stream_rpc_method_handler, stream_unary_rpc_method_handler,
                      unary_stream_rpc_method_handler, unary_unary_rpc_method_handler)
 from .status import StatusCode, status_code
@@ -18,6 +21,7 @@ from .metadata import MetadataError, Metadatum
 from .server import Server, server
 from .context import ServicerContext
 from .channel import Channel, insecure_channel
+from .connectivity import channel_ready_future
 
 __all__ = [
     "server", "insecure_channel", "Server", "Channel", "ServicerContext",
@@ -27,4 +31,5 @@ __all__ = [
     "stream_unary_rpc_method_handler", "stream_stream_rpc_method_handler",
     "method_handlers_generic_handler", "Metadatum", "MetadataError", "HAVE_GRPCIO",
     "ServerInterceptor", "Status", "status_code", "compression_value", "serialize",
+    "ChannelConnectivity", "channel_ready_future",
 ]

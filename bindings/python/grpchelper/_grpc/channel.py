@@ -1,5 +1,6 @@
 """grpcio's channel surface (grpc.insecure_channel, grpc.Channel and its multi-callables)
-over gh_channel / gh_call; the call objects are in calls.py.
+over gh_channel / gh_call; the call objects are in calls.py, the connectivity states
+(subscribe, unsubscribe) in connectivity.py.
 """
 
 import collections
@@ -11,6 +12,7 @@ from .._native import ffi
 from .._native.handle import NativeHandle
 from . import compat, status
 from . import metadata as _metadata
+from .connectivity import Subscriptions
 from .calls import _CHANNEL_CLOSED, _CallFuture, _FinishedCall, _ResponseStream, _State, \
     _deserialize, _LOGGER, _on_done, _on_message, _serialize, _snapshot, _start_future, \
     _start_sender
@@ -75,12 +77,15 @@ def _capture(ref, ptr):
         call.ended = _CHANNEL_CLOSED
 
 
-def _free_channel(handle):
+def _free_channel(handle, subscriptions):
     """The channel's finaliser (close(), garbage collection, interpreter exit): its
-    handle's close stops lending it (a gh_call_new begun has returned: they are uses of
-    the handle; later ones see it closed), closes the calls (children) first, then frees
-    it with gh_channel_free, outside any lock: that waits for queued completion
-    callbacks, which may try to start calls (they then see the channel closed)."""
+    subscriptions end first (nothing more is delivered to them, as grpcio's close
+    unsubscribes all), then its handle's close stops lending it (a gh_call_new begun has
+    returned: they are uses of the handle; later ones see it closed), closes the calls
+    (children) first, then frees it with gh_channel_free, outside any lock: that waits
+    for queued completion callbacks, which may try to start calls (they then see the
+    channel closed), and ends the connectivity watches."""
+    subscriptions.end()
     handle.close()
 
 
@@ -128,7 +133,8 @@ class Channel(compat.Channel):
             raise ValueError("invalid target %r: %s" % (target, e.message)) from None
         self._handle = handle = NativeHandle("channel", ptr, ffi.gh_channel_free,
                                              what="channel")
-        self._free = weakref.finalize(self, _free_channel, handle)
+        self._subscriptions = subscriptions = Subscriptions(handle)
+        self._free = weakref.finalize(self, _free_channel, handle, subscriptions)
         with handle.use() as ptr:
             self._configure(ptr, options, compression)
 
@@ -202,13 +208,19 @@ class Channel(compat.Channel):
         return StreamStreamMultiCallable(self, method, request_serializer, response_deserializer)
 
     def subscribe(self, callback, try_to_connect=False):
-        raise NotImplementedError("grpchelper channels do not report connectivity states")
+        """Calls callback(grpc.ChannelConnectivity) with the channel's state, at once and
+        then at every change, on the library's callback threads, until unsubscribe() or
+        close(). try_to_connect: the channel connects, and keeps connecting while this
+        subscription lasts."""
+        self._subscriptions.subscribe(callback, try_to_connect)
 
     def unsubscribe(self, callback):
-        raise NotImplementedError("grpchelper channels do not report connectivity states")
+        """Ends the first subscription of `callback` (none: nothing happens)."""
+        self._subscriptions.unsubscribe(callback)
 
     def close(self):
-        """Cancels calls in flight and releases the connection (idempotent)."""
+        """Ends the subscriptions, cancels calls in flight and releases the connection
+        (idempotent)."""
         self._free()
 
     def __enter__(self):

@@ -40,12 +40,23 @@ if HAVE_GRPCIO:
     method_handlers_generic_handler = _grpc.method_handlers_generic_handler
     ServerInterceptor = _grpc.ServerInterceptor
     Status = _grpc.Status
+    ChannelConnectivity = _grpc.ChannelConnectivity
 else:
     @enum.unique
     class Compression(enum.IntEnum):
         NoCompression = 0
         Deflate = 1
         Gzip = 2
+
+    @enum.unique
+    class ChannelConnectivity(enum.Enum):
+        """A channel's connectivity state (grpc.ChannelConnectivity when grpcio is
+        present: the same names and values)."""
+        IDLE = (_c.GH_CONNECTIVITY_IDLE, "idle")
+        CONNECTING = (_c.GH_CONNECTIVITY_CONNECTING, "connecting")
+        READY = (_c.GH_CONNECTIVITY_READY, "ready")
+        TRANSIENT_FAILURE = (_c.GH_CONNECTIVITY_TRANSIENT_FAILURE, "transient failure")
+        SHUTDOWN = (_c.GH_CONNECTIVITY_SHUTDOWN, "shutdown")
 
     class RpcError(Exception):
         """Raised by calls that end with a non-OK status."""

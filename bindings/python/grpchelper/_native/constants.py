@@ -1,6 +1,7 @@
 """The integer constants of libgrpchelper's C header (grpchelper.h and its parts), for
 ctypes: gh_error, gh_status_code, cardinality, compression, write flags, options,
-gh_result_code, gh_config_validator, gh_log_level, gh_rpc_server_new flags.
+gh_connectivity_state, gh_result_code, gh_config_validator, gh_log_level,
+gh_rpc_server_new flags.
 
 tests/test_ffi_header.py checks every GH_* value against the header.
 """
@@ -64,6 +65,13 @@ GH_OPT_PER_MESSAGE_DECOMPRESSION = 11
 GH_OPT_SO_REUSEPORT = 12
 GH_OPT_USER_AGENT_PREFIX = 10001
 GH_OPT_USER_AGENT_SUFFIX = 10002
+
+# gh_connectivity_state (gRPC's connectivity states, grpcio's ChannelConnectivity).
+GH_CONNECTIVITY_IDLE = 0
+GH_CONNECTIVITY_CONNECTING = 1
+GH_CONNECTIVITY_READY = 2
+GH_CONNECTIVITY_TRANSIENT_FAILURE = 3
+GH_CONNECTIVITY_SHUTDOWN = 4
 
 # gh_result_code: grpc-helper's ResultCode values (the wire enum of grpc-helper-api).
 GH_RC_OK = 0
