@@ -2365,6 +2365,153 @@ static void test_call_metadata(void) {
     gh_rpc_client_free(c);
 }
 
+/* ------------------------------------------------------------------------ */
+/* Managed request-streaming and bidi methods; the server's own auto-client  */
+/* ------------------------------------------------------------------------ */
+
+/* "chat" (bidi): one ResultStatus per request as it arrives, r.msg "re:<names>";
+ * a request whose first name is "fail" → the error result ERROR_ITEM_CONFLICT. */
+static int chat_handler(gh_server_call *call, void *user_data) {
+    (void)user_data;
+    const uint8_t *data = NULL;
+    size_t len = 0;
+    while (gh_server_call_read(call, &data, &len) == 1) {
+        names_t n;
+        names_decode(data, len, &n);
+        if (n.count > 0 && strcmp(n.names[0], "fail") == 0) {
+            names_free(&n);
+            gh_rpc_error("chat refused", NULL);
+            return GH_RC_ERROR_ITEM_CONFLICT;
+        }
+        char *joined = names_join(&n);
+        char msg[256];
+        snprintf(msg, sizeof msg, "re:%s", joined);
+        free(joined);
+        names_free(&n);
+        CHECK_OK(send_status(call, 0, msg));
+    }
+    return GH_RC_OK;
+}
+
+/* "gather" (client streaming): every request's names, one ResultStatus. */
+static int gather_handler(gh_server_call *call, void *user_data) {
+    (void)user_data;
+    char all[512] = "";
+    const uint8_t *data = NULL;
+    size_t len = 0;
+    while (gh_server_call_read(call, &data, &len) == 1) {
+        names_t n;
+        names_decode(data, len, &n);
+        char *joined = names_join(&n);
+        if (joined[0]) {
+            if (all[0]) strncat(all, ",", sizeof all - strlen(all) - 1);
+            strncat(all, joined, sizeof all - strlen(all) - 1);
+        }
+        free(joined);
+        names_free(&n);
+    }
+    CHECK_OK(send_status(call, 0, all));
+    return GH_RC_OK;
+}
+
+/* A core call to the "streams" service with the api_version metadata. */
+static gh_call *streams_call(gh_channel *ch, const char *method) {
+    char path[128];
+    snprintf(path, sizeof path, "/test.Streams/%s", method);
+    gh_call *call = NULL;
+    CHECK_OK(gh_call_new(ch, path, &call));
+    CHECK_OK(gh_call_set_timeout(call, TU_WAIT_LIMIT));
+    gh_metadata *md = NULL;
+    CHECK_OK(gh_metadata_new(&md));
+    CHECK_OK(gh_metadata_add(md, "api_version", "1"));
+    CHECK_OK(gh_call_set_metadata(call, md));
+    gh_metadata_free(md);
+    CHECK_OK(gh_call_start(call));
+    return call;
+}
+
+static void send_names(gh_call *call, const char *const *names) {
+    tu_buf req = tu_pb_filter(0, names);
+    CHECK_OK(gh_call_send(call, req.data, req.len, 0));
+    tu_buf_free(&req);
+}
+
+static void recv_result(gh_call *call, int code, const char *msg) {
+    const uint8_t *data = NULL;
+    size_t len = 0;
+    CHECK_EQ(gh_call_recv(call, &data, &len), 1);
+    result_t r;
+    result_of(data, len, &r);
+    CHECK_EQ(r.code, code);
+    CHECK_STR(r.msg, msg);
+    result_clear(&r);
+}
+
+static void test_streaming_methods_and_auto_client(void) {
+    gh_rpc_service *svc = NULL;
+    CHECK_OK(gh_rpc_service_new("streams", "test.Streams", "streams:1.0", 1, 1, &svc));
+    CHECK_OK(gh_rpc_service_add_method(svc, "chat", GH_BIDI_STREAMING, chat_handler, NULL, NULL));
+    CHECK_OK(gh_rpc_service_add_method(svc, "gather", GH_CLIENT_STREAMING, gather_handler, NULL,
+                                       NULL));
+    CHECK_OK(gh_rpc_service_set_manager(svc, "StreamsManager", NULL, NULL, NULL, NULL));
+    tu_layout l;
+    gh_rpc_server *server = server_new_cli(&l, "streams", 0, &svc, 1, NULL, 0, 0);
+    gh_rpc_service_free(svc);
+    int port = gh_rpc_server_port(server);
+    gh_channel *ch = tu_channel_new(port);
+
+    /* bidi: each answer read before the next request is sent */
+    gh_call *chat = streams_call(ch, "chat");
+    send_names(chat, NAMES("x"));
+    recv_result(chat, 0, "re:x");
+    send_names(chat, NAMES("y", "z"));
+    recv_result(chat, 0, "re:y,z");
+    CHECK_OK(gh_call_close_send(chat));
+    const uint8_t *data = NULL;
+    size_t len = 0;
+    CHECK_EQ(gh_call_recv(chat, &data, &len), 0);
+    CHECK_EQ(gh_call_wait(chat), GH_STATUS_OK);
+    gh_call_free(chat);
+
+    /* an error result after a good answer: the last message, status OK */
+    chat = streams_call(ch, "chat");
+    send_names(chat, NAMES("ok"));
+    recv_result(chat, 0, "re:ok");
+    send_names(chat, NAMES("fail"));
+    recv_result(chat, GH_RC_ERROR_ITEM_CONFLICT, "chat refused");
+    CHECK_EQ(gh_call_recv(chat, &data, &len), 0);
+    CHECK_EQ(gh_call_wait(chat), GH_STATUS_OK);
+    gh_call_free(chat);
+
+    /* client streaming */
+    gh_call *gather = streams_call(ch, "gather");
+    send_names(gather, NAMES("a"));
+    send_names(gather, NAMES("b", "c"));
+    CHECK_OK(gh_call_close_send(gather));
+    recv_result(gather, 0, "a,b,c");
+    CHECK_EQ(gh_call_wait(gather), GH_STATUS_OK);
+    gh_call_free(gather);
+    gh_channel_free(ch);
+
+    /* the server's own auto-client: every served service, the same handle each time */
+    gh_rpc_client *auto_client = gh_rpc_server_client(server);
+    CHECK(auto_client != NULL);
+    CHECK(gh_rpc_server_client(server) == auto_client);
+    uint8_t *resp = NULL;
+    size_t resp_len = 0;
+    tu_buf req = tu_pb_filter(0, NO_NAMES);
+    CHECK_OK(gh_rpc_client_call(auto_client, "srv", "info", req.data, req.len, TU_WAIT_LIMIT,
+                                &resp, &resp_len));
+    tu_buf_free(&req);
+    CHECK(resp_len > 0);
+    CHECK(memmem(resp, resp_len, "streams", 7) != NULL);
+    gh_free(resp);
+    CHECK(gh_rpc_server_client(NULL) == NULL);
+
+    gh_rpc_server_free(server);
+    tu_layout_free(&l);
+}
+
 int main(void) {
     setvbuf(stdout, NULL, _IOLBF, 0);
     g_tmp = tu_tmpdir();
@@ -2376,6 +2523,8 @@ int main(void) {
     printf("user data: OK\n");
     test_main_server();
     printf("main server: OK\n");
+    test_streaming_methods_and_auto_client();
+    printf("streaming methods and auto-client: OK\n");
     test_new_errors();
     printf("new errors: OK\n");
     test_options();

@@ -125,6 +125,12 @@ def _manager_classes(pb2, pb2_grpc):
         def collect(self, request_iterator) -> Response:
             return Response(text=",".join(r.name for r in request_iterator))
 
+        def chat(self, request_iterator) -> Response:
+            # One answer per request, as it arrives; an error (as asked) ends the call.
+            for r in request_iterator:
+                _raise_if_asked(r)
+                yield Response(index=r.count, text="re:" + r.name)
+
         def block(self, request: Request) -> ResultStatus:
             self.entered.set()
             assert self.release.wait(BOUND), "block() never released"
@@ -263,9 +269,10 @@ def test_method_discovery_from_generated_code(pb):
     discover = rpc_server_module.discover_service
     service, handlers = discover(pb.add)
     assert service == "sample.SampleService"
-    assert list(handlers) == ["hello", "missing", "count", "collect", "block", "relay"]
+    assert list(handlers) == ["hello", "missing", "count", "collect", "block", "relay", "chat"]
     assert [(h.request_streaming, h.response_streaming) for h in handlers.values()] == [
-        (False, False), (False, False), (False, True), (True, False), (False, False), (False, False)]
+        (False, False), (False, False), (False, True), (True, False), (False, False), (False, False),
+        (True, True)]
     assert handlers["hello"].request_deserializer(pb.Request(name="x").SerializeToString()).name == "x"
 
     def generic_only(servicer, server):
@@ -289,7 +296,7 @@ def test_method_discovery_from_generated_code(pb):
     implemented = {n: rpc_server_module.manager_method(pb.classes.SampleManager(), n) is not None
                    for n in handlers}
     assert implemented == {"hello": True, "missing": False, "count": True, "collect": True,
-                           "block": True, "relay": True}
+                           "block": True, "relay": True, "chat": True}
     assert rpc_server_module.manager_method(pb.classes.ContextStyle(), "hello") is None
     assert rpc_server_module.manager_method(pb.classes.SampleManager(), "_load") is None
 
@@ -298,7 +305,8 @@ def test_method_discovery_from_generated_code(pb):
     assert service == "sample.SampleService"
     assert {n: m.kind for n, m in methods.items()} == {
         "hello": "unary_unary", "missing": "unary_unary", "count": "unary_stream",
-        "collect": "stream_unary", "block": "unary_unary", "relay": "unary_unary"}
+        "collect": "stream_unary", "block": "unary_unary", "relay": "unary_unary",
+        "chat": "stream_stream"}
 
 
 def test_info_lists_every_service(pb, servers, clients):
@@ -512,6 +520,52 @@ def test_stream_request_methods(pb, servers, clients):
         c.sample.collect(iter([pb.Request(name="a")]), timeout=BOUND)
     assert e.value.rc == ResultCode.ERROR_RPC and "/sample.SampleService/collect" in str(e.value)
     assert str(port) in str(e.value)
+
+
+def test_bidi_methods(pb, servers, clients):
+    """Managed bidi methods through the RpcClient: each answer read before the next request
+    is made (a real exchange, the request iterator fed as the answers come), an error
+    result of the manager raised after the good answers, the API version check, a server
+    gone: ERROR_RPC."""
+    srv = servers(descriptor(pb, pb.classes.SampleManager()))
+    c = sample_client(clients, pb, srv)
+    answers = []
+    asked = threading.Semaphore(1)
+
+    def requests():
+        for i, name in enumerate(["x", "y", "z"]):
+            assert asked.acquire(timeout=BOUND)       # the previous answer has come
+            yield pb.Request(name=name, count=i)
+
+    for r in c.sample.chat(requests()):
+        answers.append((r.index, r.text))
+        asked.release()
+    assert answers == [(0, "re:x"), (1, "re:y"), (2, "re:z")]
+    assert list(c.sample.chat(iter([]))) == []
+    # An error result after two good answers: raised when reached (RpcException, its code).
+    got = []
+    with pytest.raises(RpcException) as e:
+        for r in c.sample.chat(iter([pb.Request(name="a"), pb.Request(name="b"),
+                                     pb.Request(code=ResultCode.ERROR_ITEM_CONFLICT, error="no chat")])):
+            got.append(r.text)
+    assert got == ["re:a", "re:b"] and e.value.rc == ResultCode.ERROR_ITEM_CONFLICT
+    assert "no chat" in str(e.value)
+    # Without exceptions, the error is the last message.
+    quiet = sample_client(clients, pb, srv, exception=False)
+    last = list(quiet.sample.chat(iter([pb.Request(code=ResultCode.ERROR_PARAM_INVALID, error="bad")])))
+    assert len(last) == 1 and last[0].r.code == ResultCode.ERROR_PARAM_INVALID and last[0].r.msg == "bad"
+    lo, hi = rpc_server_module.api_versions(pb.Version)
+    too_new = RpcClient("127.0.0.1", srv.port, {"sample": (pb.Stub, hi + 1)}, timeout=5)
+    try:
+        with pytest.raises(RpcException) as e:
+            list(too_new.sample.chat(iter([pb.Request(name="a")])))
+        assert e.value.rc == ResultCode.ERROR_API_SERVER_TOO_OLD
+    finally:
+        too_new.close()
+    srv.shutdown()
+    with pytest.raises(RpcException) as e:
+        list(c.sample.chat(iter([pb.Request(name="a")]), timeout=BOUND))
+    assert e.value.rc == ResultCode.ERROR_RPC and "/sample.SampleService/chat" in str(e.value)
 
 
 def test_request_iterator_kept_after_the_call(pb, servers):
