@@ -281,10 +281,6 @@ DIFFERENCES = [
         ("original", r"(is too old for server supported API version) \(3\)", r"\1 (<version>)"),
         ("ours", r"(is too old for server supported API version) \(2\)", r"\1 (<version>)"),
     )),
-    Difference("static-config", ("helper_config.py",), (
-        ("original", r"^(RpcStaticConfig\.CLIENT_TIMEOUT:) 7\.0 ", r"\1 <value> "),
-        ("ours", r"^(RpcStaticConfig\.CLIENT_TIMEOUT:) 60\.0 ", r"\1 <value> "),
-    )),
     Difference("config-reset", ("helper_config.py",), (
         ("original", r'^(workspace config\.json after reset:) \{"cfg-color": "blue", "cfg-hard": "changed"\}$',
          r"\1 <file>"),

@@ -58,7 +58,8 @@ public final class RpcServer: @unchecked Sendable {
     }
 
     /// Builds the config set (the built-in static items plus `staticItems`, `userItems`:
-    /// `Config` items or `ConfigHolder`s;
+    /// `Config` items or `ConfigHolder`s; a static item named as a built-in one, `rpc-*`,
+    /// replaces it, so that items a program shares follow the server's layers;
     /// defaults from `folders` and `cliConfig`), the rolling logs, registers the built-in
     /// services and `descriptors`, starts serving on `port` (0: any free port), then calls
     /// every manager's `load()` with its auto-client ready. `levelSource`: the host's
@@ -78,8 +79,12 @@ public final class RpcServer: @unchecked Sendable {
         }
         _ = installThreadDumpHook
         self.folders = folders
-        config = try ConfigSet(staticItems: staticItems + RpcStaticConfig.items().map { $0 as any ConfigItemSource },
-                               userItems: userItems,
+        // A given static item named as a built-in one (rpc-*) is used instead of the
+        // library's own: a host's shared items then follow this server's layers.
+        let givenStatics = staticItems.expandedItems
+        let givenNames = Set(givenStatics.map(\.name))
+        let builtins: [any ConfigItemSource] = RpcStaticConfig.items().filter { !givenNames.contains($0.name) }
+        config = try ConfigSet(staticItems: givenStatics + builtins, userItems: userItems,
                                folders: folders, cli: cliConfig)
         logs = try RpcLogs(config: config, levelSource: levelSource)
         logger = logs.logger("RpcServer")

@@ -212,6 +212,18 @@ private struct SampleHolder: ConfigHolder {
         #expect(rpcError { _ = try auto["srv"]!.call("info", RpcFilter(), as: RpcMultiServiceInfo.self) } != nil)
     }
 
+    @Test func aGivenBuiltInItemIsUsedInsteadOfTheLibrarysOwn() throws {
+        let shared = try Config(name: "rpc-client-timeout", defaultValue: "60", validator: .configValidPosFloat)
+        let folders = TempFolders()
+        let server = try RpcServer(port: 0, descriptors: [], folders: folders.folders,
+                                   cliConfig: ["rpc-client-timeout": "7"], staticItems: [shared],
+                                   withDebugSignal: false)
+        defer { server.shutdown() }
+        #expect(server.config["rpc-client-timeout"] === shared)
+        #expect(shared.floatValue == 7)
+        #expect(server.config["rpc-max-workers"]?.intValue == 30)   // the other built-ins stay
+    }
+
     @Test func configHoldersAreTakenAsItems() throws {
         let t = try TestServer(cli: ["holder-second": "three"], userItems: [SampleHolder(), try Config(name: "plain-item", defaultValue: "p")])
         #expect(t.server.config["holder-first"]?.stringValue == "1")

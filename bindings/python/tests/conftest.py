@@ -411,3 +411,12 @@ def python_levels():
             lg.disabled = before.get(name, (logging.NOTSET, False))[1]
     logging.root.setLevel(root[0])
     logging.root.disabled = root[1]
+
+
+@pytest.fixture(autouse=True)
+def static_config_defaults():
+    """RpcStaticConfig's items are shared (as grpc-helper's): a server's layers change them.
+    Each test gets them back at their hard-coded defaults (a config set without layers)."""
+    yield
+    from grpchelper import ConfigSet, RpcStaticConfig
+    ConfigSet(static_items=[RpcStaticConfig]).close()

@@ -1204,3 +1204,23 @@ def test_signals_in_forked_children_and_previous_handlers(tmp_path):
                        capture_output=True, text=True, timeout=BOUND)
     assert r.stdout.split("\n")[:3] == ["child True", "parent running True", "KeyboardInterrupt"], \
         r.stdout + r.stderr
+
+
+def test_rpc_static_config_follows_the_server(pb, servers, dirs):
+    """As grpc-helper's global items: RpcStaticConfig.X holds the values of the last server
+    made (its -c, config files, environment), what a manager reads."""
+    assert RpcStaticConfig.CLIENT_TIMEOUT.float_val == 60.0
+    seen = {}
+
+    class Reader(pb.classes.SampleManager):
+        def _load(self):
+            seen["timeout"] = RpcStaticConfig.CLIENT_TIMEOUT.float_val
+            seen["folder"] = RpcStaticConfig.LOGS_FOLDER.str_val
+
+    srv = servers(descriptor(pb, Reader()), cli_config={"rpc-client-timeout": "7",
+                                                       "rpc-logs-folder": "my-logs"})
+    assert seen == {"timeout": 7.0, "folder": "my-logs"}
+    assert RpcStaticConfig.CLIENT_TIMEOUT.float_val == 7.0
+    assert srv.config.item("rpc-client-timeout") is not None
+    # The server's own items are the shared ones: a config set of the server says the same.
+    assert srv.config.item("rpc-client-timeout").float_val == 7.0

@@ -104,7 +104,10 @@ void gh_rpc_service_free(gh_rpc_service *service);
 
 /* Builds and starts a managed server (grpc-helper's RpcServer) on |port| (0:
  * a free port, see gh_rpc_server_port): the config set (the built-in static
- * items plus |static_items|, |user_items|; defaults from |folders| (may be
+ * items plus |static_items|, |user_items|; a static item named as a built-in
+ * one, "rpc-...", is used instead of it, so that a host's shared items take
+ * this server's values (the Python binding's RpcStaticConfig, as
+ * grpc-helper's); defaults from |folders| (may be
  * NULL) and |cli_config| "NAME=VALUE" strings, as gh_config_set_new), the
  * rolling logs (gh_logs_new_from_config), the built-in services srv, config
  * and log, then |services| (arrays borrowed for the call); calls every

@@ -179,17 +179,11 @@ def _array(ctype, values):
     return (ctype * len(values))(*values)
 
 
-def _without_static_config(candidates):
-    """static_items without RpcStaticConfig (and its items): the library adds its own
-    built-in static items to every server."""
-    out = []
-    for c in candidates or ():
-        if c is RpcStaticConfig:
-            continue
-        if isinstance(c, Config) and any(c is i for i in RpcStaticConfig.all_config_items()):
-            continue
-        out.append(c)
-    return out
+def _with_static_config(candidates):
+    """static_items with RpcStaticConfig: its shared items are the server's built-in ones
+    (the library uses a given rpc-* item instead of its own), so that, as in grpc-helper,
+    `RpcStaticConfig.X` follows the last server's -c, config files and environment."""
+    return list(candidates or ()) + [RpcStaticConfig]
 
 
 # --- RpcServer -----------------------------------------------------------------------
@@ -230,7 +224,7 @@ class RpcServer:
             folders = Folders()
         elif not isinstance(folders, Folders):
             raise TypeError("folders must be a grpchelper.Folders, not %r" % (folders,))
-        statics = _expand(_without_static_config(static_items), "static_items")
+        statics = _expand(_with_static_config(static_items), "static_items")
         users = _expand(user_items, "user_items")
         cli = [text(s, "cli_config") for s in _cli_strings(cli_config)]
 
