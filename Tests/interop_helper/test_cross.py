@@ -56,8 +56,9 @@ OUR_EMPTY_VALUE = "Config item {name}: empty value not allowed"
 OUR_EMPTY_UPDATE = "empty update list"
 OUR_EMPTY_NAMES = "empty name list"
 OUR_BAD_API_VERSION = 'Invalid api_version metadata: "{text}"'
-# Our client's messages: "RPC returned error (on /Service/method @ host:port): CODE: msg"
-OUR_RAISED = "RPC returned error (on {path} @ 127.0.0.1:{port}): {code}: {msg}"
+# Our client's messages: an error result as the original's ("RPC returned error: msg"); a
+# failed call names the method and target
+OUR_RAISED = "RPC returned error: {msg}"
 OUR_RPC_ERROR = "RPC error (on {path} @ 127.0.0.1:{port}): {status}: {details}"
 
 

@@ -288,8 +288,8 @@ public final class RpcClient: @unchecked Sendable {
         guard raisesErrors, let status = try? RpcResultStatus(serializedBytes: response) else { return }
         let code = status.r.code.rawValue
         if code > 0 && code < RpcResultCode.errorCustom.rawValue {
-            throw makeError("RPC returned error (on \(path) @ \(target)): \(status.r.code.protoName): \(status.r.msg)",
-                            status.r.code)
+            // grpc-helper's text, word for word (the code is the exception's).
+            throw makeError("RPC returned error: \(status.r.msg)", status.r.code)
         }
     }
 }

@@ -304,7 +304,7 @@ private struct SampleHolder: ConfigHolder {
         let t = try TestServer()
         let c = try t.client()
         var e = rpcError { _ = try c["sample"]!.call("fail", filter("why", "31"), as: RpcResultStatus.self) }
-        #expect(e?.code == .errorItemConflict && e?.message.contains("TestService/fail") == true)
+        #expect(e?.code == .errorItemConflict && e?.message == "RPC returned error: refused: why")
         // Codes at or above ERROR_CUSTOM are returned, not thrown.
         let custom = try c["sample"]!.call("fail", filter("why", "105"), as: RpcResultStatus.self)
         #expect(custom.r.code.rawValue == 105 && custom.r.msg == "refused: why" && !custom.r.stack.isEmpty)

@@ -324,6 +324,9 @@ def test_a_servicer_context_outliving_its_call_reads_nothing_native(serve, chann
     s, target = serve(bytes_handlers(K=grpc.unary_unary_rpc_method_handler(keep)))
     assert channels(target).unary_unary("/t.T/K")(b"x", timeout=BOUND) == b"x"
     ctx = kept[0]
+    # The response can reach the client before the handler's thread has closed the call's
+    # handle (just after it finished the call): the stopped server's handlers have returned.
+    assert s.stop(None).wait(BOUND)
     assert ctx._handle.closed                        # closed when the handler returned
     assert not ctx.is_active() and ctx.peer() == "" and ctx.time_remaining() == 0.0
     assert any(k == "user-agent" for k, _ in ctx.invocation_metadata())   # read before

@@ -204,13 +204,9 @@ class _Method:
             if 0 < code < ResultCode.ERROR_CUSTOM:
                 r = getattr(response, "r", None)
                 msg = getattr(r, "msg", "")
-                try:
-                    name = ResultCode.Name(code)
-                except ValueError:
-                    name = str(code)
+                # grpc-helper's text, word for word (the code is the exception's rc).
                 raise (client._custom_exception or RpcException)(
-                    "RPC returned error (on %s @ %s): %s: %s"
-                    % (self._spec.path, client.target_host, name, msg), rc=code)
+                    "RPC returned error: %s" % msg, rc=code)
         return response
 
 
