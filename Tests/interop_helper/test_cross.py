@@ -49,12 +49,13 @@ HOST = socket.gethostname()
 # The texts of our own errors where they differ from the original's (FACTS.md, "Ours vs the
 # original"): built-in services, config and log are the library's.
 OUR_CLIENT_TOO_OLD = "Client API version ({client}) is too old for server supported API version ({supported})"
-OUR_UNKNOWN_SERVICE = "Unknown service name: {name}"
-OUR_UNKNOWN_CONFIG = "unknown config item: {name}"
-OUR_INVALID_INT = 'Config item {name}: invalid value "{value}" (expected an integer)'
-OUR_EMPTY_VALUE = "Config item {name}: empty value not allowed"
-OUR_EMPTY_UPDATE = "empty update list"
-OUR_EMPTY_NAMES = "empty name list"
+# (the config and srv errors are the original's texts, word for word)
+OUR_UNKNOWN_SERVICE = "At least one of the required service names is unknown"
+OUR_UNKNOWN_CONFIG = "Unknown config item names in filter request: {name}"
+OUR_INVALID_INT = "Invalid int value for config item {name}: {value}"
+OUR_EMPTY_VALUE = "Empty value provided for item {name} (not supported)"
+OUR_EMPTY_UPDATE = "Input request list is empty"
+OUR_EMPTY_NAMES = "Input request list is empty"
 OUR_BAD_API_VERSION = 'Invalid api_version metadata: "{text}"'
 # Our client's messages: an error result as the original's ("RPC returned error: msg"); a
 # failed call names the method and target

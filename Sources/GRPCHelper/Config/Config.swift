@@ -65,29 +65,37 @@ public final class Config: @unchecked Sendable {
     /// The default value (hard-coded, or the last layer that set one).
     public var defaultValue: String { lock.withLock { _default } }
 
-    /// Throws an RpcException when `value` is not valid for this item: empty while not
-    /// allowed → ERROR_PARAM_MISSING; not of the validator's kind → ERROR_PARAM_INVALID,
-    /// naming the item and the value; a custom validator's own error.
+    /// Throws an RpcException when `value` is not valid for this item, with grpc-helper's
+    /// texts: empty while not allowed → ERROR_PARAM_MISSING "Empty value provided for item
+    /// NAME (not supported)"; not of the validator's kind → ERROR_PARAM_INVALID "Invalid
+    /// int|float value for config item NAME: VALUE", "Expected strictly positive value for
+    /// config item NAME but got VALUE"; a custom validator's own error.
     public func validate(_ value: String) throws {
         if value.isEmpty {
             if canBeEmpty { return }
-            throw RpcException("Config item \(name): empty value not allowed", code: .errorParamMissing)
+            throw RpcException("Empty value provided for item \(name) (not supported)", code: .errorParamMissing)
         }
-        func invalid(_ what: String) -> RpcException {
-            RpcException("Config item \(name): invalid value \"\(value)\" (\(what))", code: .errorParamInvalid)
+        func invalid(_ kind: String) -> RpcException {
+            RpcException("Invalid \(kind) value for config item \(name): \(value)", code: .errorParamInvalid)
+        }
+        func notPositive() -> RpcException {
+            RpcException("Expected strictly positive value for config item \(name) but got \(value)",
+                         code: .errorParamInvalid)
         }
         switch validator {
         case .configValidString, .UNRECOGNIZED:
             return
         case .configValidInt:
-            guard Config.parseInt(value) != nil else { throw invalid("expected an integer") }
+            guard Config.parseInt(value) != nil else { throw invalid("int") }
         case .configValidPosInt:
-            guard let v = Config.parseInt(value), v > 0 else { throw invalid("expected a positive integer") }
+            guard let v = Config.parseInt(value) else { throw invalid("int") }
+            guard v > 0 else { throw notPositive() }
         case .configValidFloat:
-            guard Config.parseFloat(value) != nil else { throw invalid("expected a float") }
+            guard Config.parseFloat(value) != nil else { throw invalid("float") }
         case .configValidPosFloat:
+            guard let v = Config.parseFloat(value) else { throw invalid("float") }
             // As Python's `float(v) <= 0` check: NaN is not refused.
-            guard let v = Config.parseFloat(value), !(v <= 0) else { throw invalid("expected a positive float") }
+            guard !(v <= 0) else { throw notPositive() }
         case .configValidCustom:
             try customValidator?(name, value)
         }

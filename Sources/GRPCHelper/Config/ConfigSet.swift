@@ -92,15 +92,12 @@ public final class ConfigSet: @unchecked Sendable {
     /// Validates every update first, then writes the new persisted values, then applies
     /// them: a bad value or a failed write applies nothing. Each value is validated once.
     public func set(_ updates: [(name: String, value: String)], ignoreUnknown: Bool = false) throws -> [RpcConfigItem] {
-        guard !updates.isEmpty else { throw RpcException("empty update list", code: .errorParamMissing) }
+        guard !updates.isEmpty else { throw ConfigSet.emptyRequest }
         return try lock.withLock {
+            try checkNamesLocked(updates.map(\.name), ignoreUnknown: ignoreUnknown)
             var known: [(Config, String)] = []
             for u in updates {
-                guard !u.name.isEmpty else { throw RpcException("update with an empty item name", code: .errorParamMissing) }
-                guard userNames.contains(u.name), let c = byName[u.name] else {
-                    if ignoreUnknown { continue }
-                    throw RpcException("unknown config item: \(u.name)", code: .errorItemUnknown)
-                }
+                guard userNames.contains(u.name), let c = byName[u.name] else { continue }   // ignored unknown
                 try c.validate(u.value)
                 known.append((c, u.value))
             }
@@ -114,7 +111,7 @@ public final class ConfigSet: @unchecked Sendable {
 
     /// Back to their defaults; persists.
     public func reset(_ names: [String], ignoreUnknown: Bool = false) throws -> [RpcConfigItem] {
-        guard !names.isEmpty else { throw RpcException("empty name list", code: .errorParamMissing) }
+        guard !names.isEmpty else { throw ConfigSet.emptyRequest }
         return try lock.withLock {
             let items = try select(names, ignoreUnknown: ignoreUnknown, emptyMeansAll: false)
             var values: [String: String] = [:]
@@ -127,16 +124,24 @@ public final class ConfigSet: @unchecked Sendable {
 
     private func select(_ names: [String], ignoreUnknown: Bool, emptyMeansAll: Bool) throws -> [Config] {
         if names.isEmpty && emptyMeansAll { return userItems }
-        var out: [Config] = []
-        for n in names {
-            guard !n.isEmpty else { throw RpcException("empty item name", code: .errorParamMissing) }
-            guard userNames.contains(n), let c = byName[n] else {
-                if ignoreUnknown { continue }
-                throw RpcException("unknown config item: \(n)", code: .errorItemUnknown)
-            }
-            out.append(c)
+        try checkNamesLocked(names, ignoreUnknown: ignoreUnknown)
+        return names.compactMap { n in userNames.contains(n) ? byName[n] : nil }
+    }
+
+    /// grpc-helper's errors (ConfigService), with its texts.
+    private static var emptyRequest: RpcException { RpcException("Input request list is empty", code: .errorParamMissing) }
+
+    /// The names of a request: an empty one → ERROR_PARAM_MISSING; unknown ones (all of
+    /// them named) → ERROR_ITEM_UNKNOWN unless ignored; grpc-helper's checks and texts.
+    private func checkNamesLocked(_ names: [String], ignoreUnknown: Bool) throws {
+        if names.contains(where: \.isEmpty) {
+            throw RpcException("At least one empty name found in input request", code: .errorParamMissing)
         }
-        return out
+        let unknown = names.filter { !userNames.contains($0) }
+        if !ignoreUnknown && !unknown.isEmpty {
+            throw RpcException("Unknown config item names in filter request: " + unknown.joined(separator: ", "),
+                               code: .errorItemUnknown)
+        }
     }
 
     /// Writes the user items that differ from their defaults (atomically), with the

@@ -28,7 +28,7 @@ public enum RpcStaticConfig {
             item("rpc-logs-interval-unit", "Logs rollover interval unit (S, M, H, D, MIDNIGHT, W0-W6)",
                  .configValidCustom, "H", custom: { name, value in
                      guard logIntervalUnits.contains(value.uppercased()) else {
-                         throw RpcException("Config item \(name): invalid value \"\(value)\" (expected one of S, M, H, D, MIDNIGHT, W0..W6)",
+                         throw RpcException("Invalid interval unit for \(name): \(value)",
                                             code: .errorParamInvalid)
                      }
                  }),

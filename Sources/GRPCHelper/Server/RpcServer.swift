@@ -349,7 +349,8 @@ public final class RpcServer: @unchecked Sendable {
         for n in request.names {
             guard let d = descriptors.first(where: { $0.name == n }) else {
                 if request.ignoreUnknown { continue }
-                throw RpcException("Unknown service name: \(n)", code: .errorItemUnknown)
+                // grpc-helper's text (it names none)
+                throw RpcException("At least one of the required service names is unknown", code: .errorItemUnknown)
             }
             out.items.append(d.info)
         }

@@ -87,15 +87,16 @@ private func code(_ body: () throws -> Void) -> RpcResultCode? {
         }
     }
 
-    @Test func errorMessagesNameTheItemAndTheValue() throws {
-        let c = try item(.configValidPosInt)
-        do {
-            try c.validate("-3")
-            Issue.record("accepted")
-        } catch let e as RpcException {
-            #expect(e.message.contains("my-item"))
-            #expect(e.message.contains("\"-3\""))
+    @Test func errorMessagesAreGrpcHelpers() throws {
+        func message(_ validator: RpcConfigValidator, _ value: String) throws -> String? {
+            do { try item(validator).validate(value); return nil } catch let e as RpcException { return e.message }
         }
+        #expect(try message(.configValidPosInt, "-3") == "Expected strictly positive value for config item my-item but got -3")
+        #expect(try message(.configValidPosInt, "x") == "Invalid int value for config item my-item: x")
+        #expect(try message(.configValidInt, "1.5") == "Invalid int value for config item my-item: 1.5")
+        #expect(try message(.configValidFloat, "y") == "Invalid float value for config item my-item: y")
+        #expect(try message(.configValidPosFloat, "0") == "Expected strictly positive value for config item my-item but got 0")
+        #expect(try message(.configValidString, "") == "Empty value provided for item my-item (not supported)")
     }
 
     @Test func updateResetAndConversions() throws {
