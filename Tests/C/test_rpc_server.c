@@ -1538,13 +1538,22 @@ static void test_options(void) {
     gh_rpc_server_free(b);
     CHECK_FREES(&st, SAMPLE_METHODS, 0);
 
-    /* Flags as the short form's: the events service is not there yet. */
+    /* Flags as the short form's: with the events service, srv.info lists it. */
     CHECK_OK(gh_rpc_server_options_new(&o));
     CHECK_OK(gh_rpc_server_options_set_folders(o, l.folders));
+    CHECK_OK(gh_rpc_server_options_add_cli_config(o, "rpc-shutdown-grace=0.3"));
     CHECK_OK(gh_rpc_server_options_set_flags(o, GH_RPC_WITH_EVENTS));
-    gh_rpc_server *none = NULL;
-    CHECK_RESULT(gh_rpc_server_new_with_options(o, &none), GH_RC_ERROR_PARAM_UNSUPPORTED);
-    CHECK(none == NULL);
+    gh_rpc_server *with_events = NULL;
+    CHECK_OK(gh_rpc_server_new_with_options(o, &with_events));
+    CHECK(with_events != NULL);
+    tu_buf req = tu_pb_filter(0, NAMES("events"));
+    uint8_t *resp = NULL;
+    size_t resp_len = 0;
+    CHECK_OK(gh_rpc_server_info(with_events, req.data, req.len, &resp, &resp_len));
+    tu_buf_free(&req);
+    CHECK(memmem(resp, resp_len, "events", 6) != NULL);
+    gh_free(resp);
+    gh_rpc_server_free(with_events);
     gh_rpc_server_options_free(o);
     gh_rpc_server_options_free(NULL);
 
@@ -1563,13 +1572,6 @@ static void test_new_errors(void) {
     tu_layout l;
     tu_layout_new(&l, g_tmp, "new-errors");
     gh_rpc_server *server = NULL;
-
-    /* GH_RPC_WITH_EVENTS: not yet */
-    CHECK_RESULT(gh_rpc_server_new(0, &svc, 1, l.folders, NULL, 0, NULL, 0, NULL, 0,
-                                   GH_RPC_WITH_EVENTS, &server),
-                 GH_RC_ERROR_PARAM_UNSUPPORTED);
-    CHECK(server == NULL);
-    CHECK_EQ(atomic_load(&st.loads), 0);
 
     /* The config set's and the logs' errors. */
     char file[700];

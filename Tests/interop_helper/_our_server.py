@@ -2,7 +2,7 @@
 
 Run by test_cross.py with PYTHONPATH = bindings/python:<sample code generated for flavor
 "grpchelper">, and the library found by the binding's lookup (GRPCHELPER_LIBRARY first when
-the environment has it). argv[1] is a JSON spec {"workspace", "cli_config"}. Prints:
+the environment has it). argv[1] is a JSON spec {"workspace", "cli_config", "with_events"}. Prints:
   LIBRARY <version>     the loaded libgrpchelper's version
   READY <port>          serving (port 0 asked: the port the server bound)
 then, once shut down (srv.shutdown by RPC, "shutdown" or EOF on stdin, SIGTERM), STOPPED and
@@ -116,7 +116,7 @@ def main():
     descriptor = RpcServiceDescriptor(sample_module, "sample", SampleApiVersion, SampleManager(),
                                       add_SampleServiceServicer_to_server, SampleServiceStub)
     srv = RpcServer(0, [descriptor], Folders(workspace=Path(spec["workspace"])), cli_config,
-                    user_items=USER_ITEMS)
+                    user_items=USER_ITEMS, with_events=spec.get("with_events", False))
 
     def stop_on_stdin():
         # "shutdown" or EOF (the parent closed stdin, or died): graceful shutdown

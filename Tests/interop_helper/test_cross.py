@@ -100,7 +100,8 @@ class OurServer(original.OriginalServer):
     it picks (0): `port` is known once `wait_ready()` has read "READY <port>". Stopped as the
     original one (`stop()`: "shutdown" then EOF on stdin, then SIGTERM, then SIGKILL)."""
 
-    def __init__(self, gen_dir: Path, workspace: Path, cli_config: dict = None):
+    def __init__(self, gen_dir: Path, workspace: Path, cli_config: dict = None,
+                 with_events: bool = False):
         self.gen_dir = Path(gen_dir)
         self.workspace = Path(workspace)
         self.port = None
@@ -109,7 +110,8 @@ class OurServer(original.OriginalServer):
         self._queue = queue.Queue()
         self.workspace.mkdir(parents=True, exist_ok=True)
         self.stderr_path = self.workspace.parent / "our-server.stderr"
-        spec = {"workspace": str(self.workspace), "cli_config": cli_config or {}}
+        spec = {"workspace": str(self.workspace), "cli_config": cli_config or {},
+                "with_events": with_events}
         self._stderr = open(self.stderr_path, "w")
         self.proc = subprocess.Popen(
             [sys.executable, str(OUR_SERVER_SCRIPT), json.dumps(spec)],

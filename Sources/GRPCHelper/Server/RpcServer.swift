@@ -65,18 +65,14 @@ public final class RpcServer: @unchecked Sendable {
     /// every manager's `load()` with its auto-client ready. `levelSource`: the host's
     /// logging when it keeps the logger levels (see LoggerLevelSource; the Python binding's).
     /// Errors: the config set's and the logs' (invalid defaults, malformed files); a busy
-    /// port → ERROR_PORT_BUSY; `withEvents` → ERROR_PARAM_UNSUPPORTED (the events service
-    /// comes with a later version); a manager's `load()` error (the server is shut down
-    /// first).
+    /// port → ERROR_PORT_BUSY; a manager's `load()` error (the server is shut down first).
+    /// `withEvents`: the server also serves `events` (EventService: listen, send,
+    /// interrupt, inspect; queues persisted in <workspace>/queues.json).
     public init(port: Int, descriptors: [RpcServiceDescriptor], folders: Folders = Folders(),
                 cliConfig: [String: String] = [:], staticItems: [any ConfigItemSource] = [],
                 userItems: [any ConfigItemSource] = [],
                 withEvents: Bool = false, withDebugSignal: Bool = true,
                 levelSource: LoggerLevelSource? = nil) throws {
-        if withEvents {
-            throw RpcException("the events service is not supported yet by this version of libgrpchelper",
-                               code: .errorParamUnsupported)
-        }
         _ = installThreadDumpHook
         self.folders = folders
         // A given static item named as a built-in one (rpc-*) is used instead of the
@@ -97,6 +93,7 @@ public final class RpcServer: @unchecked Sendable {
         // The built-in services, then the given ones (a given one may replace a built-in).
         builtin = BuiltinServices(config: config, logs: logs)
         var all = builtin.descriptors
+        if withEvents { all.append(EventsManager(config: config).descriptor()) }
         for d in descriptors {
             if let i = all.firstIndex(where: { $0.name == d.name }) { all[i] = d } else { all.append(d) }
         }

@@ -29,6 +29,8 @@ public final class ServerCall: @unchecked Sendable {
     /// The call's state, shared with the event loop (guarded by `monitor`).
     let monitor = Monitor()
     private var state: CallStateMachine
+    /// onCancel's bodies, run once when the call is cancelled (guarded by `monitor`).
+    private var cancelHandlers: [@Sendable () -> Void] = []
     // Handler-side: the response encoding (written by the handler's thread under the
     // monitor, read by it without) and its compressor.
     private var responseCompression: CompressionAlgorithm
@@ -220,10 +222,28 @@ public final class ServerCall: @unchecked Sendable {
         monitor.mutateAndNotify { state.receivedEnd() }
     }
 
+    /// Runs `body` once the call is cancelled (the client, its deadline, the transport,
+    /// the server's shutdown) — at once when it already is; never when the handler
+    /// finishes it. It runs on the thread that cancels (an event loop): keep it short
+    /// (e.g. resume a waiting task).
+    public func onCancel(_ body: @escaping @Sendable () -> Void) {
+        let now: Bool = monitor.withLock {
+            if state.endStatus != nil && !state.closeQueued { return true }
+            if state.endStatus == nil { cancelHandlers.append(body) }
+            return false
+        }
+        if now { body() }
+    }
+
     /// Marks the call cancelled (idempotent; not once its status went out); wakes blocked
     /// readers and senders.
     func markCancelled(_ status: Status) {
-        monitor.mutateAndNotify { _ = state.end(status, clearInbound: false) }
+        let run: [@Sendable () -> Void] = monitor.mutateAndNotify {
+            guard state.end(status, clearInbound: false) else { return [] }
+            defer { cancelHandlers = [] }
+            return cancelHandlers
+        }
+        for h in run { h() }
     }
 
     /// Whether nothing more goes out on the stream.
@@ -233,10 +253,14 @@ public final class ServerCall: @unchecked Sendable {
     /// for the handler. Returns whether response headers went out, or nil when the call
     /// was over on the wire already (then nothing is to be written).
     func endByTransport(_ status: Status) -> Bool? {
-        monitor.mutateAndNotify {
-            _ = state.end(status, clearInbound: false)
-            return state.endTransport() ? state.responseStarted : nil
+        let (result, run): (Bool?, [@Sendable () -> Void]) = monitor.mutateAndNotify {
+            let ended = state.end(status, clearInbound: false)
+            let run = ended ? cancelHandlers : []
+            if ended { cancelHandlers = [] }
+            return (state.endTransport() ? state.responseStarted : nil, run)
         }
+        for h in run { h() }
+        return result
     }
 
     /// Applies the handler's queued operations (event loop).

@@ -357,13 +357,11 @@ private struct SampleHolder: ConfigHolder {
         #expect(m.shutdownCalls == 1)
     }
 
-    @Test func busyPortAndEventsRefused() throws {
+    @Test func busyPort() throws {
         let t = try TestServer()
         let folders = TempFolders()
         let e = rpcError { _ = try RpcServer(port: t.server.port, descriptors: [], folders: folders.folders, withDebugSignal: false) }
         #expect(e?.code == .errorPortBusy && e?.message.contains("\(t.server.port)") == true)
-        let ev = rpcError { _ = try RpcServer(port: 0, descriptors: [], folders: folders.folders, withEvents: true) }
-        #expect(ev?.code == .errorParamUnsupported)
     }
 
     @Test func shutdownByAPIWithACallInFlightWaitsForGraceThenCancels() throws {

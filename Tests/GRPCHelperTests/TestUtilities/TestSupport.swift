@@ -27,3 +27,12 @@ func rpcCode(_ body: () throws -> Void) -> (RpcResultCode, String)? {
     do { try body(); return nil } catch let e as RpcException { return (e.code, e.message) } catch { return (.error, "\(error)") }
 }
 
+
+/// Runs blocking test code on a thread of its own, not on Swift concurrency's cooperative
+/// pool: the servers' async handlers need that pool, and two blocking tests at once (suites
+/// run in parallel) could take all of its threads on a small machine.
+func onOwnThread(_ body: @escaping @Sendable () throws -> Void) async throws {
+    try await withCheckedThrowingContinuation { (c: CheckedContinuation<Void, Error>) in
+        Thread.detachNewThread { c.resume(with: Result { try body() }) }
+    }
+}

@@ -701,10 +701,29 @@ def test_busy_port(pb, servers):
     assert srv.is_running
 
 
-def test_events_not_supported_yet(pb, servers):
-    with pytest.raises(RpcException) as e:
-        servers(descriptor(pb, pb.classes.SampleManager()), with_events=True)
-    assert e.value.rc == ResultCode.ERROR_PARAM_UNSUPPORTED
+def test_with_events_serves_the_events_service(pb, servers, clients, dirs):
+    """with_events: `events` is served and listed, the auto-client has its stub, a listener
+    gets its id then the events sent, interrupt ends it; EventsManager has its own log."""
+    from grpchelper.api import Event, EventFilter, EventInterrupt, EventServiceStub, EventApiVersion
+    workspace, _ = dirs
+    logging.getLogger("EventsManager").setLevel(logging.INFO)
+    srv = servers(descriptor(pb, pb.classes.SampleManager()), with_events=True)
+    names = [i.name for i in srv.client.srv.info(Filter()).items]
+    assert names == ["srv", "config", "log", "events", "sample"]
+    assert hasattr(srv.client, "events")
+    c = clients(srv.port, {"events": (EventServiceStub, 2)})
+    stream = c.events.listen(EventFilter(names=["ping"]))
+    first = next(stream)
+    assert first.client_id == 1 and first.event.name == ""
+    c.events.send(Event(name="other"))
+    c.events.send(Event(name="ping"))
+    got = next(s for s in stream if s.event.name)
+    assert got.event.name == "ping" and got.client_id == 1
+    c.events.interrupt(EventInterrupt(client_id=1))
+    assert [s for s in stream if s.event.name] == []
+    srv.shutdown()
+    assert "Starting new event listening queue #1" in (
+        workspace / "logs" / "EventsManager" / "EventsManager.log").read_text()
 
 
 # --- lifecycle ----------------------------------------------------------------------------

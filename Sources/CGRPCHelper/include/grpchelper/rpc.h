@@ -99,7 +99,7 @@ int gh_rpc_service_set_proxy(gh_rpc_service *service, int is_proxy);
 void gh_rpc_service_free(gh_rpc_service *service);
 
 /* gh_rpc_server_new flags. */
-#define GH_RPC_WITH_EVENTS 0x1       /* serve the events service (not yet) */
+#define GH_RPC_WITH_EVENTS 0x1       /* also serve the events service */
 #define GH_RPC_DEBUG_SIGNAL 0x2      /* SIGUSR2 writes a debug dump */
 
 /* Builds and starts a managed server (grpc-helper's RpcServer) on |port| (0:
@@ -115,8 +115,10 @@ void gh_rpc_service_free(gh_rpc_service *service);
  * It listens on [::]:|port| (IPv6 and IPv4), or 0.0.0.0:|port| where IPv6 is
  * not available; port 0 listens on 0.0.0.0.
  * Errors (GH_ERR_RESULT): the config set's and the logs'; a busy port →
- * GH_RC_ERROR_PORT_BUSY; GH_RPC_WITH_EVENTS → GH_RC_ERROR_PARAM_UNSUPPORTED (a
- * later version); a load hook's code (the server was shut down).
+ * GH_RC_ERROR_PORT_BUSY; a load hook's code (the server was shut down).
+ * GH_RPC_WITH_EVENTS: the server also serves "events" (EventService: listen,
+ * send, interrupt, inspect, as grpc-helper's; queues persisted in
+ * <workspace>/queues.json; 0.3.0 and earlier refused the flag).
  * This is the short form, whose argument list cannot grow; the options handle
  * below (gh_rpc_server_new_with_options) is the long form.
  * Threads: any thread. */

@@ -20,9 +20,9 @@ from .._native import ffi
 from .._native.callbacks import registry
 from .._native.convert import message_call, text
 from .._native.handle import NativeHandle
-from ..api import (ConfigApiVersion, ConfigServiceStub, Filter, LoggerApiVersion,
-                   LoggerServiceStub, MultiServiceInfo, ResultCode, ResultStatus,
-                   RpcServerServiceStub, ServerApiVersion)
+from ..api import (ConfigApiVersion, ConfigServiceStub, EventApiVersion, EventServiceStub,
+                   Filter, LoggerApiVersion, LoggerServiceStub, MultiServiceInfo, ResultCode,
+                   ResultStatus, RpcServerServiceStub, ServerApiVersion)
 from .client import RpcClient, describe_stub
 from .config import Config, RpcStaticConfig
 from .config_set import ConfigSet, _cli_strings, _expand
@@ -198,8 +198,8 @@ class RpcServer:
         folders: a Folders (None: no folders).
         cli_config: dict name → value of config item defaults (the command line's -c).
         static_items, user_items: lists of Config objects and ConfigHolder classes.
-        with_events: serve the events service (not supported yet: RpcException
-            ERROR_PARAM_UNSUPPORTED).
+        with_events: also serve the events service (`events`: listen, send, interrupt,
+            inspect; queues persisted in the workspace's queues.json).
         with_debug_signal: SIGUSR2 writes RpcServerDump-YYYYMMDDhhmmss.txt (threads
             and pending calls) in the logs folder.
 
@@ -232,7 +232,11 @@ class RpcServer:
         # descriptor may replace a built-in one of the same name).
         stubs_map = {name: (stub, api_versions(enum)[1])
                      for name, (stub, enum) in _BUILTIN_STUBS.items()}
-        managers = []
+        # The built-in services' managers log to files of their own, as grpc-helper's.
+        managers = ["ConfigManager", "LogsManager"]
+        if with_events:
+            stubs_map["events"] = (EventServiceStub, api_versions(EventApiVersion)[1])
+            managers.append("EventsManager")
         for d in descriptors:
             stubs_map[d.name] = (d.client_stub, api_versions(d.api_version)[1])
             if isinstance(d.manager, RpcManager):

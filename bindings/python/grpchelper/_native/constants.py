@@ -117,7 +117,7 @@ GH_LOG_ERROR = 40
 GH_LOG_CRITICAL = 50
 
 # gh_rpc_server_new flags.
-GH_RPC_WITH_EVENTS = 0x1       # serve the events service (not yet)
+GH_RPC_WITH_EVENTS = 0x1       # also serve the events service
 GH_RPC_DEBUG_SIGNAL = 0x2      # SIGUSR2 writes a debug dump
 
 

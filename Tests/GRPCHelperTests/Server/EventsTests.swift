@@ -1,0 +1,191 @@
+// The events service of an RpcServer made with events, as grpc-helper's EventsManager:
+// queues and their ids, listen / send / interrupt / resume / inspect, name checks, keep-alive
+// events, the retain timeout, shutdown (ERROR_STREAM_SHUTDOWN) and queues.json across a
+// restart, a malformed queues.json kept aside.
+import Foundation
+import GRPCHelperCore
+import Testing
+@testable import GRPCHelper
+
+private final class EventsServer {
+    let folders: TempFolders
+    let server: RpcServer
+    init(folders: TempFolders = TempFolders(), cli: [String: String] = [:]) throws {
+        self.folders = folders
+        server = try RpcServer(port: 0, descriptors: [], folders: folders.folders,
+                               cliConfig: ["rpc-shutdown-grace": "1"].merging(cli) { _, b in b },
+                               withEvents: true, withDebugSignal: false)
+    }
+    deinit { server.shutdown() }
+
+    func client(exception: Bool = true) throws -> RpcClient {
+        try RpcClient(host: "127.0.0.1", port: server.port, timeout: 5, name: "events-tester", exception: exception,
+                      stubs: ["srv": ("RpcServerService", 1), "events": ("EventService", 2)])
+    }
+}
+
+private func event(_ name: String, _ props: [String: String] = [:]) -> RpcEvent {
+    var e = RpcEvent()
+    e.name = name
+    for (k, v) in props.sorted(by: { $0.key < $1.key }) {
+        var p = RpcEventProperty()
+        p.name = k
+        p.value = v
+        e.properties.append(p)
+    }
+    return e
+}
+
+private func filter(_ names: [String] = [], id: UInt32 = 0) -> RpcEventFilter {
+    var f = RpcEventFilter()
+    f.names = names
+    f.clientID = id
+    return f
+}
+
+private func interrupt(_ id: UInt32) -> RpcEventInterrupt {
+    var i = RpcEventInterrupt()
+    i.clientID = id
+    return i
+}
+
+private func rpcError(_ body: () throws -> Void) -> RpcException? {
+    do { try body(); return nil } catch let e as RpcException { return e } catch { return nil }
+}
+
+/// The next real (non keep-alive) event of a listen stream.
+private func nextEvent(_ s: RpcTypedResponses<RpcEventStatus>) throws -> RpcEventStatus? {
+    while let m = try s.next() {
+        if !m.event.name.isEmpty { return m }
+    }
+    return nil
+}
+
+@Suite(.serialized) struct EventsTests {
+    @Test func listenSendInterruptResumeInspect() async throws {
+        try await onOwnThread {
+            let t = try EventsServer()
+            let c = try t.client()
+            let events = c["events"]!
+            let info = try c["srv"]!.call("info", RpcFilter(), as: RpcMultiServiceInfo.self)
+            #expect(info.items.map(\.name) == ["srv", "config", "log", "events"])
+            #expect(info.items[3].supportedApiVersion == 1 && info.items[3].currentApiVersion == 2)
+            #expect(try events.call("inspect", RpcEmpty(), as: RpcEventQueueStatus.self).clientIds.isEmpty)
+
+            // Two listeners: ids 1 and 2, each first told its id.
+            let all = try events.stream("listen", filter(), as: RpcEventStatus.self)
+            let first = try all.next()
+            #expect(first?.clientID == 1 && first?.event.name == "" && first?.r.code == .ok)
+            let onlyB = try events.stream("listen", filter(["b"]), as: RpcEventStatus.self)
+            #expect(try onlyB.next()?.clientID == 2)
+            #expect(try events.call("inspect", RpcEmpty(), as: RpcEventQueueStatus.self).clientIds == [1, 2])
+
+            _ = try events.call("send", event("a", ["k": "v"]), as: RpcResultStatus.self)
+            _ = try events.call("send", event("b"), as: RpcResultStatus.self)
+            let a = try nextEvent(all)
+            #expect(a?.event.name == "a" && a?.event.properties.first?.value == "v" && a?.clientID == 1)
+            #expect(try nextEvent(all)?.event.name == "b")
+            #expect(try nextEvent(onlyB)?.event.name == "b")      // "a" filtered out
+
+            // Interrupt: the stream ends; a second interrupt is refused; events are kept.
+            _ = try events.call("interrupt", interrupt(1), as: RpcResultStatus.self)
+            #expect(try nextEvent(all) == nil)
+            var e = rpcError { _ = try events.call("interrupt", interrupt(1), as: RpcResultStatus.self) }
+            #expect(e?.code == .errorStateUnexpected && e?.message == "RPC returned error: Already interrupted ID: 1")
+            e = rpcError { _ = try events.call("interrupt", interrupt(9), as: RpcResultStatus.self) }
+            #expect(e?.code == .errorItemUnknown && e?.message == "RPC returned error: Unknown event listening ID: 9")
+            _ = try events.call("send", event("c"), as: RpcResultStatus.self)
+            // Resumed: its id again, then what was sent meanwhile.
+            let resumed = try events.stream("listen", filter(id: 1), as: RpcEventStatus.self)
+            #expect(try resumed.next()?.clientID == 1)
+            #expect(try nextEvent(resumed)?.event.name == "c")
+            e = rpcError { _ = try events.stream("listen", filter(id: 7), as: RpcEventStatus.self).next() }
+            #expect(e?.code == .errorItemUnknown)
+        }
+    }
+
+    @Test func namesAreChecked() async throws {
+        try await onOwnThread {
+            let t = try EventsServer()
+            let events = try t.client()["events"]!
+            var e = rpcError { _ = try events.call("send", event(""), as: RpcResultStatus.self) }
+            #expect(e?.code == .errorParamMissing && e?.message == "RPC returned error: Empty event name")
+            e = rpcError { _ = try events.call("send", event("a b"), as: RpcResultStatus.self) }
+            #expect(e?.code == .errorParamInvalid && e?.message == "RPC returned error: Invalid event name: a b")
+            e = rpcError { _ = try events.stream("listen", filter([""]), as: RpcEventStatus.self).next() }
+            #expect(e?.code == .errorParamMissing && e?.message == "RPC returned error: Empty name in filter request")
+            e = rpcError { _ = try events.stream("listen", filter(["x y"]), as: RpcEventStatus.self).next() }
+            #expect(e?.code == .errorParamInvalid && e?.message == "RPC returned error: Invalid name in filter request: x y")
+        }
+    }
+
+    @Test func keepAliveEventsReachIdleListeners() async throws {
+        try await onOwnThread {
+            let t = try EventsServer(cli: ["rpc-event-keepalive-timeout": "1"])
+            let events = try t.client()["events"]!
+            let s = try events.stream("listen", filter(["never"]), as: RpcEventStatus.self)
+            #expect(try s.next()?.clientID == 1)
+            let keepAlive = try s.next()                            // within about a second
+            #expect(keepAlive?.event.name == "" && keepAlive?.clientID == 1)
+        }
+    }
+
+    @Test func interruptedQueuesGoAfterTheRetainTimeout() async throws {
+        try await onOwnThread {
+            let t = try EventsServer(cli: ["rpc-event-retain-timeout": "1"])
+            let events = try t.client()["events"]!
+            let s = try events.stream("listen", filter(), as: RpcEventStatus.self)
+            #expect(try s.next()?.clientID == 1)
+            _ = try events.call("interrupt", interrupt(1), as: RpcResultStatus.self)
+            #expect(try s.next() == nil)
+            _ = try events.call("send", event("kept"), as: RpcResultStatus.self)
+            #expect(try events.call("inspect", RpcEmpty(), as: RpcEventQueueStatus.self).clientIds == [1])
+            Thread.sleep(forTimeInterval: 1.1)                       // the retain timeout passes
+            _ = try events.call("send", event("late"), as: RpcResultStatus.self)
+            #expect(try events.call("inspect", RpcEmpty(), as: RpcEventQueueStatus.self).clientIds.isEmpty)
+        }
+    }
+
+    @Test func shutdownEndsListenersAndQueuesSurviveARestart() async throws {
+        try await onOwnThread {
+            let folders = TempFolders()
+            var t: EventsServer? = try EventsServer(folders: folders)
+            let events = try t!.client()["events"]!
+            let s = try events.stream("listen", filter(), as: RpcEventStatus.self)
+            #expect(try s.next()?.clientID == 1)
+            _ = try events.call("interrupt", interrupt(1), as: RpcResultStatus.self)
+            #expect(try s.next() == nil)
+            _ = try events.call("send", event("undelivered", ["n": "1"]), as: RpcResultStatus.self)
+            let live = try events.stream("listen", filter(), as: RpcEventStatus.self)
+            #expect(try live.next()?.clientID == 2)
+            t!.server.shutdown()
+            // The live listener (its queue made after the event): ERROR_STREAM_SHUTDOWN.
+            let e = rpcError { _ = try nextEvent(live) }
+            #expect(e?.code == .errorStreamShutdown && e?.message.contains("Service is shutdown") == true)
+            t = nil
+            let saved = folders.read("wks/queues.json") ?? ""
+            #expect(saved.contains("\"1\"") && saved.contains("undelivered"), "\(saved)")
+
+            // Restarted in the same workspace: the queues come back interrupted, with their events.
+            let again = try EventsServer(folders: folders)
+            let events2 = try again.client()["events"]!
+            #expect(try events2.call("inspect", RpcEmpty(), as: RpcEventQueueStatus.self).clientIds == [1, 2])
+            let back = try events2.stream("listen", filter(id: 1), as: RpcEventStatus.self)
+            #expect(try back.next()?.clientID == 1)
+            let got = try nextEvent(back)
+            #expect(got?.event.name == "undelivered" && got?.event.properties.first?.value == "1")
+        }
+    }
+
+    @Test func aMalformedQueuesFileIsKeptAside() async throws {
+        try await onOwnThread {
+            let folders = TempFolders()
+            folders.write("wks/queues.json", "{not json")
+            let t = try EventsServer(folders: folders)
+            #expect(try t.client()["events"]!.call("inspect", RpcEmpty(), as: RpcEventQueueStatus.self).clientIds.isEmpty)
+            #expect(folders.read("wks/queues.json.invalid") == "{not json")
+            t.server.shutdown()
+            #expect(folders.read("wks/logs/EventsManager/EventsManager.log")?.contains("Invalid event queues file") == true)
+        }
+    }
+}

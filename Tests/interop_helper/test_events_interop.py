@@ -1,0 +1,100 @@
+"""The events service, ours against the ORIGINAL grpc-helper 2.3.1's client: the original's
+EventsListener (its thread, on_event, resume by client_id) and its raw EventService stub run
+in a child process against OUR server (made with events) and report what they saw, the same
+script as against the original's own server; both reports must be equal."""
+import json
+import subprocess
+import sys
+
+from . import original
+from .test_cross import OurServers, our_gen  # noqa: F401 (fixture)
+
+CHILD = r'''
+import json, sys, threading
+from grpc_helper import RpcClient, RpcException
+from grpc_helper.events import EventsListener
+from grpc_helper_api import Empty, Event, EventApiVersion, EventFilter, EventInterrupt, EventProperty, ResultCode
+from grpc_helper_api.events_pb2_grpc import EventServiceStub
+
+port = int(sys.argv[1])
+client = RpcClient("127.0.0.1", port, {"events": (EventServiceStub, EventApiVersion.EVENT_API_CURRENT)}, timeout=5)
+out = {"inspect_empty": list(client.events.inspect(Empty()).client_ids)}
+
+
+class Collector(EventsListener):
+    def __init__(self, names, want):
+        self.got = []
+        self.want = want
+        self.done = threading.Event()
+        super().__init__(client, names)
+
+    def on_event(self, event):
+        self.got.append([event.name, [[p.name, p.value] for p in event.properties]])
+        if len(self.got) >= self.want:
+            self.done.set()
+
+
+everything = Collector([], 3)
+only_b = Collector(["b"], 1)
+assert everything.ready.wait(10) and only_b.ready.wait(10)
+out["ids"] = sorted([everything.client_id, only_b.client_id])
+out["inspect"] = list(client.events.inspect(Empty()).client_ids)
+client.events.send(Event(name="a", properties=[EventProperty(name="k", value="v")]))
+client.events.send(Event(name="b"))
+client.events.send(Event(name="c"))
+assert everything.done.wait(10) and only_b.done.wait(10)
+out["everything"] = list(everything.got)
+out["only_b"] = list(only_b.got)
+only_b.interrupt()
+out["only_b_alive_after_interrupt"] = only_b.listening_t.is_alive()
+errors = {}
+for what, call in [("again", lambda: client.events.interrupt(EventInterrupt(client_id=only_b.client_id))),
+                   ("unknown", lambda: client.events.interrupt(EventInterrupt(client_id=99))),
+                   ("empty_send", lambda: client.events.send(Event(name=""))),
+                   ("bad_send", lambda: client.events.send(Event(name="a b"))),
+                   ("bad_listen", lambda: next(client.events.listen(EventFilter(names=["x y"])))),
+                   ("unknown_listen", lambda: next(client.events.listen(EventFilter(client_id=77))))]:
+    try:
+        call()
+        errors[what] = None
+    except RpcException as e:
+        errors[what] = [ResultCode.Name(e.rc), str(e)]
+out["errors"] = errors
+# Sent while interrupted: collected, delivered on resume (raw stub).
+client.events.send(Event(name="b"))
+stream = client.events.listen(EventFilter(client_id=only_b.client_id, names=["b"]))
+first = next(stream)
+out["resumed_id_same"] = first.client_id == only_b.client_id
+nxt = next(s for s in stream if s.event.name)
+out["resumed_event"] = nxt.event.name
+client.events.interrupt(EventInterrupt(client_id=only_b.client_id))
+out["resumed_rest"] = [s.event.name for s in stream if s.event.name]
+everything.interrupt()
+print(json.dumps(out))
+'''
+
+
+def run(env, port):
+    r = subprocess.run([sys.executable, "-c", CHILD, str(port)], env=env, capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-3000:]
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def test_the_originals_listener_against_our_server(original_target, sample_gen, our_gen, workdir,
+                                                   start_original):
+    env = original.child_env(original_target, sample_gen)
+    theirs_srv = start_original(with_events=True)
+    theirs = run(env, theirs_srv.port)
+    servers = OurServers(our_gen, workdir)
+    try:
+        ours_srv = servers(with_events=True)
+        ours = run(env, ours_srv.port)
+    finally:
+        assert servers.stop_all() == [0]
+    assert theirs["ids"] == [1, 2] and theirs["everything"] == [["a", [["k", "v"]]], ["b", []], ["c", []]]
+    assert theirs["errors"]["again"][0] == "ERROR_STATE_UNEXPECTED"
+    assert theirs["resumed_event"] == "b" and theirs["resumed_rest"] == []
+    for key in theirs:
+        assert ours.get(key) == theirs[key], key
+    assert ours == theirs
