@@ -98,3 +98,56 @@ def test_the_originals_listener_against_our_server(original_target, sample_gen, 
     for key in theirs:
         assert ours.get(key) == theirs[key], key
     assert ours == theirs
+
+
+OURS = r'''
+import json, sys, threading
+from grpchelper import RpcClient
+from grpchelper.api import Empty, Event, EventApiVersion, EventServiceStub
+from grpchelper.events import EventsListener
+
+port = int(sys.argv[1])
+client = RpcClient("127.0.0.1", port, {"events": (EventServiceStub, EventApiVersion.EVENT_API_CURRENT)}, timeout=5)
+
+
+class Collector(EventsListener):
+    def __init__(self, names, want, client_id=None):
+        self.got = []
+        self.want = want
+        self.done = threading.Event()
+        super().__init__(client, names, client_id)
+
+    def on_event(self, event):
+        self.got.append(event.name)
+        if len(self.got) >= self.want:
+            self.done.set()
+
+
+out = {}
+a = Collector(["a"], 2)
+unknown = Collector([], 1, client_id=41)
+assert a.ready.wait(10) and unknown.ready.wait(10)
+out["ids"] = sorted([a.client_id, unknown.client_id])
+for name in ("a", "b", "a"):
+    client.events.send(Event(name=name))
+assert a.done.wait(10) and unknown.done.wait(10)
+out["a"] = list(a.got)
+out["unknown_first"] = unknown.got[0]
+a.interrupt()
+unknown.interrupt()
+out["stopped"] = [a.listening_t.is_alive(), unknown.listening_t.is_alive()]
+out["inspect"] = list(client.events.inspect(Empty()).client_ids)
+print(json.dumps(out))
+'''
+
+
+def test_our_listener_against_the_originals_server(original_target, sample_gen, our_gen,
+                                                    start_original):
+    from .test_cross import our_env
+    srv = start_original(with_events=True)
+    r = subprocess.run([sys.executable, "-c", OURS, str(srv.port)], env=our_env(our_gen),
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-3000:]
+    got = json.loads(r.stdout.strip().splitlines()[-1])
+    assert got == {"ids": [1, 2], "a": ["a", "a"], "unknown_first": "a", "stopped": [False, False],
+                   "inspect": [1, 2]}

@@ -22,6 +22,7 @@ PUBLIC = {
     "grpchelper.cli": ["RpcCliParser", "CONFIG_ITEM_DEF_PATTERN", "ConfigDictAction",
                        "config_item_def", "expanded_path"],
     "grpchelper.logs": ["RpcLogs"],
+    "grpchelper.events": ["EventsListener"],
     "grpchelper.manager": ["RpcManager", "ensure_manager_attributes"],
     "grpchelper.client": ["RpcClient", "RpcStub", "StubMethod", "describe_stub",
                           "trace_buffer"],
