@@ -429,6 +429,17 @@ public func gh_rpc_server_logs(_ s: OpaquePointer?) -> OpaquePointer? {
 }
 
 @c @implementation
+public func gh_rpc_server_send_event(_ s: OpaquePointer?, _ event: UnsafePointer<UInt8>?, _ len: Int) -> Int32 {
+    boundary {
+        guard let server = try borrow(s, RpcServerBox.self, "server").server else {
+            throw ExportError(GH_ERR_INVALID_STATE, "the server is not built")
+        }
+        try server.sendEvent(try decode(RpcEvent.self, event, len))
+        return GH_OK
+    }
+}
+
+@c @implementation
 public func gh_rpc_server_client(_ s: OpaquePointer?) -> OpaquePointer? {
     do {
         let box = try borrow(s, RpcServerBox.self, "server").autoClientBox()

@@ -1553,6 +1553,17 @@ static void test_options(void) {
     tu_buf_free(&req);
     CHECK(memmem(resp, resp_len, "events", 6) != NULL);
     gh_free(resp);
+    /* In-process sends: Event { 1: name } */
+    tu_buf ev = {0};
+    tu_pb_string(&ev, 1, "pushed");
+    CHECK_OK(gh_rpc_server_send_event(with_events, ev.data, ev.len));
+    tu_buf_free(&ev);
+    tu_pb_string(&ev, 1, "a b");
+    CHECK_RESULT(gh_rpc_server_send_event(with_events, ev.data, ev.len), GH_RC_ERROR_PARAM_INVALID);
+    tu_buf_free(&ev);
+    CHECK_RESULT(gh_rpc_server_send_event(with_events, NULL, 0), GH_RC_ERROR_PARAM_MISSING);
+    static const uint8_t garbage[] = {0x0a, 0x05, 'a'};
+    CHECK_RC(gh_rpc_server_send_event(with_events, garbage, sizeof garbage), GH_ERR_INVALID_ARGUMENT);
     gh_rpc_server_free(with_events);
     gh_rpc_server_options_free(o);
     gh_rpc_server_options_free(NULL);

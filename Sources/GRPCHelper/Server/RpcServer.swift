@@ -37,6 +37,8 @@ public final class RpcServer: @unchecked Sendable {
 
     let core: Server
     private let builtin: BuiltinServices
+    /// The events service's manager (withEvents), for in-process sends.
+    private let events: EventsManager?
     /// serving → shuttingDown (a shutdown began: by API, RPC, signal or drop) → finished.
     private enum Lifecycle { case serving, shuttingDown, finished }
     private let monitor = Monitor()
@@ -93,7 +95,8 @@ public final class RpcServer: @unchecked Sendable {
         // The built-in services, then the given ones (a given one may replace a built-in).
         builtin = BuiltinServices(config: config, logs: logs)
         var all = builtin.descriptors
-        if withEvents { all.append(EventsManager(config: config).descriptor()) }
+        events = withEvents ? EventsManager(config: config) : nil
+        if let e = events { all.append(e.descriptor()) }
         for d in descriptors {
             if let i = all.firstIndex(where: { $0.name == d.name }) { all[i] = d } else { all.append(d) }
         }
@@ -151,6 +154,29 @@ public final class RpcServer: @unchecked Sendable {
                 throw error
             }
         }
+    }
+
+    /// Sends an event to this server's listeners in-process (no network round trip), as
+    /// `events.send` does: the same name checks (empty → ERROR_PARAM_MISSING, a space →
+    /// ERROR_PARAM_INVALID). A server made without events → ERROR_STATE_UNEXPECTED.
+    public func sendEvent(_ event: RpcEvent) throws {
+        guard let e = events else {
+            throw RpcException("this server has no events service (made without withEvents)", code: .errorStateUnexpected)
+        }
+        _ = try e.send(event)
+    }
+
+    /// `sendEvent` with a name and properties (name → value, sent in name order).
+    public func sendEvent(name: String, properties: [String: String] = [:]) throws {
+        var ev = RpcEvent()
+        ev.name = name
+        for (k, v) in properties.sorted(by: { $0.key < $1.key }) {
+            var p = RpcEventProperty()
+            p.name = k
+            p.value = v
+            ev.properties.append(p)
+        }
+        try sendEvent(ev)
     }
 
     /// grpc-helper's `auto_client`: an RpcClient of this server with a stub per served

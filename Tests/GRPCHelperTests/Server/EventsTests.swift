@@ -104,6 +104,24 @@ private func nextEvent(_ s: RpcTypedResponses<RpcEventStatus>) throws -> RpcEven
         }
     }
 
+    @Test func inProcessSends() async throws {
+        try await onOwnThread {
+            let t = try EventsServer()
+            let events = try t.client()["events"]!
+            let s = try events.stream("listen", filter(["pushed"]), as: RpcEventStatus.self)
+            #expect(try s.next()?.clientID == 1)
+            try t.server.sendEvent(name: "pushed", properties: ["by": "server"])
+            let got = try nextEvent(s)
+            #expect(got?.event.name == "pushed" && got?.event.properties.first?.value == "server")
+            let e = rpcError { try t.server.sendEvent(name: "a b") }
+            #expect(e?.code == .errorParamInvalid && e?.message == "Invalid event name: a b")
+            // Without events: refused.
+            let plain = try RpcServer(port: 0, descriptors: [], folders: t.folders.folders, withDebugSignal: false)
+            defer { plain.shutdown() }
+            #expect(rpcError { try plain.sendEvent(name: "x") }?.code == .errorStateUnexpected)
+        }
+    }
+
     @Test func namesAreChecked() async throws {
         try await onOwnThread {
             let t = try EventsServer()

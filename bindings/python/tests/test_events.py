@@ -72,6 +72,29 @@ def test_listener_gets_real_events_of_its_names(events_server):
     assert not only_a.listening_t.is_alive() and not everything.listening_t.is_alive()
 
 
+def test_in_process_send(events_server, tmp_path):
+    from grpchelper import RpcException
+    from grpchelper.api import EventProperty, ResultCode
+    srv = events_server()
+    listener = Collector(client_of(srv), ["pushed"])
+    try:
+        assert listener.ready.wait(BOUND)
+        srv.send_event(Event(name="pushed", properties=[EventProperty(name="k", value="v")]))
+        assert listener.enough.wait(BOUND) and listener.got == ["pushed"]
+        with pytest.raises(RpcException) as e:
+            srv.send_event(Event(name=""))
+        assert e.value.rc == ResultCode.ERROR_PARAM_MISSING
+    finally:
+        listener.interrupt()
+    plain = RpcServer(0, [], Folders(workspace=tmp_path / "plain"), {"rpc-shutdown-grace": "1"})
+    try:
+        with pytest.raises(RpcException) as e:
+            plain.send_event(Event(name="x"))
+        assert e.value.rc == ResultCode.ERROR_STATE_UNEXPECTED
+    finally:
+        plain.shutdown()
+
+
 def test_an_unknown_id_starts_a_new_queue(events_server):
     srv = events_server()
     c = client_of(srv)

@@ -186,6 +186,15 @@ int gh_rpc_server_port(const gh_rpc_server *server);
 gh_config_set *gh_rpc_server_config(gh_rpc_server *server);
 gh_logs *gh_rpc_server_logs(gh_rpc_server *server);
 
+/* Sends an event (an encoded grpc-helper Event: name, properties) to the
+ * server's listeners in-process, as the events service's send: the same name
+ * checks (empty → GH_RC_ERROR_PARAM_MISSING, a space → GH_RC_ERROR_PARAM_INVALID);
+ * a server made without GH_RPC_WITH_EVENTS → GH_RC_ERROR_STATE_UNEXPECTED; an
+ * undecodable message → GH_ERR_INVALID_ARGUMENT. |event| is borrowed for the
+ * call. Threads: any thread, also the server's handlers and hooks. */
+int gh_rpc_server_send_event(gh_rpc_server *server, const uint8_t *event,
+                             size_t event_len);
+
 /* The server's own auto-client (grpc-helper's auto_client): a gh_rpc_client of
  * this server with a stub per served service, named as the services ("srv",
  * "config", "log", yours; their current API version), timeout

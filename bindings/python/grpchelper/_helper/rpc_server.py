@@ -397,6 +397,15 @@ class RpcServer:
         with self._native.handle.use() as ptr:
             return message_call(ffi.gh_rpc_server_info, ptr, request, Filter, MultiServiceInfo)
 
+    def send_event(self, event) -> None:
+        """Sends an api.Event to this server's event listeners in-process (no network
+        round trip; what `client.events.send` does): the same checks (an empty name →
+        ERROR_PARAM_MISSING, a space → ERROR_PARAM_INVALID); a server made without events →
+        ERROR_STATE_UNEXPECTED."""
+        data = event.SerializeToString()
+        with self._native.handle.use() as ptr:
+            ffi.gh_rpc_server_send_event(ptr, data, len(data))
+
     # -- lifecycle
     def shutdown(self, request=None) -> ResultStatus:
         """Shuts the server down: stops accepting calls, calls the managers' `_shutdown`,

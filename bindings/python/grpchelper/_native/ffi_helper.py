@@ -230,6 +230,9 @@ def functions(CHECK):  # noqa: N803 - the name the table's entries use, as in ff
         "gh_rpc_server_info": (c_int,
                                [c_void_p, c_char_p, c_size_t, POINTER(c_void_p), POINTER(c_size_t)],
                                CHECK),
+        # int gh_rpc_server_send_event(gh_rpc_server *server, const uint8_t *event,
+        #                              size_t event_len);
+        "gh_rpc_server_send_event": (c_int, [c_void_p, c_char_p, c_size_t], CHECK),
         # int gh_rpc_server_handle_exit_signals(gh_rpc_server *server);
         "gh_rpc_server_handle_exit_signals": (c_int, [c_void_p], CHECK),
         # int gh_rpc_server_set_dump_fn(gh_rpc_server *server, gh_rpc_dump_fn fn, void *user_data,
