@@ -187,19 +187,28 @@ public func gh_logs_enabled(_ l: OpaquePointer?, _ name: UnsafePointer<CChar>?, 
     return b.logs.isEnabled(optionalString(name) ?? "", level: Int(level)) ? 1 : 0
 }
 
+/// gh_logs_write / _record (`handled` false: level-checked, to the logger's and the root
+/// file) and gh_logs_write_handled (true: one file, no check), with the same argument checks.
 private func writeRecord(_ l: OpaquePointer?, _ name: UnsafePointer<CChar>?, _ recordName: UnsafePointer<CChar>?,
                          _ level: Int32, _ thread: UnsafePointer<CChar>?, _ file: UnsafePointer<CChar>?,
-                         _ function: UnsafePointer<CChar>?, _ line: Int32, _ message: UnsafePointer<CChar>?) -> Int32 {
+                         _ function: UnsafePointer<CChar>?, _ line: Int32, _ message: UnsafePointer<CChar>?,
+                         handled: Bool = false) -> Int32 {
     boundary {
         let b = try borrow(l, LogsBox.self, "logs")
         let n = try string(name, "name")
         guard (1...50).contains(level) else { throw ExportError(GH_ERR_INVALID_ARGUMENT, "invalid level \(level) (1..50)") }
         let origin = optionalString(recordName)
         guard let message = message else { throw ExportError(GH_ERR_INVALID_ARGUMENT, "message is NULL") }
-        // The strings are converted only for a record that is written.
-        b.logs.write(name: n, recordName: origin, level: Int(level), message: String(cString: message),
-                     thread: optionalString(thread), file: optionalString(file),
-                     function: optionalString(function), line: Int(line))
+        if handled {
+            b.logs.writeHandled(name: n, recordName: origin, level: Int(level), message: String(cString: message),
+                                thread: optionalString(thread), file: optionalString(file),
+                                function: optionalString(function), line: Int(line))
+        } else {
+            // The strings are converted only for a record that is written.
+            b.logs.write(name: n, recordName: origin, level: Int(level), message: String(cString: message),
+                         thread: optionalString(thread), file: optionalString(file),
+                         function: optionalString(function), line: Int(line))
+        }
         return GH_OK
     }
 }
@@ -225,16 +234,7 @@ public func gh_logs_write_handled(_ l: OpaquePointer?, _ name: UnsafePointer<CCh
                                   _ thread: UnsafePointer<CChar>?, _ file: UnsafePointer<CChar>?,
                                   _ function: UnsafePointer<CChar>?, _ line: Int32,
                                   _ message: UnsafePointer<CChar>?) -> Int32 {
-    boundary {
-        let b = try borrow(l, LogsBox.self, "logs")
-        let n = try string(name, "name")
-        guard (1...50).contains(level) else { throw ExportError(GH_ERR_INVALID_ARGUMENT, "invalid level \(level) (1..50)") }
-        guard let message = message else { throw ExportError(GH_ERR_INVALID_ARGUMENT, "message is NULL") }
-        b.logs.writeHandled(name: n, recordName: optionalString(recordName), level: Int(level),
-                            message: String(cString: message), thread: optionalString(thread),
-                            file: optionalString(file), function: optionalString(function), line: Int(line))
-        return GH_OK
-    }
+    writeRecord(l, name, recordName, level, thread, file, function, line, message, handled: true)
 }
 
 @c @implementation

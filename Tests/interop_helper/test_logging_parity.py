@@ -6,10 +6,8 @@ levels and `disabled` flags after the start, get / set / reset answers, the pers
 workspace file, which records reached the manager's rolling file, and whether its lines
 rolled the file over. Both must report the same."""
 import json
-import os
 import subprocess
 import sys
-from pathlib import Path
 
 from . import original
 from .test_cross import our_env, our_gen  # noqa: F401 (fixture)

@@ -5,6 +5,20 @@ import NIOConcurrencyHelpers
 import Foundation
 import GRPCHelperCore
 
+extension RpcEvent {
+    /// An event of `name` with `properties` (name → value, in name order).
+    public init(name: String, properties: [String: String] = [:]) {
+        self.init()
+        self.name = name
+        self.properties = properties.sorted(by: { $0.key < $1.key }).map { k, v in
+            var p = RpcEventProperty()
+            p.name = k
+            p.value = v
+            return p
+        }
+    }
+}
+
 /// One queue: what its listener has not read yet, and the listener waiting for it. A listen
 /// stream takes the queue over (`beginListen`); a newer one ends the older one.
 // @unchecked Sendable: everything guarded by `lock`.
@@ -164,15 +178,7 @@ final class EventsManager: RpcManager, @unchecked Sendable {
                 // grpc-helper writes a list per queue; ours: its undelivered events.
                 for e in (value as? [Any]) ?? [] {
                     guard let d = e as? [String: Any], let name = d["name"] as? String else { continue }
-                    var ev = RpcEvent()
-                    ev.name = name
-                    for (k, v) in ((d["properties"] as? [String: String]) ?? [:]).sorted(by: { $0.key < $1.key }) {
-                        var p = RpcEventProperty()
-                        p.name = k
-                        p.value = v
-                        ev.properties.append(p)
-                    }
-                    q.put(.event(ev))
+                    q.put(.event(RpcEvent(name: name, properties: (d["properties"] as? [String: String]) ?? [:])))
                 }
                 restored[id] = q
             }

@@ -168,15 +168,7 @@ public final class RpcServer: @unchecked Sendable {
 
     /// `sendEvent` with a name and properties (name → value, sent in name order).
     public func sendEvent(name: String, properties: [String: String] = [:]) throws {
-        var ev = RpcEvent()
-        ev.name = name
-        for (k, v) in properties.sorted(by: { $0.key < $1.key }) {
-            var p = RpcEventProperty()
-            p.name = k
-            p.value = v
-            ev.properties.append(p)
-        }
-        try sendEvent(ev)
+        try sendEvent(RpcEvent(name: name, properties: properties))
     }
 
     /// grpc-helper's `auto_client`: an RpcClient of this server with a stub per served

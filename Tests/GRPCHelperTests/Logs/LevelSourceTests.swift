@@ -53,13 +53,6 @@ final class FakeHostLogging: LoggerLevelSource, @unchecked Sendable {
     }
 }
 
-private func config(_ name: String, _ level: RpcLoggerLevel, enabled: Bool = true) -> RpcLoggerConfig {
-    var c = RpcLoggerConfig()
-    c.name = name
-    c.level = level
-    c.enabled = enabled
-    return c
-}
 
 @Suite struct LevelSourceTests {
     @Test func layersAreAppliedToTheHostAfterReadingTheRootLevel() throws {
@@ -89,7 +82,7 @@ private func config(_ name: String, _ level: RpcLoggerLevel, enabled: Bool = tru
         #expect(got.map(\.name) == ["root", "unset", "custom"])
         #expect(got.map(\.level) == [.lvlWarning, .lvlUnknown, .lvlUnknown] && got.allSatisfy(\.enabled))
 
-        let set = try logs.set([config("m", .lvlDebug), config("off", .lvlError, enabled: false)])
+        let set = try logs.set([loggerConfig("m", level: .lvlDebug), loggerConfig("off", level: .lvlError, enabled: false)])
         #expect(set.map(\.level) == [.lvlDebug, .lvlError] && set.map(\.enabled) == [true, false])
         #expect(host.level(of: "m") == (10, true) && host.level(of: "off") == (40, false))
         #expect(logs.isEnabled("m", level: RpcLogLevel.debug) && logs.isEnabled("m.child", level: RpcLogLevel.debug))
@@ -168,7 +161,7 @@ private func config(_ name: String, _ level: RpcLoggerLevel, enabled: Bool = tru
         #expect(log.logLevel == .warning)
         host.setLevel("mgr", 10)
         #expect(log.logLevel == .debug)
-        _ = try logs.set([config("mgr", .lvlInfo, enabled: false)])
+        _ = try logs.set([loggerConfig("mgr", level: .lvlInfo, enabled: false)])
         #expect(log.logLevel == .critical)
         log.critical("dropped: disabled")
         #expect(host.emitted.isEmpty)
@@ -185,7 +178,7 @@ private func config(_ name: String, _ level: RpcLoggerLevel, enabled: Bool = tru
         defer { server.shutdown() }
         #expect(server.logs.levelSource === host)
         #expect((try server.logs.get(["RpcServer"]))[0].level == .lvlUnknown)
-        _ = try server.logs.set([config("RpcServer", .lvlDebug)])
+        _ = try server.logs.set([loggerConfig("RpcServer", level: .lvlDebug)])
         #expect(host.level(of: "RpcServer").level == 10)
     }
 }

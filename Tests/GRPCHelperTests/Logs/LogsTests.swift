@@ -26,13 +26,6 @@ private func matches(_ line: String) -> Bool {
     linePattern.firstMatch(in: line, range: NSRange(line.startIndex..., in: line)) != nil
 }
 
-private func logger(_ name: String, level: RpcLoggerLevel, enabled: Bool = true) -> RpcLoggerConfig {
-    var c = RpcLoggerConfig()
-    c.name = name
-    c.level = level
-    c.enabled = enabled
-    return c
-}
 
 @Suite struct LogsTests {
     @Test func lineFormat() {
@@ -78,13 +71,13 @@ private func logger(_ name: String, level: RpcLoggerLevel, enabled: Bool = true)
         let logs = try RpcLogs(folder: "logs", folders: t.folders)
         #expect(!logs.isEnabled("x", level: RpcLogLevel.debug))
         #expect(logs.isEnabled("x", level: RpcLogLevel.info))
-        _ = try logs.set([logger("a", level: .lvlDebug)])
+        _ = try logs.set([loggerConfig("a", level: .lvlDebug)])
         #expect(logs.isEnabled("a.b.c", level: RpcLogLevel.debug))
         #expect(!logs.isEnabled("ab", level: RpcLogLevel.debug))
-        _ = try logs.set([logger("a.b", level: .lvlError)])
+        _ = try logs.set([loggerConfig("a.b", level: .lvlError)])
         #expect(!logs.isEnabled("a.b.c", level: RpcLogLevel.warning))
         #expect(logs.isEnabled("a.x", level: RpcLogLevel.debug))
-        _ = try logs.set([logger("", level: .lvlWarning)])
+        _ = try logs.set([loggerConfig("", level: .lvlWarning)])
         #expect(!logs.isEnabled("x", level: RpcLogLevel.info))
     }
 
@@ -137,8 +130,8 @@ private func logger(_ name: String, level: RpcLoggerLevel, enabled: Bool = true)
         let root = try logs.get([""])
         #expect(root.count == 1 && root[0].name == "root" && root[0].enabled && root[0].level == .lvlInfo)
 
-        let set = try logs.set([logger("x", level: .lvlDebug), logger("y", level: .lvlInfo, enabled: false),
-                                logger("base", level: .lvlDebug)])
+        let set = try logs.set([loggerConfig("x", level: .lvlDebug), loggerConfig("y", level: .lvlInfo, enabled: false),
+                                loggerConfig("base", level: .lvlDebug)])
         #expect(set.map(\.level) == [.lvlDebug, .lvlInfo, .lvlDebug] && set.map(\.enabled) == [true, false, true])
         let saved = try JSONSerialization.jsonObject(with: Data(t.read("wks/loggers.json")!.utf8)) as! [String: Any]
         #expect(saved["x"] as? String == "DEBUG" && saved["y"] as? Bool == false && saved["base"] as? String == "DEBUG")
@@ -159,7 +152,7 @@ private func logger(_ name: String, level: RpcLoggerLevel, enabled: Bool = true)
         let t = TempFolders()
         let logs = try RpcLogs(folder: "logs", folders: t.folders)
         DispatchQueueless.concurrentPerform(iterations: 8) { i in
-            for j in 0..<20 { _ = try! logs.set([logger("l\(i)", level: j % 2 == 0 ? .lvlDebug : .lvlError)]) }
+            for j in 0..<20 { _ = try! logs.set([loggerConfig("l\(i)", level: j % 2 == 0 ? .lvlDebug : .lvlError)]) }
         }
         let saved = try JSONSerialization.jsonObject(with: Data(t.read("wks/loggers.json")!.utf8)) as! [String: Any]
         #expect(saved.count == 8 && saved.values.allSatisfy { $0 as? String == "ERROR" })
@@ -258,7 +251,7 @@ private func logger(_ name: String, level: RpcLoggerLevel, enabled: Bool = true)
         log.logLevel = .debug  // this process only
         #expect(logs.isEnabled("sw", level: RpcLogLevel.debug))
         log.debug("now shown")
-        _ = try logs.set([logger("sw", level: .lvlInfo, enabled: false)])
+        _ = try logs.set([loggerConfig("sw", level: .lvlInfo, enabled: false)])
         #expect(log.logLevel == .critical)
         log.critical("dropped: disabled")
         logs.close()
@@ -324,7 +317,7 @@ private func logger(_ name: String, level: RpcLoggerLevel, enabled: Bool = true)
     @Test func propagatedRecordsGoToTheHandlersFileUnderTheirOwnName() throws {
         let t = TempFolders()
         let logs = try RpcLogs(folder: "logs", folders: t.folders)
-        _ = try logs.set([logger("mgr.sub", level: .lvlError)])
+        _ = try logs.set([loggerConfig("mgr.sub", level: .lvlError)])
         logs.write(name: "mgr", recordName: "mgr.sub", level: RpcLogLevel.warning, message: "hidden by mgr.sub's level")
         logs.write(name: "mgr", recordName: "mgr.sub", level: RpcLogLevel.error, message: "child record")
         logs.write(name: "", recordName: "urllib3.pool", level: RpcLogLevel.warning, message: "library record")
@@ -357,7 +350,7 @@ private func logger(_ name: String, level: RpcLoggerLevel, enabled: Bool = true)
         let t = TempFolders()
         let logs = try RpcLogs(folder: t.root + "/logs", folders: t.folders)
         try FileManager.default.createDirectory(atPath: t.root + "/wks/loggers.json", withIntermediateDirectories: true)
-        let r = rpcCode { _ = try logs.set([logger("x", level: .lvlDebug)]) }
+        let r = rpcCode { _ = try logs.set([loggerConfig("x", level: .lvlDebug)]) }
         #expect(r?.0 == .errorModelInvalid || r?.0 == .error, "\(String(describing: r))")
         #expect(!logs.isEnabled("x", level: RpcLogLevel.debug))
     }

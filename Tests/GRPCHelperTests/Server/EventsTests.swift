@@ -25,15 +25,7 @@ private final class EventsServer {
 }
 
 private func event(_ name: String, _ props: [String: String] = [:]) -> RpcEvent {
-    var e = RpcEvent()
-    e.name = name
-    for (k, v) in props.sorted(by: { $0.key < $1.key }) {
-        var p = RpcEventProperty()
-        p.name = k
-        p.value = v
-        e.properties.append(p)
-    }
-    return e
+    RpcEvent(name: name, properties: props)
 }
 
 private func filter(_ names: [String] = [], id: UInt32 = 0) -> RpcEventFilter {

@@ -23,6 +23,15 @@ final class TempFolders {
     }
 }
 
+/// A LoggerService item: a logger's name, level and enablement.
+func loggerConfig(_ name: String, level: RpcLoggerLevel, enabled: Bool = true) -> RpcLoggerConfig {
+    var c = RpcLoggerConfig()
+    c.name = name
+    c.level = level
+    c.enabled = enabled
+    return c
+}
+
 func rpcCode(_ body: () throws -> Void) -> (RpcResultCode, String)? {
     do { try body(); return nil } catch let e as RpcException { return (e.code, e.message) } catch { return (.error, "\(error)") }
 }

@@ -44,7 +44,7 @@ int gh_metadata_add(gh_metadata *md, const char *key, const char *value);
  * case) — else 0 (also for NULL). gh_metadata_add refuses these keys; a host
  * that follows grpcio, which drops them from a call's metadata without an
  * error (the call carries the library's own values), skips the entries this
- * function names.
+ * function names. |key| is borrowed for the call.
  * Threads: any thread. */
 int gh_metadata_key_is_managed(const char *key);
 

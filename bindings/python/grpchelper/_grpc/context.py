@@ -8,7 +8,6 @@ import time
 from ctypes import byref, c_size_t, c_void_p
 
 from .._native import ffi
-from .._native.handle import NativeHandle
 from . import compat, status
 from . import metadata as _metadata
 from .status import StatusCode

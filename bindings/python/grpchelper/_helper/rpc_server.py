@@ -24,7 +24,7 @@ from ..api import (ConfigApiVersion, ConfigServiceStub, EventApiVersion, EventSe
                    Filter, LoggerApiVersion, LoggerServiceStub, MultiServiceInfo, ResultCode,
                    ResultStatus, RpcServerServiceStub, ServerApiVersion)
 from .client import RpcClient, describe_stub
-from .config import Config, RpcStaticConfig
+from .config import RpcStaticConfig
 from .config_set import ConfigSet, _cli_strings, _expand
 from .errors import RpcException
 from .folders import Folders
