@@ -70,11 +70,22 @@ public final class RpcServer: @unchecked Sendable {
     /// port → ERROR_PORT_BUSY; a manager's `load()` error (the server is shut down first).
     /// `withEvents`: the server also serves `events` (EventService: listen, send,
     /// interrupt, inspect; queues persisted in <workspace>/queues.json).
-    public init(port: Int, descriptors: [RpcServiceDescriptor], folders: Folders = Folders(),
-                cliConfig: [String: String] = [:], staticItems: [any ConfigItemSource] = [],
-                userItems: [any ConfigItemSource] = [],
-                withEvents: Bool = false, withDebugSignal: Bool = true,
-                levelSource: LoggerLevelSource? = nil) throws {
+    public convenience init(port: Int, descriptors: [RpcServiceDescriptor], folders: Folders = Folders(),
+                            cliConfig: [String: String] = [:], staticItems: [any ConfigItemSource] = [],
+                            userItems: [any ConfigItemSource] = [],
+                            withEvents: Bool = false, withDebugSignal: Bool = true,
+                            levelSource: LoggerLevelSource? = nil) throws {
+        try self.init(port: port, descriptors: descriptors, folders: folders, cliConfig: cliConfig,
+                      staticItems: staticItems, userItems: userItems, withEvents: withEvents,
+                      withDebugSignal: withDebugSignal, levelSource: levelSource,
+                      eventsClock: { Date().timeIntervalSince1970 })
+    }
+
+    /// The same, with the events service's clock (tests pass their own).
+    init(port: Int, descriptors: [RpcServiceDescriptor], folders: Folders, cliConfig: [String: String],
+         staticItems: [any ConfigItemSource], userItems: [any ConfigItemSource], withEvents: Bool,
+         withDebugSignal: Bool, levelSource: LoggerLevelSource?,
+         eventsClock: @escaping @Sendable () -> TimeInterval) throws {
         _ = installThreadDumpHook
         self.folders = folders
         // A given static item named as a built-in one (rpc-*) is used instead of the
@@ -95,7 +106,7 @@ public final class RpcServer: @unchecked Sendable {
         // The built-in services, then the given ones (a given one may replace a built-in).
         builtin = BuiltinServices(config: config, logs: logs)
         var all = builtin.descriptors
-        events = withEvents ? EventsManager(config: config) : nil
+        events = withEvents ? EventsManager(config: config, clock: eventsClock) : nil
         if let e = events { all.append(e.descriptor()) }
         for d in descriptors {
             if let i = all.firstIndex(where: { $0.name == d.name }) { all[i] = d } else { all.append(d) }

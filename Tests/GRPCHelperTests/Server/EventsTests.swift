@@ -10,11 +10,13 @@ import Testing
 private final class EventsServer {
     let folders: TempFolders
     let server: RpcServer
-    init(folders: TempFolders = TempFolders(), cli: [String: String] = [:]) throws {
+    init(folders: TempFolders = TempFolders(), cli: [String: String] = [:],
+         clock: @escaping @Sendable () -> TimeInterval = { Date().timeIntervalSince1970 }) throws {
         self.folders = folders
         server = try RpcServer(port: 0, descriptors: [], folders: folders.folders,
                                cliConfig: ["rpc-shutdown-grace": "1"].merging(cli) { _, b in b },
-                               withEvents: true, withDebugSignal: false)
+                               staticItems: [], userItems: [], withEvents: true, withDebugSignal: false,
+                               levelSource: nil, eventsClock: clock)
     }
     deinit { server.shutdown() }
 
@@ -142,7 +144,8 @@ private func nextEvent(_ s: RpcTypedResponses<RpcEventStatus>) throws -> RpcEven
 
     @Test func interruptedQueuesGoAfterTheRetainTimeout() async throws {
         try await onOwnThread {
-            let t = try EventsServer(cli: ["rpc-event-retain-timeout": "1"])
+            let clock = TestClock(1_000)
+            let t = try EventsServer(cli: ["rpc-event-retain-timeout": "1"], clock: { clock.now })
             let events = try t.client()["events"]!
             let s = try events.stream("listen", filter(), as: RpcEventStatus.self)
             #expect(try s.next()?.clientID == 1)
@@ -150,7 +153,10 @@ private func nextEvent(_ s: RpcTypedResponses<RpcEventStatus>) throws -> RpcEven
             #expect(try s.next() == nil)
             _ = try events.call("send", event("kept"), as: RpcResultStatus.self)
             #expect(try events.call("inspect", RpcEmpty(), as: RpcEventQueueStatus.self).clientIds == [1])
-            Thread.sleep(forTimeInterval: 1.1)                       // the retain timeout passes
+            clock.advance(0.9)                                      // not yet
+            _ = try events.call("send", event("still-kept"), as: RpcResultStatus.self)
+            #expect(try events.call("inspect", RpcEmpty(), as: RpcEventQueueStatus.self).clientIds == [1])
+            clock.advance(0.2)                                      // the retain timeout has passed
             _ = try events.call("send", event("late"), as: RpcResultStatus.self)
             #expect(try events.call("inspect", RpcEmpty(), as: RpcEventQueueStatus.self).clientIds.isEmpty)
         }
