@@ -722,6 +722,7 @@ static const struct {
     {"rpc-client-timeout", "60"},
     {"rpc-event-retain-timeout", "300"},
     {"rpc-event-keepalive-timeout", "60"},
+    {"rpc-event-queue-max", "10000"},
 };
 #define N_STATIC (sizeof k_static / sizeof k_static[0])
 

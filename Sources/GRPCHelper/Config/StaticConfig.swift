@@ -44,6 +44,10 @@ public enum RpcStaticConfig {
                  .configValidPosInt, "300"),
             item("rpc-event-keepalive-timeout", "Timeout for sending keep alive empty events (seconds)",
                  .configValidPosInt, "60"),
+            // Not grpc-helper's (its queues have no bound): the undelivered events an event
+            // queue keeps; past it its oldest events are dropped, with a logged warning.
+            item("rpc-event-queue-max", "Maximum undelivered events kept per event queue (oldest dropped beyond)",
+                 .configValidPosInt, "10000"),
         ]
     }
 }

@@ -41,6 +41,16 @@ final class EventQueue: @unchecked Sendable {
     private var generation = 0
     private var cancelled = false
 
+    /// Events dropped since the queue last ran empty (for the log).
+    private var droppedInEpisode = 0
+    /// Called (outside the lock) when a listener has read everything after events were
+    /// dropped, with how many were.
+    private let onCaughtUp: (@Sendable (Int) -> Void)?
+
+    init(onCaughtUp: (@Sendable (Int) -> Void)? = nil) {
+        self.onCaughtUp = onCaughtUp
+    }
+
     func put(_ item: Item) {
         let w: CheckedContinuation<Item, Never>? = lock.withLock {
             if let w = waiter {
@@ -51,6 +61,40 @@ final class EventQueue: @unchecked Sendable {
             return nil
         }
         w?.resume(returning: item)
+    }
+
+    /// Puts an event, keeping at most `limit` undelivered ones: past it the oldest pending
+    /// events go. Returns how many were dropped by this call and whether they are the first
+    /// ones since the queue was last emptied (the log warns once per such episode). A
+    /// keep-alive (empty name) is only put in a queue with nothing pending: it exists for
+    /// idle streams.
+    func putEvent(_ event: RpcEvent, limit: Int) -> (dropped: Int, firstInEpisode: Bool) {
+        let (w, dropped, first): (CheckedContinuation<Item, Never>?, Int, Bool) = lock.withLock {
+            if let w = waiter {
+                waiter = nil
+                return (w, 0, false)
+            }
+            if event.name.isEmpty && head < items.count { return (nil, 0, false) }
+            items.append(.event(event))
+            var dropped = 0
+            while items.count - head > limit {
+                // The oldest event goes (control items, rare, stay where they are).
+                if case .event = items[head] {
+                    head += 1
+                } else if let i = items[head...].firstIndex(where: { if case .event = $0 { return true } else { return false } }) {
+                    items.remove(at: i)
+                } else {
+                    break
+                }
+                dropped += 1
+            }
+            compact()
+            let first = dropped > 0 && droppedInEpisode == 0
+            droppedInEpisode += dropped
+            return (nil, dropped, first)
+        }
+        w?.resume(returning: .event(event))
+        return (dropped, first)
     }
 
     /// A listen stream starts: control items left by an earlier one go, an older stream
@@ -83,21 +127,28 @@ final class EventQueue: @unchecked Sendable {
     /// The next item (waits for one).
     func next() async -> Item {
         await withCheckedContinuation { (c: CheckedContinuation<Item, Never>) in
-            let now: Item? = lock.withLock {
-                if cancelled { return .cancelled }
+            let (now, caughtUp): (Item?, Int) = lock.withLock {
+                if cancelled { return (.cancelled, 0) }
                 if head < items.count {
                     let i = items[head]
                     head += 1
-                    if head > 64 && head * 2 > items.count {
-                        items.removeFirst(head)
-                        head = 0
-                    }
-                    return i
+                    compact()
+                    return (i, 0)
                 }
                 waiter = c
-                return nil
+                defer { droppedInEpisode = 0 }
+                return (nil, droppedInEpisode)
             }
+            if caughtUp > 0 { onCaughtUp?(caughtUp) }
             if let i = now { c.resume(returning: i) }
+        }
+    }
+
+    /// Drops the consumed items once they are most of the array (amortised O(1)); under `lock`.
+    private func compact() {
+        if head > 64 && head * 2 > items.count {
+            items.removeFirst(head)
+            head = 0
         }
     }
 
@@ -166,6 +217,7 @@ final class EventsManager: RpcManager, @unchecked Sendable {
     private func restore() {
         guard let path = queuesFile, FileManager.default.fileExists(atPath: path) else { return }
         let now = clock()
+        let limit = queueLimit
         do {
             guard let data = FileManager.default.contents(atPath: path),
                   let object = try JSONSerialization.jsonObject(with: data) as? [String: Any] else {
@@ -174,11 +226,12 @@ final class EventsManager: RpcManager, @unchecked Sendable {
             var restored: [UInt32: EventQueue] = [:]
             for (key, value) in object {
                 guard let id = UInt32(key), id > 0 else { throw RpcException("bad queue id \(key)", code: .errorModelInvalid) }
-                let q = EventQueue()
+                let q = makeQueue(id)
                 // grpc-helper writes a list per queue; ours: its undelivered events.
                 for e in (value as? [Any]) ?? [] {
-                    guard let d = e as? [String: Any], let name = d["name"] as? String else { continue }
-                    q.put(.event(RpcEvent(name: name, properties: (d["properties"] as? [String: String]) ?? [:])))
+                    guard let d = e as? [String: Any], let name = d["name"] as? String, !name.isEmpty else { continue }
+                    _ = q.putEvent(RpcEvent(name: name, properties: (d["properties"] as? [String: String]) ?? [:]),
+                                   limit: limit)
                 }
                 restored[id] = q
             }
@@ -227,6 +280,16 @@ final class EventsManager: RpcManager, @unchecked Sendable {
         if name.contains(" ") { throw RpcException(invalid + name, code: .errorParamInvalid) }
     }
 
+    /// A new queue #id: its dropped events are logged when its listener catches up.
+    private func makeQueue(_ id: UInt32) -> EventQueue {
+        EventQueue(onCaughtUp: { [logger] n in
+            logger.warning("Event queue #\(id): listener caught up; \(n) events were dropped (rpc-event-queue-max)")
+        })
+    }
+
+    /// rpc-event-queue-max: the undelivered events a queue keeps.
+    private var queueLimit: Int { max(1, config["rpc-event-queue-max"]?.intValue ?? 10_000) }
+
     private func queue(_ id: UInt32) throws -> EventQueue {
         guard let q = queues[id] else {
             throw RpcException("Unknown event listening ID: \(id)", code: .errorItemUnknown)
@@ -247,7 +310,7 @@ final class EventsManager: RpcManager, @unchecked Sendable {
             // The lowest free id, as the original (ids are reused).
             var index: UInt32 = 1
             while queues[index] != nil { index += 1 }
-            let q = EventQueue()
+            let q = makeQueue(index)
             queues[index] = q
             interruptTimes[index] = .some(nil)
             return (index, q, true)
@@ -305,20 +368,26 @@ final class EventsManager: RpcManager, @unchecked Sendable {
     func deliver(_ event: RpcEvent) {
         let now = clock()
         let retain = Double(config["rpc-event-retain-timeout"]?.intValue ?? 300)
-        let dropped: [UInt32] = state.withLock {
+        let limit = queueLimit
+        let (dropped, full): ([UInt32], [(UInt32, Int)]) = state.withLock {
             var dropped: [UInt32] = []
+            var full: [(UInt32, Int)] = []
             for (id, q) in queues {
                 if let at = interruptTimes[id] ?? nil, now - at >= retain {
                     dropped.append(id)
                 } else {
-                    q.put(.event(event))
+                    let r = q.putEvent(event, limit: limit)
+                    if r.firstInEpisode { full.append((id, r.dropped)) }
                 }
             }
             for id in dropped {
                 queues[id] = nil
                 interruptTimes[id] = nil
             }
-            return dropped
+            return (dropped, full)
+        }
+        for (id, _) in full {
+            logger.warning("Event queue #\(id) is full (rpc-event-queue-max \(limit) undelivered events): dropping its oldest events")
         }
         if !dropped.isEmpty {
             for id in dropped.sorted() {

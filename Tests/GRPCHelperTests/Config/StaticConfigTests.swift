@@ -18,6 +18,7 @@ import Testing
             ("rpc-client-timeout", "60", .configValidPosFloat),
             ("rpc-event-retain-timeout", "300", .configValidPosInt),
             ("rpc-event-keepalive-timeout", "60", .configValidPosInt),
+            ("rpc-event-queue-max", "10000", .configValidPosInt),
         ]
         #expect(items.map(\.name) == table.map(\.0))
         for (c, row) in zip(items, table) {

@@ -162,6 +162,51 @@ private func nextEvent(_ s: RpcTypedResponses<RpcEventStatus>) throws -> RpcEven
         }
     }
 
+    @Test func aQueueKeepsAtMostQueueMaxEventsDroppingTheOldest() async throws {
+        try await onOwnThread {
+            let t = try EventsServer(cli: ["rpc-event-queue-max": "5"])
+            let events = try t.client()["events"]!
+            let s = try events.stream("listen", filter(), as: RpcEventStatus.self)
+            #expect(try s.next()?.clientID == 1)
+            _ = try events.call("interrupt", interrupt(1), as: RpcResultStatus.self)
+            #expect(try s.next() == nil)
+            // An interrupted queue still collects: 20 events into a queue of 5.
+            for i in 0..<20 { try t.server.sendEvent(name: "e\(i)") }
+            let resumed = try events.stream("listen", filter(id: 1), as: RpcEventStatus.self)
+            #expect(try resumed.next()?.clientID == 1)
+            var got: [String] = []
+            for _ in 0..<5 { got.append(try nextEvent(resumed)?.event.name ?? "-") }
+            #expect(got == ["e15", "e16", "e17", "e18", "e19"])
+            try t.server.sendEvent(name: "after")
+            #expect(try nextEvent(resumed)?.event.name == "after")
+            t.server.shutdown()
+            let log = t.folders.read("wks/logs/EventsManager/EventsManager.log") ?? ""
+            #expect(log.contains("Event queue #1 is full (rpc-event-queue-max 5 undelivered events): dropping its oldest events"))
+            #expect(log.contains("Event queue #1: listener caught up; 15 events were dropped"), "\(log)")
+        }
+    }
+
+    @Test func theQueueBoundKeepsControlItemsAndSkipsKeepAlivesWhenBusy() async {
+        let q = EventQueue()
+        #expect(q.putEvent(event("a"), limit: 2).dropped == 0)
+        q.put(.interrupt)
+        #expect(q.putEvent(RpcEvent(), limit: 2).dropped == 0)       // a keep-alive: not queued (busy)
+        let r = q.putEvent(event("b"), limit: 2)                     // a, interrupt, b: over 2
+        #expect(r.dropped == 1 && r.firstInEpisode)
+        let r2 = q.putEvent(event("c"), limit: 2)
+        #expect(r2.dropped == 1 && !r2.firstInEpisode)
+        // "a" and "b" went; the interrupt stays in place.
+        var names: [String] = []
+        for _ in 0..<2 {
+            switch await q.next() {
+            case .event(let e): names.append(e.name)
+            case .interrupt: names.append("<interrupt>")
+            default: names.append("?")
+            }
+        }
+        #expect(names == ["<interrupt>", "c"])
+    }
+
     @Test func shutdownEndsListenersAndQueuesSurviveARestart() async throws {
         try await onOwnThread {
             let folders = TempFolders()

@@ -258,6 +258,7 @@ STATIC_NAMES = {
     "CLIENT_TIMEOUT": ("rpc-client-timeout", "60", V.CONFIG_VALID_POS_FLOAT),
     "EVENT_RETAIN_TIMEOUT": ("rpc-event-retain-timeout", "300", V.CONFIG_VALID_POS_INT),
     "EVENT_KEEPALIVE_TIMEOUT": ("rpc-event-keepalive-timeout", "60", V.CONFIG_VALID_POS_INT),
+    "EVENT_QUEUE_MAX": ("rpc-event-queue-max", "10000", V.CONFIG_VALID_POS_INT),
 }
 
 

@@ -112,7 +112,9 @@ int gh_config_reset(gh_config *config);
 /* The built-in static items of an RPC server (rpc-max-workers,
  * rpc-shutdown-grace, rpc-shutdown-timeout, rpc-logs-folder, rpc-logs-backup,
  * rpc-logs-interval-unit, rpc-logs-interval, rpc-main-host, rpc-main-port,
- * rpc-client-timeout, rpc-event-retain-timeout, rpc-event-keepalive-timeout),
+ * rpc-client-timeout, rpc-event-retain-timeout, rpc-event-keepalive-timeout;
+ * since 0.5.0 rpc-event-queue-max, the undelivered events an event queue keeps,
+ * its oldest dropped beyond, default 10000),
  * new items on each call. *items is an array of *count new references: free
  * each with gh_config_free, then the array with gh_free.
  * Threads: any thread. */

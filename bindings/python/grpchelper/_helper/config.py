@@ -242,6 +242,7 @@ _STATIC_ATTRIBUTES = {
     "rpc-client-timeout": "CLIENT_TIMEOUT",
     "rpc-event-retain-timeout": "EVENT_RETAIN_TIMEOUT",
     "rpc-event-keepalive-timeout": "EVENT_KEEPALIVE_TIMEOUT",
+    "rpc-event-queue-max": "EVENT_QUEUE_MAX",
 }
 
 
@@ -292,6 +293,7 @@ class RpcStaticConfig(ConfigHolder):
     CLIENT_TIMEOUT = _STATIC["CLIENT_TIMEOUT"]                            # rpc-client-timeout
     EVENT_RETAIN_TIMEOUT = _STATIC["EVENT_RETAIN_TIMEOUT"]                # rpc-event-retain-timeout
     EVENT_KEEPALIVE_TIMEOUT = _STATIC["EVENT_KEEPALIVE_TIMEOUT"]          # rpc-event-keepalive-...
+    EVENT_QUEUE_MAX = _STATIC["EVENT_QUEUE_MAX"]                          # rpc-event-queue-max (ours)
 
 
 del _STATIC
