@@ -36,6 +36,7 @@
  *   grpchelper/cli.h       gh_cli (helper layer)
  *   grpchelper/logs.h      gh_logs (helper layer)
  *   grpchelper/rpc.h       gh_rpc_server, gh_rpc_service, gh_rpc_client
+ *   grpchelper/events.h    gh_event, gh_events_listener (0.5.0)
  */
 #ifndef GRPCHELPER_H
 #define GRPCHELPER_H
@@ -50,5 +51,6 @@
 #include "grpchelper/cli.h"
 #include "grpchelper/logs.h"
 #include "grpchelper/rpc.h"
+#include "grpchelper/events.h"
 
 #endif /* GRPCHELPER_H */

@@ -404,13 +404,14 @@ def test_the_header_is_read_whole(header):
     nothing would make the next test pass)."""
     names = {os.path.basename(p) for p in header.files}
     assert names >= {"grpchelper.h", "version.h", "errors.h", "types.h", "metadata.h",
-                     "server.h", "channel.h", "config.h", "cli.h", "logs.h", "rpc.h"}
+                     "server.h", "channel.h", "config.h", "cli.h", "logs.h", "rpc.h", "events.h"}
     assert len(header.functions) > 130
     assert header.functions["gh_server_set_int"] == ("int", ["gh_server *", "gh_opt", "int64_t"])
     assert header.functions["gh_cli_parse"][1][1] == "const char *const *"
     assert header.functions["gh_strdup"] == ("char *", ["const char *"])
     assert header.functions["gh_config_static_items"][1] == ["gh_config ***", "size_t *"]
     assert header.callbacks["gh_rpc_dump_fn"] == ("char *", ["void *"])
+    assert header.callbacks["gh_event_fn"] == ("void", ["const gh_event *", "void *"])
     assert header.constants["GH_OPT_USER_AGENT_PREFIX"] == 10001      # GH_OPTTYPE_STR + 1
     assert header.constants["GH_COMPRESSION_DEFAULT"] == -1
     assert header.constants["GH_ERR_INTERNAL"] == -902

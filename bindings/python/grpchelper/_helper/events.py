@@ -3,7 +3,7 @@ service on a thread of its own and hands every real event (never a keep-alive) t
 `on_event`; remembers its `client_id`, resumes its queue after a dropped connection or a
 server restart (ERROR_STREAM_SHUTDOWN: "event service restarting"), starts a new queue when
 the server no longer knows its id (ERROR_ITEM_UNKNOWN), retries after 0.5 s, doubling, as
-the original. `interrupt()` stops it."""
+the original (up to 30 s). `interrupt()` stops it."""
 
 import logging
 import threading
@@ -13,8 +13,11 @@ from abc import ABC, abstractmethod
 from ..api import EventFilter, EventInterrupt, ResultCode
 from .errors import RpcException
 
-# grpc-helper's first retry delay (seconds), doubled at each failure in a row.
+# grpc-helper's first retry delay (seconds), doubled at each failure in a row, up to
+# RPC_RETRY_DELAY_MAX (the original doubles without a bound: over four minutes after ten
+# failures in a row).
 RPC_RETRY_DELAY = 0.5
+RPC_RETRY_DELAY_MAX = 30.0
 
 
 class EventsListener(ABC):
@@ -42,12 +45,17 @@ class EventsListener(ABC):
         retry_delay = RPC_RETRY_DELAY
         while not self._stop.is_set():
             try:
+                first = True
                 for s in self.client.events.listen(EventFilter(client_id=self.client_id, names=self.names)):
                     retry_delay = RPC_RETRY_DELAY
-                    if not self.ready.is_set():
+                    if first:
+                        # Each stream's first message names its queue (a new one after an
+                        # unknown id: remembered, where the original kept None).
+                        first = False
                         self.client_id = s.client_id
-                        self.logger.debug(f"Event listener #{self.client_id} is ready")
-                        self.ready.set()
+                        if not self.ready.is_set():
+                            self.logger.debug(f"Event listener #{self.client_id} is ready")
+                            self.ready.set()
                     if len(s.event.name):
                         self.logger.debug(f">> Event listener #{self.client_id} on_event({s.event.name})")
                         self.on_event(s.event)
@@ -69,7 +77,7 @@ class EventsListener(ABC):
                 self.logger.warning(f"Retry in {retry_delay}s")
                 if self._stop.wait(retry_delay):
                     break
-                retry_delay *= 2
+                retry_delay = min(retry_delay * 2, RPC_RETRY_DELAY_MAX)
 
     @abstractmethod
     def on_event(self, event):  # pragma: no cover
@@ -86,4 +94,4 @@ class EventsListener(ABC):
                           f"(thread still running: {self.listening_t.is_alive()})")
 
 
-__all__ = ["EventsListener", "RPC_RETRY_DELAY"]
+__all__ = ["EventsListener", "RPC_RETRY_DELAY", "RPC_RETRY_DELAY_MAX"]
