@@ -21,6 +21,9 @@ echo "== Swift helper-layer example (examples/swift/HelperHost)"
 sh examples/run_helper_host.sh 64 "${TMPDIR:-/tmp}/gh-swift-helper-example-$$" .build/debug/helper-host
 echo "== Swift RpcServer / RpcClient example (examples/swift/RpcSample)"
 sh examples/run_rpc_sample.sh "${TMPDIR:-/tmp}/gh-swift-rpc-sample-$$" ".build/debug/rpc-sample serve" ".build/debug/rpc-sample call"
+echo "== Swift events example (examples/swift/EventsExample)"
+sh examples/run_events_example.sh "${TMPDIR:-/tmp}/gh-swift-events-$$" ".build/debug/events-example serve" \
+    ".build/debug/events-example listen" ".build/debug/events-example send"
 
 echo "== cmake (release libgrpchelper.so, C examples and tests)"
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DGH_BUILD_TESTS=ON >/dev/null
