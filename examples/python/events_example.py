@@ -13,8 +13,8 @@ import sys
 import threading
 
 from grpchelper import RpcCliParser, RpcClient, RpcException, RpcServer
-from grpchelper.api import (Event, EventApiVersion, EventProperty, EventServiceStub, ServerApiVersion,
-                            ShutdownRequest)
+from grpchelper.api import Event, EventApiVersion, EventProperty, EventServiceStub
+from grpchelper.api import ServerApiVersion, ShutdownRequest
 from grpchelper.api.server_pb2_grpc import RpcServerServiceStub
 from grpchelper.events import EventsListener
 

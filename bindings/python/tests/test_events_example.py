@@ -34,3 +34,27 @@ def test_events_example(trio, tmp_path):
                        env=env, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "events example OK" in r.stdout
+
+
+def readme_excerpts():
+    """The README's code blocks marked `<!-- excerpt: PATH -->`: (path, lines)."""
+    import re
+    text = open(os.path.join(REPO, "README.md"), encoding="utf-8").read()
+    return [(m.group(1), m.group(2).splitlines())
+            for m in re.finditer(r"<!-- excerpt: (\S+) -->\n```\w*\n(.*?)```", text, re.S)]
+
+
+def test_the_readme_excerpts_are_the_examples_code():
+    """Each excerpt's lines are lines of its program, in the program's order (indentation
+    aside): the README shows code the examples script runs."""
+    excerpts = readme_excerpts()
+    assert sorted(p for p, _ in excerpts) == ["examples/c/events_example.c", "examples/python/events_example.py",
+                                              "examples/swift/EventsExample/EventsExample.swift"]
+    for path, lines in excerpts:
+        source = [line.strip() for line in open(os.path.join(REPO, path), encoding="utf-8")]
+        at = 0
+        for line in (x.strip() for x in lines):
+            if not line:
+                continue
+            assert line in source[at:], "%s: %r is not in the program (after line %d)" % (path, line, at)
+            at = source.index(line, at) + 1
