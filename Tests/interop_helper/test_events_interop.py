@@ -1,4 +1,5 @@
-"""The events service, ours against the ORIGINAL grpc-helper 2.3.1's client: the original's
+"""The events service, ours against the ORIGINAL grpc-helper 2.3.1 (and our listener against
+the original's server, with resume after an interrupt and after a restart); the original's client: the original's
 EventsListener (its thread, on_event, resume by client_id) and its raw EventService stub run
 in a child process against OUR server (made with events) and report what they saw, the same
 script as against the original's own server; both reports must be equal."""
@@ -151,3 +152,82 @@ def test_our_listener_against_the_originals_server(original_target, sample_gen, 
     got = json.loads(r.stdout.strip().splitlines()[-1])
     assert got == {"ids": [1, 2], "a": ["a", "a"], "unknown_first": "a", "stopped": [False, False],
                    "inspect": [1, 2]}
+
+
+RESUME = r'''
+import json, sys, threading
+from grpchelper import RpcClient
+from grpchelper.api import Event, EventApiVersion, EventProperty, EventServiceStub
+from grpchelper.events import EventsListener
+
+port = int(sys.argv[1])
+client = RpcClient("127.0.0.1", port, {"events": (EventServiceStub, EventApiVersion.EVENT_API_CURRENT)}, timeout=20)
+
+
+class Collector(EventsListener):
+    def __init__(self, client_id=None):
+        self.got = []
+        self.cond = threading.Condition()
+        super().__init__(client, ["e"], client_id)
+
+    def on_event(self, event):
+        with self.cond:
+            self.got.append(event.properties[0].value)
+            self.cond.notify_all()
+
+    def wait(self, n):
+        with self.cond:
+            return self.cond.wait_for(lambda: len(self.got) >= n, 30)
+
+
+def send(n):
+    client.events.send(Event(name="e", properties=[EventProperty(name="n", value=str(n))]))
+
+
+out = {}
+first = Collector()
+assert first.ready.wait(10)
+send(1)
+assert first.wait(1)
+first.interrupt()
+send(2)                                       # kept by the interrupted queue
+second = Collector(first.client_id)           # resumes it
+assert second.ready.wait(10) and second.wait(1)
+out["resumed_after_interrupt"] = [second.client_id == first.client_id, list(second.got)]
+print("RESTART", flush=True)
+assert sys.stdin.readline().strip() == "restarted"
+send(3)                                       # to the restarted server's restored queue
+ok = second.wait(2)
+out["after_restart"] = [ok, list(second.got), second.client_id == first.client_id]
+second.interrupt()
+print(json.dumps(out), flush=True)
+'''
+
+
+def test_our_listener_resumes_on_the_originals_server_after_interrupt_and_restart(
+        original_target, sample_gen, our_gen, start_original):
+    """Our EventsListener against the ORIGINAL's server: a queue resumed by id after an
+    interrupt gets what was sent meanwhile; across a restart of the original on the same
+    port and workspace (it persists the queue ids), the listener reconnects to its queue and
+    gets what is sent after."""
+    from .test_cross import our_env
+    srv = start_original(with_events=True)
+    child = subprocess.Popen([sys.executable, "-c", RESUME, str(srv.port)], env=our_env(our_gen),
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = child.stdout.readline().strip()
+        assert line == "RESTART", child.stderr.read()[-3000:] if child.poll() is not None else line
+        assert srv.stop() == 0
+        again = original.start_server(original_target, sample_gen, srv.workspace, port=srv.port,
+                                      with_events=True)
+        start_original.started.append(again)      # stopped at the end of the test
+        child.stdin.write("restarted\n")
+        child.stdin.flush()
+        stdout, stderr = child.communicate(timeout=120)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.communicate()
+    assert child.returncode == 0, stderr[-3000:]
+    got = json.loads(stdout.strip().splitlines()[-1])
+    assert got == {"resumed_after_interrupt": [True, ["2"]], "after_restart": [True, ["2", "3"], True]}
