@@ -1,8 +1,9 @@
-"""The events service, ours against the ORIGINAL grpc-helper 2.3.1 (and our listener against
-the original's server, with resume after an interrupt and after a restart); the original's client: the original's
+"""The events service against the ORIGINAL grpc-helper 2.3.1, both ways: the original's
 EventsListener (its thread, on_event, resume by client_id) and its raw EventService stub run
 in a child process against OUR server (made with events) and report what they saw, the same
-script as against the original's own server; both reports must be equal."""
+script as against the original's own server, and both reports must be equal; our
+EventsListener against the original's server (names, an unknown id, resume after an
+interrupt and after a restart of the original)."""
 import json
 import subprocess
 import sys
