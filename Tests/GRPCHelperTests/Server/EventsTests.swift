@@ -109,10 +109,16 @@ private func nextEvent(_ s: RpcTypedResponses<RpcEventStatus>) throws -> RpcEven
             #expect(got?.event.name == "pushed" && got?.event.properties.first?.value == "server")
             let e = rpcError { try t.server.sendEvent(name: "a b") }
             #expect(e?.code == .errorParamInvalid && e?.message == "Invalid event name: a b")
-            // Without events: refused.
+            // The auto-client has the events stub.
+            #expect(try t.server.autoClient["events"]?.serviceName == "EventService")
+            #expect(try t.server.autoClient["events"]?.apiVersion == 2)
+            // Without events: refused, not listed, no stub.
             let plain = try RpcServer(port: 0, descriptors: [], folders: t.folders.folders, withDebugSignal: false)
             defer { plain.shutdown() }
             #expect(rpcError { try plain.sendEvent(name: "x") }?.code == .errorStateUnexpected)
+            #expect(try plain.autoClient["events"] == nil)
+            let info = try plain.autoClient["srv"]!.call("info", RpcFilter(), as: RpcMultiServiceInfo.self)
+            #expect(info.items.map(\.name) == ["srv", "config", "log"])
         }
     }
 
