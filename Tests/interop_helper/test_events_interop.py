@@ -8,6 +8,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from . import original
 from .test_cross import OurServers, our_gen  # noqa: F401 (fixture)
 
@@ -232,3 +234,37 @@ def test_our_listener_resumes_on_the_originals_server_after_interrupt_and_restar
     assert child.returncode == 0, stderr[-3000:]
     got = json.loads(stdout.strip().splitlines()[-1])
     assert got == {"resumed_after_interrupt": [True, ["2"]], "after_restart": [True, ["2", "3"], True]}
+
+
+@pytest.mark.parametrize("lang", ["c", "swift"])
+def test_the_c_and_swift_listeners_against_the_originals_server(lang, original_target, sample_gen, start_original):
+    """The C and Swift EventsListener (the events examples' `listen`) on the ORIGINAL's
+    server: ready with its queue id, the filter, events in order with their properties."""
+    import os
+    root = str(original.ROOT)
+    program = (os.path.join(root, "build", "examples", "c", "events_example") if lang == "c"
+               else os.path.join(root, ".build", "debug", "events-example"))
+    if not os.path.exists(program):
+        pytest.skip("%s is not built (scripts/test.sh builds it)" % program)
+    srv = start_original(with_events=True)
+    env = dict(os.environ)
+    env.pop("LD_LIBRARY_PATH", None)
+    child = subprocess.Popen([program, "listen", "-p", str(srv.port), "--names", "greeting", "--count", "2"],
+                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        ready = child.stdout.readline().strip()
+        assert ready == "ready 1", child.stderr.read()[-3000:] if child.poll() is not None else ready
+        sends = [("other", {}), ("greeting", {"who": "alice"}), ("greeting", {"who": "bob"})]
+        calls = [original.call("events", "send", "Event",
+                               {"name": n, "properties": [{"name": k, "value": v} for k, v in p.items()]})
+                 for n, p in sends]
+        results = original.run_client(original_target, srv.port, calls, stubs_map=original.stubs(events=2),
+                                      gen_dir=sample_gen)
+        assert all(r["ok"] for r in results), results
+        stdout, stderr = child.communicate(timeout=60)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.communicate()
+    assert child.returncode == 0, stderr[-3000:]
+    assert stdout.splitlines() == ["greeting who=alice", "greeting who=bob"]
