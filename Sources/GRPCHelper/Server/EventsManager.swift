@@ -174,6 +174,9 @@ final class EventsManager: RpcManager, @unchecked Sendable {
     private var interruptTimes: [UInt32: TimeInterval?] = [:]
     private var keepAlive: Task<Void, Never>?
     private var stopped = false
+    /// Writes of queues.json, in order, off the concurrency pool; one scheduled at a time.
+    private let persistQueue = DispatchQueue(label: "gh-events-persist")
+    private var persistScheduled = false
 
     init(config: ConfigSet, clock: @escaping @Sendable () -> TimeInterval = { Date().timeIntervalSince1970 }) {
         self.config = config
@@ -210,6 +213,7 @@ final class EventsManager: RpcManager, @unchecked Sendable {
             keepAlive?.cancel()
             return Array(queues.values)
         }
+        persistQueue.sync {}   // a scheduled write first, then the last one
         persist()
         for q in all { q.put(.shutdown) }
     }
@@ -251,10 +255,26 @@ final class EventsManager: RpcManager, @unchecked Sendable {
         }
     }
 
+    /// Schedules a write of the queues on the manager's own serial queue (never on the
+    /// concurrency pool, where a listen stream's handler runs): changes made before the write
+    /// starts are coalesced into it, so a thousand listeners opening at once cost a few writes,
+    /// not a thousand.
+    private func schedulePersist() {
+        let go: Bool = state.withLock {
+            if persistScheduled || stopped { return false }
+            persistScheduled = true
+            return true
+        }
+        if go {
+            persistQueue.async { [weak self] in self?.persist() }
+        }
+    }
+
     /// Writes the queues (ids and undelivered events) atomically; a failure is logged.
     private func persist() {
         guard let path = queuesFile else { return }
         let snapshot: [String: Any] = state.withLock {
+            persistScheduled = false
             var out: [String: Any] = [:]
             for (id, q) in queues {
                 out[String(id)] = q.pendingEvents.map { e -> [String: Any] in
@@ -317,7 +337,7 @@ final class EventsManager: RpcManager, @unchecked Sendable {
         }
         if created {
             logger.info("Starting new event listening queue #\(index)")
-            persist()
+            schedulePersist()
         } else {
             logger.info("Resuming interrupted event listening queue #\(index)")
         }
@@ -393,7 +413,7 @@ final class EventsManager: RpcManager, @unchecked Sendable {
             for id in dropped.sorted() {
                 logger.info("Deleting interrupted event queue #\(id) (retain timeout: \(retain))")
             }
-            persist()
+            schedulePersist()
         }
     }
 
