@@ -41,6 +41,8 @@ public final class EventsListener: @unchecked Sendable {
     private var stopping = false
     private var running = true
     private var current: ClientCall?
+    /// Whether `current` has received its first message (the server's queue is listening).
+    private var streamOpen = false
     /// The listening thread (not the Thread itself: it holds this listener while it runs).
     private var thread: ObjectIdentifier?
 
@@ -81,16 +83,18 @@ public final class EventsListener: @unchecked Sendable {
 
     /// Stops listening: asks the server to interrupt the queue (it ends the listen stream
     /// and keeps the queue for rpc-event-retain-timeout seconds), then waits up to `wait`
-    /// seconds for the listening thread to end (not when called from `onEvent`). When the
-    /// interrupt call fails (the server is gone) or no queue was opened yet, the listener's
-    /// own stream is cancelled instead, and the interrupt call's error is thrown after the
-    /// thread has ended. Returns whether the thread has ended. A second call does nothing
+    /// seconds for the listening thread to end (not when called from `onEvent`). Without an
+    /// open stream (not connected yet, or waiting to reconnect: the server already counts the
+    /// queue as interrupted) no call is made; when the interrupt call fails, the listener's
+    /// own stream is cancelled instead, and the call's error is thrown after the wait. Returns whether the thread has ended. A second call does nothing
     /// more than waiting.
     @discardableResult
     public func interrupt(wait: Double = 30) throws -> Bool {
         let (first, queueID, call): (Bool, UInt32?, ClientCall?) = cond.withLock {
             defer { stopping = true; cond.broadcast() }
-            return (!stopping, ready ? id : nil, current)
+            // Only a stream that is open has a queue listening on the server to interrupt
+            // (between streams, the server already counts the queue as interrupted).
+            return (!stopping, streamOpen ? id : nil, current)
         }
         var failure: Error?
         if first {
@@ -182,7 +186,7 @@ public final class EventsListener: @unchecked Sendable {
             return stopping
         }
         if stop { return false }
-        defer { cond.withLock { current = nil } }
+        defer { cond.withLock { current = nil; streamOpen = false } }
         call.start()
         try? call.send(try filter.serializedBytes())
         call.closeSend()
@@ -204,7 +208,7 @@ public final class EventsListener: @unchecked Sendable {
                 first = false
                 let newID = s.clientID
                 let wasReady: Bool = cond.withLock {
-                    defer { id = newID; ready = true; cond.broadcast() }
+                    defer { id = newID; ready = true; streamOpen = true; cond.broadcast() }
                     return ready
                 }
                 if !wasReady { logger.debug("Event listener #\(newID) is ready") }

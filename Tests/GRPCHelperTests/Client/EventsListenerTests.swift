@@ -4,6 +4,7 @@
 // on the same port without losing events, an interrupt from the callback.
 import Foundation
 import GRPCHelperCore
+import Logging
 import Testing
 @testable import GRPCHelper
 
@@ -155,6 +156,27 @@ private func queueIDs(_ c: RpcClient) throws -> [UInt32] {
         }
     }
 
+    @Test func interruptWhileWaitingToReconnectMakesNoCall() async throws {
+        try await onOwnThread {
+            let folders = TempFolders()
+            let server = try makeServer(folders)
+            // A client that would retry an unreachable server for 60 s.
+            let c = try RpcClient(host: "127.0.0.1", port: server.port, timeout: 60, name: "listener-tester",
+                                  stubs: ["events": ("EventService", 2)])
+            let log = CapturedLog()
+            let l = EventsListener(client: c, logger: log.logger) { _ in }
+            #expect(l.waitReady(timeout: 10))
+            server.shutdown()
+            #expect(log.wait(for: "event service restarting") && log.wait(for: "Retry in"))
+            // The server counts the queue as interrupted already: no interrupt call (which
+            // would be retried for the client's 60 s), the listener just stops.
+            let start = Date()
+            #expect(try l.interrupt(wait: 10))
+            #expect(Date().timeIntervalSince(start) < 5)
+            #expect(!l.isRunning)
+        }
+    }
+
     @Test func interruptBeforeAnyServerAnswersCancelsTheStream() async throws {
         try await onOwnThread {
             // Nothing listens on this port: the listener retries until interrupted.
@@ -167,6 +189,46 @@ private func queueIDs(_ c: RpcClient) throws -> [UInt32] {
             #expect(!l.waitReady(timeout: 0.2))
             #expect(try l.interrupt(wait: 10))
             #expect(!l.isRunning && l.clientID == nil)
+        }
+    }
+}
+
+/// A log handler keeping the messages, waited on with a timeout.
+private final class CapturedLog: @unchecked Sendable {
+    private let cond = NSCondition()
+    private var messages: [String] = []
+
+    func add(_ m: String) {
+        cond.lock()
+        messages.append(m)
+        cond.broadcast()
+        cond.unlock()
+    }
+
+    /// Whether a message containing `part` came within `timeout` seconds.
+    func wait(for part: String, timeout: Double = 10) -> Bool {
+        let deadline = Date(timeIntervalSinceNow: timeout)
+        cond.lock()
+        defer { cond.unlock() }
+        while !messages.contains(where: { $0.contains(part) }) && cond.wait(until: deadline) {}
+        return messages.contains(where: { $0.contains(part) })
+    }
+
+    var logger: Logger {
+        Logger(label: "EventsListener") { _ in Handler(log: self) }
+    }
+
+    struct Handler: LogHandler {
+        let log: CapturedLog
+        var metadata: Logger.Metadata = [:]
+        var logLevel: Logger.Level = .trace
+        subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+            get { metadata[key] }
+            set { metadata[key] = newValue }
+        }
+        func log(level: Logger.Level, message: Logger.Message, metadata: Logger.Metadata?, source: String,
+                 file: String, function: String, line: UInt) {
+            log.add("\(message)")
         }
     }
 }

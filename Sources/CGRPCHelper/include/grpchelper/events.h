@@ -112,9 +112,10 @@ int gh_events_listener_is_running(gh_events_listener *listener);
  * ends; the server keeps the queue for rpc-event-retain-timeout seconds, so
  * that a later listener given its id resumes it), then waits up to |wait|
  * seconds for the listener's thread to end (not when called from its own
- * callback). When the interrupt call fails (the server is gone: retried as
- * any gh_rpc_client call, within the client's timeout) or no queue was opened
- * yet, the listener's own stream is cancelled instead. Returns 1 once the
+ * callback). Without an open stream (not connected yet, or waiting to
+ * reconnect: the server already counts the queue as interrupted) no call is
+ * made; when the interrupt call fails, the listener's own stream is cancelled
+ * instead. Returns 1 once the
  * thread has ended (from its own callback: at once), 0 when it still runs
  * after |wait|, or the interrupt call's error (a negative gh_error, e.g.
  * GH_ERR_RESULT with GH_RC_ERROR_RPC), reported after the wait. A second call
