@@ -25,6 +25,12 @@ final class HostLevelSource: LoggerLevelSource, @unchecked Sendable {
     private let condition = NSCondition()
     private var running = 0
     private var detached = false
+    /// With caching (gh_logs_cache_thresholds): threshold answers by logger name, dropped
+    /// when the host says its levels changed (gh_logs_levels_changed) and after `apply`.
+    private let cacheLock = NIOLock()
+    private var caching = false
+    private var generation: UInt64 = 0
+    private var cache: [String: Int] = [:]
 
     init(get: gh_log_level_get_fn, threshold: gh_log_threshold_fn, set: gh_log_level_set_fn,
          emit: gh_log_emit_fn?, userData: UnsafeMutableRawPointer?, freeUserData: gh_free_fn?) {
@@ -71,12 +77,37 @@ final class HostLevelSource: LoggerLevelSource, @unchecked Sendable {
     }
 
     func threshold(of name: String) -> Int {
-        calling(Int.max) { Int(name.withCString { thresholdFn(userData, $0) }) }
+        let (hit, gen): (Int?, UInt64?) = cacheLock.withLock { caching ? (cache[name], generation) : (nil, nil) }
+        if let h = hit { return h }
+        let t = calling(Int.max) { Int(name.withCString { thresholdFn(userData, $0) }) }
+        if let g = gen {
+            // Kept only if no change was announced while the host was asked.
+            cacheLock.withLock { if caching && generation == g { cache[name] = t } }
+        }
+        return t
     }
 
     func apply(_ name: String, level: Int?, enabled: Bool?) {
         calling(()) {
             name.withCString { setFn(userData, $0, Int32(clamping: level ?? -1), enabled.map { $0 ? 1 : 0 } ?? -1) }
+        }
+        levelsChanged()
+    }
+
+    /// Turns the threshold cache on or off (emptied either way).
+    func setCaching(_ on: Bool) {
+        cacheLock.withLock {
+            caching = on
+            generation &+= 1
+            cache.removeAll()
+        }
+    }
+
+    /// The host's levels changed: the cached answers go.
+    func levelsChanged() {
+        cacheLock.withLock {
+            generation &+= 1
+            if !cache.isEmpty { cache.removeAll(keepingCapacity: true) }
         }
     }
 
@@ -104,16 +135,37 @@ final class HostLevels: @unchecked Sendable {
     static let shared = HostLevels()
     private let lock = NIOLock()
     private var source: HostLevelSource?
+    /// gh_logs_cache_thresholds: for the installed source and those installed later.
+    private var caching = false
 
     var current: HostLevelSource? { lock.withLock { source } }
 
     /// Installs `new`; returns the source it replaces.
     func swap(_ new: HostLevelSource?) -> HostLevelSource? {
         lock.withLock {
+            new?.setCaching(caching)
             defer { source = new }
             return source
         }
     }
+
+    func setCaching(_ on: Bool) {
+        lock.withLock {
+            caching = on
+            source?.setCaching(on)
+        }
+    }
+}
+
+@c @implementation
+public func gh_logs_cache_thresholds(_ enable: Int32) -> Int32 {
+    HostLevels.shared.setCaching(enable != 0)
+    return GH_OK.rawValue
+}
+
+@c @implementation
+public func gh_logs_levels_changed() {
+    HostLevels.shared.current?.levelsChanged()
 }
 
 @c @implementation

@@ -1141,6 +1141,7 @@ static struct {
     char last_message[256];
     int last_level;
     int frees;
+    int thresholds; /* calls of host_threshold */
 } g_host = {.mu = PTHREAD_MUTEX_INITIALIZER};
 
 /* Locked by the caller. */
@@ -1189,6 +1190,7 @@ static int host_threshold(void *ud, const char *name) {
         if (dot) *dot = 0; else n[0] = 0;
     }
     if (t < 0) t = host_find("", 1)->level;
+    g_host.thresholds++;
     pthread_mutex_unlock(&g_host.mu);
     return t;
 }
@@ -1317,6 +1319,30 @@ static void test_level_source(void) {
     read_named(logs, "root", &f);
     CHECK(find_message(&f, "handled - f.c:fn:7") == NULL && find_message(&f, "to the host") == NULL);
     log_free(&f);
+
+    /* Cached thresholds (0.5.0): the host is asked once per logger until it says its
+     * levels changed; the library's own level changes drop the answers too. */
+    CHECK_OK(gh_logs_cache_thresholds(1));
+    int asked = g_host.thresholds;
+    CHECK_EQ(gh_logs_enabled(logs, "cached", GH_LOG_ERROR), 1); /* the root's WARNING */
+    CHECK_EQ(gh_logs_enabled(logs, "cached", GH_LOG_INFO), 0);
+    CHECK_EQ(gh_logs_enabled(logs, "cached", GH_LOG_WARNING), 1);
+    CHECK_EQ(g_host.thresholds, asked + 1);
+    host_set(&g_host, "cached", GH_LOG_DEBUG, -1); /* unannounced: the answer kept */
+    CHECK_EQ(gh_logs_enabled(logs, "cached", GH_LOG_INFO), 0);
+    gh_logs_levels_changed();
+    CHECK_EQ(gh_logs_enabled(logs, "cached", GH_LOG_INFO), 1);
+    CHECK_EQ(g_host.thresholds, asked + 2);
+    op_ok(gh_logs_set, logs, logger_update(SETTINGS({"cached", 1, GH_LOG_ERROR})), &st);
+    status_clear(&st);
+    CHECK_EQ(gh_logs_enabled(logs, "cached", GH_LOG_WARNING), 0); /* the set dropped it */
+    CHECK_OK(gh_logs_cache_thresholds(0));
+    host_set(&g_host, "cached", GH_LOG_DEBUG, -1);
+    asked = g_host.thresholds;
+    CHECK_EQ(gh_logs_enabled(logs, "cached", GH_LOG_INFO), 1); /* off: asked every time */
+    CHECK_EQ(gh_logs_enabled(logs, "cached", GH_LOG_INFO), 1);
+    CHECK_EQ(g_host.thresholds, asked + 2);
+    gh_logs_levels_changed(); /* without a cache: nothing */
 
     /* Uninstalled: the source's user_data is freed, the logs made with it are detached. */
     CHECK_OK(gh_logs_use_level_source(NULL, NULL, NULL, NULL, NULL, NULL));

@@ -6,6 +6,7 @@ time-based rollover."""
 
 import json
 import logging
+import logging.config
 import re
 import time
 
@@ -150,3 +151,37 @@ def test_debug_lines_make_time_based_rollover_happen(pb, servers, clients, dirs)
     assert "hello called for first" in rolled[0].read_text()
     current = (folder / "SampleManager.log").read_text()
     assert "DEBUG <RPC> << " in current and "hello called for second" in current
+
+
+def test_the_librarys_level_decisions_follow_every_change_of_python_logging(dirs):
+    """The library caches Python's answers (a callback per decision would cost a thread state
+    and the GIL each time) and drops them on each change `logging` makes: a level (also a
+    parent's), logging.disable, a logger's `disabled` flag, dictConfig; what the library
+    itself sets through the log service."""
+    from grpchelper import Folders, RpcLogs
+    workspace, _ = dirs
+    with RpcLogs(folders=Folders(workspace=str(workspace))) as logs:
+        parent, child = logging.getLogger("cache.p"), logging.getLogger("cache.p.c")
+        parent.setLevel(logging.ERROR)
+        assert not logs.enabled("cache.p.c", logging.WARNING)
+        assert not logs.enabled("cache.p.c", logging.WARNING)         # asked again: cached
+        parent.setLevel(logging.DEBUG)
+        assert logs.enabled("cache.p.c", logging.INFO)
+        logging.disable(logging.CRITICAL)
+        try:
+            assert not logs.enabled("cache.p.c", logging.ERROR)
+        finally:
+            logging.disable(logging.NOTSET)
+        assert logs.enabled("cache.p.c", logging.ERROR)
+        child.disabled = True
+        assert not logs.enabled("cache.p.c", logging.CRITICAL)
+        child.disabled = False
+        assert logs.enabled("cache.p.c", logging.INFO)
+        assert logs.enabled("cache.p.c", logging.INFO)
+        logging.config.dictConfig({"version": 1, "incremental": True,
+                                   "loggers": {"cache.p": {"level": "ERROR"}}})
+        assert not logs.enabled("cache.p.c", logging.WARNING)
+        logs.set(LoggerUpdate(items=[LoggerConfig(name="cache.p.c", level=LoggerLevel.LVL_DEBUG,
+                                                  enabled=True)]))
+        assert logs.enabled("cache.p.c", logging.DEBUG)
+        assert child.level == logging.DEBUG

@@ -160,6 +160,28 @@ int gh_logs_use_level_source(gh_log_level_get_fn get,
                              gh_log_level_set_fn set, gh_log_emit_fn emit,
                              void *user_data, gh_free_fn free_user_data);
 
+/* Since 0.5.0. With |enable| non-zero, the library keeps the answers of the
+ * level source's |threshold| (see gh_logs_use_level_source), by logger name,
+ * instead of asking the host at every level decision: a host that can tell
+ * when its levels change (a logger's level, its enablement, a global
+ * switch) and calls gh_logs_levels_changed then saves a callback per record
+ * or per managed call (for a Python host: a thread state and the GIL each
+ * time). The answers are dropped by gh_logs_levels_changed, by the library's
+ * own level changes (the LoggerService set and reset, the loggers.json
+ * layers) and when caching is turned off; a source installed later starts
+ * empty. Process-wide: for the installed source and those installed after.
+ * 0 (the default, as before 0.5.0): every decision asks the host.
+ * Returns GH_OK.
+ * Threads: any thread. */
+int gh_logs_cache_thresholds(int enable);
+
+/* Since 0.5.0. The host's logger levels or enablement changed: the cached
+ * threshold answers (gh_logs_cache_thresholds) are dropped, so the next
+ * decisions ask the host again. Does nothing without a source or a cache.
+ * Cheap (no callback); safe from the source's own callbacks.
+ * Threads: any thread. */
+void gh_logs_levels_changed(void);
+
 /* For a host whose logging routes records (see gh_logs_use_level_source):
  * writes a record that logger |name|'s handler received to |name|'s file only
  * ("" or "root": the root file), with no level check (the host decided).

@@ -100,18 +100,79 @@ def _uninstall_level_source():
             ffi.gh_logs_use_level_source(ffi.GH_LOG_LEVEL_GET_FN(), ffi.GH_LOG_THRESHOLD_FN(),
                                          ffi.GH_LOG_LEVEL_SET_FN(), ffi.GH_LOG_EMIT_FN(), None,
                                          ffi.GH_FREE_FN())     # NULL: uninstall
+            ffi.gh_logs_cache_thresholds(0)
+            _remove_change_hooks()
+
+
+# --- telling the library when levels change (its cache of _source_threshold answers) ----
+#
+# Asking Python at every level decision costs a callback (a thread state and the GIL) per
+# record and per managed call: a third of a busy server's CPU. The library keeps the answers
+# (gh_logs_cache_thresholds) and drops them when `logging` changes what _source_threshold
+# reads: a level (Logger.setLevel, and logging.disable, both go through the manager's
+# _clear_cache, where Python drops its own isEnabledFor cache) or a logger's `disabled`
+# flag (which Python reads live: a property on Logger announces each assignment).
+
+_saved_hooks = None
+
+
+def _announce_levels_changed():
+    ffi.gh_logs_levels_changed()
+
+
+def _install_change_hooks():
+    global _saved_hooks
+    manager = logging.Logger.manager
+    own_clear = manager.__dict__.get("_clear_cache")
+    clear = manager._clear_cache
+
+    def _clear_cache():
+        clear()
+        _announce_levels_changed()
+
+    previous_disabled = logging.Logger.__dict__.get("disabled")
+
+    def _get_disabled(logger):
+        return logger.__dict__.get("disabled", False)
+
+    def _set_disabled(logger, value):
+        logger.__dict__["disabled"] = value
+        _announce_levels_changed()
+
+    manager._clear_cache = _clear_cache
+    logging.Logger.disabled = property(_get_disabled, _set_disabled)
+    _saved_hooks = (manager, own_clear, previous_disabled)
+
+
+def _remove_change_hooks():
+    global _saved_hooks
+    if _saved_hooks is None:
+        return
+    manager, own_clear, previous_disabled = _saved_hooks
+    if own_clear is None:
+        manager.__dict__.pop("_clear_cache", None)
+    else:
+        manager._clear_cache = own_clear
+    if previous_disabled is None:
+        del logging.Logger.disabled
+    else:
+        logging.Logger.disabled = previous_disabled
+    _saved_hooks = None
 
 
 def use_python_levels():
     """Makes Python's `logging` the library's level source (once per process; before the
-    first logs or managed server)."""
+    first logs or managed server), with the library caching its answers until `logging`
+    announces a change."""
     global _source_installed
     if _source_installed:
         return
     with _source_lock:
         if not _source_installed:
+            _install_change_hooks()
             ffi.gh_logs_use_level_source(_source_get, _source_threshold, _source_set,
                                          _source_emit, None, ffi.GH_FREE_FN())
+            ffi.gh_logs_cache_thresholds(1)
             _source_installed = True
             registry.after_awaited_at_exit(_uninstall_level_source)
 

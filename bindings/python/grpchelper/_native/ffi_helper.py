@@ -148,6 +148,10 @@ def functions(CHECK):  # noqa: N803 - the name the table's entries use, as in ff
         "gh_logs_use_level_source": (c_int, [GH_LOG_LEVEL_GET_FN, GH_LOG_THRESHOLD_FN,
                                              GH_LOG_LEVEL_SET_FN, GH_LOG_EMIT_FN, c_void_p,
                                              GH_FREE_FN], CHECK),
+        # int gh_logs_cache_thresholds(int enable);
+        "gh_logs_cache_thresholds": (c_int, [c_int], CHECK),
+        # void gh_logs_levels_changed(void);
+        "gh_logs_levels_changed": (None, [], None),
         # int gh_logs_write_handled(gh_logs *logs, const char *name,
         #                           const char *record_name, int level,
         #                           const char *thread, const char *file,
