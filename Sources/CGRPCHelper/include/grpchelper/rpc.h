@@ -186,8 +186,9 @@ int gh_rpc_server_port(const gh_rpc_server *server);
 gh_config_set *gh_rpc_server_config(gh_rpc_server *server);
 gh_logs *gh_rpc_server_logs(gh_rpc_server *server);
 
-/* Sends an event (an encoded grpc-helper Event: name, properties) to the
- * server's listeners in-process, as the events service's send: the same name
+/* Sends an event (an encoded grpc-helper Event: name, properties; since 0.5.0
+ * gh_event_encode in events.h makes one) to the server's listeners
+ * in-process, as the events service's send: the same name
  * checks (empty → GH_RC_ERROR_PARAM_MISSING, a space → GH_RC_ERROR_PARAM_INVALID);
  * a server made without GH_RPC_WITH_EVENTS → GH_RC_ERROR_STATE_UNEXPECTED; an
  * undecodable message → GH_ERR_INVALID_ARGUMENT. |event| is borrowed for the
