@@ -2320,15 +2320,17 @@ static void test_exit_signals(void) {
 /* Proxied services                                                          */
 /* ------------------------------------------------------------------------ */
 
-/* gh_rpc_service_set_proxy: listed as proxied by srv.info; calls answer
- * GH_RC_ERROR_PROXY_UNREGISTERED (forwarding comes later); no hooks needed. */
+/* gh_rpc_service_set_proxy: listed as proxied by srv.info; while no backend
+ * registered, calls answer GH_RC_ERROR_PROXY_UNREGISTERED after
+ * rpc-client-timeout (here 0.2 s); no hooks needed. */
 static void test_proxied(void) {
     gh_rpc_service *s = NULL;
     CHECK_OK(gh_rpc_service_new("sample", SAMPLE_SERVICE, "remote:0.1", 1, 2, &s));
     CHECK_OK(gh_rpc_service_add_method(s, "ok", GH_UNARY, NULL, NULL, NULL));
     CHECK_OK(gh_rpc_service_set_proxy(s, 1));
     tu_layout l;
-    gh_rpc_server *server = server_new(&l, "proxied", 0, &s, 1, 0);
+    static const char *const cli[] = {"rpc-shutdown-grace=0.3", "rpc-client-timeout=0.2"};
+    gh_rpc_server *server = server_new_cli(&l, "proxied", 0, &s, 1, cli, 2, 0);
     gh_rpc_service_free(s);
     gh_rpc_client *c = client_new(gh_rpc_server_port(server), 5, "proxy-tester", 1);
     uint8_t *resp = NULL;
@@ -2341,7 +2343,7 @@ static void test_proxied(void) {
     gh_free(resp);
     const char *msg = rpc_fails(c, "sample", "ok", tu_pb_filter(0, NO_NAMES),
                                 GH_RC_ERROR_PROXY_UNREGISTERED);
-    CHECK_CONTAINS(msg, "not supported yet");
+    CHECK_CONTAINS(msg, "Proxy didn't registered in time for method call");
     gh_rpc_client_free(c);
     gh_rpc_server_free(server);
     tu_layout_free(&l);

@@ -36,9 +36,12 @@ final class BuiltinServices: @unchecked Sendable {
                     try holder.get().shutdown(byRPC: r)
                     return RpcResultStatus()
                 },
-                // Proxies come with a later version of the library.
-                .unimplemented("proxy_register", .unary),
-                .unimplemented("proxy_forget", .unary),
+                .unary("proxy_register") { (r: RpcProxyRegisterRequest) -> RpcResultStatus in
+                    try holder.get().proxyRegister(r)
+                },
+                .unary("proxy_forget") { (r: RpcFilter) -> RpcResultStatus in
+                    try holder.get().proxyForget(r)
+                },
             ]))
         list.append(RpcServiceDescriptor(
             name: "config", serviceName: "ConfigService", title: "grpchelper", moduleVersion: GRPCHelperVersion.string,

@@ -6,6 +6,18 @@ import Foundation
 import GRPCHelperCore
 
 extension RpcEvent {
+    /// An event of `name` with properties in the order given.
+    public init(name: String, orderedProperties: [(String, String)]) {
+        self.init()
+        self.name = name
+        self.properties = orderedProperties.map { k, v in
+            var p = RpcEventProperty()
+            p.name = k
+            p.value = v
+            return p
+        }
+    }
+
     /// An event of `name` with `properties` (name → value, in name order).
     public init(name: String, properties: [String: String] = [:]) {
         self.init()

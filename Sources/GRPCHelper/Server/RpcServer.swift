@@ -39,6 +39,8 @@ public final class RpcServer: @unchecked Sendable {
     private let builtin: BuiltinServices
     /// The events service's manager (withEvents), for in-process sends.
     private let events: EventsManager?
+    /// The backends registered for the proxied services (srv.proxy_register).
+    let proxies: ProxyRegistry
     /// serving → shuttingDown (a shutdown began: by API, RPC, signal or drop) → finished.
     private enum Lifecycle { case serving, shuttingDown, finished }
     private let monitor = Monitor()
@@ -112,6 +114,8 @@ public final class RpcServer: @unchecked Sendable {
             if let i = all.firstIndex(where: { $0.name == d.name }) { all[i] = d } else { all.append(d) }
         }
         self.descriptors = all
+        proxies = ProxyRegistry(workspace: folders.workspace, mainHost: config["rpc-main-host"]?.stringValue ?? "localhost",
+                                proxied: Set(all.filter(\.isProxy).map(\.name)), logger: logger)
 
         // Bind first (a busy port fails here), register, then serve.
         do {
@@ -352,6 +356,7 @@ public final class RpcServer: @unchecked Sendable {
         logger.debug("Shutting down all managers")
         for d in descriptors where !d.isProxy { d.manager?.shutdown() }
         core.wait()
+        proxies.close()
         for c in monitor.withLock({ clients }) { c.close() }
         logger.info("RPC server shut down on port \(port)")
     }
@@ -369,7 +374,7 @@ public final class RpcServer: @unchecked Sendable {
     public func info(_ request: RpcFilter) throws -> RpcMultiServiceInfo {
         var out = RpcMultiServiceInfo()
         if request.names.isEmpty {
-            out.items = descriptors.map(\.info)
+            out.items = descriptors.map(serviceInfo)
             return out
         }
         for n in request.names {
@@ -378,20 +383,80 @@ public final class RpcServer: @unchecked Sendable {
                 // grpc-helper's text (it names none)
                 throw RpcException("At least one of the required service names is unknown", code: .errorItemUnknown)
             }
-            out.items.append(d.info)
+            out.items.append(serviceInfo(d))
         }
         return out
+    }
+
+    /// A service's info; a proxied one's with its backend (port 0 while none is registered)
+    /// and the version the backend registered.
+    private func serviceInfo(_ d: RpcServiceDescriptor) -> RpcServiceInfo {
+        var i = d.info
+        if d.isProxy {
+            if let v = proxies.version(d.name) { i.version = v }
+            if let t = proxies.target(d.name) {
+                i.proxyHost = t.host
+                i.proxyPort = UInt32(t.port)
+            }
+        }
+        return i
+    }
+
+    // MARK: srv.proxy_register / proxy_forget
+
+    /// grpc-helper's checks of the names: none or an empty one → ERROR_PARAM_MISSING, an
+    /// unknown one → ERROR_ITEM_UNKNOWN, one not proxied → ERROR_PARAM_INVALID.
+    private func checkProxyNames(_ names: [String]) throws {
+        if names.isEmpty || names.contains(where: \.isEmpty) {
+            throw RpcException("Missing input name in request", code: .errorParamMissing)
+        }
+        let known = Dictionary(descriptors.map { ($0.name, $0) }, uniquingKeysWith: { _, b in b })
+        if names.contains(where: { known[$0] == nil }) {
+            throw RpcException("At least one of the required service names is unknown", code: .errorItemUnknown)
+        }
+        if names.contains(where: { !(known[$0]!.isProxy) }) {
+            throw RpcException("At least one of the required services is not a proxy", code: .errorParamInvalid)
+        }
+    }
+
+    /// srv.proxy_register: the backend of the named proxied services (persisted in
+    /// <workspace>/proxy.json); with events, an RPC_PROXY_REGISTER event.
+    public func proxyRegister(_ request: RpcProxyRegisterRequest) throws -> RpcResultStatus {
+        try checkProxyNames(request.names)
+        if request.version.isEmpty || request.port == 0 {
+            throw RpcException("Missing input parameter in request (one of version or port)", code: .errorParamMissing)
+        }
+        proxies.register(request.names, ProxyTarget(host: request.host, port: Int(request.port), version: request.version))
+        logger.info("Proxy registered for \(request.names.joined(separator: ",")): \(request.host):\(request.port) (\(request.version))")
+        if events != nil {
+            try sendEvent(RpcEvent(name: "RPC_PROXY_REGISTER", orderedProperties: [
+                ("names", request.names.joined(separator: ",")), ("version", request.version),
+                ("port", String(request.port)), ("host", request.host)]))
+        }
+        return RpcResultStatus()
+    }
+
+    /// srv.proxy_forget: the named proxied services have no backend any more; with events,
+    /// an RPC_PROXY_FORGET event.
+    public func proxyForget(_ request: RpcFilter) throws -> RpcResultStatus {
+        try checkProxyNames(request.names)
+        proxies.forget(request.names)
+        logger.info("Proxy forgotten for \(request.names.joined(separator: ","))")
+        if events != nil {
+            try sendEvent(RpcEvent(name: "RPC_PROXY_FORGET", orderedProperties: [("names", request.names.joined(separator: ","))]))
+        }
+        return RpcResultStatus()
     }
 
     // MARK: calls
 
     private func handler(_ d: RpcServiceDescriptor, _ m: RpcMethod) -> ServerHandler {
         if d.isProxy {
-            // Listed by srv.info; forwarding to a registered proxy comes with a later
-            // version (srv.proxy_register is not served yet), so no proxy can be there.
-            return wrapped(d, RpcMethod(name: m.name, cardinality: m.cardinality, body: .blocking { _ in
-                throw RpcException("Proxied service \(d.name): forwarding to proxies is not supported yet by this version",
-                                   code: .errorProxyUnregistered)
+            // Forwarded to the registered backend (asynchronously: no worker thread held).
+            let clientTimeout = config["rpc-client-timeout"]?.floatValue ?? 60
+            return wrapped(d, RpcMethod(name: m.name, cardinality: m.cardinality, body: .async { [weak self] call in
+                guard let self = self else { throw RPCError(.unavailable, "server gone") }
+                try await self.forwardProxied(d, m, call, registry: self.proxies, clientTimeout: clientTimeout)
             }))
         }
         return wrapped(d, m)

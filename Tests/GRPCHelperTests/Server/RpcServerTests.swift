@@ -476,19 +476,22 @@ private struct SampleHolder: ConfigHolder {
         m.releaseAll()
     }
 
-    @Test func proxiedServicesAreListedAndAnswerUnregistered() throws {
+    @Test func proxiedServicesAreListedAndAnswerUnregisteredAfterTheClientTimeout() throws {
         let folders = TempFolders()
         let proxied = RpcServiceDescriptor(name: "remote", serviceName: "RemoteService", version: "remote:0.1",
                                            supportedApiVersion: 1, currentApiVersion: 1, manager: nil,
                                            methods: [.unimplemented("get", .unary)], isProxy: true)
-        let server = try RpcServer(port: 0, descriptors: [proxied], folders: folders.folders, withDebugSignal: false)
+        let server = try RpcServer(port: 0, descriptors: [proxied], folders: folders.folders,
+                                   cliConfig: ["rpc-client-timeout": "0.2"], withDebugSignal: false)
         defer { server.shutdown() }
         let c = try RpcClient(host: "127.0.0.1", port: server.port, stubs: ["srv": ("RpcServerService", 1),
                                                                            "remote": ("RemoteService", 1)])
         let info = try c["srv"]!.call("info", filter("remote"), as: RpcMultiServiceInfo.self)
         #expect(info.items.first?.isProxy == true && info.items.first?.version == "remote:0.1")
+        #expect(info.items.first?.proxyPort == 0 && info.items.first?.proxyHost == "")
         let e = rpcError { _ = try c["remote"]!.call("get", RpcFilter(), as: RpcResultStatus.self) }
         #expect(e?.code == .errorProxyUnregistered)
+        #expect(e?.message == "RPC returned error: Proxy didn't registered in time for method call")
     }
 
     @Test func clientsGoWhenDropped() throws {

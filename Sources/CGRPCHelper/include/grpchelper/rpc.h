@@ -88,8 +88,13 @@ int gh_rpc_service_set_manager(gh_rpc_service *service, const char *logger_name,
                                void *user_data, gh_free_fn free_user_data);
 
 /* Marks the service as proxied (grpc-helper's is_proxy): srv.info lists it
- * so; its calls answer GH_RC_ERROR_PROXY_UNREGISTERED (forwarding to proxies
- * comes with a later version); it has no manager hooks.
+ * so, with the backend registered for it by srv.proxy_register (proxy_host,
+ * proxy_port, version; port 0 while none); its calls are forwarded to that
+ * backend (the four patterns; since 0.5.0), or, while none is registered,
+ * wait up to rpc-client-timeout for one, then answer
+ * GH_RC_ERROR_PROXY_UNREGISTERED (0.4.0 and earlier: at once); its methods'
+ * handlers are not called (add them with a NULL |fn|: only the names and
+ * cardinalities count); it has no manager hooks.
  * Threads: one thread at a time per service. */
 int gh_rpc_service_set_proxy(gh_rpc_service *service, int is_proxy);
 

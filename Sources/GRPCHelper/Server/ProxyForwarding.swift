@@ -1,0 +1,181 @@
+// Proxied services (grpc-helper's is_proxy descriptors): the registry of the backends that
+// registered with srv.proxy_register (persisted in <workspace>/proxy.json), and the
+// forwarding of calls to them, asynchronous end to end (no worker thread held).
+import Foundation
+import GRPCHelperCore
+import Logging
+import NIOConcurrencyHelpers
+
+/// Where a proxied service's calls go.
+struct ProxyTarget: Equatable, Sendable {
+    var host: String
+    var port: Int
+    var version: String
+}
+
+/// The registered backends of a server's proxied services, and the channels to them.
+// @unchecked Sendable: state guarded by `lock`.
+final class ProxyRegistry: @unchecked Sendable {
+    private let lock = NIOLock()
+    /// Registered (port > 0) or known from proxy.json, by service name.
+    private var targets: [String: ProxyTarget] = [:]
+    /// The version srv.info shows for a service once one registered (kept after a forget,
+    /// as grpc-helper's).
+    private var versions: [String: String] = [:]
+    private var channels: [String: GRPCChannel] = [:]
+    private var closed = false
+    private let file: String?
+    private let logger: Logger
+    /// rpc-main-host: where a backend registered without a host is reached.
+    let mainHost: String
+
+    init(workspace: String?, mainHost: String, proxied: Set<String>, logger: Logger) {
+        file = workspace.map { ($0 as NSString).appendingPathComponent("proxy.json") }
+        self.mainHost = mainHost
+        self.logger = logger
+        restore(proxied)
+    }
+
+    // MARK: registry
+
+    func target(_ name: String) -> ProxyTarget? { lock.withLock { targets[name] } }
+    func version(_ name: String) -> String? { lock.withLock { versions[name] } }
+
+    func register(_ names: [String], _ target: ProxyTarget) {
+        lock.withLock {
+            for n in names {
+                targets[n] = target
+                versions[n] = target.version
+            }
+        }
+        persist()
+    }
+
+    func forget(_ names: [String]) {
+        lock.withLock { for n in names { targets[n] = nil } }
+        persist()
+    }
+
+    private func restore(_ proxied: Set<String>) {
+        guard let path = file, FileManager.default.fileExists(atPath: path) else { return }
+        do {
+            guard let data = FileManager.default.contents(atPath: path),
+                  let object = try JSONSerialization.jsonObject(with: data) as? [String: Any] else {
+                throw RpcException("not a JSON object", code: .errorModelInvalid)
+            }
+            for (name, value) in object {
+                guard let d = value as? [String: Any], let port = d["port"] as? Int, port > 0,
+                      let version = d["version"] as? String else {
+                    throw RpcException("bad entry for \(name)", code: .errorModelInvalid)
+                }
+                guard proxied.contains(name) else { continue }
+                targets[name] = ProxyTarget(host: d["host"] as? String ?? "", port: port, version: version)
+                versions[name] = version
+            }
+        } catch {
+            let aside = path + ".invalid"
+            try? FileManager.default.removeItem(atPath: aside)
+            try? FileManager.default.moveItem(atPath: path, toPath: aside)
+            logger.warning("Invalid proxies file \(path) (\(error)): moved to \(aside); starting without registered proxies")
+        }
+    }
+
+    /// proxy.json: every registered service (grpc-helper's model), written atomically.
+    private func persist() {
+        guard let path = file else { return }
+        let model: [String: Any] = lock.withLock {
+            var out: [String: Any] = [:]
+            for (n, t) in targets where t.port > 0 {
+                out[n] = ["host": t.host, "port": t.port, "version": t.version]
+            }
+            return out
+        }
+        do {
+            try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent,
+                                                    withIntermediateDirectories: true)
+            try writeJSONObject(model, to: path)
+        } catch {
+            logger.error("Cannot persist proxies in \(path): \(error)")
+        }
+    }
+
+    // MARK: channels
+
+    /// The channel to a backend (one per host:port, kept until the server shuts down).
+    func channel(to t: ProxyTarget) throws -> GRPCChannel {
+        let host = t.host.isEmpty ? mainHost : t.host
+        let h = host.contains(":") && !host.hasPrefix("[") ? "[\(host)]" : host
+        let key = "\(h):\(t.port)"
+        return try lock.withLock {
+            if closed { throw RpcException("the RPC server is shutting down", code: .errorStateUnexpected) }
+            if let c = channels[key] { return c }
+            let c = try GRPCChannel(target: key)
+            channels[key] = c
+            return c
+        }
+    }
+
+    func close() {
+        let all: [GRPCChannel] = lock.withLock {
+            closed = true
+            defer { channels.removeAll() }
+            return Array(channels.values)
+        }
+        for c in all { c.close() }
+    }
+}
+
+extension RpcServer {
+    /// A proxied method's handler: waits (up to rpc-client-timeout) for a registered backend,
+    /// then forwards the call to it — every request message as it comes, every response
+    /// message as it comes (each direction waits for the other side's flow control), the
+    /// caller's metadata (`client` marked "(proxied)", `api_version` the caller's or the
+    /// service's current one), the deadline, and a cancellation either way. Responses pass
+    /// untouched (error results too); a failed backend call → ERROR_RPC, as grpc-helper's.
+    func forwardProxied(_ d: RpcServiceDescriptor, _ m: RpcMethod, _ call: ServerCall, registry: ProxyRegistry,
+                        clientTimeout: Double) async throws {
+        var target = registry.target(d.name)
+        let start = Date()
+        while target == nil || target!.port == 0 {
+            if Date().timeIntervalSince(start) >= clientTimeout || call.isCancelled {
+                throw RpcException("Proxy didn't registered in time for method call", code: .errorProxyUnregistered)
+            }
+            try await Task.sleep(nanoseconds: 50_000_000)
+            target = registry.target(d.name)
+        }
+        let t = target!
+        let channel = try registry.channel(to: t)
+        let md = call.requestMetadata
+        var out = Metadata()
+        try out.add("client", "\(md.first("client") ?? "")(proxied)")
+        for key in ["user", "host", "ip"] { if let v = md.first(key) { try out.add(key, v) } }
+        let version = md.first("api_version").flatMap { $0.isEmpty ? nil : $0 } ?? String(d.currentApiVersion)
+        try out.add("api_version", version)
+        let path = "/\(d.serviceName)/\(m.name)"
+        let backend = channel.makeCall(path, options: CallOptions(timeout: call.timeRemaining, metadata: out))
+        backend.start()
+        call.onCancel { backend.cancel() }
+        // Requests: from the caller to the backend, as they come.
+        let pump = Task {
+            do {
+                while let r = try await call.receive() { try await backend.send(r) }
+            } catch {
+                // The caller's side ended (cancelled: onCancel cancels the backend call) or
+                // the backend's did (its status says why).
+            }
+            backend.closeSend()
+        }
+        defer { pump.cancel() }
+        do {
+            while let r = try await backend.receive() { try await call.send(r) }
+        } catch let e as RPCError where !call.isCancelled {
+            throw RpcException("RPC error (on \(path) @ \(t.host.isEmpty ? registry.mainHost : t.host):\(t.port)): "
+                               + "\(e.status.code): \(e.status.message)", code: .errorRpc)
+        }
+        let status = await backend.statusAsync()
+        if !status.isOK && !call.isCancelled {
+            throw RpcException("RPC error (on \(path) @ \(t.host.isEmpty ? registry.mainHost : t.host):\(t.port)): "
+                               + "\(status.code): \(status.message)", code: .errorRpc)
+        }
+    }
+}
