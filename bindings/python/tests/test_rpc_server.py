@@ -1130,11 +1130,12 @@ def test_manager_logger_writes_its_rolling_file(pb, servers, clients, dirs):
 
 
 def test_proxied_service_is_listed_and_answers_unregistered(pb, servers):
-    """Proxied services (grpc-helper's is_proxy): listed by srv.info; forwarding comes with
-    a later version, so their calls answer ERROR_PROXY_UNREGISTERED (no manager needed)."""
+    """Proxied services (grpc-helper's is_proxy): listed by srv.info; while no backend
+    registered, their calls answer ERROR_PROXY_UNREGISTERED once rpc-client-timeout has
+    passed (no manager needed)."""
     srv = servers(RpcServiceDescriptor(pb.module, "sample", pb.Version,
                                        pb.grpc.SampleServiceServicer(), pb.add, pb.Stub,
-                                       is_proxy=True))
+                                       is_proxy=True), cli_config={"rpc-client-timeout": "0.2"})
     info = srv.client.srv.info(Filter(names=["sample"]))
     assert info.items[0].is_proxy
     c = RpcClient("127.0.0.1", srv.port, {"sample": (pb.Stub, None)}, timeout=5)
@@ -1142,6 +1143,7 @@ def test_proxied_service_is_listed_and_answers_unregistered(pb, servers):
         with pytest.raises(RpcException) as e:
             c.sample.hello(pb.Request())
         assert e.value.rc == ResultCode.ERROR_PROXY_UNREGISTERED
+        assert str(e.value) == "RPC returned error: Proxy didn't registered in time for method call"
     finally:
         c.close()
 
