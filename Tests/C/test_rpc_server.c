@@ -2349,6 +2349,97 @@ static void test_proxied(void) {
     tu_layout_free(&l);
 }
 
+/* Forwarding to a registered backend (srv.proxy_register through the C
+ * client): unary results and error results untouched, the caller's identity
+ * marked "(proxied)" with its api_version, a server stream then its error
+ * result, a cancel and a deadline reaching the backend's handler; srv.info's
+ * proxy fields; after srv.proxy_forget, ERROR_PROXY_UNREGISTERED once
+ * rpc-client-timeout (0.3 s) has passed. */
+static void test_proxy_forwarding(void) {
+    sample_state st;
+    state_init(&st, LOAD_CHECK);
+    gh_rpc_service *real = sample_service(&st, 0);
+    tu_layout lb, lp;
+    gh_rpc_server *backend = server_new(&lb, "proxy-backend", 0, &real, 1, 0);
+    gh_rpc_service_free(real);
+    gh_rpc_service *declared = NULL;
+    CHECK_OK(gh_rpc_service_new("sample", SAMPLE_SERVICE, "declared:0", 1, 2, &declared));
+    CHECK_OK(gh_rpc_service_add_method(declared, "ok", GH_UNARY, NULL, NULL, NULL));
+    CHECK_OK(gh_rpc_service_add_method(declared, "fail", GH_UNARY, NULL, NULL, NULL));
+    CHECK_OK(gh_rpc_service_add_method(declared, "stream", GH_SERVER_STREAMING, NULL, NULL, NULL));
+    CHECK_OK(gh_rpc_service_add_method(declared, "whoami", GH_UNARY, NULL, NULL, NULL));
+    CHECK_OK(gh_rpc_service_add_method(declared, "hold", GH_UNARY, NULL, NULL, NULL));
+    CHECK_OK(gh_rpc_service_set_proxy(declared, 1));
+    static const char *const cli[] = {"rpc-shutdown-grace=0.3", "rpc-client-timeout=0.3"};
+    gh_rpc_server *proxy = server_new_cli(&lp, "proxy-main", 0, &declared, 1, cli, 2, 0);
+    gh_rpc_service_free(declared);
+    gh_rpc_client *c = client_new(gh_rpc_server_port(proxy), 5, "c-proxy", 1);
+    gh_rpc_client *c0 = client_new(gh_rpc_server_port(proxy), 5, "c-proxy", 0);
+
+    /* ProxyRegisterRequest { 1: names, 2: version, 3: host, 4: port } */
+    tu_buf reg = {0};
+    tu_pb_string(&reg, 1, "sample");
+    tu_pb_string(&reg, 2, "sample:9.9");
+    tu_pb_string(&reg, 3, "127.0.0.1");
+    tu_pb_varint(&reg, 4, (uint64_t)gh_rpc_server_port(backend));
+    free(rpc_msg(c, "srv", "proxy_register", reg));
+    uint8_t *resp = NULL;
+    size_t len = 0;
+    CHECK_OK(rpc(c, "srv", "info", tu_pb_filter(0, NAMES("sample")), &resp, &len));
+    const uint8_t *item[2];
+    size_t item_len[2];
+    CHECK_EQ(pb_subs(resp, len, 2, item, item_len, 2), 1);
+    CHECK_EQ(pb_num(item[0], item_len[0], 7), (uint64_t)gh_rpc_server_port(backend));
+    char *text = pb_str(item[0], item_len[0], 6);
+    CHECK_STR(text, "127.0.0.1");
+    free(text);
+    text = pb_str(item[0], item_len[0], 2);
+    CHECK_STR(text, "sample:9.9");
+    free(text);
+    gh_free(resp);
+
+    check_ok_call(c, "sample", NAMES("a", "b"), "a,b");
+    CHECK_EQ(atomic_load(&st.ok_calls), 1);
+    char *who = rpc_msg(c, "sample", "whoami", tu_pb_filter(0, NO_NAMES));
+    CHECK_MSG(strncmp(who, "c-proxy(proxied)|", 17) == 0 && strcmp(who + strlen(who) - 2, "|2") == 0,
+              "whoami: %s", who);
+    free(who);
+    result_t r;
+    rpc_error_result(c0, "sample", "fail", tu_pb_filter(0, NAMES("20", "refused here", "-")), 20, &r);
+    CHECK_STR(r.msg, "refused here");
+    result_clear(&r);
+    gh_rpc_responses *rs = stream(c, "sample", "stream", NAMES("x", "y"));
+    next_msg(rs, "x");
+    next_msg(rs, "y");
+    uint8_t *data = NULL;
+    CHECK_RESULT(gh_rpc_responses_next(rs, &data, &len), STREAM_CODE);
+    gh_rpc_responses_free(rs);
+    /* A cancel and a deadline reach the backend's handlers. */
+    rs = stream(c, "sample", "stream", NAMES("first", "wait"));
+    next_msg(rs, "first");
+    gh_rpc_responses_free(rs);
+    CHECK_EQ(tu_counter_wait(&st.stream_cancelled, 1, TU_WAIT_LIMIT), 1);
+    tu_buf hold = tu_pb_filter(0, NO_NAMES);
+    CHECK(gh_rpc_client_call(c, "sample", "hold", hold.data, hold.len, 0.3, &resp, &len) != GH_OK);
+    tu_buf_free(&hold);
+    CHECK_EQ(tu_counter_wait(&st.hold_done, 1, TU_WAIT_LIMIT), 1);
+    CHECK_EQ(atomic_load(&st.hold_cancelled), 1);
+
+    /* Forgotten: port 0; calls wait rpc-client-timeout, then ERROR_PROXY_UNREGISTERED. */
+    free(rpc_msg(c, "srv", "proxy_forget", tu_pb_filter(0, NAMES("sample"))));
+    const char *msg = rpc_fails(c, "sample", "ok", tu_pb_filter(0, NO_NAMES), GH_RC_ERROR_PROXY_UNREGISTERED);
+    CHECK_CONTAINS(msg, "Proxy didn't registered in time for method call");
+    msg = rpc_fails(c, "srv", "proxy_forget", tu_pb_filter(0, NAMES("config")), GH_RC_ERROR_PARAM_INVALID);
+    CHECK_CONTAINS(msg, "At least one of the required services is not a proxy");
+    gh_rpc_client_free(c);
+    gh_rpc_client_free(c0);
+    gh_rpc_server_free(proxy);
+    gh_rpc_server_free(backend);
+    tu_layout_free(&lp);
+    tu_layout_free(&lb);
+    state_destroy(&st);
+}
+
 /* gh_rpc_client_call_metadata: the identity and the stub's API version, for
  * calls made with the core API (request streams). */
 static void test_call_metadata(void) {
@@ -2560,6 +2651,7 @@ int main(void) {
     test_debug_dump();
     printf("debug dump: OK\n");
     test_proxied();
+    test_proxy_forwarding();
     printf("proxied: OK\n");
     test_call_metadata();
     printf("call metadata: OK\n");
