@@ -9,8 +9,18 @@ import NIOConcurrencyHelpers
 import Testing
 @testable import GRPCHelper
 
-/// The backend's service: what it saw of each call.
-private final class Backend: RpcManager, @unchecked Sendable {
+/// The backend's service: what it saw of each call. With `registers`, it is a proxied
+/// manager that registers with the main server (rpc-main-host / rpc-main-port) at load.
+private final class Backend: RpcProxiedManager, @unchecked Sendable {
+    let registers: Bool
+    init(registers: Bool = false) {
+        self.registers = registers
+        super.init()
+    }
+    override var proxiedServices: [String] { ["remote"] }
+    override var proxiedVersion: String { "remote:2.0" }
+    override func load() throws { if registers { try super.load() } }
+
     var descriptor: RpcServiceDescriptor {
         RpcServiceDescriptor(
             name: "remote", serviceName: "RemoteService", title: "remote", moduleVersion: "2.0",
@@ -251,6 +261,48 @@ private func rpcError(_ body: () throws -> Void) -> RpcException? {
             #expect(e?.message.contains("unavailable") == true || e?.message.contains("UNAVAILABLE") == true)
             // The proxy is still up.
             #expect(try c["srv"]!.call("info", names(["remote"]), as: RpcMultiServiceInfo.self).items.count == 1)
+        }
+    }
+
+    @Test func aProxiedManagerRegistersAtLoadAndForgetsAtShutdown() async throws {
+        try await onOwnThread {
+            let pf = TempFolders(), bf = TempFolders()
+            let proxy = try proxyServer(pf)
+            defer { proxy.shutdown() }
+            var backend: RpcServer? = try RpcServer(
+                port: 0, descriptors: [Backend(registers: true).descriptor], folders: bf.folders,
+                cliConfig: ["rpc-main-host": "127.0.0.1", "rpc-main-port": String(proxy.port)], withDebugSignal: false)
+            let info = try proxy.info(names(["remote"])).items[0]
+            #expect(info.proxyPort == UInt32(backend!.port) && info.proxyHost == "127.0.0.1" && info.version == "remote:2.0")
+            let c = try client(proxy.port)
+            let got = try c["remote"]!.clientStream("collect", [names(["via", "main"])], as: RpcResultStatus.self)
+            #expect(got.r.msg == "via,main")
+            backend!.shutdown()
+            backend = nil
+            #expect(try proxy.info(names(["remote"])).items[0].proxyPort == 0)
+        }
+    }
+
+    @Test func aProxiedManagerThatCannotRegisterStopsItsServer() async throws {
+        try await onOwnThread {
+            // A main port nothing listens on; the registration is retried for 0.3 s.
+            let gone = try RpcServer(port: 0, descriptors: [], folders: TempFolders().folders, withDebugSignal: false)
+            let mainPort = gone.port
+            gone.shutdown()
+            let bf = TempFolders()
+            let port = try RpcServer(port: 0, descriptors: [], folders: TempFolders().folders, withDebugSignal: false)
+            let wanted = port.port
+            port.shutdown()
+            let e = rpcError {
+                _ = try RpcServer(port: wanted, descriptors: [Backend(registers: true).descriptor], folders: bf.folders,
+                                  cliConfig: ["rpc-main-host": "127.0.0.1", "rpc-main-port": String(mainPort),
+                                              "rpc-client-timeout": "0.3"], withDebugSignal: false)
+            }
+            #expect(e?.code == .errorRpc)
+            #expect(e?.message.contains("/RpcServerService/proxy_register @ 127.0.0.1:\(mainPort)") == true)
+            // Its port is free again.
+            let again = try RpcServer(port: wanted, descriptors: [], folders: TempFolders().folders, withDebugSignal: false)
+            again.shutdown()
         }
     }
 }
