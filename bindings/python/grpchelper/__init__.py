@@ -47,6 +47,7 @@ _LAZY = {
     "RpcCliParser": "cli",
     "RpcLogs": "logs",
     "RpcManager": "manager",
+    "RpcProxiedManager": "manager",
     "RpcClient": "client",
     "RpcServer": "rpc_server",
     "RpcServiceDescriptor": "rpc_server",

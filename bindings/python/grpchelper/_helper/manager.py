@@ -8,6 +8,9 @@ service descriptors), `folders` (the server's Folders) and `port` (the server's 
 
 import json
 import logging
+import os
+import socket
+from abc import ABC, abstractmethod
 from pathlib import Path
 from threading import RLock
 
@@ -74,8 +77,81 @@ class RpcManager:
             self.logger.warning("No workspace defined; skip config persistence")
             return
         folder.mkdir(parents=True, exist_ok=True)
-        with (folder / self.config_name).open("w") as f:
+        # Atomically: a temporary file in the same folder, then renamed over the old one.
+        path = folder / self.config_name
+        tmp = path.with_name(".%s.tmp-%d" % (path.name, os.getpid()))
+        with tmp.open("w") as f:
             json.dump(config, f, indent=4)
+        os.replace(tmp, path)
+
+
+class RpcProxiedManager(RpcManager, ABC):
+    """grpc-helper's RpcProxiedManager: the manager of services a main server proxies.
+
+    At `_load()` it registers its server's `port` for `_proxied_services()` (version
+    `_proxied_version()`) with the main server at rpc-main-host:rpc-main-port
+    (srv.proxy_register, retried within rpc-client-timeout; a failure stops its server,
+    which then fails to start with that RpcException), and keeps `proxy_client` (stubs
+    srv, events and `_proxy_stubs()`, on the main server); at `_shutdown()` it forgets
+    them (srv.proxy_forget; a failure is logged). A subclass overriding `_load` or
+    `_shutdown` calls super()'s.
+    """
+
+    def __init__(self, config_name: str = None, config_validator=None):
+        super().__init__(config_name=config_name, config_validator=config_validator)
+        self.proxy_client = None
+
+    def _proxy_stubs(self) -> dict:
+        """More stubs of proxy_client: {name: (GeneratedStub, api_version)}."""
+        return {}
+
+    @abstractmethod
+    def _proxied_services(self) -> list:  # pragma: no cover
+        """The names of the services the main server proxies to this one."""
+
+    @abstractmethod
+    def _proxied_version(self) -> str:  # pragma: no cover
+        """The version the main server shows for them ("title:version")."""
+
+    @property
+    def _proxy_use_current_host(self) -> bool:
+        """Register this host's address toward the main server instead of rpc-main-host
+        (default False: backend and main server on one host)."""
+        return False
+
+    def _load(self):
+        from ..api import EventApiVersion, EventServiceStub, ProxyRegisterRequest, ServerApiVersion
+        from ..api.server_pb2_grpc import RpcServerServiceStub
+        from .client import RpcClient
+        from .config import RpcStaticConfig
+        host, port = RpcStaticConfig.MAIN_HOST.str_val, RpcStaticConfig.MAIN_PORT.int_val
+        stubs = {"srv": (RpcServerServiceStub, ServerApiVersion.SERVER_API_CURRENT),
+                 "events": (EventServiceStub, EventApiVersion.EVENT_API_CURRENT)}
+        stubs.update(self._proxy_stubs())
+        candidate = RpcClient(host, port, stubs, timeout=RpcStaticConfig.CLIENT_TIMEOUT.float_val)
+        candidate.srv.proxy_register(ProxyRegisterRequest(
+            names=self._proxied_services(), version=self._proxied_version(),
+            host=_address_toward(host) if self._proxy_use_current_host else host, port=self.port))
+        self.proxy_client = candidate
+
+    def _shutdown(self):
+        if self.proxy_client is None:
+            return
+        from ..api import Filter
+        client, self.proxy_client = self.proxy_client, None
+        try:
+            client.srv.proxy_forget(Filter(names=self._proxied_services()))
+        except Exception as e:  # noqa: BLE001 - the server shuts down anyway
+            self.logger.error("Cannot forget %s on the main server: %s" % (",".join(self._proxied_services()), e))
+        finally:
+            client.close()
+
+
+def _address_toward(host: str) -> str:
+    """This host's address on the route to `host` (nothing is sent)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.connect((host, 9))
+        return s.getsockname()[0]
 
 
 def ensure_manager_attributes(manager):
@@ -90,4 +166,4 @@ def ensure_manager_attributes(manager):
             setattr(manager, name, None)
 
 
-__all__ = ["RpcManager"]
+__all__ = ["RpcManager", "RpcProxiedManager"]

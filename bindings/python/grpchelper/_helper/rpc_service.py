@@ -47,7 +47,8 @@ class RpcServiceDescriptor:
             (and usually of RpcManager).
         register_method: the generated `add_XServicer_to_server` function.
         client_stub: the generated `XStub` class.
-        is_proxy: a proxied service (not supported yet by this version).
+        is_proxy: a proxied service (forwarded to the backend registered for it with
+            srv.proxy_register; no manager needed).
     """
 
     module: ModuleType
