@@ -76,6 +76,9 @@ final class RpcServiceBox {
     var shutdown: gh_rpc_shutdown_fn?
     var managerData: UserData?
     var isProxy = false
+    /// gh_rpc_service_set_proxied: the manager registers with a main server.
+    var proxied: (names: [String], version: String, currentHost: Bool)?
+    var proxyStubs: [String: (serviceName: String, apiVersion: UInt32?)] = [:]
     init(name: String, serviceName: String, version: String, supported: UInt32, current: UInt32) {
         self.name = name
         self.serviceName = serviceName
@@ -148,6 +151,54 @@ public func gh_rpc_service_set_proxy(_ s: OpaquePointer?, _ isProxy: Int32) -> I
 }
 
 @c @implementation
+public func gh_rpc_service_set_proxied(_ s: OpaquePointer?, _ names: UnsafePointer<UnsafePointer<CChar>?>?, _ count: Int,
+                                       _ version: UnsafePointer<CChar>?, _ useCurrentHost: Int32) -> Int32 {
+    boundary {
+        let box = try borrow(s, RpcServiceBox.self, "service")
+        var list: [String] = []
+        if count > 0 {
+            guard let names = names else { throw ExportError(GH_ERR_INVALID_ARGUMENT, "names is NULL with a non-zero count") }
+            for i in 0..<count { list.append(try string(names[i], "name \(i)")) }
+        }
+        box.proxied = (list, try string(version, "version"), useCurrentHost != 0)
+        return GH_OK
+    }
+}
+
+@c @implementation
+public func gh_rpc_service_add_proxy_stub(_ s: OpaquePointer?, _ name: UnsafePointer<CChar>?,
+                                          _ serviceName: UnsafePointer<CChar>?, _ apiVersion: UInt32) -> Int32 {
+    boundary {
+        let box = try borrow(s, RpcServiceBox.self, "service")
+        box.proxyStubs[try string(name, "name")] = (try string(serviceName, "service_name"), apiVersion == 0 ? nil : apiVersion)
+        return GH_OK
+    }
+}
+
+@c @implementation
+public func gh_rpc_server_proxy_client(_ s: OpaquePointer?, _ service: UnsafePointer<CChar>?) -> OpaquePointer? {
+    do {
+        let box = try borrow(s, RpcServerBox.self, "server")
+        let name = try string(service, "service")
+        guard let server = box.server else {
+            throw ExportError(GH_ERR_INVALID_STATE, "the server is not built yet")
+        }
+        guard let d = server.descriptors.first(where: { $0.name == name }) else {
+            throw ExportError(GH_ERR_INVALID_ARGUMENT, "unknown service \"\(name)\"")
+        }
+        guard let m = d.manager as? RpcProxiedManager, let c = m.proxyClient else {
+            throw ExportError(GH_ERR_INVALID_STATE, "service \"\(name)\" is not registered with a main server")
+        }
+        let clientBox = RpcClientBox(client: c)
+        box.keep(clientBox)
+        return OpaquePointer(Unmanaged.passUnretained(clientBox).toOpaque())
+    } catch {
+        _ = errorCode(error)
+        return nil
+    }
+}
+
+@c @implementation
 public func gh_rpc_service_free(_ s: OpaquePointer?) {
     if let s = s { release(s, RpcServiceBox.self) }
 }
@@ -180,6 +231,9 @@ final class RpcServerBox: @unchecked Sendable {
 
     var server: RpcServer? { lock.withLock { _server } }
     var configBox: ConfigSetBox? { lock.withLock { _configBox } }
+
+    /// Keeps a client handle given out (valid until the server is freed).
+    func keep(_ clientBox: RpcClientBox) { lock.withLock { clientBoxes.append(clientBox) } }
     var logsBox: LogsBox? { lock.withLock { _logsBox } }
 
     /// Binds the built server (from its first load hook, or once built): the config set
@@ -222,19 +276,28 @@ final class RpcServerBox: @unchecked Sendable {
 private func cManager(_ service: RpcServiceBox, _ box: RpcServerBox, _ handle: OpaquePointer) -> RpcManager {
     let data = service.managerData
     let load = service.load, shutdown = service.shutdown
-    return RpcHookManager(
-        loggerName: service.loggerName ?? service.name,
-        load: { manager in
-            guard let load = load else { return }
-            if let s = manager.server { box.bind(s) }
-            // The auto-client's handle stays valid until the server is freed.
-            let clientBox = RpcClientBox(client: manager.client)
-            box.clientBoxes.append(clientBox)
-            clearError()
-            let rc = load(handle, OpaquePointer(Unmanaged.passUnretained(clientBox).toOpaque()), data?.raw)
-            if rc != 0 { throw returnedError(rc, "\(service.name) load hook") }
-        },
-        shutdown: { shutdown?(data?.raw) })
+    let onLoad: (RpcManager) throws -> Void = { manager in
+        guard let load = load else { return }
+        if let s = manager.server { box.bind(s) }
+        // The auto-client's handle stays valid until the server is freed.
+        let clientBox = RpcClientBox(client: manager.client)
+        box.keep(clientBox)
+        clearError()
+        let rc = load(handle, OpaquePointer(Unmanaged.passUnretained(clientBox).toOpaque()), data?.raw)
+        if rc != 0 { throw returnedError(rc, "\(service.name) load hook") }
+    }
+    if let p = service.proxied {
+        return RpcProxiedHookManager(
+            loggerName: service.loggerName ?? service.name, proxiedServices: p.names, proxiedVersion: p.version,
+            proxyStubs: service.proxyStubs, proxyUseCurrentHost: p.currentHost,
+            load: { manager in
+                if let s = manager.server { box.bind(s) }
+                try onLoad(manager)
+            },
+            shutdown: { shutdown?(data?.raw) })
+    }
+    return RpcHookManager(loggerName: service.loggerName ?? service.name, load: { try onLoad($0) },
+                          shutdown: { shutdown?(data?.raw) })
 }
 
 /// A C method handler as a managed method body.

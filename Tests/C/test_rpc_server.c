@@ -2349,6 +2349,15 @@ static void test_proxied(void) {
     tu_layout_free(&l);
 }
 
+/* A proxied manager's load hook: it has the client of the main server. */
+static int g_proxied_load_had_client;
+static int proxied_load(gh_rpc_server *server, gh_rpc_client *client, void *user_data) {
+    (void)client;
+    (void)user_data;
+    g_proxied_load_had_client = gh_rpc_server_proxy_client(server, "sample") != NULL;
+    return GH_RC_OK;
+}
+
 /* Forwarding to a registered backend (srv.proxy_register through the C
  * client): unary results and error results untouched, the caller's identity
  * marked "(proxied)" with its api_version, a server stream then its error
@@ -2425,9 +2434,65 @@ static void test_proxy_forwarding(void) {
     CHECK_EQ(tu_counter_wait(&st.hold_done, 1, TU_WAIT_LIMIT), 1);
     CHECK_EQ(atomic_load(&st.hold_cancelled), 1);
 
+    const char *msg = NULL;
+    /* A C backend that registers itself (gh_rpc_service_set_proxied) replaces the
+     * registration; its load hook has the proxy client; freed, it forgets. */
+    sample_state st2;
+    state_init(&st2, LOAD_CHECK);
+    gh_rpc_service *self_reg = sample_service(&st2, 0);
+    const char *proxied_names[] = {"sample"};
+    CHECK_OK(gh_rpc_service_set_proxied(self_reg, proxied_names, 1, "c-backend:1.0", 0));
+    CHECK_OK(gh_rpc_service_add_proxy_stub(self_reg, "sample", SAMPLE_SERVICE, 2));
+    CHECK_OK(gh_rpc_service_set_manager(self_reg, "SelfRegistering", proxied_load, NULL, NULL, NULL));
+    char main_port[64];
+    snprintf(main_port, sizeof main_port, "rpc-main-port=%d", gh_rpc_server_port(proxy));
+    const char *const reg_cli[] = {"rpc-shutdown-grace=0.3", "rpc-main-host=127.0.0.1", main_port};
+    tu_layout ls;
+    gh_rpc_server *self_backend = server_new_cli(&ls, "proxy-self", 0, &self_reg, 1, reg_cli, 3, 0);
+    CHECK_EQ(g_proxied_load_had_client, 1);
+    CHECK(gh_rpc_server_proxy_client(self_backend, "sample") != NULL);
+    CHECK(gh_rpc_server_proxy_client(self_backend, "srv") == NULL);
+    CHECK(gh_rpc_server_proxy_client(self_backend, "nope") == NULL);
+    CHECK_OK(rpc(c, "srv", "info", tu_pb_filter(0, NAMES("sample")), &resp, &len));
+    CHECK_EQ(pb_subs(resp, len, 2, item, item_len, 2), 1);
+    CHECK_EQ(pb_num(item[0], item_len[0], 7), (uint64_t)gh_rpc_server_port(self_backend));
+    text = pb_str(item[0], item_len[0], 2);
+    CHECK_STR(text, "c-backend:1.0");
+    free(text);
+    gh_free(resp);
+    check_ok_call(c, "sample", NAMES("via", "self"), "via,self");
+    CHECK_EQ(atomic_load(&st2.ok_calls), 1);
+    gh_rpc_server_free(self_backend);
+    gh_rpc_service_free(self_reg);
+    tu_layout_free(&ls);
+    CHECK_OK(rpc(c, "srv", "info", tu_pb_filter(0, NAMES("sample")), &resp, &len));
+    CHECK_EQ(pb_subs(resp, len, 2, item, item_len, 2), 1);
+    CHECK_EQ(pb_num(item[0], item_len[0], 7), 0);
+    gh_free(resp);
+
+    /* A backend that cannot reach its main server fails to start, its port freed. */
+    gh_rpc_service *lost = sample_service(&st2, 0);
+    CHECK_OK(gh_rpc_service_set_proxied(lost, proxied_names, 1, "c-backend:1.0", 0));
+    int nobody = free_port();
+    int wanted = free_port();
+    snprintf(main_port, sizeof main_port, "rpc-main-port=%d", nobody);
+    const char *const lost_cli[] = {"rpc-main-host=127.0.0.1", main_port, "rpc-client-timeout=0.3"};
+    tu_layout_new(&ls, g_tmp, "proxy-lost");
+    gh_rpc_server *none = NULL;
+    msg = CHECK_RESULT(gh_rpc_server_new(wanted, &lost, 1, ls.folders, lost_cli, 3, NULL, 0, NULL, 0, 0, &none),
+                       GH_RC_ERROR_RPC);
+    CHECK_CONTAINS(msg, "proxy_register");
+    CHECK(none == NULL);
+    gh_rpc_service_free(lost);
+    tu_layout_free(&ls);
+    none = server_new(&ls, "proxy-lost-again", wanted, NULL, 0, 0);   /* the port is free */
+    gh_rpc_server_free(none);
+    tu_layout_free(&ls);
+    state_destroy(&st2);
+
     /* Forgotten: port 0; calls wait rpc-client-timeout, then ERROR_PROXY_UNREGISTERED. */
     free(rpc_msg(c, "srv", "proxy_forget", tu_pb_filter(0, NAMES("sample"))));
-    const char *msg = rpc_fails(c, "sample", "ok", tu_pb_filter(0, NO_NAMES), GH_RC_ERROR_PROXY_UNREGISTERED);
+    msg = rpc_fails(c, "sample", "ok", tu_pb_filter(0, NO_NAMES), GH_RC_ERROR_PROXY_UNREGISTERED);
     CHECK_CONTAINS(msg, "Proxy didn't registered in time for method call");
     msg = rpc_fails(c, "srv", "proxy_forget", tu_pb_filter(0, NAMES("config")), GH_RC_ERROR_PARAM_INVALID);
     CHECK_CONTAINS(msg, "At least one of the required services is not a proxy");

@@ -177,3 +177,48 @@ open class RpcProxiedManager: RpcManager, @unchecked Sendable {
         c.close()
     }
 }
+
+/// An RpcProxiedManager made of values and closures, for hosts whose managers are not
+/// Swift subclasses (the C ABI's services): the proxied names, version, stubs and host
+/// choice, and load/shutdown hooks (each optional). Load registers with the main server,
+/// then runs the hook (which can use `proxyClient`); shutdown runs the hook, then forgets.
+// @unchecked Sendable (restated): its own state is immutable.
+public final class RpcProxiedHookManager: RpcProxiedManager, @unchecked Sendable {
+    private let name: String
+    private let names: [String]
+    private let version: String
+    private let stubs: [String: (serviceName: String, apiVersion: UInt32?)]
+    private let currentHost: Bool
+    private let onLoad: ((RpcProxiedHookManager) throws -> Void)?
+    private let onShutdown: (() -> Void)?
+
+    public init(loggerName: String, proxiedServices: [String], proxiedVersion: String,
+                proxyStubs: [String: (serviceName: String, apiVersion: UInt32?)] = [:],
+                proxyUseCurrentHost: Bool = false,
+                load: ((RpcProxiedHookManager) throws -> Void)? = nil, shutdown: (() -> Void)? = nil) {
+        name = loggerName
+        names = proxiedServices
+        version = proxiedVersion
+        stubs = proxyStubs
+        currentHost = proxyUseCurrentHost
+        onLoad = load
+        onShutdown = shutdown
+        super.init()
+    }
+
+    public override var loggerName: String { name }
+    public override var proxiedServices: [String] { names }
+    public override var proxiedVersion: String { version }
+    public override var proxyStubs: [String: (serviceName: String, apiVersion: UInt32?)] { stubs }
+    public override var proxyUseCurrentHost: Bool { currentHost }
+
+    public override func load() throws {
+        try super.load()
+        try onLoad?(self)
+    }
+
+    public override func shutdown() {
+        onShutdown?()
+        super.shutdown()
+    }
+}

@@ -98,6 +98,31 @@ int gh_rpc_service_set_manager(gh_rpc_service *service, const char *logger_name,
  * Threads: one thread at a time per service. */
 int gh_rpc_service_set_proxy(gh_rpc_service *service, int is_proxy);
 
+/* Since 0.5.0. Makes the service's manager a proxied one (grpc-helper's
+ * RpcProxiedManager): when the server loads its managers, it first registers
+ * its own port for the |count| proxied service names |names| with |version|
+ * ("title:version") at the main server rpc-main-host:rpc-main-port
+ * (srv.proxy_register, retried within rpc-client-timeout), then calls the
+ * load hook (gh_rpc_server_proxy_client then gives the client of the main
+ * server); a failed registration fails gh_rpc_server_new with GH_ERR_RESULT
+ * and its code (GH_RC_ERROR_RPC for an unreachable main server), the port
+ * freed. At shutdown, after the shutdown hook, srv.proxy_forget (one try, a
+ * failure logged). |use_current_host| non-zero registers this host's address
+ * toward the main server instead of rpc-main-host. Strings and arrays are
+ * copied. Works with or without gh_rpc_service_set_manager.
+ * Threads: one thread at a time per service. */
+int gh_rpc_service_set_proxied(gh_rpc_service *service, const char *const *names,
+                               size_t count, const char *version,
+                               int use_current_host);
+
+/* Since 0.5.0. Adds a stub to the proxy client of a proxied manager
+ * (gh_rpc_service_set_proxied; grpc-helper's _proxy_stubs): |name| for the
+ * service |service_name| at |api_version| (0: none). The client always has
+ * "srv" and "events".
+ * Threads: one thread at a time per service. */
+int gh_rpc_service_add_proxy_stub(gh_rpc_service *service, const char *name,
+                                  const char *service_name, unsigned api_version);
+
 /* Releases the caller's service; servers built with it keep what they need.
  * NULL does nothing.
  * Threads: any thread, once. */
@@ -210,6 +235,14 @@ int gh_rpc_server_send_event(gh_rpc_server *server, const uint8_t *event,
  * cannot be made (gh_last_error says why).
  * Threads: any thread. */
 gh_rpc_client *gh_rpc_server_client(gh_rpc_server *server);
+
+/* Since 0.5.0. The client of the main server of the proxied service named
+ * |service| (gh_rpc_service_set_proxied), once it registered: from its load
+ * hook on. Borrowed: valid until gh_rpc_server_free (do not free it). NULL
+ * for an unknown service, one not proxied or not registered (gh_last_error
+ * says why).
+ * Threads: any thread. */
+gh_rpc_client *gh_rpc_server_proxy_client(gh_rpc_server *server, const char *service);
 
 /* 1 while it serves, 0 once a shutdown started.
  * Threads: any thread. */
