@@ -1,7 +1,16 @@
 """Child process: an ORIGINAL grpc-helper RpcServer with the sample service.
 
 Run by original.py with PYTHONPATH = <original's folder>:<generated sample code>, argv[1] a
-JSON spec {"port", "workspace", "cli_config", "with_events"}. Prints one line:
+JSON spec {"port", "workspace", "cli_config", "with_events"} and optionally:
+  "proxied": true       the sample service is declared proxied (is_proxy=True, no real
+                        manager: the generated servicer's base class, as grpc-helper's own
+                        tests declare a proxy); its calls go to the backend registered
+                        with srv.proxy_register
+  "proxied_manager": {"services": [...], "version": "..."}
+                        the sample manager is also a grpc_helper.manager.RpcProxiedManager
+                        (_proxied_services / _proxied_version): on load it registers at
+                        rpc-main-host:rpc-main-port (cli_config), at shutdown it forgets
+(neither given: the plain sample service, as before). Prints one line:
   READY <port>          serving (after every manager's _load)
   BUSY <port> <msg>     RpcException ERROR_PORT_BUSY (exit status 3)
 then, once shut down (srv.shutdown by RPC, "shutdown" or EOF on stdin, SIGTERM), STOPPED and
@@ -18,6 +27,7 @@ from pathlib import Path
 
 from grpc_helper import Folders, RpcException, RpcManager, RpcServer, RpcServiceDescriptor
 from grpc_helper.config.cfg_item import Config
+from grpc_helper.manager import RpcProxiedManager
 from grpc_helper_api import ConfigValidator, ResultCode, ResultStatus
 from sample_pb2 import SampleApiVersion, SampleRequest, SampleStatus
 from sample_pb2_grpc import SampleServiceServicer, SampleServiceStub, add_SampleServiceServicer_to_server
@@ -64,6 +74,23 @@ class SampleManager(SampleServiceServicer, RpcManager):
     # "missing" is deliberately not implemented: the servicer's default answers UNIMPLEMENTED
 
 
+def proxied_sample_manager(services: list, version: str) -> RpcProxiedManager:
+    """A SampleManager that registers with the main server as the backend of `services`."""
+
+    class ProxiedSampleManager(SampleManager, RpcProxiedManager):
+        def __init__(self):
+            SampleManager.__init__(self)
+            RpcProxiedManager.__init__(self)
+
+        def _proxied_services(self) -> list:
+            return list(services)
+
+        def _proxied_version(self) -> str:
+            return version
+
+    return ProxiedSampleManager()
+
+
 def main():
     spec = json.loads(sys.argv[1])
     # The original, from the folder first on PYTHONPATH, and nothing of ours
@@ -73,8 +100,15 @@ def main():
     port = spec["port"]
     cli_config = {"rpc-shutdown-grace": "2", "rpc-shutdown-timeout": "1", "rpc-client-timeout": "5"}
     cli_config.update(spec.get("cli_config") or {})
-    descriptor = RpcServiceDescriptor(sample_module, "sample", SampleApiVersion, SampleManager(),
-                                      add_SampleServiceServicer_to_server, SampleServiceStub)
+    if spec.get("proxied"):
+        descriptor = RpcServiceDescriptor(sample_module, "sample", SampleApiVersion, SampleServiceServicer(),
+                                          add_SampleServiceServicer_to_server, SampleServiceStub, True)
+    else:
+        proxied = spec.get("proxied_manager")
+        manager = (proxied_sample_manager(proxied["services"], proxied["version"]) if proxied
+                   else SampleManager())
+        descriptor = RpcServiceDescriptor(sample_module, "sample", SampleApiVersion, manager,
+                                          add_SampleServiceServicer_to_server, SampleServiceStub)
     try:
         srv = RpcServer(port, [descriptor], Folders(workspace=Path(spec["workspace"])), cli_config,
                         user_items=USER_ITEMS, with_events=spec.get("with_events", False))

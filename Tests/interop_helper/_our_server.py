@@ -2,7 +2,9 @@
 
 Run by test_cross.py with PYTHONPATH = bindings/python:<sample code generated for flavor
 "grpchelper">, and the library found by the binding's lookup (GRPCHELPER_LIBRARY first when
-the environment has it). argv[1] is a JSON spec {"workspace", "cli_config", "with_events"}. Prints:
+the environment has it). argv[1] is a JSON spec {"workspace", "cli_config", "with_events"}
+and optionally "proxied": true (the sample service is declared proxied, is_proxy=True with
+no manager: its calls go to the backend registered with srv.proxy_register). Prints:
   LIBRARY <version>     the loaded libgrpchelper's version
   READY <port>          serving (port 0 asked: the port the server bound)
 then, once shut down (srv.shutdown by RPC, "shutdown" or EOF on stdin, SIGTERM), STOPPED and
@@ -113,8 +115,11 @@ def main():
     print(f"LIBRARY {grpchelper.library_version()}", flush=True)
     cli_config = {"rpc-shutdown-grace": "2", "rpc-shutdown-timeout": "1", "rpc-client-timeout": "5"}
     cli_config.update(spec.get("cli_config") or {})
-    descriptor = RpcServiceDescriptor(sample_module, "sample", SampleApiVersion, SampleManager(),
-                                      add_SampleServiceServicer_to_server, SampleServiceStub)
+    proxied = bool(spec.get("proxied"))
+    descriptor = RpcServiceDescriptor(sample_module, "sample", SampleApiVersion,
+                                      None if proxied else SampleManager(),
+                                      add_SampleServiceServicer_to_server, SampleServiceStub,
+                                      is_proxy=proxied)
     srv = RpcServer(0, [descriptor], Folders(workspace=Path(spec["workspace"])), cli_config,
                     user_items=USER_ITEMS, with_events=spec.get("with_events", False))
 

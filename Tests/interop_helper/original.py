@@ -219,7 +219,7 @@ class OriginalServer:
     stderr_path. Use as a context manager, or call stop()."""
 
     def __init__(self, target: Path, gen_dir: Path, workspace: Path, port: int,
-                 cli_config: dict = None, with_events: bool = False):
+                 cli_config: dict = None, with_events: bool = False, options: dict = None):
         self.target = Path(target)
         self.gen_dir = Path(gen_dir)
         self.workspace = Path(workspace)
@@ -230,6 +230,7 @@ class OriginalServer:
         self.stderr_path = self.workspace.parent / f"server-{port}.stderr"
         spec = {"port": port, "workspace": str(self.workspace), "cli_config": cli_config or {},
                 "with_events": with_events}
+        spec.update(options or {})      # _original_server.py's optional keys ("proxied", ...)
         self._stderr = open(self.stderr_path, "w")
         self.proc = subprocess.Popen(
             [sys.executable, str(SERVER_SCRIPT), json.dumps(spec)],
@@ -328,13 +329,15 @@ class OriginalServer:
 
 def start_server(target: Path, gen_dir: Path, workspace: Path, port: int = None,
                  cli_config: dict = None, with_events: bool = False, attempts: int = 10,
-                 timeout: float = START_TIMEOUT) -> OriginalServer:
-    """Starts an original RpcServer and returns it once it printed READY.
+                 timeout: float = START_TIMEOUT, options: dict = None) -> OriginalServer:
+    """Starts an original RpcServer and returns it once it printed READY (`options`: more
+    keys of _original_server.py's spec, e.g. {"proxied": True}).
 
     With `port` None, picks a free port and retries with another one (new process) when the
     server answers ERROR_PORT_BUSY; with a given `port`, one try (PortBusy raised)."""
     for attempt in range(attempts if port is None else 1):
-        srv = OriginalServer(target, gen_dir, workspace, port or free_port(), cli_config, with_events)
+        srv = OriginalServer(target, gen_dir, workspace, port or free_port(), cli_config, with_events,
+                             options)
         try:
             srv.wait_ready(timeout)
             return srv

@@ -101,7 +101,7 @@ class OurServer(original.OriginalServer):
     original one (`stop()`: "shutdown" then EOF on stdin, then SIGTERM, then SIGKILL)."""
 
     def __init__(self, gen_dir: Path, workspace: Path, cli_config: dict = None,
-                 with_events: bool = False):
+                 with_events: bool = False, options: dict = None):
         self.gen_dir = Path(gen_dir)
         self.workspace = Path(workspace)
         self.port = None
@@ -112,6 +112,7 @@ class OurServer(original.OriginalServer):
         self.stderr_path = self.workspace.parent / "our-server.stderr"
         spec = {"workspace": str(self.workspace), "cli_config": cli_config or {},
                 "with_events": with_events}
+        spec.update(options or {})      # _our_server.py's optional keys ("proxied")
         self._stderr = open(self.stderr_path, "w")
         self.proc = subprocess.Popen(
             [sys.executable, str(OUR_SERVER_SCRIPT), json.dumps(spec)],

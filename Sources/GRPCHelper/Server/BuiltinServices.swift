@@ -47,9 +47,10 @@ final class BuiltinServices: @unchecked Sendable {
             name: "config", serviceName: "ConfigService", title: "grpchelper", moduleVersion: GRPCHelperVersion.string,
             apiVersion: RpcConfigApiVersion.self, manager: ConfigManager(),
             methods: [
-                .unary("get") { (r: RpcFilter) in try config.get(r) },
-                .unary("reset") { (r: RpcFilter) in try config.reset(r) },
-                .unary("set") { (r: RpcConfigUpdate) in try config.set(r) },
+                // With registered proxied servers, merged with theirs (see ProxyForwarding).
+                .unary("get") { (r: RpcFilter) in try holder.get().configGet(r) },
+                .unary("reset") { (r: RpcFilter) in try holder.get().configReset(r) },
+                .unary("set") { (r: RpcConfigUpdate) in try holder.get().configSet(r) },
             ]))
         list.append(RpcServiceDescriptor(
             name: "log", serviceName: "LoggerService", title: "grpchelper", moduleVersion: GRPCHelperVersion.string,

@@ -179,3 +179,127 @@ extension RpcServer {
         }
     }
 }
+
+extension ProxyRegistry {
+    /// The distinct servers registered for proxied services (grpc-helper's
+    /// `_proxied_servers`: host, or rpc-main-host when none, and port), in a stable order.
+    func backends() -> [(host: String, port: Int)] {
+        let all: [ProxyTarget] = lock.withLock { Array(targets.values) }
+        var seen = Set<String>()
+        var out: [(host: String, port: Int)] = []
+        for t in all where t.port > 0 {
+            let host = t.host.isEmpty ? mainHost : t.host
+            if seen.insert("\(host):\(t.port)").inserted { out.append((host, t.port)) }
+        }
+        return out.sorted { ($0.host, $0.port) < ($1.host, $1.port) }
+    }
+}
+
+// The config service of a server with registered proxied servers (grpc-helper's
+// ConfigManager with proxies): its items merged with theirs.
+extension RpcServer {
+    private func configClients() throws -> [RpcClient] {
+        let timeout = config["rpc-client-timeout"]?.floatValue ?? 60
+        return try proxies.backends().map {
+            try RpcClient(host: $0.host, port: $0.port, timeout: timeout, name: "ConfigManager",
+                          stubs: ["config": ("ConfigService", UInt32(RpcConfigApiVersion.configApiCurrent.rawValue))])
+        }
+    }
+
+    /// The items named (empty: all) of this server and of every proxied server, merged by
+    /// name (the first one's kept); with `checkConflicts`, two different values of one name
+    /// → ERROR_ITEM_CONFLICT.
+    private func mergedItems(_ names: [String], _ clients: [RpcClient], checkConflicts: Bool) throws -> [RpcConfigItem] {
+        var dumps: [[RpcConfigItem]] = [try config.get(names, ignoreUnknown: true)]
+        var f = RpcFilter()
+        f.names = names
+        f.ignoreUnknown = true
+        for c in clients {
+            dumps.append(try c["config"]!.call("get", f, as: RpcConfigStatus.self).items)
+        }
+        var merged: [RpcConfigItem] = []
+        var index: [String: Int] = [:]
+        for dump in dumps {
+            for item in dump {
+                if let i = index[item.name] {
+                    if checkConflicts && item.value != merged[i].value {
+                        throw RpcException("Proxied values conflict for config item \(item.name): \(item.value) != \(merged[i].value)",
+                                           code: .errorItemConflict)
+                    }
+                } else {
+                    index[item.name] = merged.count
+                    merged.append(item)
+                }
+            }
+        }
+        return merged
+    }
+
+    /// grpc-helper's checks of the names against the merged items.
+    private static func checkMerged(_ names: [String], _ merged: [RpcConfigItem], ignoreUnknown: Bool, emptyOK: Bool) throws {
+        if !emptyOK && names.isEmpty {
+            throw RpcException("Input request list is empty", code: .errorParamMissing)
+        }
+        if names.contains(where: \.isEmpty) {
+            throw RpcException("At least one empty name found in input request", code: .errorParamMissing)
+        }
+        let known = Set(merged.map(\.name))
+        let unknown = names.filter { !known.contains($0) }
+        if !ignoreUnknown && !unknown.isEmpty {
+            throw RpcException("Unknown config item names in filter request: " + unknown.joined(separator: ", "),
+                               code: .errorItemUnknown)
+        }
+    }
+
+    /// config.get: this server's items, merged with its proxied servers' ones.
+    func configGet(_ request: RpcFilter) throws -> RpcConfigStatus {
+        let clients = try configClients()
+        if clients.isEmpty { return try config.get(request) }
+        defer { clients.forEach { $0.close() } }
+        let merged = try mergedItems(request.names, clients, checkConflicts: true)
+        try RpcServer.checkMerged(request.names, merged, ignoreUnknown: request.ignoreUnknown, emptyOK: true)
+        var s = RpcConfigStatus()
+        s.items = merged
+        return s
+    }
+
+    /// config.set: on every proxied server holding the items, then here.
+    func configSet(_ request: RpcConfigUpdate) throws -> RpcConfigStatus {
+        let clients = try configClients()
+        if clients.isEmpty { return try config.set(request) }
+        defer { clients.forEach { $0.close() } }
+        let names = request.items.map(\.name)
+        let merged = try mergedItems(names, clients, checkConflicts: false)
+        try RpcServer.checkMerged(names, merged, ignoreUnknown: request.ignoreUnknown, emptyOK: false)
+        let local = Set(try config.get([], ignoreUnknown: true).map(\.name))
+        let mine = request.items.filter { local.contains($0.name) }
+        for item in mine { try config[item.name]?.validate(item.value) }
+        var remote = RpcConfigUpdate()
+        remote.items = request.items
+        remote.ignoreUnknown = true
+        for c in clients { _ = try c["config"]!.call("set", remote, as: RpcConfigStatus.self) }
+        if !mine.isEmpty { _ = try config.set(mine.map { (name: $0.name, value: $0.value) }, ignoreUnknown: true) }
+        var s = RpcConfigStatus()
+        s.items = try mergedItems(names, clients, checkConflicts: true)
+        return s
+    }
+
+    /// config.reset: on every proxied server holding the items, then here.
+    func configReset(_ request: RpcFilter) throws -> RpcConfigStatus {
+        let clients = try configClients()
+        if clients.isEmpty { return try config.reset(request) }
+        defer { clients.forEach { $0.close() } }
+        let merged = try mergedItems(request.names, clients, checkConflicts: false)
+        try RpcServer.checkMerged(request.names, merged, ignoreUnknown: request.ignoreUnknown, emptyOK: false)
+        var remote = RpcFilter()
+        remote.names = request.names
+        remote.ignoreUnknown = true
+        for c in clients { _ = try c["config"]!.call("reset", remote, as: RpcConfigStatus.self) }
+        let local = Set(try config.get([], ignoreUnknown: true).map(\.name))
+        let mine = request.names.filter { local.contains($0) }
+        if !mine.isEmpty { _ = try config.reset(mine, ignoreUnknown: true) }
+        var s = RpcConfigStatus()
+        s.items = try mergedItems(request.names, clients, checkConflicts: true)
+        return s
+    }
+}

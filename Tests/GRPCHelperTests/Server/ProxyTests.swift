@@ -305,4 +305,56 @@ private func rpcError(_ body: () throws -> Void) -> RpcException? {
             again.shutdown()
         }
     }
+
+    @Test func theConfigServiceOfAProxyReachesItsProxiedServers() async throws {
+        try await onOwnThread {
+            func item(_ name: String, _ value: String) throws -> Config {
+                try Config(name: name, description: "an item", defaultValue: value, validator: .configValidInt)
+            }
+            let pf = TempFolders(), bf = TempFolders()
+            let proxy = try RpcServer(port: 0, descriptors: [Backend.proxied], folders: pf.folders,
+                                      userItems: [try item("shared", "1"), try item("main-only", "2")],
+                                      withDebugSignal: false)
+            defer { proxy.shutdown() }
+            let backend = try RpcServer(port: 0, descriptors: [Backend(registers: true).descriptor], folders: bf.folders,
+                                        cliConfig: ["rpc-main-host": "127.0.0.1", "rpc-main-port": String(proxy.port)],
+                                        userItems: [try item("shared", "1"), try item("backend-only", "3")],
+                                        withDebugSignal: false)
+            defer { backend.shutdown() }
+            let c = try RpcClient(host: "127.0.0.1", port: proxy.port, timeout: 5, stubs: ["config": ("ConfigService", 2)])
+            let b = try RpcClient(host: "127.0.0.1", port: backend.port, timeout: 5, stubs: ["config": ("ConfigService", 2)])
+            func all(_ client: RpcClient, _ n: [String] = []) throws -> [String] {
+                try client["config"]!.call("get", names(n), as: RpcConfigStatus.self).items.map { "\($0.name)=\($0.value)" }
+            }
+            // Merged: equal values give one entry.
+            #expect(try all(c) == ["shared=1", "main-only=2", "backend-only=3"])
+            #expect(try all(c, ["backend-only"]) == ["backend-only=3"])
+            // Set: on every server holding the item.
+            var u = RpcConfigUpdate()
+            var i = RpcConfigItemUpdate()
+            i.name = "shared"
+            i.value = "5"
+            u.items = [i]
+            i.name = "backend-only"
+            i.value = "6"
+            u.items.append(i)
+            let set = try c["config"]!.call("set", u, as: RpcConfigStatus.self).items.map { "\($0.name)=\($0.value)" }
+            #expect(set == ["shared=5", "backend-only=6"])
+            #expect(try all(b) == ["shared=5", "backend-only=6"])
+            // Different values of one name: a conflict.
+            i.name = "shared"
+            i.value = "7"
+            u.items = [i]
+            _ = try b["config"]!.call("set", u, as: RpcConfigStatus.self)
+            let e = rpcError { _ = try all(c) }
+            #expect(e?.code == .errorItemConflict)
+            #expect(e?.message == "RPC returned error: Proxied values conflict for config item shared: 7 != 5")
+            // Reset: everywhere.
+            _ = try c["config"]!.call("reset", names(["shared", "backend-only"]), as: RpcConfigStatus.self)
+            #expect(try all(c) == ["shared=1", "main-only=2", "backend-only=3"])
+            // grpc-helper's checks on the merged names.
+            let unknown = rpcError { _ = try all(c, ["nope"]) }
+            #expect(unknown?.code == .errorItemUnknown)
+        }
+    }
 }
