@@ -152,30 +152,55 @@ extension RpcServer {
         let version = md.first("api_version").flatMap { $0.isEmpty ? nil : $0 } ?? String(d.currentApiVersion)
         try out.add("api_version", version)
         let path = "/\(d.serviceName)/\(m.name)"
-        let backend = channel.makeCall(path, options: CallOptions(timeout: call.timeRemaining, metadata: out))
-        backend.start()
-        call.onCancel { backend.cancel() }
-        // Requests: from the caller to the backend, as they come.
-        let pump = Task {
-            do {
-                while let r = try await call.receive() { try await backend.send(r) }
-            } catch {
-                // The caller's side ended (cancelled: onCancel cancels the backend call) or
-                // the backend's did (its status says why).
+        let where_ = "\(t.host.isEmpty ? registry.mainHost : t.host):\(t.port)"
+        // A single request (unary, server streaming) is kept: an unreachable backend is then
+        // retried, as grpc-helper's proxy does (its RpcClient), until rpc-client-timeout —
+        // while no response has been forwarded. Request streams are not replayed.
+        let single: [UInt8]? = m.cardinality.streamsRequests ? nil : try await call.receive()
+        var delay = 0.5
+        let firstTry = Date()
+        while true {
+            let backend = channel.makeCall(path, options: CallOptions(timeout: call.timeRemaining, metadata: out))
+            backend.start()
+            call.onCancel { backend.cancel() }
+            // Requests: from the caller to the backend, as they come.
+            let pump = Task {
+                if let r = single {
+                    try? await backend.send(r)
+                } else {
+                    do {
+                        while let r = try await call.receive() { try await backend.send(r) }
+                    } catch {
+                        // The caller's side ended (cancelled: onCancel cancels the backend
+                        // call) or the backend's did (its status says why).
+                    }
+                }
+                backend.closeSend()
             }
-            backend.closeSend()
-        }
-        defer { pump.cancel() }
-        do {
-            while let r = try await backend.receive() { try await call.send(r) }
-        } catch let e as RPCError where !call.isCancelled {
-            throw RpcException("RPC error (on \(path) @ \(t.host.isEmpty ? registry.mainHost : t.host):\(t.port)): "
-                               + "\(e.status.code): \(e.status.message)", code: .errorRpc)
-        }
-        let status = await backend.statusAsync()
-        if !status.isOK && !call.isCancelled {
-            throw RpcException("RPC error (on \(path) @ \(t.host.isEmpty ? registry.mainHost : t.host):\(t.port)): "
-                               + "\(status.code): \(status.message)", code: .errorRpc)
+            defer { pump.cancel() }
+            var responded = false
+            var failure: Status?
+            do {
+                while let r = try await backend.receive() {
+                    responded = true
+                    try await call.send(r)
+                }
+            } catch let e as RPCError {
+                failure = e.status
+            }
+            if failure == nil {
+                let status = await backend.statusAsync()
+                if !status.isOK { failure = status }
+            }
+            guard let f = failure, !call.isCancelled else { return }
+            let remaining = clientTimeout - Date().timeIntervalSince(firstTry)
+            if f.code == .unavailable && single != nil && !responded && remaining > 0 {
+                logger.debug("<RPC> \(path) @ \(where_): unavailable, retry in \(min(delay, remaining)) s")
+                try await Task.sleep(nanoseconds: UInt64(min(delay, remaining) * 1_000_000_000))
+                delay *= 2
+                continue
+            }
+            throw RpcException("RPC error (on \(path) @ \(where_)): \(f.code): \(f.message)", code: .errorRpc)
         }
     }
 }

@@ -357,4 +357,34 @@ private func rpcError(_ body: () throws -> Void) -> RpcException? {
             #expect(unknown?.code == .errorItemUnknown)
         }
     }
+
+    @Test func anUnreachableBackendIsRetriedWithinTheClientTimeout() async throws {
+        try await onOwnThread {
+            let pf = TempFolders(), bf = TempFolders()
+            let proxy = try proxyServer(pf, cli: ["rpc-client-timeout": "20"])
+            defer { proxy.shutdown() }
+            let gone = try RpcServer(port: 0, descriptors: [], folders: TempFolders().folders, withDebugSignal: false)
+            let port = gone.port
+            gone.shutdown()
+            let c = try client(proxy.port, name: "patient")
+            try register(c, port: port)
+            let done = NSCondition()
+            let answer = NIOLockedValueBox<String?>(nil)
+            Thread.detachNewThread {
+                let r: String
+                do { r = try c["remote"]!.call("who", RpcEmpty(), as: RpcResultStatus.self).r.msg } catch { r = "\(error)" }
+                done.lock(); answer.withLockedValue { $0 = r }; done.broadcast(); done.unlock()
+            }
+            // The call is under way (and failing over to retries) before the backend starts.
+            let deadline = Date() + 10
+            while proxy.pendingCalls.isEmpty && Date() < deadline { Thread.sleep(forTimeInterval: 0.01) }
+            let backend = try RpcServer(port: port, descriptors: [Backend().descriptor], folders: bf.folders,
+                                        withDebugSignal: false)
+            defer { backend.shutdown() }
+            done.lock()
+            while answer.withLockedValue({ $0 }) == nil && done.wait(until: Date() + 20) {}
+            done.unlock()
+            #expect(answer.withLockedValue { $0 }?.hasPrefix("patient(proxied)|") == true)
+        }
+    }
 }

@@ -49,6 +49,7 @@ def test_the_readme_excerpts_are_the_examples_code():
     aside): the README shows code the examples script runs."""
     excerpts = readme_excerpts()
     assert sorted(p for p, _ in excerpts) == ["examples/c/events_example.c", "examples/python/events_example.py",
+                                              "examples/python/proxy_example.py",
                                               "examples/swift/EventsExample/EventsExample.swift"]
     for path, lines in excerpts:
         source = [line.strip() for line in open(os.path.join(REPO, path), encoding="utf-8")]

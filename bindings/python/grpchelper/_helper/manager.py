@@ -93,8 +93,9 @@ class RpcProxiedManager(RpcManager, ABC):
     (srv.proxy_register, retried within rpc-client-timeout; a failure stops its server,
     which then fails to start with that RpcException), and keeps `proxy_client` (stubs
     srv, events and `_proxy_stubs()`, on the main server); at `_shutdown()` it forgets
-    them (srv.proxy_forget; a failure is logged). A subclass overriding `_load` or
-    `_shutdown` calls super()'s.
+    them (srv.proxy_forget, one try: a main server already gone does not hold the
+    shutdown; a failure is logged). A subclass overriding `_load` or `_shutdown` calls
+    super()'s.
     """
 
     def __init__(self, config_name: str = None, config_validator=None):
@@ -129,6 +130,7 @@ class RpcProxiedManager(RpcManager, ABC):
                  "events": (EventServiceStub, EventApiVersion.EVENT_API_CURRENT)}
         stubs.update(self._proxy_stubs())
         candidate = RpcClient(host, port, stubs, timeout=RpcStaticConfig.CLIENT_TIMEOUT.float_val)
+        self._main_server = (host, port)
         candidate.srv.proxy_register(ProxyRegisterRequest(
             names=self._proxied_services(), version=self._proxied_version(),
             host=_address_toward(host) if self._proxy_use_current_host else host, port=self.port))
@@ -137,14 +139,21 @@ class RpcProxiedManager(RpcManager, ABC):
     def _shutdown(self):
         if self.proxy_client is None:
             return
-        from ..api import Filter
-        client, self.proxy_client = self.proxy_client, None
+        from ..api import Filter, ServerApiVersion
+        from ..api.server_pb2_grpc import RpcServerServiceStub
+        from .client import RpcClient
+        self.proxy_client.close()
+        self.proxy_client = None
+        # One try (grpc-helper's retried for the client timeout: a main server already gone
+        # held this one's shutdown that long).
+        once = RpcClient(*self._main_server, {"srv": (RpcServerServiceStub, ServerApiVersion.SERVER_API_CURRENT)},
+                         timeout=0)
         try:
-            client.srv.proxy_forget(Filter(names=self._proxied_services()))
+            once.srv.proxy_forget(Filter(names=self._proxied_services()), timeout=10)
         except Exception as e:  # noqa: BLE001 - the server shuts down anyway
             self.logger.error("Cannot forget %s on the main server: %s" % (",".join(self._proxied_services()), e))
         finally:
-            client.close()
+            once.close()
 
 
 def _address_toward(host: str) -> str:
