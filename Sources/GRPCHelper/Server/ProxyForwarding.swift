@@ -13,6 +13,15 @@ struct ProxyTarget: Equatable, Sendable {
     var version: String
 }
 
+/// A connection to a backend and how many forwarded calls use it (guarded by the
+/// registry's lock).
+final class PooledChannel: @unchecked Sendable {
+    let channel: GRPCChannel
+    var active = 0
+    var retired = false
+    init(_ channel: GRPCChannel) { self.channel = channel }
+}
+
 /// The registered backends of a server's proxied services, and the channels to them.
 // @unchecked Sendable: state guarded by `lock`.
 final class ProxyRegistry: @unchecked Sendable {
@@ -22,7 +31,11 @@ final class ProxyRegistry: @unchecked Sendable {
     /// The version srv.info shows for a service once one registered (kept after a forget,
     /// as grpc-helper's).
     private var versions: [String: String] = [:]
-    private var channels: [String: GRPCChannel] = [:]
+    /// Per backend (host:port), its connections: a server takes at most
+    /// `streamsPerConnection` concurrent calls on one (SETTINGS_MAX_CONCURRENT_STREAMS,
+    /// 100 by default), so more concurrent forwarded calls open more connections.
+    private var channels: [String: [PooledChannel]] = [:]
+    static let streamsPerConnection = 100
     private var closed = false
     private let file: String?
     private let logger: Logger
@@ -48,6 +61,7 @@ final class ProxyRegistry: @unchecked Sendable {
                 versions[n] = target.version
             }
         }
+        retireChannels(to: target)
         persist()
     }
 
@@ -101,27 +115,64 @@ final class ProxyRegistry: @unchecked Sendable {
 
     // MARK: channels
 
-    /// The channel to a backend (one per host:port, kept until the server shuts down).
-    func channel(to t: ProxyTarget) throws -> GRPCChannel {
+    private static func key(_ t: ProxyTarget, mainHost: String) -> String {
         let host = t.host.isEmpty ? mainHost : t.host
         let h = host.contains(":") && !host.hasPrefix("[") ? "[\(host)]" : host
-        let key = "\(h):\(t.port)"
+        return "\(h):\(t.port)"
+    }
+
+    /// A connection to a backend for one forwarded call: the least busy of the backend's
+    /// connections with room for one more call, or a new one. `done()` gives the slot back.
+    func channel(to t: ProxyTarget) throws -> PooledChannel {
+        let key = ProxyRegistry.key(t, mainHost: mainHost)
         return try lock.withLock {
             if closed { throw RpcException("the RPC server is shutting down", code: .errorStateUnexpected) }
-            if let c = channels[key] { return c }
-            let c = try GRPCChannel(target: key)
-            channels[key] = c
+            var pool = channels[key] ?? []
+            let best = pool.min(by: { $0.active < $1.active })
+            if let b = best, b.active < ProxyRegistry.streamsPerConnection {
+                b.active += 1
+                return b
+            }
+            // Forwarding uses the async API only: one callback thread is enough.
+            var options = ChannelOptions()
+            options.callbackThreads = 1
+            let c = PooledChannel(try GRPCChannel(target: key, options: options))
+            c.active = 1
+            pool.append(c)
+            channels[key] = pool
             return c
         }
     }
 
+    /// A forwarded call ended on `c`; a retired connection goes with its last call.
+    func done(_ c: PooledChannel) {
+        let close: Bool = lock.withLock {
+            c.active -= 1
+            return c.retired && c.active == 0
+        }
+        if close { c.channel.close() }
+    }
+
+    /// A backend (re)registered: its connections kept so far (which may be waiting out a
+    /// reconnection backoff after the backend went away) are retired — new calls open a
+    /// fresh one; calls under way finish on theirs.
+    func retireChannels(to t: ProxyTarget) {
+        let key = ProxyRegistry.key(t, mainHost: mainHost)
+        let idle: [PooledChannel] = lock.withLock {
+            let pool = channels.removeValue(forKey: key) ?? []
+            for c in pool { c.retired = true }
+            return pool.filter { $0.active == 0 }
+        }
+        for c in idle { c.channel.close() }
+    }
+
     func close() {
-        let all: [GRPCChannel] = lock.withLock {
+        let all: [PooledChannel] = lock.withLock {
             closed = true
             defer { channels.removeAll() }
-            return Array(channels.values)
+            return channels.values.flatMap { $0 }
         }
-        for c in all { c.close() }
+        for c in all { c.channel.close() }
     }
 }
 
@@ -144,7 +195,9 @@ extension RpcServer {
             target = registry.target(d.name)
         }
         let t = target!
-        let channel = try registry.channel(to: t)
+        let pooled = try registry.channel(to: t)
+        defer { registry.done(pooled) }
+        let channel = pooled.channel
         let md = call.requestMetadata
         var out = Metadata()
         try out.add("client", "\(md.first("client") ?? "")(proxied)")
@@ -171,8 +224,11 @@ extension RpcServer {
                     do {
                         while let r = try await call.receive() { try await backend.send(r) }
                     } catch {
-                        // The caller's side ended (cancelled: onCancel cancels the backend
-                        // call) or the backend's did (its status says why).
+                        // The caller's side ended (cancelled: the backend call is cancelled,
+                        // never half-closed, which would end its requests normally) or the
+                        // backend's did (its status says why).
+                        if call.isCancelled { backend.cancel() }
+                        return
                     }
                 }
                 backend.closeSend()

@@ -284,7 +284,10 @@ struct CallStateMachine {
             if case .reset? = pendingEnd, endTransport() { f.finished = true }
             return f
         }
-        f.releaseWindow = pendingRelease
+        // A release asked when the reader caught up is void if it fell behind again
+        // before this flush (the queue holds anew, and releases when it next runs empty):
+        // releasing now would leave the window open for good under a slow reader.
+        f.releaseWindow = pendingRelease && !inbound.isHolding && !callbackWindowHeld
         pendingRelease = false
         let head = pendingHead
         pendingHead = nil

@@ -60,6 +60,9 @@ struct InboundQueue {
 
     var isEmpty: Bool { head == items.count }
 
+    /// Whether the window is held for this queue (a reader behind).
+    var isHolding: Bool { windowHeld }
+
     /// Appends a message. Returns true when the window must now be held.
     mutating func push(_ message: [UInt8], compressed: Bool) -> Bool {
         items.append((message, compressed))

@@ -217,6 +217,32 @@ import Testing
         #expect(r16)
     }
 
+    @Test func aReleaseIsVoidWhenTheReaderFellBehindAgainBeforeTheFlush() {
+        // The reader empties the queue (a release is scheduled), then two messages arrive
+        // before the event loop flushes: the queue holds again, so the flush must not
+        // release (it would leave the window open while the reader stays behind).
+        var m = server(streaming: true)
+        _ = m.received([1], compressed: false)
+        let held = m.received([2], compressed: false)
+        #expect(held)
+        guard case .message([1], _, _) = m.receive(), case .message([2], _, let flush) = m.receive() else {
+            Issue.record("messages"); return
+        }
+        #expect(flush)
+        _ = m.received([3], compressed: false)
+        let heldAgain = m.received([4], compressed: false)
+        #expect(heldAgain, "behind again: hold")
+        let voided = !m.flush(streamOpen: true).releaseWindow
+        #expect(voided)
+        // It releases once the reader catches up again.
+        guard case .message([3], _, _) = m.receive(), case .message([4], _, let flush2) = m.receive() else {
+            Issue.record("messages 3, 4"); return
+        }
+        #expect(flush2)
+        let released = m.flush(streamOpen: true).releaseWindow
+        #expect(released)
+    }
+
     // MARK: send buffer
 
     @Test func sendBlocksBeyondTheBufferUntilDrained() throws {
