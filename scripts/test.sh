@@ -13,7 +13,11 @@ bash scripts/setup.sh
 echo "== swift build (debug, with tests)"
 swift build --build-tests
 echo "== swift test"
-swift test --skip-build --parallel
+# One test at a time: many tests block their thread on RPCs whose servers run async handlers
+# (built-in services, events, proxies) on Swift's global concurrency pool (one thread per
+# core); run side by side, blocked tests can take the whole pool and stall those handlers
+# until their timeouts (seen with --parallel: listeners not served for 10-15 s).
+swift test --skip-build --no-parallel
 echo "== swift test: leak check (alone: it counts live objects process-wide)"
 GH_LEAK_TESTS=1 swift test --skip-build --filter LeakTests
 
