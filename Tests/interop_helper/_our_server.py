@@ -4,7 +4,10 @@ Run by test_cross.py with PYTHONPATH = bindings/python:<sample code generated fo
 "grpchelper">, and the library found by the binding's lookup (GRPCHELPER_LIBRARY first when
 the environment has it). argv[1] is a JSON spec {"workspace", "cli_config", "with_events"}
 and optionally "proxied": true (the sample service is declared proxied, is_proxy=True with
-no manager: its calls go to the backend registered with srv.proxy_register). Prints:
+no manager: its calls go to the backend registered with srv.proxy_register), or
+"proxied_manager": {"services": [...], "version": "..."} (the sample manager is also our
+RpcProxiedManager: it registers at rpc-main-host:rpc-main-port on load, forgets at
+shutdown). Prints:
   LIBRARY <version>     the loaded libgrpchelper's version
   READY <port>          serving (port 0 asked: the port the server bound)
 then, once shut down (srv.shutdown by RPC, "shutdown" or EOF on stdin, SIGTERM), STOPPED and
@@ -26,7 +29,8 @@ import threading
 import types
 from pathlib import Path
 
-from grpchelper import Config, Folders, RpcException, RpcManager, RpcServer, RpcServiceDescriptor
+from grpchelper import (Config, Folders, RpcException, RpcManager, RpcProxiedManager, RpcServer,
+                        RpcServiceDescriptor)
 from grpchelper import _ffi, rpc_server
 from grpchelper.api import ConfigValidator, ResultCode, ResultStatus
 from sample_pb2 import SampleApiVersion, SampleRequest, SampleStatus
@@ -106,6 +110,23 @@ class SampleManager(SampleServiceServicer, RpcManager):
     # "missing" is deliberately not implemented: the server answers UNIMPLEMENTED
 
 
+
+def proxied_sample_manager(services: list, version: str):
+    """A SampleManager that registers with the main server as the backend of `services`."""
+
+    class ProxiedSampleManager(SampleManager, RpcProxiedManager):
+        def __init__(self):
+            SampleManager.__init__(self)
+            RpcProxiedManager.__init__(self)
+
+        def _proxied_services(self) -> list:
+            return list(services)
+
+        def _proxied_version(self) -> str:
+            return version
+
+    return ProxiedSampleManager()
+
 def main():
     spec = json.loads(sys.argv[1])
     # Ours, from bindings/python first on PYTHONPATH, and nothing of the original's
@@ -116,8 +137,11 @@ def main():
     cli_config = {"rpc-shutdown-grace": "2", "rpc-shutdown-timeout": "1", "rpc-client-timeout": "5"}
     cli_config.update(spec.get("cli_config") or {})
     proxied = bool(spec.get("proxied"))
-    descriptor = RpcServiceDescriptor(sample_module, "sample", SampleApiVersion,
-                                      None if proxied else SampleManager(),
+    registering = spec.get("proxied_manager")
+    manager = (None if proxied else
+               proxied_sample_manager(registering["services"], registering["version"]) if registering
+               else SampleManager())
+    descriptor = RpcServiceDescriptor(sample_module, "sample", SampleApiVersion, manager,
                                       add_SampleServiceServicer_to_server, SampleServiceStub,
                                       is_proxy=proxied)
     srv = RpcServer(0, [descriptor], Folders(workspace=Path(spec["workspace"])), cli_config,

@@ -394,6 +394,24 @@ def test_an_original_proxied_manager_registers_with_the_main_server(
     error_result(p, "ERROR_PROXY_UNREGISTERED", UNREGISTERED)
 
 
+@pytest.mark.parametrize("main", ["original", "ours"])
+def test_our_proxied_manager_registers_with_the_main_server(
+        main, original_target, sample_gen, start_original, start_ours):
+    """OUR RpcProxiedManager (the Python binding's) as the backend, with the ORIGINAL's main
+    server and with ours: registered by the end of its load, reached through the main
+    server (the same answers as direct calls), forgotten when it shuts down."""
+    t, g = original_target, sample_gen
+    proxy = our_proxy(start_ours) if main == "ours" else original_proxy(start_original)
+    backend = start_ours(options={"proxied_manager": {"services": ["sample"], "version": REGISTERED}},
+                         cli_config={"rpc-main-host": "127.0.0.1", "rpc-main-port": str(proxy.port)})
+    assert sample_info(t, g, proxy.port) == info_registered(backend.port)
+    calls = SAMPLE_CALLS[:1] + SAMPLE_CALLS[5:7]
+    assert run(t, g, proxy.port, calls, exception=False) == run(t, g, backend.port, calls,
+                                                                exception=False)
+    assert backend.stop() == 0
+    assert sample_info(t, g, proxy.port) == info_unregistered(REGISTERED)
+
+
 # ---------------------------------------------------------------------------------------------
 # 5. Registrations seen by the original's EventsListener
 
