@@ -1,5 +1,6 @@
 // The services every RpcServer serves: srv (RpcServerService), config (ConfigService on
-// the server's config set) and log (LoggerService on its logs).
+// the server's config set, merged with its proxied servers': see ProxyForwarding) and log
+// (LoggerService on its logs).
 import Foundation
 import GRPCHelperCore
 
@@ -22,7 +23,7 @@ final class BuiltinServices: @unchecked Sendable {
     weak var server: RpcServer?
     let descriptors: [RpcServiceDescriptor]
 
-    init(config: ConfigSet, logs: RpcLogs) {
+    init(logs: RpcLogs) {
         var list: [RpcServiceDescriptor] = []
         let holder = Weak()
         list.append(RpcServiceDescriptor(

@@ -20,14 +20,7 @@ extension RpcEvent {
 
     /// An event of `name` with `properties` (name → value, in name order).
     public init(name: String, properties: [String: String] = [:]) {
-        self.init()
-        self.name = name
-        self.properties = properties.sorted(by: { $0.key < $1.key }).map { k, v in
-            var p = RpcEventProperty()
-            p.name = k
-            p.value = v
-            return p
-        }
+        self.init(name: name, orderedProperties: properties.sorted(by: { $0.key < $1.key }).map { ($0.key, $0.value) })
     }
 }
 

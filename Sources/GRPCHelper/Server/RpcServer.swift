@@ -106,7 +106,7 @@ public final class RpcServer: @unchecked Sendable {
         core = Server(options: options)
 
         // The built-in services, then the given ones (a given one may replace a built-in).
-        builtin = BuiltinServices(config: config, logs: logs)
+        builtin = BuiltinServices(logs: logs)
         var all = builtin.descriptors
         events = withEvents ? EventsManager(config: config, clock: eventsClock) : nil
         if let e = events { all.append(e.descriptor()) }
