@@ -244,11 +244,36 @@ public final class RpcLogs: @unchecked Sendable {
     /// "MainThread" for the main thread (as Python); for others the thread's name (which
     /// Linux threads inherit from their creator) and its kernel id, so that lines of
     /// different threads can be told apart: "worker-12345".
+    /// Taken once per thread (three system calls: is it the main thread, its name) and kept:
+    /// a server records it for every call.
     static func currentThreadName() -> String {
-        if Thread.isMainThread { return "MainThread" }
-        let name = Thread.current.name ?? ""
-        return (name.isEmpty ? "Thread" : name) + "-" + String(currentTid())
+        if let p = pthread_getspecific(threadNameKey) {
+            return Unmanaged<ThreadName>.fromOpaque(p).takeUnretainedValue().text
+        }
+        let text: String
+        if Thread.isMainThread {
+            text = "MainThread"
+        } else {
+            let name = Thread.current.name ?? ""
+            text = (name.isEmpty ? "Thread" : name) + "-" + String(currentTid())
+        }
+        pthread_setspecific(threadNameKey, Unmanaged.passRetained(ThreadName(text)).toOpaque())
+        return text
     }
+
+    private final class ThreadName {
+        let text: String
+        init(_ text: String) { self.text = text }
+    }
+
+    /// The calling thread's name as `currentThreadName` gives it (released with the thread).
+    private static let threadNameKey: pthread_key_t = {
+        var key = pthread_key_t()
+        pthread_key_create(&key) { p in
+            if let p { Unmanaged<ThreadName>.fromOpaque(p).release() }
+        }
+        return key
+    }()
 }
 
 /// A swift-log handler over RpcLogs: the level comes from the logs' layered

@@ -5,6 +5,7 @@ import Foundation
 import GRPCHelperCore
 import Logging
 import NIOConcurrencyHelpers
+import NIOCore
 
 /// Where a proxied service's calls go.
 struct ProxyTarget: Equatable, Sendable {
@@ -115,16 +116,23 @@ final class ProxyRegistry: @unchecked Sendable {
 
     // MARK: channels
 
+    /// A backend's connections on one event loop.
+    private static func poolKey(_ target: String, _ loop: EventLoop) -> String {
+        "\(target) \(UInt(bitPattern: ObjectIdentifier(loop).hashValue))"
+    }
+
     private static func key(_ t: ProxyTarget, mainHost: String) -> String {
         let host = t.host.isEmpty ? mainHost : t.host
         let h = host.contains(":") && !host.hasPrefix("[") ? "[\(host)]" : host
         return "\(h):\(t.port)"
     }
 
-    /// A connection to a backend for one forwarded call: the least busy of the backend's
-    /// connections with room for one more call, or a new one. `done()` gives the slot back.
-    func channel(to t: ProxyTarget) throws -> PooledChannel {
-        let key = ProxyRegistry.key(t, mainHost: mainHost)
+    /// A connection to a backend for one forwarded call, on `loop` (the caller's
+    /// connection's): the least busy of the backend's connections on that loop with room
+    /// for one more call, or a new one. `done()` gives the slot back.
+    func channel(to t: ProxyTarget, on loop: EventLoop) throws -> PooledChannel {
+        let target = ProxyRegistry.key(t, mainHost: mainHost)
+        let key = ProxyRegistry.poolKey(target, loop)
         return try lock.withLock {
             if closed { throw RpcException("the RPC server is shutting down", code: .errorStateUnexpected) }
             var pool = channels[key] ?? []
@@ -133,10 +141,11 @@ final class ProxyRegistry: @unchecked Sendable {
                 b.active += 1
                 return b
             }
-            // Forwarding uses the async API only: one callback thread is enough.
+            // Forwarding runs on the loop, callbacks inline (one thread for connectivity watches).
             var options = ChannelOptions()
             options.callbackThreads = 1
-            let c = PooledChannel(try GRPCChannel(target: key, options: options))
+            options.inlineCallbacks = true
+            let c = PooledChannel(try GRPCChannel(target: target, options: options, eventLoop: loop))
             c.active = 1
             pool.append(c)
             channels[key] = pool
@@ -157,9 +166,12 @@ final class ProxyRegistry: @unchecked Sendable {
     /// reconnection backoff after the backend went away) are retired — new calls open a
     /// fresh one; calls under way finish on theirs.
     func retireChannels(to t: ProxyTarget) {
-        let key = ProxyRegistry.key(t, mainHost: mainHost)
+        let prefix = ProxyRegistry.key(t, mainHost: mainHost) + " "
         let idle: [PooledChannel] = lock.withLock {
-            let pool = channels.removeValue(forKey: key) ?? []
+            var pool: [PooledChannel] = []
+            for key in channels.keys where key.hasPrefix(prefix) {
+                pool.append(contentsOf: channels.removeValue(forKey: key) ?? [])
+            }
             for c in pool { c.retired = true }
             return pool.filter { $0.active == 0 }
         }
@@ -176,88 +188,174 @@ final class ProxyRegistry: @unchecked Sendable {
     }
 }
 
-extension RpcServer {
-    /// A proxied method's handler: waits (up to rpc-client-timeout) for a registered backend,
-    /// then forwards the call to it — every request message as it comes, every response
-    /// message as it comes (each direction waits for the other side's flow control), the
-    /// caller's metadata (`client` marked "(proxied)", `api_version` the caller's or the
-    /// service's current one), the deadline, and a cancellation either way. Responses pass
-    /// untouched (error results too); a failed backend call → ERROR_RPC, as grpc-helper's.
-    func forwardProxied(_ d: RpcServiceDescriptor, _ m: RpcMethod, _ call: ServerCall, registry: ProxyRegistry,
-                        clientTimeout: Double) async throws {
-        var target = registry.target(d.name)
-        let start = Date()
-        while target == nil || target!.port == 0 {
-            if Date().timeIntervalSince(start) >= clientTimeout || call.isCancelled {
-                throw RpcException("Proxy didn't registered in time for method call", code: .errorProxyUnregistered)
-            }
-            try await Task.sleep(nanoseconds: 50_000_000)
-            target = registry.target(d.name)
-        }
-        let t = target!
-        let pooled = try registry.channel(to: t)
-        defer { registry.done(pooled) }
-        let channel = pooled.channel
+/// One forwarded call of a proxied method: waits (up to rpc-client-timeout) for a
+/// registered backend, then forwards the call to it — every request message as it comes,
+/// every response message as it comes, each direction pausing the other side's receiving
+/// while its destination's send buffer is full (flow control end to end), the caller's
+/// metadata (`client` marked "(proxied)", `api_version` the caller's or the service's
+/// current one), the deadline, and a cancellation either way. Responses pass untouched
+/// (error results too); a failed backend call → ERROR_RPC, as grpc-helper's.
+///
+/// Everything runs on the caller's connection's event loop, with the backend connection
+/// on the same loop and the backend call's callbacks inline: a forwarded call holds no
+/// thread and crosses none.
+// @unchecked Sendable: confined to `loop`.
+final class ProxiedCall: @unchecked Sendable {
+    private let server: RpcServer
+    private let registry: ProxyRegistry
+    private let call: ServerCall
+    private let loop: EventLoop
+    private let name: String
+    private let path: String
+    private let cardinality: RPCCardinality
+    private let metadata: Metadata
+    private let clientTimeout: Double
+    private let log: Logger
+    private let began = Date()
+    /// A single-request method's request, kept: an unreachable backend is then retried, as
+    /// grpc-helper's proxy does (its RpcClient), until rpc-client-timeout — while no
+    /// response has been forwarded. Request streams are not replayed.
+    private var request: [UInt8]?
+    private var backend: ClientCall?
+    private var pooled: PooledChannel?
+    private var destination = ""
+    private var receiving = false
+    private var responded = false
+    private var firstTry: Date?
+    private var delay = 0.5
+
+    init(server: RpcServer, _ d: RpcServiceDescriptor, _ m: RpcMethod, _ call: ServerCall, clientTimeout: Double,
+         log: Logger) {
+        self.server = server
+        registry = server.proxies
+        self.call = call
+        loop = call.eventLoop
+        name = d.name
+        path = "/\(d.serviceName)/\(m.name)"
+        cardinality = m.cardinality
         let md = call.requestMetadata
         var out = Metadata()
-        try out.add("client", "\(md.first("client") ?? "")(proxied)")
-        for key in ["user", "host", "ip"] { if let v = md.first(key) { try out.add(key, v) } }
+        try? out.add("client", "\(md.first("client") ?? "")(proxied)")
+        for key in ["user", "host", "ip"] { if let v = md.first(key) { try? out.add(key, v) } }
         let version = md.first("api_version").flatMap { $0.isEmpty ? nil : $0 } ?? String(d.currentApiVersion)
-        try out.add("api_version", version)
-        let path = "/\(d.serviceName)/\(m.name)"
-        let where_ = "\(t.host.isEmpty ? registry.mainHost : t.host):\(t.port)"
-        // A single request (unary, server streaming) is kept: an unreachable backend is then
-        // retried, as grpc-helper's proxy does (its RpcClient), until rpc-client-timeout —
-        // while no response has been forwarded. Request streams are not replayed.
-        let single: [UInt8]? = m.cardinality.streamsRequests ? nil : try await call.receive()
-        var delay = 0.5
-        let firstTry = Date()
-        while true {
-            let backend = channel.makeCall(path, options: CallOptions(timeout: call.timeRemaining, metadata: out))
-            backend.start()
-            call.onCancel { backend.cancel() }
-            // Requests: from the caller to the backend, as they come.
-            let pump = Task {
-                if let r = single {
-                    try? await backend.send(r)
-                } else {
-                    do {
-                        while let r = try await call.receive() { try await backend.send(r) }
-                    } catch {
-                        // The caller's side ended (cancelled: the backend call is cancelled,
-                        // never half-closed, which would end its requests normally) or the
-                        // backend's did (its status says why).
-                        if call.isCancelled { backend.cancel() }
-                        return
-                    }
-                }
-                backend.closeSend()
-            }
-            defer { pump.cancel() }
-            var responded = false
-            var failure: Status?
-            do {
-                while let r = try await backend.receive() {
-                    responded = true
-                    try await call.send(r)
-                }
-            } catch let e as RPCError {
-                failure = e.status
-            }
-            if failure == nil {
-                let status = await backend.statusAsync()
-                if !status.isOK { failure = status }
-            }
-            guard let f = failure, !call.isCancelled else { return }
-            let remaining = clientTimeout - Date().timeIntervalSince(firstTry)
-            if f.code == .unavailable && single != nil && !responded && remaining > 0 {
-                logger.debug("<RPC> \(path) @ \(where_): unavailable, retry in \(min(delay, remaining)) s")
-                try await Task.sleep(nanoseconds: UInt64(min(delay, remaining) * 1_000_000_000))
-                delay *= 2
-                continue
-            }
-            throw RpcException("RPC error (on \(path) @ \(where_)): \(f.code): \(f.message)", code: .errorRpc)
+        try? out.add("api_version", version)
+        metadata = out
+        self.clientTimeout = clientTimeout
+        self.log = log
+    }
+
+    /// On the loop (the handler).
+    func start() {
+        call.onCancel { [self] in onLoop { self.backend?.cancel() } }
+        if !cardinality.streamsRequests {
+            // The request arrived before the call started: delivered at once.
+            call.receiveInline(onMessage: { [self] r in request = r }, onEnd: {})
         }
+        awaitTarget()
+    }
+
+    private func onLoop(_ body: @escaping @Sendable () -> Void) {
+        if loop.inEventLoop { body() } else { loop.execute(body) }
+    }
+
+    private func fail(_ error: Error) {
+        server.reportInline(error, call, log)
+    }
+
+    /// Forwards once the service has a backend; polls every 50 ms until rpc-client-timeout.
+    private func awaitTarget() {
+        if call.isCancelled { return }
+        if let t = registry.target(name), t.port > 0 {
+            begin(t)
+        } else if Date().timeIntervalSince(began) >= clientTimeout {
+            fail(RpcException("Proxy didn't registered in time for method call", code: .errorProxyUnregistered))
+        } else {
+            loop.scheduleTask(in: .milliseconds(50)) { self.awaitTarget() }
+        }
+    }
+
+    private func begin(_ t: ProxyTarget) {
+        let p: PooledChannel
+        do { p = try registry.channel(to: t, on: loop) } catch {
+            fail(error)
+            return
+        }
+        pooled = p
+        destination = "\(t.host.isEmpty ? registry.mainHost : t.host):\(t.port)"
+        if firstTry == nil { firstTry = Date() }
+        let b = p.channel.makeCall(path, options: CallOptions(timeout: call.timeRemaining, metadata: metadata))
+        backend = b
+        b.start(onMessage: { [self] r in response(b, r) }, onDone: { [self] s in backendDone(b, s) })
+        if !cardinality.streamsRequests {
+            if let r = request { _ = try? b.sendNonBlocking(r) }
+            b.closeSend()
+        } else if !receiving {
+            receiving = true
+            call.receiveInline(onMessage: { [self] r in forwardRequest(r) }, onEnd: { [self] in requestsEnded() })
+        }
+    }
+
+    /// A request message from the caller: to the backend; while the backend's send buffer
+    /// is full, the caller's stream is not read.
+    private func forwardRequest(_ r: [UInt8]) {
+        guard let b = backend else { return }
+        do {
+            if try !b.sendNonBlocking(r) {
+                call.pauseReceiving()
+                b.onSendReady { [self] in onLoop { self.call.resumeReceiving() } }
+            }
+        } catch {
+            // The backend call ended: its status says why (backendDone).
+        }
+    }
+
+    /// The caller's requests ended: half-close the backend call — unless the caller
+    /// cancelled (then the backend call is cancelled, never half-closed, which would end
+    /// its requests normally).
+    private func requestsEnded() {
+        if call.isCancelled { backend?.cancel() } else { backend?.closeSend() }
+    }
+
+    /// A response from the backend: to the caller; while the caller's send buffer is
+    /// full, the backend's stream is not read.
+    private func response(_ b: ClientCall, _ r: [UInt8]) {
+        responded = true
+        do {
+            if try !call.sendNonBlocking(r) {
+                b.pauseReceiving()
+                call.onSendReady { [self] in onLoop { b.resumeReceiving() } }
+            }
+        } catch {
+            b.cancel()
+            if !call.isCancelled { fail(error) }
+        }
+    }
+
+    private func backendDone(_ b: ClientCall, _ status: Status) {
+        guard b === backend else { return }
+        backend = nil
+        if let p = pooled {
+            pooled = nil
+            registry.done(p)
+        }
+        if call.isCancelled || call.isFinishQueued { return }
+        if status.isOK {
+            if !cardinality.streamsResponses && call.responseCount == 0 {
+                try? call.finish(Status(.internalError, "handler returned without a response"))
+            } else {
+                try? call.finish(.ok)
+            }
+            return
+        }
+        let remaining = clientTimeout - Date().timeIntervalSince(firstTry ?? began)
+        if status.code == .unavailable && !cardinality.streamsRequests && !responded && remaining > 0 {
+            let wait = min(delay, remaining)
+            log.debug("<RPC> \(path) @ \(destination): unavailable, retry in \(wait) s")
+            delay *= 2
+            loop.scheduleTask(in: .nanoseconds(Int64(wait * 1e9))) { self.awaitTarget() }
+            return
+        }
+        fail(RpcException("RPC error (on \(path) @ \(destination)): \(status.code): \(status.message)", code: .errorRpc))
     }
 }
 

@@ -116,6 +116,9 @@ public final class RpcServer: @unchecked Sendable {
         self.descriptors = all
         proxies = ProxyRegistry(workspace: folders.workspace, mainHost: config["rpc-main-host"]?.stringValue ?? "localhost",
                                 proxied: Set(all.filter(\.isProxy).map(\.name)), logger: logger)
+        // Forwarding channels share the server's event loops: closed before they stop.
+        let registry = proxies
+        core.onHandlersDone { registry.close() }
 
         // Bind first (a busy port fails here), register, then serve.
         do {
@@ -452,12 +455,19 @@ public final class RpcServer: @unchecked Sendable {
 
     private func handler(_ d: RpcServiceDescriptor, _ m: RpcMethod) -> ServerHandler {
         if d.isProxy {
-            // Forwarded to the registered backend (asynchronously: no worker thread held).
+            // Forwarded to the registered backend on the caller's connection's event loop
+            // (no worker thread, no task: see ProxiedCall).
             let clientTimeout = config["rpc-client-timeout"]?.floatValue ?? 60
-            return wrapped(d, RpcMethod(name: m.name, cardinality: m.cardinality, body: .async { [weak self] call in
+            let log = logger
+            return .eventLoop { [weak self] call in
                 guard let self = self else { throw RPCError(.unavailable, "server gone") }
-                try await self.forwardProxied(d, m, call, registry: self.proxies, clientTimeout: clientTimeout)
-            }))
+                guard let id = try self.prelude(d, call, log) else {
+                    try? call.finish(.ok)  // answered with the version error
+                    return
+                }
+                call.whenEnded { [weak self] in self?.epilog(id) }
+                ProxiedCall(server: self, d, m, call, clientTimeout: clientTimeout, log: log).start()
+            }
         }
         return wrapped(d, m)
     }
@@ -489,7 +499,7 @@ public final class RpcServer: @unchecked Sendable {
     /// Records the call; checks the client's API version (an error response, as
     /// grpc-helper, when out of range: then nil, the call is answered). Returns the
     /// pending call's id.
-    private func prelude(_ d: RpcServiceDescriptor, _ call: ServerCall, _ log: Logger) throws -> UInt64? {
+    func prelude(_ d: RpcServiceDescriptor, _ call: ServerCall, _ log: Logger) throws -> UInt64? {
         let md = call.requestMetadata
         let who = RpcClientIdentity(client: md.first("client") ?? "", user: md.first("user") ?? "",
                                     host: md.first("host") ?? "", ip: md.first("ip") ?? "")
@@ -527,7 +537,7 @@ public final class RpcServer: @unchecked Sendable {
         }
     }
 
-    private func epilog(_ id: UInt64) {
+    func epilog(_ id: UInt64) {
         _ = monitor.withLock { pending.removeValue(forKey: id) }
     }
 
@@ -541,6 +551,22 @@ public final class RpcServer: @unchecked Sendable {
         log.error("Exception occurred: \(result.msg)\n\(result.stack)")
         if call.isFinishQueued || (!call.cardinality.streamsResponses && call.responseCount > 0) { return }
         try? call.sendMessage(try encodedFailure(result))
+    }
+
+    /// `report` for a call whose handler runs on the event loop: answers without waiting,
+    /// then finishes the call.
+    func reportInline(_ error: Error, _ call: ServerCall, _ log: Logger) {
+        if let e = error as? RPCError {
+            try? call.finish(e.status, trailers: e.trailers.isEmpty ? nil : e.trailers)
+            return
+        }
+        let result = RpcServer.result(for: error)
+        log.error("Exception occurred: \(result.msg)\n\(result.stack)")
+        if !call.isFinishQueued && (call.cardinality.streamsResponses || call.responseCount == 0),
+           let bytes = try? encodedFailure(result) {
+            _ = try? call.sendNonBlocking(bytes)
+        }
+        try? call.finish(.ok)
     }
 
     /// The Result of an error: an RpcException's code and message (ERROR for any other

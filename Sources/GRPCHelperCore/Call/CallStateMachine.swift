@@ -139,6 +139,19 @@ struct CallStateMachine {
         return .end
     }
 
+    /// Server, when an event-loop handler takes over receiving: every message received and
+    /// not read yet, whether the window held for them goes back now, and whether the
+    /// request stream has ended.
+    mutating func takeAllReceived() -> (messages: [[UInt8]], releaseWindow: Bool, ended: Bool) {
+        var out: [[UInt8]] = []
+        var release = false
+        while let m = inbound.pop() {
+            out.append(m.message)
+            if m.releaseWindow { release = true }
+        }
+        return (out, release, inboundEnded)
+    }
+
     /// Server: whether the response compression may still change (no headers queued).
     var canSetCompression: Bool { messagesSent == 0 && !headersQueued }
 

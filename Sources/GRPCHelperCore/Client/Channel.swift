@@ -21,6 +21,11 @@ public struct ChannelOptions: Sendable {
     public var initialWindowSize = 1 << 20
     /// Threads that run completion callbacks.
     public var callbackThreads = 4
+    /// Callback-mode calls run their callbacks on the channel's event loop, inline (as
+    /// each message arrives), not on the callback threads: callbacks that never block, on
+    /// a channel sharing a server connection's loop (one thread forwards a call).
+    /// Connectivity watches still use the callback threads.
+    public var inlineCallbacks = false
     /// Put before the library's own user-agent.
     public var userAgentPrefix: String?
     /// Put after the library's own user-agent.
@@ -79,7 +84,8 @@ public final class GRPCChannel: @unchecked Sendable {
     let endpoint: Endpoint
     let authority: String
     let userAgent: String
-    private let group: MultiThreadedEventLoopGroup
+    /// The channel's own event loop thread (nil: it shares a loop it was given).
+    private let group: MultiThreadedEventLoopGroup?
     let eventLoop: EventLoop
     let callbackPool: NIOThreadPool
 
@@ -111,8 +117,10 @@ public final class GRPCChannel: @unchecked Sendable {
     }
     private let watching = NIOLockedValueBox(Watching())
 
-    /// Creates a channel to "host:port", "[v6]:port" or "unix:PATH".
-    public init(target: String, options: ChannelOptions = ChannelOptions()) throws {
+    /// Creates a channel to "host:port", "[v6]:port" or "unix:PATH", on an event loop
+    /// thread of its own, or on `eventLoop` (e.g. a server call's `eventLoop`) when given:
+    /// then the loop's owner keeps it running until the channel is closed.
+    public init(target: String, options: ChannelOptions = ChannelOptions(), eventLoop shared: EventLoop? = nil) throws {
         do { endpoint = try Endpoint.parseTarget(target) } catch let e as EndpointError {
             throw RuntimeError(.invalidArgument, "invalid target: \(e.message)")
         }
@@ -124,15 +132,28 @@ public final class GRPCChannel: @unchecked Sendable {
         }
         userAgent = (options.userAgentPrefix.map { $0 + " " } ?? "") + GRPCHelperVersion.userAgent
             + (options.userAgentSuffix.map { " " + $0 } ?? "")
-        group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        eventLoop = group.next()
+        if let shared {
+            group = nil
+            eventLoop = shared
+        } else {
+            let g = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+            group = g
+            eventLoop = g.next()
+        }
         callbackPool = NIOThreadPool(numberOfThreads: max(1, options.callbackThreads))
         callbackPool.start()
         LiveObjects.created(.channel)
     }
 
     deinit {
-        close()
+        if group == nil && eventLoop.inEventLoop && !closeState.withLock({ closeStarted }) {
+            // Dropped on its shared loop without close(): closed here, at once.
+            closeOnEventLoop()
+            endWatches()
+            callbackPool.shutdownGracefully { _ in }
+        } else {
+            close()
+        }
         LiveObjects.destroyed(.channel)
     }
 
@@ -149,43 +170,58 @@ public final class GRPCChannel: @unchecked Sendable {
             return true
         }
         guard first else { return }
-        let wasClosed: Bool = (try? eventLoop.submit { () -> Bool in
-            if self.closed { return true }
-            self.closed = true
-            self.retryTask?.cancel()
-            let w = self.waiting
-            self.waiting.removeAll()
-            for c in w { c.fail(Status(.cancelled, "channel closed")) }
-            if case .ready(let conn) = self.state {
-                for (_, s) in conn.session.streams {
-                    (s.delegate as? ClientCall)?.fail(Status(.cancelled, "channel closed"))
-                }
-                conn.channel?.close(promise: nil)
-            } else if case .handshaking(let conn) = self.state {
-                conn.handshakeTimeout?.cancel()
-                conn.channel?.close(promise: nil)
+        if group == nil && eventLoop.inEventLoop {
+            // On the shared loop (e.g. from an inline callback, inside its connection's
+            // read): the closing runs on the loop's next turn; nothing blocks here.
+            eventLoop.execute {
+                self.closeOnEventLoop()
+                self.endWatches()
+                self.callbackPool.shutdownGracefully { _ in }
             }
-            self.state = .idle
-            return false
-        }.wait()) ?? true
-        if wasClosed { return }
-        // SHUTDOWN was posted to the watches (closed's didSet): delivered, then they end.
-        let watchers = watching.withLockedValue { w -> [ConnectivityWatcher] in
-            defer { w.watchers.removeAll(); w.connecting = 0 }
-            return Array(w.watchers.values)
+            return
         }
-        for watcher in watchers { watcher.end(deliverPending: true) }
+        _ = try? eventLoop.submit { self.closeOnEventLoop() }.wait()
+        endWatches()
         if CallbackThread.isCurrent {
             // Closed from a completion callback: the pool cannot wait for its own thread.
             let pool = callbackPool, group = group
             NativeThread.startOrRun(name: "gh-channel-close") {
                 try? pool.syncShutdownGracefully()
-                try? group.syncShutdownGracefully()
+                try? group?.syncShutdownGracefully()
             }
         } else {
             try? callbackPool.syncShutdownGracefully()
-            try? group.syncShutdownGracefully()
+            try? group?.syncShutdownGracefully()
         }
+    }
+
+    /// close(), on the event loop: every call cancelled, the connection closed.
+    private func closeOnEventLoop() {
+        if closed { return }
+        closed = true
+        retryTask?.cancel()
+        let w = waiting
+        waiting.removeAll()
+        for c in w { c.fail(Status(.cancelled, "channel closed")) }
+        if case .ready(let conn) = state {
+            for (_, s) in conn.session.streams {
+                (s.delegate as? ClientCall)?.fail(Status(.cancelled, "channel closed"))
+            }
+            conn.channel?.close(promise: nil)
+        } else if case .handshaking(let conn) = state {
+            conn.handshakeTimeout?.cancel()
+            conn.channel?.close(promise: nil)
+        }
+        state = .idle
+    }
+
+    /// SHUTDOWN was posted to the watches (closed's didSet): delivered, then they end.
+    private func endWatches() {
+        let watchers = watching.withLockedValue { w -> [ConnectivityWatcher] in
+            defer { w.watchers.removeAll(); w.connecting = 0 }
+            return Array(w.watchers.values)
+        }
+        for watcher in watchers { watcher.end(deliverPending: true) }
     }
 
     /// Runs `body` on the channel's event loop. Returns false, scheduling nothing, once

@@ -41,6 +41,10 @@ public final class ClientCall: @unchecked Sendable, H2StreamDelegate {
     private var callbackRunning = false
     // The sender's own.
     private var compressor: MessageCompressor?
+    /// onSendReady's bodies (guarded by `monitor`).
+    private var sendReadyHandlers: [@Sendable () -> Void] = []
+    /// pauseReceiving: the window is held (event loop).
+    private var paused = false
 
     // Event-loop state.
     var stream: H2Stream?
@@ -140,6 +144,48 @@ public final class ClientCall: @unchecked Sendable, H2StreamDelegate {
         return try monitor.withLock { try state.queueMessage(framed) }
     }
 
+    /// Queues one request message without waiting (any thread). Returns whether the send
+    /// buffer still has room; false: wait for `onSendReady` before sending more. Throws as
+    /// `send`.
+    @discardableResult
+    public func sendNonBlocking(_ message: [UInt8], compress: Bool = true) throws -> Bool {
+        if try queue(message, compress: compress) { scheduleFlush() }
+        return monitor.withLock { state.sendMayContinue }
+    }
+
+    /// Runs `body` once the send buffer has room again (on the event loop, as HTTP/2 takes
+    /// the bytes), or the call has ended — at once, on this thread, when either is so.
+    public func onSendReady(_ body: @escaping @Sendable () -> Void) {
+        let now: Bool = monitor.withLock {
+            if state.sendMayContinue { return true }
+            sendReadyHandlers.append(body)
+            return false
+        }
+        if now { body() }
+    }
+
+    /// Event loop (an inline callback, or a task on the loop): stops acknowledging
+    /// response bytes (the server stops once its window is spent) until `resumeReceiving()`
+    /// — a callback whose destination is slow.
+    public func pauseReceiving() {
+        channel.eventLoop.preconditionInEventLoop()
+        paused = true
+        stream?.holdWindow = true
+    }
+
+    /// Event loop: acknowledges the response bytes held since `pauseReceiving()`.
+    public func resumeReceiving() {
+        channel.eventLoop.preconditionInEventLoop()
+        guard paused else { return }
+        paused = false
+        guard let s = stream, let c = connection else { return }
+        s.holdWindow = false
+        let n = s.unconsumed
+        s.unconsumed = 0
+        c.session.consume(s, n)
+        c.handler.flush()
+    }
+
     /// Half-closes the request stream.
     public func closeSend() {
         if monitor.withLock({ state.closeSend() }) { scheduleFlush() }
@@ -150,10 +196,12 @@ public final class ClientCall: @unchecked Sendable, H2StreamDelegate {
 
     /// Ends the call with `status` (RST_STREAM CANCEL on the wire), unless it ended already.
     private func end(_ status: Status) {
-        let (flush, done): (Bool?, ((Status) -> Void)?) = monitor.mutateAndNotify {
+        let (flush, done, ready): (Bool?, ((Status) -> Void)?, [@Sendable () -> Void]) = monitor.mutateAndNotify {
             let flush = state.cancel(status)
-            return (flush, flush == nil ? nil : takeOnDone())
+            defer { sendReadyHandlers = [] }
+            return (flush, flush == nil ? nil : takeOnDone(), flush == nil ? [] : sendReadyHandlers)
         }
+        for h in ready { h() }
         if let d = done { enqueueCallback { d(status) } }
         if flush == true { scheduleFlush() }
     }
@@ -243,15 +291,22 @@ public final class ClientCall: @unchecked Sendable, H2StreamDelegate {
     /// Returns false if it had ended.
     @discardableResult
     func setStatus(_ status: Status, trailers t: Metadata = Metadata(), clearInbound: Bool = false) -> Bool {
-        let (changed, done): (Bool, ((Status) -> Void)?) = monitor.mutateAndNotify {
-            guard state.end(status, trailers: t, clearInbound: clearInbound) else { return (false, nil) }
-            return (true, takeOnDone())
+        let (changed, done, ready): (Bool, ((Status) -> Void)?, [@Sendable () -> Void]) = monitor.mutateAndNotify {
+            guard state.end(status, trailers: t, clearInbound: clearInbound) else { return (false, nil, []) }
+            defer { sendReadyHandlers = [] }
+            return (true, takeOnDone(), sendReadyHandlers)
         }
+        for h in ready { h() }
         if let d = done { enqueueCallback { d(status) } }
         return changed
     }
 
     private func enqueueCallback(_ body: @escaping () -> Void) {
+        if channel.options.inlineCallbacks {
+            // On the loop, in order with what the loop delivers.
+            if channel.eventLoop.inEventLoop { body() } else { channel.eventLoop.execute(body) }
+            return
+        }
         let startRunner: Bool = monitor.withLock {
             callbackQueue.append(body)
             if callbackRunning { return false }
@@ -346,6 +401,7 @@ public final class ClientCall: @unchecked Sendable, H2StreamDelegate {
     func attached(_ stream: H2Stream, _ connection: ClientConnection) {
         self.stream = stream
         self.connection = connection
+        if paused { stream.holdWindow = true }
         stream.onDrained = { [weak self] n in self?.drained(n) }
     }
 
@@ -371,11 +427,13 @@ public final class ClientCall: @unchecked Sendable, H2StreamDelegate {
     }
 
     private func drained(_ n: Int) {
-        monitor.withLock {
-            if state.drained(n) {
-                for w in monitor.broadcastLocked() { w.resume() }
-            }
+        let ready: [@Sendable () -> Void] = monitor.withLock {
+            guard state.drained(n) else { return [] }
+            for w in monitor.broadcastLocked() { w.resume() }
+            defer { sendReadyHandlers = [] }
+            return sendReadyHandlers
         }
+        for h in ready { h() }
     }
 
     private func deliver(_ message: [UInt8], compressed: Bool) {

@@ -253,6 +253,9 @@ public final class Server: @unchecked Sendable {
                 }
                 self.handlerDone()
             }
+        case .eventLoop(let body):
+            call.whenEnded { [weak self] in self?.handlerDone() }
+            do { try body(call) } catch { complete(call, thrown: error) }
         }
     }
 
@@ -335,12 +338,22 @@ public final class Server: @unchecked Sendable {
             try? c.eventLoop.submit { c.cancelAll() }.wait()
         }
         _ = state.wait(until: { self.runningHandlers == 0 }, then: {})
+        for hook in state.withLock({ handlersDoneHooks }) { hook() }
         for c in remaining {
             try? c.eventLoop.submit { c.handler.context?.close(promise: nil) }.wait()
         }
         pool?.shutdown()
         try? group.syncShutdownGracefully()
         state.mutateAndNotify { lifecycle = .stopped(served: served) }
+    }
+
+    private var handlersDoneHooks: [@Sendable () -> Void] = []
+
+    /// Runs `body` during the shutdown, on the thread doing it, once every handler has
+    /// returned (every event-loop handler's call ended) and before the event loops stop:
+    /// where what uses the server's event loops (channels on them) is closed.
+    public func onHandlersDone(_ body: @escaping @Sendable () -> Void) {
+        state.withLock { handlersDoneHooks.append(body) }
     }
 
     /// Starts `shutdown(grace:)` on a thread of its own and returns once the server takes

@@ -31,6 +31,16 @@ public final class ServerCall: @unchecked Sendable {
     private var state: CallStateMachine
     /// onCancel's bodies, run once when the call is cancelled (guarded by `monitor`).
     private var cancelHandlers: [@Sendable () -> Void] = []
+    /// whenEnded's bodies, run once when the call is over (guarded by `monitor`).
+    private var endedHandlers: [@Sendable () -> Void] = []
+    private var ended = false
+    /// onSendReady's bodies, run once when the send buffer drained (guarded by `monitor`).
+    private var sendReadyHandlers: [@Sendable () -> Void] = []
+    // Event-loop handlers' receiving (event loop only).
+    private var inlineMessage: (([UInt8]) -> Void)?
+    private var inlineEnd: (() -> Void)?
+    private var inlineEndDelivered = false
+    private var inlinePaused = false
     // Handler-side: the response encoding (written by the handler's thread under the
     // monitor, read by it without) and its compressor.
     private var responseCompression: CompressionAlgorithm
@@ -209,10 +219,114 @@ public final class ServerCall: @unchecked Sendable {
     /// The response encoding currently chosen.
     var currentResponseCompression: CompressionAlgorithm { monitor.withLock { responseCompression } }
 
+    // MARK: event-loop handlers (ServerHandler.eventLoop)
+
+    /// The event loop of the call's connection: where an event-loop handler runs, its
+    /// receive callbacks run, and a channel sharing it (`GRPCChannel(target:options:eventLoop:)`)
+    /// serves a forwarded call on the same thread.
+    public var eventLoop: EventLoop { connection.eventLoop }
+
+    /// Event loop only, once: from now on each request message goes to `onMessage` as it
+    /// arrives, and the end of the request stream (or the call's end: check
+    /// `isCancelled`) to `onEnd`, on the event loop; the messages that arrived before are
+    /// delivered now, in order. `receiveMessage()` / `receive()` then have nothing to read.
+    public func receiveInline(onMessage: @escaping ([UInt8]) -> Void, onEnd: @escaping () -> Void) {
+        eventLoop.preconditionInEventLoop()
+        inlineMessage = onMessage
+        inlineEnd = onEnd
+        let (queued, release, ended) = monitor.withLock { state.takeAllReceived() }
+        for m in queued { onMessage(m) }
+        if release && !inlinePaused { releaseWindow() }
+        if ended { deliverInlineEnd() }
+    }
+
+    /// Event loop: stops acknowledging request bytes (the peer stops once its window is
+    /// spent) until `resumeReceiving()` — an event-loop handler whose destination is slow.
+    public func pauseReceiving() {
+        eventLoop.preconditionInEventLoop()
+        inlinePaused = true
+        stream.holdWindow = true
+    }
+
+    /// Event loop: acknowledges the request bytes held since `pauseReceiving()`.
+    public func resumeReceiving() {
+        eventLoop.preconditionInEventLoop()
+        guard inlinePaused else { return }
+        inlinePaused = false
+        releaseWindow()
+        connection.handler.flush()
+    }
+
+    private func releaseWindow() {
+        stream.holdWindow = false
+        let n = stream.unconsumed
+        stream.unconsumed = 0
+        connection.session.consume(stream, n)
+    }
+
+    /// Queues one response message without waiting (any thread). Returns whether the send
+    /// buffer still has room; false: wait for `onSendReady` before sending more. Throws as
+    /// `sendMessage`.
+    @discardableResult
+    public func sendNonBlocking(_ message: [UInt8], compress: Bool = true) throws -> Bool {
+        if try queueMessage(message, compress: compress) { connection.schedule(self) }
+        return monitor.withLock { state.sendMayContinue }
+    }
+
+    /// Runs `body` once the send buffer has room again (on the event loop, as HTTP/2 takes
+    /// the bytes) — at once, on this thread, when it has; never once the call has ended
+    /// (see `onCancel` / `whenEnded`).
+    public func onSendReady(_ body: @escaping @Sendable () -> Void) {
+        let now: Bool = monitor.withLock {
+            if ended { return false }
+            if state.sendMayContinue { return true }
+            sendReadyHandlers.append(body)
+            return false
+        }
+        if now { body() }
+    }
+
+    /// Runs `body` once the call is over — its status went out, or it was cancelled (the
+    /// client, the deadline, the transport, shutdown) — on the thread that ended it (an
+    /// event loop, or the caller of `finish` when the stream was gone); at once when it is.
+    public func whenEnded(_ body: @escaping @Sendable () -> Void) {
+        let now: Bool = monitor.withLock {
+            if ended { return true }
+            endedHandlers.append(body)
+            return false
+        }
+        if now { body() }
+    }
+
+    /// The call is over: runs the whenEnded bodies once.
+    private func markEnded() {
+        let run: [@Sendable () -> Void] = monitor.withLock {
+            if ended { return [] }
+            ended = true
+            sendReadyHandlers = []
+            cancelHandlers = []  // they may hold what holds the call
+            defer { endedHandlers = [] }
+            return endedHandlers
+        }
+        for h in run { h() }
+    }
+
+    private func deliverInlineEnd() {
+        guard !inlineEndDelivered, let end = inlineEnd else { return }
+        inlineEndDelivered = true
+        inlineMessage = nil
+        inlineEnd = nil
+        end()
+    }
+
     // MARK: event-loop side
 
     /// Delivers a complete request message.
     func deliver(_ message: [UInt8], compressed: Bool) {
+        if let m = inlineMessage {
+            m(message)
+            return
+        }
         if monitor.mutateAndNotify({ state.received(message, compressed: compressed) }) {
             stream.holdWindow = true
         }
@@ -220,6 +334,7 @@ public final class ServerCall: @unchecked Sendable {
 
     func deliverEnd() {
         monitor.mutateAndNotify { state.receivedEnd() }
+        if inlineEnd != nil { deliverInlineEnd() }
     }
 
     /// Runs `body` once the call is cancelled (the client, its deadline, the transport,
@@ -244,6 +359,7 @@ public final class ServerCall: @unchecked Sendable {
             return cancelHandlers
         }
         for h in run { h() }
+        markEnded()
     }
 
     /// Whether nothing more goes out on the stream.
@@ -260,6 +376,7 @@ public final class ServerCall: @unchecked Sendable {
             return (state.endTransport() ? state.responseStarted : nil, run)
         }
         for h in run { h() }
+        markEnded()
         return result
     }
 
@@ -291,15 +408,18 @@ public final class ServerCall: @unchecked Sendable {
         if f.finished {
             deadlineTask?.cancel()
             monitor.mutateAndNotify {}
+            markEnded()
         }
     }
 
     /// nghttp2 took `n` queued bytes.
     func drained(_ n: Int) {
-        monitor.withLock {
-            if state.drained(n) {
-                for c in monitor.broadcastLocked() { c.resume() }
-            }
+        let ready: [@Sendable () -> Void] = monitor.withLock {
+            guard state.drained(n) else { return [] }
+            for c in monitor.broadcastLocked() { c.resume() }
+            defer { sendReadyHandlers = [] }
+            return sendReadyHandlers
         }
+        for h in ready { h() }
     }
 }

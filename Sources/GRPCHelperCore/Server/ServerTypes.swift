@@ -46,6 +46,13 @@ public enum ServerHandler: Sendable {
     case blocking(@Sendable (ServerCall) throws -> Void)
     /// Runs as a Swift task; use the `async` read and send functions.
     case async(@Sendable (ServerCall) async throws -> Void)
+    /// Runs on the connection's event loop when the call starts (a single-request method:
+    /// once its request arrived) and returns at once: it takes the requests with
+    /// `receiveInline`, sends with `sendNonBlocking` / `onSendReady`, and finishes the call
+    /// itself, from any thread, at any later time; nothing of it may block. The call
+    /// counts as running (for `maxConcurrentRPCs` and shutdown) until it has ended
+    /// (`whenEnded`). A throw from the body finishes the call as a handler's would.
+    case eventLoop(@Sendable (ServerCall) throws -> Void)
 }
 
 /// Server settings.

@@ -330,3 +330,34 @@ def test_a_servicer_context_outliving_its_call_reads_nothing_native(serve, chann
     assert ctx._handle.closed                        # closed when the handler returned
     assert not ctx.is_active() and ctx.peer() == "" and ctx.time_remaining() == 0.0
     assert any(k == "user-agent" for k, _ in ctx.invocation_metadata())   # read before
+
+
+class _Marker(object):
+    pass
+
+
+def test_library_threads_keep_their_python_thread_state(serve, channels):
+    """A handler's thread-local data lives on between the calls a library thread runs (its
+    Python thread state is kept, not made and deleted per callback: grpchelper/_native/
+    threadstate.py), and goes once the server's threads have ended."""
+    local = threading.local()
+    made = []
+    lock = threading.Lock()
+
+    def echo(req, ctx):
+        if getattr(local, "marker", None) is None:
+            local.marker = _Marker()
+            with lock:
+                made.append(weakref.ref(local.marker))
+        return req
+
+    s, target = serve(bytes_handlers(Echo=grpc.unary_unary_rpc_method_handler(echo)), pool=2)
+    ch = channels(target)
+    for i in range(50):
+        assert ch.unary_unary("/t.T/Echo")(b"%d" % i, timeout=BOUND) == b"%d" % i
+    # One per worker thread that ran a call (a thread state per call: 50).
+    assert 1 <= len(made) <= 2
+    assert s.stop(None).wait(BOUND)
+    # The worker threads end after the stop: their kept states are deleted then.
+    gc.collect()
+    wait_until(lambda: gc.collect() is not None and all(r() is None for r in made))

@@ -20,7 +20,10 @@ import ctypes
 import itertools
 import threading
 
-from . import ffi
+from . import ffi, threadstate
+
+
+keep_thread_state = threadstate.keep
 
 
 class CallbackRegistry:
@@ -126,6 +129,7 @@ class CallbackRegistry:
 
         def decorate(fn):
             def thunk(*args):
+                keep_thread_state()
                 try:
                     return fn(*args)
                 except BaseException as e:  # noqa: BLE001 - nothing may reach C
