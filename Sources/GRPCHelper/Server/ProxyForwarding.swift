@@ -350,7 +350,7 @@ final class ProxiedCall: @unchecked Sendable {
         let remaining = clientTimeout - Date().timeIntervalSince(firstTry ?? began)
         if status.code == .unavailable && !cardinality.streamsRequests && !responded && remaining > 0 {
             let wait = min(delay, remaining)
-            log.debug("<RPC> \(path) @ \(destination): unavailable, retry in \(wait) s")
+            RpcServer.logOffLoop(log, .debug, "<RPC> \(path) @ \(destination): unavailable, retry in \(wait) s")
             delay *= 2
             loop.scheduleTask(in: .nanoseconds(Int64(wait * 1e9))) { self.awaitTarget() }
             return

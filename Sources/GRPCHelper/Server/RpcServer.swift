@@ -461,10 +461,7 @@ public final class RpcServer: @unchecked Sendable {
             let log = logger
             return .eventLoop { [weak self] call in
                 guard let self = self else { throw RPCError(.unavailable, "server gone") }
-                guard let id = try self.prelude(d, call, log) else {
-                    try? call.finish(.ok)  // answered with the version error
-                    return
-                }
+                guard let id = try self.prelude(d, call, log, onLoop: true) else { return }  // answered
                 call.whenEnded { [weak self] in self?.epilog(id) }
                 ProxiedCall(server: self, d, m, call, clientTimeout: clientTimeout, log: log).start()
             }
@@ -499,7 +496,7 @@ public final class RpcServer: @unchecked Sendable {
     /// Records the call; checks the client's API version (an error response, as
     /// grpc-helper, when out of range: then nil, the call is answered). Returns the
     /// pending call's id.
-    func prelude(_ d: RpcServiceDescriptor, _ call: ServerCall, _ log: Logger) throws -> UInt64? {
+    func prelude(_ d: RpcServiceDescriptor, _ call: ServerCall, _ log: Logger, onLoop: Bool = false) throws -> UInt64? {
         let md = call.requestMetadata
         let who = RpcClientIdentity(client: md.first("client") ?? "", user: md.first("user") ?? "",
                                     host: md.first("host") ?? "", ip: md.first("ip") ?? "")
@@ -509,17 +506,31 @@ public final class RpcServer: @unchecked Sendable {
                                                  start: Date(), thread: RpcLogs.currentThreadName())
             return nextCallID
         }
-        log.debug("<RPC> << \(call.method) (client \"\(who.client)\" \(who.user)@\(who.host)/\(who.ip))")
+        let line = { "<RPC> << \(call.method) (client \"\(who.client)\" \(who.user)@\(who.host)/\(who.ip))" }
+        if onLoop { RpcServer.logOffLoop(log, .debug, line()) } else { log.debug("\(line())") }
         if let text = md.first("api_version"), !text.isEmpty {  // empty: no version (grpc-helper)
             do {
                 try RpcServer.checkVersion(text, d)
             } catch {
                 epilog(id)
-                try report(error, call, log)
+                if onLoop { reportInline(error, call, log) } else { try report(error, call, log) }
                 return nil
             }
         }
         return id
+    }
+
+    /// Records of calls served on an event loop are written from this queue (in order): a
+    /// host's log handlers (Python's logging) never run on an event loop.
+    private static let loopLogQueue = DispatchQueue(label: "gh-rpc-loop-log")
+
+    /// Logs `message` at `level` from `loopLogQueue` if `log` takes that level (a cached
+    /// answer of the level source: no host call, as a rule).
+    static func logOffLoop(_ log: Logger, _ level: Logger.Level, _ message: @autoclosure () -> String,
+                           file: String = #fileID, function: String = #function, line: UInt = #line) {
+        guard log.logLevel <= level else { return }
+        let text = message()
+        loopLogQueue.async { log.log(level: level, "\(text)", file: file, function: function, line: line) }
     }
 
     static func checkVersion(_ text: String, _ d: RpcServiceDescriptor) throws {
@@ -554,14 +565,14 @@ public final class RpcServer: @unchecked Sendable {
     }
 
     /// `report` for a call whose handler runs on the event loop: answers without waiting,
-    /// then finishes the call.
+    /// then finishes the call; the record is written off the loop.
     func reportInline(_ error: Error, _ call: ServerCall, _ log: Logger) {
         if let e = error as? RPCError {
             try? call.finish(e.status, trailers: e.trailers.isEmpty ? nil : e.trailers)
             return
         }
         let result = RpcServer.result(for: error)
-        log.error("Exception occurred: \(result.msg)\n\(result.stack)")
+        RpcServer.logOffLoop(log, .error, "Exception occurred: \(result.msg)\n\(result.stack)")
         if !call.isFinishQueued && (call.cardinality.streamsResponses || call.responseCount == 0),
            let bytes = try? encodedFailure(result) {
             _ = try? call.sendNonBlocking(bytes)
