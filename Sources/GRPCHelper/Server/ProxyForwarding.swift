@@ -217,7 +217,12 @@ final class ProxiedCall: @unchecked Sendable {
     /// response has been forwarded. Request streams are not replayed.
     private var request: [UInt8]?
     private var backend: ClientCall?
+    /// The backend connection's slot this call holds (given back when the backend call ends).
     private var pooled: PooledChannel?
+    /// Every connection a backend call of this one used, kept alive while this call lives:
+    /// a retired connection is closed when its last call gives its slot back, and a paused
+    /// backend call may still be resumed after that (its channel must still exist).
+    private var used: [PooledChannel] = []
     private var destination = ""
     private var receiving = false
     private var responded = false
@@ -281,6 +286,7 @@ final class ProxiedCall: @unchecked Sendable {
             return
         }
         pooled = p
+        used.append(p)
         destination = "\(t.host.isEmpty ? registry.mainHost : t.host):\(t.port)"
         if firstTry == nil { firstTry = Date() }
         let b = p.channel.makeCall(path, options: CallOptions(timeout: call.timeRemaining, metadata: metadata))
