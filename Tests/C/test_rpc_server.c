@@ -56,6 +56,10 @@
  *   text of gh_rpc_server_set_dump_fn (replaced, on the signal thread);
  * - gh_rpc_server_handle_exit_signals in forked children (SIGTERM, SIGINT,
  *   twice → status 1), and the default dispositions without the opt-ins.
+ * - proxied services: forwarding to a registered backend, a backend
+ *   registering itself (gh_rpc_service_set_proxied), and the config service of
+ *   a main server merged with its proxied server's (get, conflicts, set and
+ *   reset on both, names checked against the merged items).
  * Everything happens below one mkdtemp folder, removed at the end.
  */
 #define _GNU_SOURCE
@@ -2505,6 +2509,187 @@ static void test_proxy_forwarding(void) {
     state_destroy(&st);
 }
 
+/* The items of a ConfigStatus { 2: ConfigItem { 1: name; 3: value } } as
+ * "name=value,..." (malloc'd); the response released. */
+static char *config_values(uint8_t *resp, size_t len) {
+    const uint8_t *p[MAX_NAMES];
+    size_t l[MAX_NAMES];
+    CHECK_EQ(gh_rpc_result_code(resp, len), GH_RC_OK);
+    size_t n = pb_subs(resp, len, 2, p, l, MAX_NAMES);
+    CHECK(n <= MAX_NAMES);
+    names_t pairs = {0};
+    for (size_t i = 0; i < n; i++) {
+        char *name = pb_str(p[i], l[i], 1), *value = pb_str(p[i], l[i], 3);
+        CHECK(asprintf(&pairs.names[pairs.count++], "%s=%s", name, value) > 0);
+        free(name);
+        free(value);
+    }
+    gh_free(resp);
+    char *s = names_join(&pairs);
+    names_free(&pairs);
+    return s;
+}
+
+/* config.get / reset of |names| through |c| (raising): config_values. */
+static char *config_call(gh_rpc_client *c, const char *method, int ignore_unknown,
+                         const char *const *names) {
+    uint8_t *resp = NULL;
+    size_t len = 0;
+    CHECK_OK(rpc(c, "config", method, tu_pb_filter(ignore_unknown, names), &resp, &len));
+    return config_values(resp, len);
+}
+
+#define CHECK_CONFIG(c, method, names, want)                 \
+    do {                                                     \
+        char *got_ = config_call((c), (method), 0, (names)); \
+        CHECK_STR(got_, (want));                             \
+        free(got_);                                          \
+    } while (0)
+
+/* ConfigUpdate { 1: ConfigItemUpdate { 1: name; 2: value } } from "name",
+ * "value", ... (NULL-terminated). */
+static tu_buf config_update(const char *const *pairs) {
+    tu_buf b = {0};
+    for (size_t i = 0; pairs[i] != NULL; i += 2) {
+        tu_buf it = {0};
+        tu_pb_string(&it, 1, pairs[i]);
+        tu_pb_string(&it, 2, pairs[i + 1]);
+        tu_pb_message(&b, 1, &it);
+        tu_buf_free(&it);
+    }
+    return b;
+}
+
+static char *config_set(gh_rpc_client *c, const char *const *pairs) {
+    uint8_t *resp = NULL;
+    size_t len = 0;
+    CHECK_OK(rpc(c, "config", "set", config_update(pairs), &resp, &len));
+    return config_values(resp, len);
+}
+
+static gh_config *int_item(const char *name, const char *value) {
+    gh_config *item = NULL;
+    CHECK_OK(gh_config_new(name, "an int item", value, 0, GH_CONFIG_VALID_INT, NULL, NULL, NULL,
+                           &item));
+    return item;
+}
+
+static void check_item_value(gh_config *item, const char *want) {
+    char *v = gh_config_value(item);
+    CHECK_STR(v, want);
+    gh_free(v);
+}
+
+/* The config service of a main server with a registered proxied server (a C
+ * backend registering itself with gh_rpc_service_set_proxied), as
+ * grpc-helper's: get merges the items of both by name (the main server's
+ * first; equal values one entry, different ones GH_RC_ERROR_ITEM_CONFLICT
+ * with its text), set and reset apply on both servers for the names they
+ * hold (seen on the backend directly and on the items' own handles), names
+ * are checked against the merged items; without the backend (forgotten when
+ * freed), the main server's own items only. */
+static void test_proxy_config(void) {
+    gh_config *main_items[2] = {int_item("shared", "1"), int_item("main-only", "2")};
+    gh_config *back_items[2] = {int_item("shared", "1"), int_item("backend-only", "3")};
+    gh_rpc_service *declared = NULL;
+    CHECK_OK(gh_rpc_service_new("sample", SAMPLE_SERVICE, "declared:0", 1, 2, &declared));
+    CHECK_OK(gh_rpc_service_add_method(declared, "ok", GH_UNARY, NULL, NULL, NULL));
+    CHECK_OK(gh_rpc_service_set_proxy(declared, 1));
+    static const char *const cli[] = {"rpc-shutdown-grace=0.3", "rpc-client-timeout=5"};
+    tu_layout lm, lb;
+    tu_layout_new(&lm, g_tmp, "config-main");
+    gh_rpc_server *main_server = NULL;
+    CHECK_OK(gh_rpc_server_new(0, &declared, 1, lm.folders, cli, 2, NULL, 0, main_items, 2, 0,
+                               &main_server));
+    gh_rpc_service_free(declared);
+    int main_port = gh_rpc_server_port(main_server);
+    gh_rpc_client *c = client_new(main_port, 5, "c-config", 1);
+    /* No backend yet: the main server's own items. */
+    CHECK_CONFIG(c, "get", NO_NAMES, "shared=1,main-only=2");
+
+    sample_state st;
+    state_init(&st, LOAD_CHECK);
+    gh_rpc_service *real = sample_service(&st, 0);
+    const char *proxied_names[] = {"sample"};
+    CHECK_OK(gh_rpc_service_set_proxied(real, proxied_names, 1, "c-backend:1.0", 0));
+    char main_port_cli[64];
+    snprintf(main_port_cli, sizeof main_port_cli, "rpc-main-port=%d", main_port);
+    const char *const back_cli[] = {"rpc-shutdown-grace=0.3", "rpc-main-host=127.0.0.1",
+                                    main_port_cli};
+    tu_layout_new(&lb, g_tmp, "config-backend");
+    gh_rpc_server *backend = NULL;
+    CHECK_OK(gh_rpc_server_new(0, &real, 1, lb.folders, back_cli, 3, NULL, 0, back_items, 2, 0,
+                               &backend));
+    gh_rpc_service_free(real);
+    gh_rpc_client *b = client_new(gh_rpc_server_port(backend), 5, "c-config", 1);
+
+    /* get: merged by name, the main server's items first. */
+    CHECK_CONFIG(c, "get", NO_NAMES, "shared=1,main-only=2,backend-only=3");
+    CHECK_CONFIG(c, "get", NAMES("backend-only", "shared"), "shared=1,backend-only=3");
+    CHECK_CONFIG(c, "get", NAMES("backend-only"), "backend-only=3");
+
+    /* set: on each server holding the item. */
+    char *got = config_set(c, NAMES("shared", "5", "backend-only", "6"));
+    CHECK_STR(got, "shared=5,backend-only=6");
+    free(got);
+    CHECK_CONFIG(b, "get", NO_NAMES, "shared=5,backend-only=6");
+    check_item_value(back_items[1], "6");
+    check_item_value(main_items[0], "5");
+    check_item_value(main_items[1], "2");
+    char *persisted = tu_read_file(lb.ws_json, NULL);
+    CHECK(persisted != NULL);
+    CHECK_CONTAINS(persisted, "\"backend-only\"");
+    free(persisted);
+
+    /* Different values of one name: a conflict, unless the filter leaves it out. */
+    free(config_set(b, NAMES("shared", "7")));
+    const char *msg = rpc_fails(c, "config", "get", tu_pb_filter(0, NO_NAMES),
+                                GH_RC_ERROR_ITEM_CONFLICT);
+    CHECK_CONTAINS(msg, "Proxied values conflict for config item shared: 7 != 5");
+    msg = rpc_fails(c, "config", "get", tu_pb_filter(0, NAMES("shared")), GH_RC_ERROR_ITEM_CONFLICT);
+    CHECK_CONTAINS(msg, "Proxied values conflict for config item shared: 7 != 5");
+    CHECK_CONFIG(c, "get", NAMES("main-only", "backend-only"), "main-only=2,backend-only=6");
+
+    /* Names checked against the merged items. */
+    msg = rpc_fails(c, "config", "get", tu_pb_filter(0, NAMES("backend-only", "nope")),
+                    GH_RC_ERROR_ITEM_UNKNOWN);
+    CHECK_CONTAINS(msg, "Unknown config item names in filter request: nope");
+    got = config_call(c, "get", 1, NAMES("nope", "backend-only"));
+    CHECK_STR(got, "backend-only=6");
+    free(got);
+    msg = rpc_fails(c, "config", "set", config_update(NAMES("backend-only", "8", "nope", "1")),
+                    GH_RC_ERROR_ITEM_UNKNOWN);
+    CHECK_CONTAINS(msg, "Unknown config item names in filter request: nope");
+    CHECK_CONFIG(b, "get", NAMES("backend-only"), "backend-only=6");     /* nothing set */
+    msg = rpc_fails(c, "config", "reset", tu_pb_filter(0, NO_NAMES), GH_RC_ERROR_PARAM_MISSING);
+    CHECK_CONTAINS(msg, "Input request list is empty");
+
+    /* reset: the defaults on both servers (the conflict gone). */
+    CHECK_CONFIG(c, "reset", NAMES("shared", "backend-only"), "shared=1,backend-only=3");
+    CHECK_CONFIG(b, "get", NO_NAMES, "shared=1,backend-only=3");
+    check_item_value(main_items[0], "1");
+    check_item_value(back_items[1], "3");
+    CHECK_CONFIG(c, "get", NO_NAMES, "shared=1,main-only=2,backend-only=3");
+
+    /* The backend freed (it forgets itself): the main server's own items again. */
+    gh_rpc_client_free(b);
+    gh_rpc_server_free(backend);
+    CHECK_CONFIG(c, "get", NO_NAMES, "shared=1,main-only=2");
+    msg = rpc_fails(c, "config", "get", tu_pb_filter(0, NAMES("backend-only")),
+                    GH_RC_ERROR_ITEM_UNKNOWN);
+    CHECK_CONTAINS(msg, "Unknown config item names in filter request: backend-only");
+
+    gh_rpc_client_free(c);
+    gh_rpc_server_free(main_server);
+    for (int i = 0; i < 2; i++) {
+        gh_config_free(main_items[i]);
+        gh_config_free(back_items[i]);
+    }
+    tu_layout_free(&lm);
+    tu_layout_free(&lb);
+    state_destroy(&st);
+}
+
 /* gh_rpc_client_call_metadata: the identity and the stub's API version, for
  * calls made with the core API (request streams). */
 static void test_call_metadata(void) {
@@ -2718,6 +2903,8 @@ int main(void) {
     test_proxied();
     test_proxy_forwarding();
     printf("proxied: OK\n");
+    test_proxy_config();
+    printf("proxy config: OK\n");
     test_call_metadata();
     printf("call metadata: OK\n");
 

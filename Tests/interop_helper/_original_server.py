@@ -10,7 +10,11 @@ JSON spec {"port", "workspace", "cli_config", "with_events"} and optionally:
                         the sample manager is also a grpc_helper.manager.RpcProxiedManager
                         (_proxied_services / _proxied_version): on load it registers at
                         rpc-main-host:rpc-main-port (cli_config), at shutdown it forgets
-(neither given: the plain sample service, as before). Prints one line:
+(neither given: the plain sample service, as before), and
+  "extra_user_items": {name: default}
+                        more user items after the sample's ones: int items described
+                        "An extra int item" (as _our_server.py's)
+Prints one line:
   READY <port>          serving (after every manager's _load)
   BUSY <port> <msg>     RpcException ERROR_PORT_BUSY (exit status 3)
 then, once shut down (srv.shutdown by RPC, "shutdown" or EOF on stdin, SIGTERM), STOPPED and
@@ -45,6 +49,12 @@ USER_ITEMS = [
     Config(name="sample-str", description="A sample string item", default_value="abc",
            can_be_empty=True),
 ]
+
+
+def extra_user_items(defaults: dict) -> list:
+    """The spec's "extra_user_items" {name: default}: more int user items, after USER_ITEMS."""
+    return [Config(name=name, description="An extra int item", default_value=value,
+                   validator=ConfigValidator.CONFIG_VALID_INT) for name, value in defaults.items()]
 
 
 class SampleManager(SampleServiceServicer, RpcManager):
@@ -111,7 +121,8 @@ def main():
                                           add_SampleServiceServicer_to_server, SampleServiceStub)
     try:
         srv = RpcServer(port, [descriptor], Folders(workspace=Path(spec["workspace"])), cli_config,
-                        user_items=USER_ITEMS, with_events=spec.get("with_events", False))
+                        user_items=USER_ITEMS + extra_user_items(spec.get("extra_user_items") or {}),
+                        with_events=spec.get("with_events", False))
     except RpcException as e:
         if e.rc == ResultCode.ERROR_PORT_BUSY:
             print(f"BUSY {port} {e}", flush=True)

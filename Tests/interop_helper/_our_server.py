@@ -7,7 +7,8 @@ and optionally "proxied": true (the sample service is declared proxied, is_proxy
 no manager: its calls go to the backend registered with srv.proxy_register), or
 "proxied_manager": {"services": [...], "version": "..."} (the sample manager is also our
 RpcProxiedManager: it registers at rpc-main-host:rpc-main-port on load, forgets at
-shutdown). Prints:
+shutdown), and "extra_user_items": {name: default} (more int user items after the sample's,
+described "An extra int item", as _original_server.py's). Prints:
   LIBRARY <version>     the loaded libgrpchelper's version
   READY <port>          serving (port 0 asked: the port the server bound)
 then, once shut down (srv.shutdown by RPC, "shutdown" or EOF on stdin, SIGTERM), STOPPED and
@@ -49,6 +50,13 @@ USER_ITEMS = [
     Config(name="sample-str", description="A sample string item", default_value="abc",
            can_be_empty=True),
 ]
+
+
+def extra_user_items(defaults: dict) -> list:
+    """The spec's "extra_user_items" {name: default}: more int user items, after USER_ITEMS."""
+    return [Config(name=name, description="An extra int item", default_value=value,
+                   validator=ConfigValidator.CONFIG_VALID_INT) for name, value in defaults.items()]
+
 
 METADATA_PROBE = "?metadata"
 
@@ -145,7 +153,8 @@ def main():
                                       add_SampleServiceServicer_to_server, SampleServiceStub,
                                       is_proxy=proxied)
     srv = RpcServer(0, [descriptor], Folders(workspace=Path(spec["workspace"])), cli_config,
-                    user_items=USER_ITEMS, with_events=spec.get("with_events", False))
+                    user_items=USER_ITEMS + extra_user_items(spec.get("extra_user_items") or {}),
+                    with_events=spec.get("with_events", False))
 
     def stop_on_stdin():
         # "shutdown" or EOF (the parent closed stdin, or died): graceful shutdown

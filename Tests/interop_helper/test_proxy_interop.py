@@ -15,7 +15,9 @@ registers with srv.proxy_register, and clients only call the main server.
    through the original's: the same metadata.
 4. An ORIGINAL RpcProxiedManager (`_original_server.py` with "proxied_manager") registering
    with OUR main server on load and forgetting at shutdown (and, as the reference, with the
-   original's main server: same observations).
+   original's main server: same observations); OUR RpcProxiedManagers doing the same with the
+   original's main server and ours: the Python binding's, and the C ABI's
+   (gh_rpc_service_set_proxied: c_proxied_backend.c, compiled by the test, see _c_backend.py).
 5. Registrations on a proxy made with events, seen by the original's EventsListener (child):
    RPC_PROXY_REGISTER / RPC_PROXY_FORGET, srv.info and proxy_register's errors; the same
    script against our proxy and the original's gives the same report.
@@ -39,6 +41,7 @@ from . import original
 from .original import call, run_client, stubs
 from .test_cross import HOST, METADATA_PROBE, USER, OurServers, our_gen  # noqa: F401 (fixture)
 from .test_original_sanity import SAMPLE_REQ, fields
+from ._c_backend import c_backend_exe, start_c_backend, without_stacks  # noqa: F401 (fixtures)
 
 SAMPLE_VERSION = f"{original.SAMPLE_TITLE}:{original.SAMPLE_VERSION}"
 REGISTERED = "x:1.0"              # the version a backend registers
@@ -410,6 +413,44 @@ def test_our_proxied_manager_registers_with_the_main_server(
                                                                 exception=False)
     assert backend.stop() == 0
     assert sample_info(t, g, proxy.port) == info_unregistered(REGISTERED)
+
+
+@pytest.mark.parametrize("main", ["original", "ours"])
+def test_our_c_proxied_manager_registers_with_the_main_server(
+        main, original_target, sample_gen, start_original, start_ours, start_c_backend):
+    """OUR C RpcProxiedManager (gh_rpc_service_set_proxied) as the backend, with the
+    ORIGINAL's main server and with ours: registered before its load hook runs (the hook
+    sees its port in the main server's srv.info, through gh_rpc_server_proxy_client), the
+    same answers through the main server as directly (those of the Python sample manager),
+    forgotten when it shuts down."""
+    t, g = original_target, sample_gen
+    proxy = our_proxy(start_ours) if main == "ours" else original_proxy(start_original)
+    backend = start_c_backend({"rpc-main-host": "127.0.0.1", "rpc-main-port": str(proxy.port),
+                               "rpc-shutdown-grace": "2", "rpc-client-timeout": "5"})
+    assert backend.loaded == (backend.port, backend.port)
+    assert sample_info(t, g, proxy.port) == info_registered(backend.port)
+    # echo, fail (a ResultCode, a custom code), count (plain, failing after 2, cut by the client)
+    calls = [SAMPLE_CALLS[i] for i in (0, 1, 2, 3, 5, 6, 7)]
+    proxied = run(t, g, proxy.port, calls, exception=False)
+    direct = run(t, g, backend.port, calls, exception=False)
+    for c, p, d in zip(calls, proxied, direct):
+        assert p == d, c
+    assert direct[0] == {"ok": True, "response": {"text": "HI"}, "hex": "12024849"}
+    assert direct[4]["responses"] == [{"text": "x0"}, {"index": 1, "text": "x1"}, {"index": 2, "text": "x2"}]
+    # Raising client: the same exceptions either way
+    raised_direct = run(t, g, backend.port, calls)
+    assert run(t, g, proxy.port, calls) == raised_direct
+    # The Python sample manager's answers (an original backend's), error stacks aside
+    python = start_original().port
+    for mine, theirs in [(direct, run(t, g, python, calls, exception=False)),
+                         (raised_direct, run(t, g, python, calls))]:
+        assert [without_stacks(r) for r in mine] == [without_stacks(r) for r in theirs]
+
+    assert backend.stop() == 0, backend.stderr()[-3000:]
+    assert backend.lines[-1] == "STOPPED"
+    assert sample_info(t, g, proxy.port) == info_unregistered(REGISTERED)
+    (p,) = run(t, g, proxy.port, SAMPLE_CALLS[:1], exception=False)
+    error_result(p, "ERROR_PROXY_UNREGISTERED", UNREGISTERED)
 
 
 # ---------------------------------------------------------------------------------------------
