@@ -17,11 +17,10 @@ and each gives the reference's answers: the same responses byte for byte, the sa
 codes and messages, the same values left on the backend (and in its config.json after a
 set). Names asked twice included.
 
-Two known differences, strict xfail (see the end): with registered proxied servers, our
-main server refuses an empty name itself, where grpc-helper's refusal comes from the
-proxied server (its text wrapped twice, "RPC returned error: RPC returned error: ...");
-without any, our config service answers a name asked twice with the item twice,
-grpc-helper's once (its ConfigManager always merges by name).
+Two details checked on their own (see the end): with registered proxied servers, an empty
+name is refused by the proxied server (grpc-helper's ConfigManager checks the names after
+the merge: its text wrapped twice, "RPC returned error: RPC returned error: ..."); without
+any, a name asked twice gives one item (it always merges by name).
 
 All the clients are the original's (run_client, children); every child is stopped and
 waited for, every folder removed (conftest's workdir).
@@ -216,20 +215,14 @@ def test_the_merged_config_service_answers_as_the_originals(
 
 
 # ---------------------------------------------------------------------------------------------
-# Known differences (ours fails; strict xfail: a fix makes these tests XPASS, i.e. fail, so
-# that their marks are removed)
+# Two details: the text of an empty name's refusal, a name asked twice
 
-OURS_MAIN = pytest.mark.xfail(strict=True, reason=(
-    "with registered proxied servers, our main server refuses an empty name itself "
-    "(\"RPC returned error: At least one empty name found in input request\"); grpc-helper's "
-    "ConfigManager checks names after the merge, so the refusal comes from the proxied "
-    "server's config.get and its RpcClient's exception text is wrapped once more"))
 EMPTY_NAME = "RPC returned error: RPC returned error: At least one empty name found in input request"
 
 
 @pytest.mark.parametrize("main_kind,backend_kind", [
     ("original", "original"), ("original", "ours"),
-    pytest.param("ours", "original", marks=OURS_MAIN), pytest.param("ours", "ours", marks=OURS_MAIN)])
+    ("ours", "original"), ("ours", "ours")])
 def test_an_empty_name_is_refused_with_the_proxied_servers_text(
         main_kind, backend_kind, original_target, sample_gen, start_original, start_ours):
     """get, set and reset naming "" through a main server with a registered proxied server:
@@ -242,12 +235,7 @@ def test_an_empty_name_is_refused_with_the_proxied_servers_text(
     assert [raised(r) for r in results] == [("ERROR_PARAM_MISSING", EMPTY_NAME)] * 3
 
 
-@pytest.mark.parametrize("kind", [
-    "original",
-    pytest.param("ours", marks=pytest.mark.xfail(strict=True, reason=(
-        "without registered proxied servers, our config service answers one item per name "
-        "asked (a name twice: the item twice); grpc-helper's ConfigManager merges by name "
-        "whether or not it has proxied servers: one item")))])
+@pytest.mark.parametrize("kind", ["original", "ours"])
 def test_a_name_twice_gives_one_item_without_proxied_servers(kind, original_target, sample_gen,
                                                              start_original, start_ours):
     t, g = original_target, sample_gen

@@ -89,6 +89,15 @@ public final class ConfigSet: @unchecked Sendable {
         try lock.withLock { try select(names, ignoreUnknown: ignoreUnknown, emptyMeansAll: true).map(\.message) }
     }
 
+    /// The user items among `names` (empty: all), in the order named (a name twice: twice),
+    /// without any check: grpc-helper's ConfigManager's local dump before it merges.
+    func dump(_ names: [String]) -> [RpcConfigItem] {
+        lock.withLock {
+            if names.isEmpty { return userItems.map(\.message) }
+            return names.compactMap { n in userNames.contains(n) ? byName[n]?.message : nil }
+        }
+    }
+
     /// Validates every update first, then writes the new persisted values, then applies
     /// them: a bad value or a failed write applies nothing. Each value is validated once.
     public func set(_ updates: [(name: String, value: String)], ignoreUnknown: Bool = false) throws -> [RpcConfigItem] {

@@ -391,11 +391,12 @@ extension RpcServer {
         }
     }
 
-    /// The items named (empty: all) of this server and of every proxied server, merged by
-    /// name (the first one's kept); with `checkConflicts`, two different values of one name
-    /// → ERROR_ITEM_CONFLICT.
+    /// The items named (empty: all) of this server (its user items) and of every proxied
+    /// server, merged by name (the first one's kept); with `checkConflicts`, two different
+    /// values of one name → ERROR_ITEM_CONFLICT. No check of the names here: a proxied
+    /// server refuses what it refuses (its error passed on), as grpc-helper's.
     private func mergedItems(_ names: [String], _ clients: [RpcClient], checkConflicts: Bool) throws -> [RpcConfigItem] {
-        var dumps: [[RpcConfigItem]] = [try config.get(names, ignoreUnknown: true)]
+        var dumps: [[RpcConfigItem]] = [config.dump(names)]
         var f = RpcFilter()
         f.names = names
         f.ignoreUnknown = true
@@ -436,10 +437,10 @@ extension RpcServer {
         }
     }
 
-    /// config.get: this server's items, merged with its proxied servers' ones.
+    /// config.get: this server's items merged with its proxied servers' ones — whether or not
+    /// it has any (a name asked twice: one item), as grpc-helper's ConfigManager.
     func configGet(_ request: RpcFilter) throws -> RpcConfigStatus {
         let clients = try configClients()
-        if clients.isEmpty { return try config.get(request) }
         defer { clients.forEach { $0.close() } }
         let merged = try mergedItems(request.names, clients, checkConflicts: true)
         try RpcServer.checkMerged(request.names, merged, ignoreUnknown: request.ignoreUnknown, emptyOK: true)
@@ -448,31 +449,37 @@ extension RpcServer {
         return s
     }
 
-    /// config.set: on every proxied server holding the items, then here.
+    /// config.set: checked against the merged items, this server's new values validated,
+    /// then set on every proxied server (each keeps what it holds), then here (a name given
+    /// twice: its last value). Answers the merged items.
     func configSet(_ request: RpcConfigUpdate) throws -> RpcConfigStatus {
         let clients = try configClients()
-        if clients.isEmpty { return try config.set(request) }
         defer { clients.forEach { $0.close() } }
-        let names = request.items.map(\.name)
+        var names: [String] = []
+        var values: [String: String] = [:]
+        for item in request.items {
+            if values[item.name] == nil { names.append(item.name) }
+            values[item.name] = item.value
+        }
         let merged = try mergedItems(names, clients, checkConflicts: false)
         try RpcServer.checkMerged(names, merged, ignoreUnknown: request.ignoreUnknown, emptyOK: false)
-        let local = Set(try config.get([], ignoreUnknown: true).map(\.name))
-        let mine = request.items.filter { local.contains($0.name) }
+        let local = Set(config.dump([]).map(\.name))
+        let mine = names.filter { local.contains($0) }.map { (name: $0, value: values[$0]!) }
         for item in mine { try config[item.name]?.validate(item.value) }
         var remote = RpcConfigUpdate()
         remote.items = request.items
         remote.ignoreUnknown = true
         for c in clients { _ = try c["config"]!.call("set", remote, as: RpcConfigStatus.self) }
-        if !mine.isEmpty { _ = try config.set(mine.map { (name: $0.name, value: $0.value) }, ignoreUnknown: true) }
+        if !mine.isEmpty { _ = try config.set(mine, ignoreUnknown: true) }
         var s = RpcConfigStatus()
         s.items = try mergedItems(names, clients, checkConflicts: true)
         return s
     }
 
-    /// config.reset: on every proxied server holding the items, then here.
+    /// config.reset: checked against the merged items, reset on every proxied server, then
+    /// here. Answers the merged items.
     func configReset(_ request: RpcFilter) throws -> RpcConfigStatus {
         let clients = try configClients()
-        if clients.isEmpty { return try config.reset(request) }
         defer { clients.forEach { $0.close() } }
         let merged = try mergedItems(request.names, clients, checkConflicts: false)
         try RpcServer.checkMerged(request.names, merged, ignoreUnknown: request.ignoreUnknown, emptyOK: false)
@@ -480,8 +487,9 @@ extension RpcServer {
         remote.names = request.names
         remote.ignoreUnknown = true
         for c in clients { _ = try c["config"]!.call("reset", remote, as: RpcConfigStatus.self) }
-        let local = Set(try config.get([], ignoreUnknown: true).map(\.name))
-        let mine = request.names.filter { local.contains($0) }
+        let local = Set(config.dump([]).map(\.name))
+        var seen = Set<String>()
+        let mine = request.names.filter { local.contains($0) && seen.insert($0).inserted }
         if !mine.isEmpty { _ = try config.reset(mine, ignoreUnknown: true) }
         var s = RpcConfigStatus()
         s.items = try mergedItems(request.names, clients, checkConflicts: true)
