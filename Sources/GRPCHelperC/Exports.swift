@@ -58,6 +58,9 @@ public func gh_strdup(_ s: UnsafePointer<CChar>?) -> UnsafeMutablePointer<CChar>
     s.flatMap { strdup($0) }
 }
 
+@c @implementation
+public func gh_thread_is_library() -> Int32 { LibraryThread.isCurrent ? 1 : 0 }
+
 // MARK: - metadata
 
 /// A metadata list plus the NUL-terminated copies handed out by gh_metadata_get.

@@ -560,10 +560,66 @@ static void test_threads(void) {
     tu_server_stop(s);
 }
 
+/* gh_thread_is_library: 1 on the library's threads (a handler's worker, a
+ * completion callback's thread), 0 on the host's (this one, one it starts). */
+static void h_which_thread(gh_server_call *call, void *ud) {
+    (void)ud;
+    const uint8_t *data;
+    size_t len;
+    gh_server_call_read(call, &data, &len);
+    uint8_t b = (uint8_t)gh_thread_is_library();
+    gh_server_call_send(call, &b, 1, 0);
+    gh_server_call_finish(call, GH_STATUS_OK, NULL, NULL, 0);
+}
+
+static tu_counter g_async_library;
+static void which_done(gh_call *call, int status, void *ud) {
+    (void)ud;
+    CHECK_EQ(status, GH_STATUS_OK);
+    tu_counter_add(&g_async_library, gh_thread_is_library() ? 1 : 100);
+    gh_call_free(call);
+}
+
+static void *host_thread(void *arg) {
+    *(int *)arg = gh_thread_is_library();
+    return NULL;
+}
+
+static void test_thread_is_library(void) {
+    CHECK_EQ(gh_thread_is_library(), 0);
+    int r = -1;
+    pthread_t t;
+    CHECK(pthread_create(&t, NULL, host_thread, &r) == 0);
+    CHECK(pthread_join(t, NULL) == 0);
+    CHECK_EQ(r, 0);
+    tu_method m = {"/grpchelper.test.Misc/Which", GH_UNARY, h_which_thread, NULL};
+    int port = 0;
+    gh_server *s = tu_echo_server(&m, 1, &port);
+    gh_channel *ch = tu_channel_new(port);
+    gh_call *call = NULL;
+    CHECK_OK(gh_call_new(ch, m.method, &call));
+    CHECK_OK(gh_call_set_timeout(call, TU_WAIT_LIMIT));
+    const uint8_t *resp = NULL;
+    size_t resp_len = 0;
+    CHECK_OK(gh_call_unary(call, (const uint8_t *)"", 0, &resp, &resp_len));
+    CHECK_EQ(resp_len, 1);
+    CHECK_EQ(resp[0], 1);
+    gh_call_free(call);
+    tu_counter_init(&g_async_library);
+    CHECK_OK(gh_call_new(ch, m.method, &call));
+    CHECK_OK(gh_call_start_unary_async(call, (const uint8_t *)"", 0, NULL, which_done, NULL));
+    CHECK(tu_counter_wait(&g_async_library, 1, TU_WAIT_LIMIT));
+    CHECK_EQ(tu_counter_get(&g_async_library), 1);
+    tu_counter_destroy(&g_async_library);
+    gh_channel_free(ch);
+    tu_server_stop(s);
+}
+
 int main(void) {
     (void)k_handler_type_check;
     test_version();
     test_strdup();
+    test_thread_is_library();
     test_options_and_listeners();
     test_grpcio_options();
     test_free_user_data();

@@ -304,7 +304,12 @@ public final class ClientCall: @unchecked Sendable, H2StreamDelegate {
     private func enqueueCallback(_ body: @escaping () -> Void) {
         if channel.options.inlineCallbacks {
             // On the loop, in order with what the loop delivers.
-            if channel.eventLoop.inEventLoop { body() } else { channel.eventLoop.execute(body) }
+            if channel.eventLoop.inEventLoop {
+                body()
+            } else {
+                nonisolated(unsafe) let run = body  // runs once, on the loop
+                channel.eventLoop.execute { run() }
+            }
             return
         }
         let startRunner: Bool = monitor.withLock {

@@ -1,3 +1,4 @@
+import NIOPosix
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -118,4 +119,12 @@ enum CallbackThread {
     }()
     static func markCurrent() { pthread_setspecific(key, UnsafeRawPointer(bitPattern: 1)) }
     static var isCurrent: Bool { pthread_getspecific(key) != nil }
+}
+
+/// The library's own threads: those started by `NativeThread`, the callback threads, the
+/// event loops (C `gh_thread_is_library`).
+package enum LibraryThread {
+    package static var isCurrent: Bool {
+        NativeThread.isCurrent || CallbackThread.isCurrent || MultiThreadedEventLoopGroup.currentEventLoop != nil
+    }
 }

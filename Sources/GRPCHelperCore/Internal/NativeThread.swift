@@ -37,6 +37,17 @@ package enum NativeThread {
         if start(name: name, body) == nil { body() }
     }
 
+    private static let startedHere: pthread_key_t = {
+        var k = pthread_key_t()
+        pthread_key_create(&k, nil)
+        return k
+    }()
+
+    /// Whether the calling thread was started by `start`.
+    package static var isCurrent: Bool { pthread_getspecific(startedHere) != nil }
+
+    fileprivate static func markCurrent() { pthread_setspecific(startedHere, UnsafeRawPointer(bitPattern: 1)) }
+
     /// Names the calling thread (Linux: its comm, at most 15 bytes; what ps, gdb and the
     /// debug dump show).
     package static func setCurrentThreadName(_ name: String) {
@@ -62,6 +73,7 @@ private final class ThreadStart {
 
 private func runThreadStart(_ arg: UnsafeMutableRawPointer?) -> UnsafeMutableRawPointer? {
     let s = Unmanaged<ThreadStart>.fromOpaque(arg!).takeRetainedValue()
+    NativeThread.markCurrent()
     NativeThread.setCurrentThreadName(s.name)
     s.hook?()
     s.body()

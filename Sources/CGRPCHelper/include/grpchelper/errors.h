@@ -76,6 +76,14 @@ typedef void (*gh_free_fn)(void *user_data);
  * Threads: any thread. */
 char *gh_strdup(const char *s);
 
+/* Since 0.6.0. Whether the calling thread is one of the library's own (its
+ * worker, event-loop, callback and shutdown threads): 1, else 0. A host that
+ * keeps per-thread state of its own for the library's callbacks (e.g. a
+ * language runtime's thread state) may keep it on these threads only; the
+ * library ends them at the end of their server's or channel's life.
+ * Threads: any thread. */
+int gh_thread_is_library(void);
+
 
 /* grpc-helper's ResultCode values (the wire enum of grpc-helper-api). */
 typedef enum {

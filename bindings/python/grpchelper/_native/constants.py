@@ -7,7 +7,7 @@ tests/test_ffi_header.py checks every GH_* value against the header.
 """
 
 # GH_VERSION_NUM, which tests/test_ffi_header.py checks).
-MIN_LIBRARY_VERSION = 0x000500
+MIN_LIBRARY_VERSION = 0x000600
 
 # --- constants (grpchelper.h) -------------------------------------------------------
 

@@ -97,6 +97,8 @@ FUNCTIONS = {
     # char *gh_strdup(const char *s);
     # Returns c_void_p: the copy is handed over as it is (gh_free, or to the library).
     "gh_strdup": (c_void_p, [c_char_p], None),
+    # int gh_thread_is_library(void);
+    "gh_thread_is_library": (c_int, [], None),
 
     # int gh_metadata_new(gh_metadata **out);
     "gh_metadata_new": (c_int, [POINTER(c_void_p)], CHECK),

@@ -6,12 +6,12 @@ PyGILState_Ensure creates it, its PyGILState_Release deletes it, and with it the
 stack (an mmap and a munmap per call, a TLB shoot-down on every core). A server answering
 thousands of calls a second spent ~12 % of its CPU there.
 
-So the first callback on such a thread takes one more PyGILState_Ensure, never matched
+So the first callback on one of the library's own threads (the library says which:
+gh_thread_is_library) takes one more PyGILState_Ensure, never matched
 while the thread runs: the thread state lives on between callbacks (each callback then only
 takes and gives back the GIL). The thread state is also the value of a pthread key whose
-destructor deletes it when the thread exits. (By then glibc has already emptied Python's own
-key for the thread, so the destructor — a ctypes callback — runs under a thread state of its
-own, and clears and deletes the kept one, which is no longer current: as Python allows.) At
+destructor deletes it when the thread exits (see _thread_exits for the two orders in which
+glibc may run it and Python's own key's clearing). At
 interpreter exit the key is deleted before anything else of the package's exit runs: a
 library thread that exits later calls no Python (its thread state is left to the process's
 end).
@@ -20,6 +20,8 @@ end).
 import atexit
 import ctypes
 import threading
+
+from . import ffi
 
 _local = threading.local()
 _lock = threading.Lock()
@@ -33,6 +35,10 @@ _ensure.argtypes = []
 _current = ctypes.pythonapi.PyThreadState_Get
 _current.restype = ctypes.c_void_p
 _current.argtypes = []
+_release = ctypes.pythonapi.PyGILState_Release
+_release.restype = None
+_release.argtypes = [ctypes.c_int]
+_PYGILSTATE_LOCKED = 0    # what PyGILState_Ensure returned for the kept reference (GIL held)
 _clear = ctypes.pythonapi.PyThreadState_Clear
 _clear.restype = None
 _clear.argtypes = [ctypes.c_void_p]
@@ -46,8 +52,16 @@ _libc.pthread_setspecific.argtypes = [ctypes.c_uint, ctypes.c_void_p]
 
 @_DESTRUCTOR
 def _thread_exits(kept):
-    # On the exiting thread, under this callback's own new thread state: the kept one goes.
-    if kept:
+    # On the exiting thread, in a callback of its own. glibc empties each key just before
+    # calling its destructor, in key order: when Python's key came first, this callback
+    # runs under a new thread state and the kept one is deleted here; when ours came
+    # first, Python still finds the kept one (current now): its extra reference is given
+    # back and the callback's return deletes it.
+    if not kept:
+        return
+    if _current() == kept:
+        _release(_PYGILSTATE_LOCKED)
+    else:
         _clear(kept)
         _delete(kept)
 
@@ -67,12 +81,15 @@ def _delete_key():
 
 
 def keep():
-    """Called at the start of every callback: on a thread Python did not start, the first
-    call keeps the thread state (later calls find the mark this thread-local holds)."""
+    """Called at the start of every callback: on one of the library's own threads
+    (gh_thread_is_library), the first call keeps the thread state (later calls find the mark
+    this thread-local holds). Never on any other thread: Python deletes the state of a
+    thread it runs when that thread ends (even one calling back while it ends), which
+    would leave the key's destructor a dangling state."""
     if getattr(_local, "kept", False):
         return
     _local.kept = True
-    if threading.get_ident() in threading._active:   # noqa: SLF001 - Python's own thread
+    if not ffi.gh_thread_is_library():
         return
     with _lock:
         if not _key_live:
