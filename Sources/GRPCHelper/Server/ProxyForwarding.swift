@@ -35,7 +35,14 @@ final class ProxyRegistry: @unchecked Sendable {
     /// Per backend (host:port), its connections: a server takes at most
     /// `streamsPerConnection` concurrent calls on one (SETTINGS_MAX_CONCURRENT_STREAMS,
     /// 100 by default), so more concurrent forwarded calls open more connections.
-    private var channels: [String: [PooledChannel]] = [:]
+    private var channels: [PoolKey: [PooledChannel]] = [:]
+
+    /// A backend (its host: the registered one, or rpc-main-host) on one event loop.
+    private struct PoolKey: Hashable {
+        let host: String
+        let port: Int
+        let loop: ObjectIdentifier
+    }
     static let streamsPerConnection = 100
     private var closed = false
     private let file: String?
@@ -116,11 +123,6 @@ final class ProxyRegistry: @unchecked Sendable {
 
     // MARK: channels
 
-    /// A backend's connections on one event loop.
-    private static func poolKey(_ target: String, _ loop: EventLoop) -> String {
-        "\(target) \(UInt(bitPattern: ObjectIdentifier(loop).hashValue))"
-    }
-
     private static func key(_ t: ProxyTarget, mainHost: String) -> String {
         let host = t.host.isEmpty ? mainHost : t.host
         let h = host.contains(":") && !host.hasPrefix("[") ? "[\(host)]" : host
@@ -131,8 +133,7 @@ final class ProxyRegistry: @unchecked Sendable {
     /// connection's): the least busy of the backend's connections on that loop with room
     /// for one more call, or a new one. `done()` gives the slot back.
     func channel(to t: ProxyTarget, on loop: EventLoop) throws -> PooledChannel {
-        let target = ProxyRegistry.key(t, mainHost: mainHost)
-        let key = ProxyRegistry.poolKey(target, loop)
+        let key = PoolKey(host: t.host.isEmpty ? mainHost : t.host, port: t.port, loop: ObjectIdentifier(loop))
         return try lock.withLock {
             if closed { throw RpcException("the RPC server is shutting down", code: .errorStateUnexpected) }
             var pool = channels[key] ?? []
@@ -145,6 +146,7 @@ final class ProxyRegistry: @unchecked Sendable {
             var options = ChannelOptions()
             options.callbackThreads = 1
             options.inlineCallbacks = true
+            let target = ProxyRegistry.key(t, mainHost: mainHost)
             let c = PooledChannel(try GRPCChannel(target: target, options: options, eventLoop: loop))
             c.active = 1
             pool.append(c)
@@ -166,10 +168,10 @@ final class ProxyRegistry: @unchecked Sendable {
     /// reconnection backoff after the backend went away) are retired — new calls open a
     /// fresh one; calls under way finish on theirs.
     func retireChannels(to t: ProxyTarget) {
-        let prefix = ProxyRegistry.key(t, mainHost: mainHost) + " "
         let idle: [PooledChannel] = lock.withLock {
             var pool: [PooledChannel] = []
-            for key in channels.keys where key.hasPrefix(prefix) {
+            let host = t.host.isEmpty ? mainHost : t.host
+            for key in channels.keys where key.host == host && key.port == t.port {
                 pool.append(contentsOf: channels.removeValue(forKey: key) ?? [])
             }
             for c in pool { c.retired = true }

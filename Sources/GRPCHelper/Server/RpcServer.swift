@@ -534,7 +534,9 @@ public final class RpcServer: @unchecked Sendable {
     }
 
     static func checkVersion(_ text: String, _ d: RpcServiceDescriptor) throws {
-        guard let v = Int64(text.trimmingCharacters(in: .whitespaces)) else {
+        // Digits only (what clients send): read at once; else as int() would, spaces trimmed
+        // (Foundation's trimming costs ~5 % of a proxied call's CPU when done every time).
+        guard let v = Int64(text) ?? Int64(text.trimmingCharacters(in: .whitespaces)) else {
             // grpc-helper reads it with int(): a ValueError, reported as ERROR.
             throw RpcException("Invalid api_version metadata: \"\(text)\"", code: .error)
         }

@@ -221,7 +221,8 @@ final class ServerConnection: H2StreamDelegate, @unchecked Sendable {
         pendingDispatch.removeValue(forKey: ObjectIdentifier(stream))
         guard let call = calls.removeValue(forKey: ObjectIdentifier(stream)) else { return }
         call.deadlineTask?.cancel()
-        call.markCancelled(cancellationStatus(call, errorCode: errorCode))
+        // A call over on the wire (the usual end) is not cancelled: no status to make.
+        if !call.isOverOnWire { call.markCancelled(cancellationStatus(call, errorCode: errorCode)) }
         call.deliverEnd()
         stream.onDrained = nil
     }
