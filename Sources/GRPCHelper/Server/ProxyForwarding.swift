@@ -203,7 +203,6 @@ final class ProxyRegistry: @unchecked Sendable {
 /// thread and crosses none.
 // @unchecked Sendable: confined to `loop`.
 final class ProxiedCall: @unchecked Sendable {
-    private let server: RpcServer
     private let registry: ProxyRegistry
     private let call: ServerCall
     private let loop: EventLoop
@@ -233,8 +232,7 @@ final class ProxiedCall: @unchecked Sendable {
 
     init(server: RpcServer, _ d: RpcServiceDescriptor, _ m: RpcMethod, _ call: ServerCall, clientTimeout: Double,
          log: Logger) {
-        self.server = server
-        registry = server.proxies
+        registry = server.proxies  // not the server: its last reference must not go on a loop
         self.call = call
         loop = call.eventLoop
         name = d.name
@@ -266,7 +264,7 @@ final class ProxiedCall: @unchecked Sendable {
     }
 
     private func fail(_ error: Error) {
-        server.reportInline(error, call, log)
+        RpcServer.reportInline(error, call, log)
     }
 
     /// Forwards once the service has a backend; polls every 50 ms until rpc-client-timeout.

@@ -513,7 +513,7 @@ public final class RpcServer: @unchecked Sendable {
                 try RpcServer.checkVersion(text, d)
             } catch {
                 epilog(id)
-                if onLoop { reportInline(error, call, log) } else { try report(error, call, log) }
+                if onLoop { RpcServer.reportInline(error, call, log) } else { try report(error, call, log) }
                 return nil
             }
         }
@@ -568,7 +568,7 @@ public final class RpcServer: @unchecked Sendable {
 
     /// `report` for a call whose handler runs on the event loop: answers without waiting,
     /// then finishes the call; the record is written off the loop.
-    func reportInline(_ error: Error, _ call: ServerCall, _ log: Logger) {
+    static func reportInline(_ error: Error, _ call: ServerCall, _ log: Logger) {
         if let e = error as? RPCError {
             try? call.finish(e.status, trailers: e.trailers.isEmpty ? nil : e.trailers)
             return

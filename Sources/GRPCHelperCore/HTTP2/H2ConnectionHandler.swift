@@ -88,24 +88,33 @@ final class H2ConnectionHandler: ChannelInboundHandler, RemovableChannelHandler,
     /// Writes everything nghttp2 has to send. Call after submitting frames.
     func flush() {
         // Inside nghttp2's receive (a callback submitted frames): mem_send must not re-enter;
-        // channelReadComplete flushes.
-        if session.inRecv {
+        // channelReadComplete flushes. Inside this flush's own send (a data source drained:
+        // its call's onSendReady bodies may flush): the loop below sends again.
+        if session.inRecv || flushing {
             flushPending = true
             return
         }
-        flushPending = false
-        guard let context = context, context.channel.isActive else { return }
-        var out = context.channel.allocator.buffer(capacity: 0)
-        let ok = session.drainOutput(into: &out)
-        if out.readableBytes > 0 {
-            context.writeAndFlush(NIOAny(out), promise: nil)
-        }
-        if !ok {
-            context.close(promise: nil)
-            return
-        }
-        if !session.wantsRead && !session.wantsWrite {
-            context.close(promise: nil)
-        }
+        flushing = true
+        defer { flushing = false }
+        repeat {
+            flushPending = false
+            guard let context = context, context.channel.isActive else { return }
+            var out = context.channel.allocator.buffer(capacity: 0)
+            let ok = session.drainOutput(into: &out)
+            if out.readableBytes > 0 {
+                context.writeAndFlush(NIOAny(out), promise: nil)
+            }
+            if !ok {
+                context.close(promise: nil)
+                return
+            }
+            if !session.wantsRead && !session.wantsWrite {
+                context.close(promise: nil)
+                return
+            }
+        } while flushPending
     }
+
+    /// In `flush`'s send (event loop only).
+    private var flushing = false
 }

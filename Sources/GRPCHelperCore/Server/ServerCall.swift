@@ -236,7 +236,13 @@ public final class ServerCall: @unchecked Sendable {
         inlineEnd = onEnd
         let (queued, release, ended) = monitor.withLock { state.takeAllReceived() }
         for m in queued { onMessage(m) }
-        if release && !inlinePaused { releaseWindow() }
+        if release && !inlinePaused {
+            // The window held for the queue goes back now (not inside a read, e.g. from a
+            // timer: the WINDOW_UPDATE must be written here, or a sender that spent its
+            // window waits for good).
+            releaseWindow()
+            connection.handler.flush()
+        }
         if ended { deliverInlineEnd() }
     }
 
@@ -274,8 +280,9 @@ public final class ServerCall: @unchecked Sendable {
     }
 
     /// Runs `body` once the send buffer has room again (on the event loop, as HTTP/2 takes
-    /// the bytes) — at once, on this thread, when it has; never once the call has ended
-    /// (see `onCancel` / `whenEnded`).
+    /// the bytes: inside the connection's send, where flushing is deferred, not re-entered)
+    /// — at once, on this thread, when it has; never once the call has ended (see
+    /// `onCancel` / `whenEnded`).
     public func onSendReady(_ body: @escaping @Sendable () -> Void) {
         let now: Bool = monitor.withLock {
             if ended { return false }
@@ -287,8 +294,8 @@ public final class ServerCall: @unchecked Sendable {
     }
 
     /// Runs `body` once the call is over — its status went out, or it was cancelled (the
-    /// client, the deadline, the transport, shutdown) — on the thread that ended it (an
-    /// event loop, or the caller of `finish` when the stream was gone); at once when it is.
+    /// client, the deadline, the transport, shutdown) — on the call's event loop; at once,
+    /// on this thread, when it is over already.
     public func whenEnded(_ body: @escaping @Sendable () -> Void) {
         let now: Bool = monitor.withLock {
             if ended { return true }

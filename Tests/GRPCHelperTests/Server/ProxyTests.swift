@@ -244,6 +244,38 @@ private func rpcError(_ body: () throws -> Void) -> RpcException? {
         }
     }
 
+    /// A request stream that filled its HTTP/2 window while waiting for a registration goes
+    /// on once a backend registers (the window held while waiting is given back at once).
+    @Test func anUploadThatWaitedForARegistrationGoesOn() async throws {
+        try await onOwnThread {
+            let bf = TempFolders(), pf = TempFolders()
+            let backend = try RpcServer(port: 0, descriptors: [Backend().descriptor], folders: bf.folders,
+                                        withDebugSignal: false)
+            defer { backend.shutdown() }
+            let proxy = try proxyServer(pf, cli: ["rpc-client-timeout": "20"])
+            defer { proxy.shutdown() }
+            let c = try client(proxy.port)
+            // 40 requests of 64 KiB: 2.5 MiB, more than the 1 MiB stream window.
+            let big = String(repeating: "u", count: 64 * 1024)
+            let requests = (0..<40).map { names(["\($0)" + big]) }
+            let done = NSCondition()
+            let answer = NIOLockedValueBox<Int?>(nil)
+            Thread.detachNewThread {
+                let r = try? c["remote"]!.clientStream("collect", requests, as: RpcResultStatus.self)
+                done.lock(); answer.withLockedValue { $0 = r?.r.msg.count ?? -1 }; done.broadcast(); done.unlock()
+            }
+            let deadline = Date() + 10
+            while proxy.pendingCalls.isEmpty && Date() < deadline { Thread.sleep(forTimeInterval: 0.01) }
+            #expect(!proxy.pendingCalls.isEmpty)
+            try register(c, port: backend.port)
+            done.lock()
+            while answer.withLockedValue({ $0 }) == nil && done.wait(until: Date() + 10) {}
+            done.unlock()
+            let expected = requests.map { $0.names[0] }.joined(separator: ",").count
+            #expect(answer.withLockedValue { $0 } == expected)
+        }
+    }
+
     @Test func aBackendThatIsNotThereIsAClearError() async throws {
         try await onOwnThread {
             let pf = TempFolders()

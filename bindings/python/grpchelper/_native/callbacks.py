@@ -129,8 +129,8 @@ class CallbackRegistry:
 
         def decorate(fn):
             def thunk(*args):
-                keep_thread_state()
                 try:
+                    keep_thread_state()
                     return fn(*args)
                 except BaseException as e:  # noqa: BLE001 - nothing may reach C
                     if on_error is None:

@@ -11,7 +11,7 @@ gh_thread_is_library) takes one more PyGILState_Ensure, never matched
 while the thread runs: the thread state lives on between callbacks (each callback then only
 takes and gives back the GIL). The thread state is also the value of a pthread key whose
 destructor deletes it when the thread exits (see _thread_exits for the two orders in which
-glibc may run it and Python's own key's clearing). At
+glibc may run it and Python's own key's clearing; on CPython 3.12+, see ENABLED). At
 interpreter exit the key is deleted before anything else of the package's exit runs: a
 library thread that exits later calls no Python (its thread state is left to the process's
 end).
@@ -19,6 +19,7 @@ end).
 
 import atexit
 import ctypes
+import sys
 import threading
 
 from . import ffi
@@ -80,6 +81,13 @@ def _delete_key():
             _libc.pthread_key_delete(_key)
 
 
+# CPython 3.12 and later empty their own key whatever it holds when a thread state is
+# deleted (3.11: only when it holds that state), so the destructor's deletion would take the
+# callback's own state away from ctypes (a fatal error at the callback's return): there,
+# thread states are not kept (each callback makes its own, as without this module).
+ENABLED = sys.version_info < (3, 12)
+
+
 def keep():
     """Called at the start of every callback: on one of the library's own threads
     (gh_thread_is_library), the first call keeps the thread state (later calls find the mark
@@ -89,7 +97,7 @@ def keep():
     if getattr(_local, "kept", False):
         return
     _local.kept = True
-    if not ffi.gh_thread_is_library():
+    if not ENABLED or not ffi.gh_thread_is_library():
         return
     with _lock:
         if not _key_live:
@@ -98,5 +106,6 @@ def keep():
         _libc.pthread_setspecific(_key, ctypes.c_void_p(_current()))
 
 
-_create_key()
-atexit.register(_delete_key)
+if ENABLED:
+    _create_key()
+    atexit.register(_delete_key)
