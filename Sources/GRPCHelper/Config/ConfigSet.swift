@@ -89,6 +89,9 @@ public final class ConfigSet: @unchecked Sendable {
         try lock.withLock { try select(names, ignoreUnknown: ignoreUnknown, emptyMeansAll: true).map(\.message) }
     }
 
+    /// Whether `name` is one of the user items.
+    func holdsUserItem(_ name: String) -> Bool { lock.withLock { userNames.contains(name) } }
+
     /// The user items among `names` (empty: all), in the order named (a name twice: twice),
     /// without any check: grpc-helper's ConfigManager's local dump before it merges.
     func dump(_ names: [String]) -> [RpcConfigItem] {

@@ -225,7 +225,6 @@ final class ProxiedCall: @unchecked Sendable {
     /// backend call may still be resumed after that (its channel must still exist).
     private var used: [PooledChannel] = []
     private var destination = ""
-    private var receiving = false
     private var responded = false
     private var firstTry: Date?
     private var delay = 0.5
@@ -295,8 +294,8 @@ final class ProxiedCall: @unchecked Sendable {
         if !cardinality.streamsRequests {
             if let r = request { _ = try? b.sendNonBlocking(r) }
             b.closeSend()
-        } else if !receiving {
-            receiving = true
+        } else {
+            // Once: a request stream's call is never retried.
             call.receiveInline(onMessage: { [self] r in forwardRequest(r) }, onEnd: { [self] in requestsEnded() })
         }
     }
@@ -463,8 +462,7 @@ extension RpcServer {
         }
         let merged = try mergedItems(names, clients, checkConflicts: false)
         try RpcServer.checkMerged(names, merged, ignoreUnknown: request.ignoreUnknown, emptyOK: false)
-        let local = Set(config.dump([]).map(\.name))
-        let mine = names.filter { local.contains($0) }.map { (name: $0, value: values[$0]!) }
+        let mine = names.filter(config.holdsUserItem).map { (name: $0, value: values[$0]!) }
         for item in mine { try config[item.name]?.validate(item.value) }
         var remote = RpcConfigUpdate()
         remote.items = request.items
@@ -487,9 +485,8 @@ extension RpcServer {
         remote.names = request.names
         remote.ignoreUnknown = true
         for c in clients { _ = try c["config"]!.call("reset", remote, as: RpcConfigStatus.self) }
-        let local = Set(config.dump([]).map(\.name))
         var seen = Set<String>()
-        let mine = request.names.filter { local.contains($0) && seen.insert($0).inserted }
+        let mine = request.names.filter { config.holdsUserItem($0) && seen.insert($0).inserted }
         if !mine.isEmpty { _ = try config.reset(mine, ignoreUnknown: true) }
         var s = RpcConfigStatus()
         s.items = try mergedItems(request.names, clients, checkConflicts: true)

@@ -39,7 +39,6 @@ public final class ServerCall: @unchecked Sendable {
     // Event-loop handlers' receiving (event loop only).
     private var inlineMessage: (([UInt8]) -> Void)?
     private var inlineEnd: (() -> Void)?
-    private var inlineEndDelivered = false
     private var inlinePaused = false
     // Handler-side: the response encoding (written by the handler's thread under the
     // monitor, read by it without) and its compressor.
@@ -319,8 +318,7 @@ public final class ServerCall: @unchecked Sendable {
     }
 
     private func deliverInlineEnd() {
-        guard !inlineEndDelivered, let end = inlineEnd else { return }
-        inlineEndDelivered = true
+        guard let end = inlineEnd else { return }  // once: taken here
         inlineMessage = nil
         inlineEnd = nil
         end()

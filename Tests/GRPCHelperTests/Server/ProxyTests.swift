@@ -217,30 +217,39 @@ private func rpcError(_ body: () throws -> Void) -> RpcException? {
         }
     }
 
+    /// Runs `call` (a call of the proxied service) on a thread of its own, registers a
+    /// backend once the call waits on the proxy (its pending entry shows it arrived), and
+    /// returns what `call` returned (nil if it did not within 10 s).
+    private func answerAfterRegistering<T: Sendable>(_ call: @escaping @Sendable (RpcClient) -> T) throws -> T? {
+        let bf = TempFolders(), pf = TempFolders()
+        let backend = try RpcServer(port: 0, descriptors: [Backend().descriptor], folders: bf.folders,
+                                    withDebugSignal: false)
+        defer { backend.shutdown() }
+        let proxy = try proxyServer(pf, cli: ["rpc-client-timeout": "20"])
+        defer { proxy.shutdown() }
+        let c = try client(proxy.port)
+        let done = NSCondition()
+        let answer = NIOLockedValueBox<T?>(nil)
+        Thread.detachNewThread {
+            let r = call(c)
+            done.lock(); answer.withLockedValue { $0 = r }; done.broadcast(); done.unlock()
+        }
+        let deadline = Date() + 10
+        while proxy.pendingCalls.isEmpty && Date() < deadline { Thread.sleep(forTimeInterval: 0.01) }
+        #expect(!proxy.pendingCalls.isEmpty)
+        try register(c, port: backend.port)
+        done.lock()
+        while answer.withLockedValue({ $0 }) == nil && done.wait(until: Date() + 10) {}
+        done.unlock()
+        return answer.withLockedValue { $0 }
+    }
+
     @Test func aCallWaitsForARegistration() async throws {
         try await onOwnThread {
-            let bf = TempFolders(), pf = TempFolders()
-            let backend = try RpcServer(port: 0, descriptors: [Backend().descriptor], folders: bf.folders,
-                                        withDebugSignal: false)
-            defer { backend.shutdown() }
-            let proxy = try proxyServer(pf, cli: ["rpc-client-timeout": "20"])
-            defer { proxy.shutdown() }
-            let c = try client(proxy.port)
-            let done = NSCondition()
-            let answer = NIOLockedValueBox<String?>(nil)
-            Thread.detachNewThread {
-                let r = try? c["remote"]!.call("collect", names(["early"]), as: RpcResultStatus.self)
-                done.lock(); answer.withLockedValue { $0 = r?.r.msg ?? "failed" }; done.broadcast(); done.unlock()
+            let answer = try answerAfterRegistering { c in
+                (try? c["remote"]!.call("collect", names(["early"]), as: RpcResultStatus.self))?.r.msg ?? "failed"
             }
-            // Registered once the call waits (its pending entry shows it arrived).
-            let deadline = Date() + 10
-            while proxy.pendingCalls.isEmpty && Date() < deadline { Thread.sleep(forTimeInterval: 0.01) }
-            #expect(!proxy.pendingCalls.isEmpty)
-            try register(c, port: backend.port)
-            done.lock()
-            while answer.withLockedValue({ $0 }) == nil && done.wait(until: Date() + 10) {}
-            done.unlock()
-            #expect(answer.withLockedValue { $0 } == "early")
+            #expect(answer == "early")
         }
     }
 
@@ -248,31 +257,13 @@ private func rpcError(_ body: () throws -> Void) -> RpcException? {
     /// on once a backend registers (the window held while waiting is given back at once).
     @Test func anUploadThatWaitedForARegistrationGoesOn() async throws {
         try await onOwnThread {
-            let bf = TempFolders(), pf = TempFolders()
-            let backend = try RpcServer(port: 0, descriptors: [Backend().descriptor], folders: bf.folders,
-                                        withDebugSignal: false)
-            defer { backend.shutdown() }
-            let proxy = try proxyServer(pf, cli: ["rpc-client-timeout": "20"])
-            defer { proxy.shutdown() }
-            let c = try client(proxy.port)
             // 40 requests of 64 KiB: 2.5 MiB, more than the 1 MiB stream window.
             let big = String(repeating: "u", count: 64 * 1024)
             let requests = (0..<40).map { names(["\($0)" + big]) }
-            let done = NSCondition()
-            let answer = NIOLockedValueBox<Int?>(nil)
-            Thread.detachNewThread {
-                let r = try? c["remote"]!.clientStream("collect", requests, as: RpcResultStatus.self)
-                done.lock(); answer.withLockedValue { $0 = r?.r.msg.count ?? -1 }; done.broadcast(); done.unlock()
+            let answer = try answerAfterRegistering { c in
+                (try? c["remote"]!.clientStream("collect", requests, as: RpcResultStatus.self))?.r.msg.count ?? -1
             }
-            let deadline = Date() + 10
-            while proxy.pendingCalls.isEmpty && Date() < deadline { Thread.sleep(forTimeInterval: 0.01) }
-            #expect(!proxy.pendingCalls.isEmpty)
-            try register(c, port: backend.port)
-            done.lock()
-            while answer.withLockedValue({ $0 }) == nil && done.wait(until: Date() + 10) {}
-            done.unlock()
-            let expected = requests.map { $0.names[0] }.joined(separator: ",").count
-            #expect(answer.withLockedValue { $0 } == expected)
+            #expect(answer == requests.map { $0.names[0] }.joined(separator: ",").count)
         }
     }
 

@@ -13,9 +13,7 @@ grpcio clients (the raw EventService / RpcServerService stubs of grpchelper.api)
 
 import asyncio
 import os
-import queue
 import shutil
-import subprocess
 import sys
 import tempfile
 import threading
@@ -24,6 +22,7 @@ import time
 import grpc
 import pytest
 
+from _util import LineProcess, proc_status
 from grpchelper import Folders, RpcServer
 from grpchelper.api import (Empty, Event, EventFilter, EventInterrupt, EventProperty,
                             EventServiceStub, EventStatus, Filter, RpcServerServiceStub)
@@ -48,14 +47,6 @@ def temp_folder():
     path = tempfile.mkdtemp(prefix="grpchelper-events-load-")
     yield path
     shutil.rmtree(path, ignore_errors=True)
-
-
-def rss_kib(pid, field="VmRSS"):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    raise AssertionError("no %s in /proc/%d/status" % (field, pid))
 
 
 def thread_count():
@@ -312,65 +303,18 @@ def seq_of(status):
     return int(status.event.properties[0].value)
 
 
-class ServerProcess:
+class ServerProcess(LineProcess):
     """SERVER_SCRIPT in a child process: `port`, `pid`, `command(line)` → its answer."""
+
+    BOUND = BOUND
 
     def __init__(self, folder, queue_max):
         script = os.path.join(folder, "server.py")
         with open(script, "w") as f:
             f.write(SERVER_SCRIPT)
-        self.stderr = open(os.path.join(folder, "server.stderr"), "w+")
-        self.proc = subprocess.Popen(
-            [sys.executable, script, BINDINGS_PYTHON, os.path.join(folder, "wks"),
-             str(queue_max), str(PAD)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr, text=True)
-        self.pid = self.proc.pid
-        self.lines = queue.Queue()
-        self.reading = threading.Thread(target=self._read, daemon=True)
-        self.reading.start()
-        try:
-            first = self.answer()
-            assert first.startswith("port "), first
-            self.port = int(first.split()[1])
-        except BaseException:
-            self.stop()
-            raise
-
-    def _read(self):
-        for line in self.proc.stdout:
-            self.lines.put(line.strip())
-        self.lines.put(None)
-
-    def answer(self):
-        try:
-            line = self.lines.get(timeout=BOUND)
-        except queue.Empty:
-            line = "(no answer within %d s)" % BOUND
-        if line is None or line.startswith("("):
-            self.stderr.seek(0)
-            raise AssertionError("the server process: %s; stderr:\n%s"
-                                 % (line or "ended", self.stderr.read()[-3000:]))
-        return line
-
-    def command(self, line):
-        self.proc.stdin.write(line + "\n")
-        self.proc.stdin.flush()
-        return self.answer()
-
-    def stop(self):
-        """Shuts the server down (its logs written); returns its exit status."""
-        try:
-            if self.proc.poll() is None:
-                assert self.command("quit") == "bye"
-            return self.proc.wait(BOUND)
-        finally:
-            if self.proc.poll() is None:
-                self.proc.kill()
-                self.proc.wait(BOUND)
-            self.proc.stdin.close()
-            self.proc.stdout.close()
-            self.reading.join(BOUND)
-            self.stderr.close()
+        super().__init__([sys.executable, script, BINDINGS_PYTHON, os.path.join(folder, "wks"),
+                          str(queue_max), str(PAD)], os.path.join(folder, "server.stderr"))
+        self.wait_port()
 
 
 class Reader:
@@ -447,7 +391,7 @@ def test_a_listener_that_stops_reading_blocks_nothing_and_its_queue_is_bounded(t
         sender = EventServiceStub(channels[2])
 
         worst = {"rpc": 0.0, "in-process": 0.0}     # the longest send of each kind (s)
-        rss_start = rss_kib(server.pid)
+        rss_start = proc_status(server.pid, "VmRSS")
         rss = []                   # the server's VmRSS (KiB) after each batch
         baseline = None
         t_start = time.monotonic()
@@ -457,7 +401,7 @@ def test_a_listener_that_stops_reading_blocks_nothing_and_its_queue_is_bounded(t
             assert reader.wait_for(sent - BATCH), (sent, len(reader.seqs))
             if sent == WARM_UP:
                 assert reader.wait_for(sent)
-                baseline = rss_kib(server.pid)
+                baseline = proc_status(server.pid, "VmRSS")
             if kind_of(sent // BATCH) == "rpc":
                 took = timed_sends(sender, range(sent, sent + BATCH))
                 worst["rpc"] = max(worst["rpc"], took)
@@ -465,10 +409,10 @@ def test_a_listener_that_stops_reading_blocks_nothing_and_its_queue_is_bounded(t
                 answer = server.command("burst %d %d" % (sent, BATCH))
                 assert answer.startswith("ok "), answer
                 worst["in-process"] = max(worst["in-process"], float(answer.split()[1]))
-            rss.append(rss_kib(server.pid))
+            rss.append(proc_status(server.pid, "VmRSS"))
         assert reader.wait_for(TOTAL), len(reader.seqs)
         t_flood = time.monotonic() - t_start
-        peak = max(max(rss), rss_kib(server.pid, "VmHWM"))
+        peak = max(max(rss), proc_status(server.pid, "VmHWM"))
 
         # The non-reader resumes: what was already on its way when it stopped reading (the
         # first events, in grpcio's and the server's HTTP/2 buffers), then its queue: the

@@ -51,6 +51,7 @@ if BINDINGS_PYTHON not in sys.path:
     sys.path.insert(0, BINDINGS_PYTHON)
 
 import grpchelper  # noqa: E402
+from _util import LineProcess, proc_status  # noqa: E402
 from grpchelper import (Folders, RpcException, RpcManager, RpcServer,  # noqa: E402
                         RpcServiceDescriptor)
 from grpchelper.api import (Filter, ProxyRegisterRequest, ResultCode,  # noqa: E402
@@ -331,54 +332,22 @@ def _child(argv):
     print("bye", flush=True)
 
 
-class Child:
+class Child(LineProcess):
     """A server of `_child` in a child process: `pid`, `port`, `command(line)` → its answer."""
+
+    BOUND = BOUND
 
     def __init__(self, folder, pb, role, workers=30, port=0):
         os.makedirs(folder, exist_ok=True)
         self.folder = folder
-        self.stderr = open(os.path.join(folder, "stderr.txt"), "w+")
-        self.proc = subprocess.Popen(
-            [sys.executable, os.path.abspath(__file__), role, pb.dir,
-             os.path.join(folder, "wks"), str(workers), str(port)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr, text=True)
-        self.pid = self.proc.pid
-        self.lines = queue.Queue()
-        self.reading = threading.Thread(target=self._read, daemon=True)
-        self.reading.start()
-        self.port = None
+        super().__init__([sys.executable, os.path.abspath(__file__), role, pb.dir,
+                          os.path.join(folder, "wks"), str(workers), str(port)],
+                         os.path.join(folder, "stderr.txt"))
 
     def started(self):
         """Waits for its "port N" line; returns self."""
-        try:
-            first = self.answer()
-            assert first.startswith("port "), first
-            self.port = int(first.split()[1])
-        except BaseException:
-            self.stop()
-            raise
+        self.wait_port()
         return self
-
-    def _read(self):
-        for line in self.proc.stdout:
-            self.lines.put(line.strip())
-        self.lines.put(None)
-
-    def answer(self):
-        try:
-            line = self.lines.get(timeout=BOUND)
-        except queue.Empty:
-            line = "(no answer within %d s)" % BOUND
-        if line is None or line.startswith("("):
-            self.stderr.seek(0)
-            raise AssertionError("the %d process: %s; stderr:\n%s"
-                                 % (self.pid, line or "ended", self.stderr.read()[-3000:]))
-        return line
-
-    def command(self, line):
-        self.proc.stdin.write(line + "\n")
-        self.proc.stdin.flush()
-        return self.answer()
 
     def stats(self):
         answer = self.command("stats")
@@ -388,35 +357,6 @@ class Child:
     def kill(self):
         self.proc.send_signal(signal.SIGKILL)
         self.proc.wait(BOUND)
-
-    def stop(self):
-        """Shuts the server down; its exit status (-9 once killed)."""
-        try:
-            if self.proc.poll() is None:
-                if self.port is None:           # never waited for: its port line first
-                    self.answer()
-                assert self.command("quit") == "bye"
-            return self.proc.wait(BOUND)
-        finally:
-            if self.proc.poll() is None:
-                self.proc.kill()
-                self.proc.wait(BOUND)
-            for f in (self.proc.stdin, self.proc.stdout):
-                try:
-                    f.close()
-                except OSError:
-                    pass
-            self.reading.join(BOUND)
-            self.stderr.close()
-
-
-def proc_status(pid, field):
-    """A number of /proc/<pid>/status (VmRSS, VmHWM in KiB; Threads)."""
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    raise AssertionError("no %s in /proc/%d/status" % (field, pid))
 
 
 if __name__ == "__main__":
