@@ -4,7 +4,7 @@ vs the original grpc-helper's, in one run.
 
     python3 bench/proxy_bench.py [--seconds S] [--warmup W] [--quick] [--repeat N]
                                  [--concurrency M] [--stream-messages K]
-                                 [--setups ours,ours-c,original] [--json FILE]
+                                 [--setups ours,ours-c,cpp,original] [--json FILE]
 
 A setup is a backend server serving the sample service (Tests/interop_helper/protos/
 sample.proto, no package: /SampleService/echo unary, /SampleService/count server-streaming)
@@ -25,6 +25,11 @@ in a subprocess of its own (this script with --serve ROLE, or the compiled C bac
             the GIL) bounds ours' throughput: behind the proxy it is the limit, at ~10k
             calls/s; with a C one the proxy's own cost shows. Skipped when no C compiler
             is found.
+  cpp       the same C backend behind C++ gRPC's best generic proxy (bench/cpp_proxy.cc,
+            compiled with g++ against Debian's grpc++ found by pkg-config: a callback
+            generic service forwarding each call through a GenericStub bidi reactor; no
+            registration, the backend's port is given at start). The peer for the proxy's
+            own cost. Skipped without g++ and grpc++ (apt-get install g++ libgrpc++-dev).
   original  grpc-helper 2.3.1 (grpcio) as both: the backend with the same Python manager,
             the proxy an RpcServer whose descriptor has is_proxy=True (it forwards each call
             with a new RpcClient). Run from ~/.cache/libgrpchelper/grpc-helper-2.3.1 (first
@@ -106,9 +111,9 @@ BINDING = os.path.abspath(os.environ.get("PROXY_BENCH_BINDING")
 HEADERS = os.path.join(ROOT, "Sources", "CGRPCHelper", "include")
 ORIGINAL_VERSION = "2.3.1"
 
-SETUPS = ("ours", "ours-c", "original")
+SETUPS = ("ours", "ours-c", "cpp", "original")
 LABEL = {"ours": "ours (Python backend)", "ours-c": "ours (C backend)",
-         "original": "original 2.3.1"}
+         "cpp": "C++ gRPC (C backend)", "original": "original 2.3.1"}
 SERVER_CONFIG = {"rpc-max-workers": "64", "rpc-shutdown-grace": "1",
                  "rpc-shutdown-timeout": "1"}
 ECHO = "/SampleService/echo"
@@ -346,7 +351,7 @@ class ServerProcess(object):
     """A server subprocess (role, see serve(); or "c-backend") with a temporary folder;
     stop() ends it ("shutdown" on stdin, then SIGTERM, SIGKILL) and removes the folder."""
 
-    def __init__(self, role, ctx):
+    def __init__(self, role, ctx, backend_port=None):
         self.role = role
         self.tmp = tempfile.mkdtemp(prefix="proxy-bench-%s-" % role)
         self.proc = None
@@ -364,9 +369,13 @@ class ServerProcess(object):
                     env.pop("GRPCHELPER_LIBRARY", None)
                     env["PYTHONWARNINGS"] = "ignore:pkg_resources is deprecated as an API:UserWarning"
                     cmd = [sys.executable, os.path.abspath(__file__), "--serve", role]
+                elif role == "cpp-proxy":
+                    cmd = [ctx["cpp_proxy"], "--backend", str(backend_port)]
                 else:
                     cmd = [ctx["c_backend"]]
-                if role != "c-backend":
+                if role == "cpp-proxy":
+                    cmd += ["--port", "0"]
+                elif role != "c-backend":
                     cmd += ["--workspace", os.path.join(self.tmp, "wks"), "--port", str(port)]
                 self.stderr = open(os.path.join(self.tmp, "server.stderr"), "w+")
                 self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
@@ -481,14 +490,14 @@ def prepare(args, tmp):
         ctx["original"] = ensure_original()
         ctx["gen_original"] = str(original.generate_sample(os.path.join(tmp, "gen-original"),
                                                            "original", ctx["original"]))
-    if "ours-c" in args.setups:
+    if "ours-c" in args.setups or "cpp" in args.setups:
         import grpchelper
         lib = os.path.realpath(grpchelper._ffi.lib._name)
         cc = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc") \
             or shutil.which("clang")
         if not cc:
-            log("no C compiler (cc, gcc, clang): the ours-c setup is skipped")
-            args.setups.remove("ours-c")
+            log("no C compiler (cc, gcc, clang): the ours-c and cpp setups are skipped")
+            args.setups[:] = [s for s in args.setups if s not in ("ours-c", "cpp")]
         else:
             src = os.path.join(tmp, "c_backend.c")
             exe = os.path.join(tmp, "c_backend")
@@ -503,6 +512,29 @@ def prepare(args, tmp):
                                    % (" ".join(cmd), r.stderr[-3000:]))
             ctx["c_backend"] = exe
             ctx["c_backend_lib"] = lib
+    if "cpp" in args.setups:
+        gxx = os.environ.get("CXX") or shutil.which("g++") or shutil.which("c++")
+        flags = None
+        if gxx and shutil.which("pkg-config"):
+            r = subprocess.run(["pkg-config", "--cflags", "--libs", "grpc++"], capture_output=True,
+                               text=True, timeout=30)
+            flags = r.stdout.split() if r.returncode == 0 else None
+        if not flags:
+            log("no C++ compiler or grpc++ (apt-get install g++ libgrpc++-dev pkg-config): "
+                "the cpp setup is skipped")
+            args.setups.remove("cpp")
+        else:
+            exe = os.path.join(tmp, "cpp_proxy")
+            cmd = [gxx, "-O2", "-std=c++17", os.path.join(BENCH, "cpp_proxy.cc"), "-o", exe] \
+                + flags + ["-lpthread"]
+            r = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+            if r.returncode != 0:
+                raise RuntimeError("compiling the C++ proxy failed:\n%s\n%s"
+                                   % (" ".join(cmd), r.stderr[-3000:]))
+            ctx["cpp_proxy"] = exe
+            ctx["grpcpp_version"] = subprocess.run(
+                ["pkg-config", "--modversion", "grpc++"], capture_output=True, text=True,
+                timeout=30).stdout.strip()
     return ctx
 
 
@@ -711,9 +743,13 @@ def run_setup(setup, args, ctx, msgs, tmp, results):
     backend = proxy = None
     clean = []
     try:
-        backend = ServerProcess("c-backend" if setup == "ours-c" else kind + "-backend", ctx)
-        proxy = ServerProcess(kind + "-proxy", ctx)
-        register(proxy, backend)
+        backend = ServerProcess("c-backend" if setup in ("ours-c", "cpp") else kind + "-backend",
+                                ctx)
+        if setup == "cpp":
+            proxy = ServerProcess("cpp-proxy", ctx, backend_port=backend.port)
+        else:
+            proxy = ServerProcess(kind + "-proxy", ctx)
+            register(proxy, backend)
         verify(backend.port, msgs, setup + " direct")
         verify(proxy.port, msgs, setup + " proxied")
         bodies = {}
@@ -819,6 +855,9 @@ def machine_lines(ctx):
     return lines
 
 
+NOT_ORIGINAL = ("ours", "ours-c", "cpp")
+
+
 def print_report(args, all_results, header, started):
     res = median_rows(all_results)
     M = args.concurrency
@@ -897,29 +936,36 @@ def print_report(args, all_results, header, started):
         return ratio(x, 1.0) if x is not None else "-"
 
     lines = [
-        ("proxied÷direct latency p50, 1 caller", lambda s, i: q(g(s, "unary-1", "proxied", "p50", i), g(s, "unary-1", "direct", "p50", i)), "<= 1.5×", False),
-        ("proxied÷direct latency p99, 1 caller", lambda s, i: q(g(s, "unary-1", "proxied", "p99", i), g(s, "unary-1", "direct", "p99", i)), "", False),
-        ("proxied÷direct mean latency, 1 caller", lambda s, i: q(inv(g(s, "unary-1", "proxied", "calls_s", i)), inv(g(s, "unary-1", "direct", "calls_s", i))), "", False),
-        ("proxied÷direct calls/s, %d in flight" % M, lambda s, i: q(g(s, "unary-m", "proxied", "calls_s", i), g(s, "unary-m", "direct", "calls_s", i)), "", False),
-        ("proxied÷direct msgs/s, stream", lambda s, i: q(g(s, "stream", "proxied", "msgs_s", i), g(s, "stream", "direct", "msgs_s", i)), "", False),
+        ("proxied÷direct latency p50, 1 caller", lambda s, i: q(g(s, "unary-1", "proxied", "p50", i), g(s, "unary-1", "direct", "p50", i)), "<= 1.5×", None),
+        ("proxied÷direct latency p99, 1 caller", lambda s, i: q(g(s, "unary-1", "proxied", "p99", i), g(s, "unary-1", "direct", "p99", i)), "", None),
+        ("proxied÷direct mean latency, 1 caller", lambda s, i: q(inv(g(s, "unary-1", "proxied", "calls_s", i)), inv(g(s, "unary-1", "direct", "calls_s", i))), "", None),
+        ("proxied÷direct calls/s, %d in flight" % M, lambda s, i: q(g(s, "unary-m", "proxied", "calls_s", i), g(s, "unary-m", "direct", "calls_s", i)), "", None),
+        ("proxied÷direct msgs/s, stream", lambda s, i: q(g(s, "stream", "proxied", "msgs_s", i), g(s, "stream", "direct", "msgs_s", i)), "", None),
     ]
     if "original" in args.setups:
         lines += [
-            ("÷original: proxied calls/s, 1 caller", lambda s, i: q(g(s, "unary-1", "proxied", "calls_s", i), g("original", "unary-1", "proxied", "calls_s", i)), "", True),
-            ("÷original: proxied calls/s, %d in flight" % M, lambda s, i: q(g(s, "unary-m", "proxied", "calls_s", i), g("original", "unary-m", "proxied", "calls_s", i)), ">= 10×", True),
-            ("÷original: proxied msgs/s, stream", lambda s, i: q(g(s, "stream", "proxied", "msgs_s", i), g("original", "stream", "proxied", "msgs_s", i)), "", True),
-            ("original÷: proxy CPU per call, %d in flight" % M, lambda s, i: q(cpu_per_call("original", i), cpu_per_call(s, i)), "", True),
-            ("÷original: direct calls/s, %d in flight" % M, lambda s, i: q(g(s, "unary-m", "direct", "calls_s", i), g("original", "unary-m", "direct", "calls_s", i)), "", True),
+            ("÷original: proxied calls/s, 1 caller", lambda s, i: q(g(s, "unary-1", "proxied", "calls_s", i), g("original", "unary-1", "proxied", "calls_s", i)), "", NOT_ORIGINAL),
+            ("÷original: proxied calls/s, %d in flight" % M, lambda s, i: q(g(s, "unary-m", "proxied", "calls_s", i), g("original", "unary-m", "proxied", "calls_s", i)), ">= 10×", NOT_ORIGINAL),
+            ("÷original: proxied msgs/s, stream", lambda s, i: q(g(s, "stream", "proxied", "msgs_s", i), g("original", "stream", "proxied", "msgs_s", i)), "", NOT_ORIGINAL),
+            ("original÷: proxy CPU per call, %d in flight" % M, lambda s, i: q(cpu_per_call("original", i), cpu_per_call(s, i)), "", NOT_ORIGINAL),
+            ("÷original: direct calls/s, %d in flight" % M, lambda s, i: q(g(s, "unary-m", "direct", "calls_s", i), g("original", "unary-m", "direct", "calls_s", i)), "", NOT_ORIGINAL),
+        ]
+    if "cpp" in args.setups:
+        lines += [
+            ("÷C++: proxied latency p50, 1 caller", lambda s, i: q(g(s, "unary-1", "proxied", "p50", i), g("cpp", "unary-1", "proxied", "p50", i)), "", ("ours-c",)),
+            ("÷C++: proxied calls/s, %d in flight" % M, lambda s, i: q(g(s, "unary-m", "proxied", "calls_s", i), g("cpp", "unary-m", "proxied", "calls_s", i)), "", ("ours-c",)),
+            ("÷C++: proxied msgs/s, stream", lambda s, i: q(g(s, "stream", "proxied", "msgs_s", i), g("cpp", "stream", "proxied", "msgs_s", i)), "", ("ours-c",)),
+            ("C++÷: proxy CPU per call, %d in flight" % M, lambda s, i: q(cpu_per_call("cpp", i), cpu_per_call(s, i)), "", ("ours-c",)),
         ]
     medians = {}
     print()
     cols = [s for s in args.setups]
     print("%-46s" % ("ratios" + (" (median of the %d repetitions' own)" % args.repeat if args.repeat > 1 else ""))
           + "".join("%-23s" % LABEL[s] for s in cols) + "goal")
-    for title, fn, goal, vs_original in lines:
+    for title, fn, goal, shown in lines:
         cells = []
         for setup in cols:
-            if vs_original and setup == "original":
+            if shown is not None and setup not in shown:
                 cells.append("")
                 continue
             medians[(title, setup)] = paired(fn, setup)
@@ -927,8 +973,8 @@ def print_report(args, all_results, header, started):
         print("%-46s" % title + "".join("%-23s" % c for c in cells) + goal)
     if args.repeat > 1:
         print("per repetition:")
-        for title, fn, goal, vs_original in lines:
-            print("  %-44s" % title + "".join("%-23s" % ("" if vs_original and setup == "original" else
+        for title, fn, goal, shown in lines:
+            print("  %-44s" % title + "".join("%-23s" % ("" if shown is not None and setup not in shown else
                                                         " ".join(fmt_ratio(fn(setup, i)) for i in range(args.repeat)))
                                             for setup in cols))
 
@@ -956,7 +1002,7 @@ def print_report(args, all_results, header, started):
     t1 = "proxied÷direct latency p50, 1 caller"
     t2 = "÷original: proxied calls/s, %d in flight" % M
     goal1 = ["%s %.2fx — %s" % (LABEL[x], medians[(t1, x)], "met" if medians[(t1, x)] <= 1.5 else "NOT met")
-             for x in ("ours", "ours-c") if medians.get((t1, x)) is not None]
+             for x in ("ours", "ours-c", "cpp") if medians.get((t1, x)) is not None]
     if goal1:
         print("goal 1 (proxied p50 <= 1.5x direct at 1 caller): " + "; ".join(goal1))
     goal2 = ["%s (%s) %.1fx — %s" % (LABEL[x], why, medians[(t2, x)], "met" if medians[(t2, x)] >= 10 else "NOT met")
@@ -998,7 +1044,7 @@ def main():
         args.stream_messages = 2000 if args.quick else 5000
     args.setups = [s.strip() for s in args.setups.split(",") if s.strip()]
     if not args.setups or any(s not in SETUPS for s in args.setups):
-        ap.error("--setups takes ours, ours-c and/or original")
+        ap.error("--setups takes ours, ours-c, cpp and/or original")
     if args.seconds <= 0 or args.warmup < 0 or args.repeat <= 0 or args.concurrency <= 0 \
             or args.stream_messages <= 0:
         ap.error("counts and durations must be positive")
@@ -1020,8 +1066,11 @@ def main():
         started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
         header = machine_lines(ctx)
         if ctx.get("c_backend"):
-            header.append("          ours-c backend: %s compiled against %s"
+            header.append("          C backend (ours-c, cpp): %s compiled against %s"
                           % (os.path.basename(ctx["c_backend"]), ctx["c_backend_lib"]))
+        if ctx.get("cpp_proxy"):
+            header.append("          cpp proxy: bench/cpp_proxy.cc, grpc++ %s (callback generic "
+                          "service + generic stub)" % ctx["grpcpp_version"])
         t0 = time.monotonic()
         results = {}
         for i in range(args.repeat):
