@@ -88,7 +88,7 @@ let package = Package(
         .target(name: "InteropMessages",
                 dependencies: [.product(name: "SwiftProtobuf", package: "swift-protobuf")],
                 swiftSettings: swiftSettings),
-        .executableTarget(name: "InteropServer", dependencies: ["GRPCHelperCore", "InteropMessages"],
+        .executableTarget(name: "InteropServer", dependencies: ["GRPCHelperCore", "GRPCHelper", "InteropMessages"],
                           path: "Sources/InteropServer", swiftSettings: swiftSettings),
         .executableTarget(name: "InteropClient", dependencies: ["GRPCHelperCore", "InteropMessages"],
                           path: "Sources/InteropClient", swiftSettings: swiftSettings),

@@ -24,6 +24,9 @@ py_missing=()
 python3 -c "import grpc" 2>/dev/null || py_missing+=(grpcio)
 python3 -c "import grpc_tools" 2>/dev/null || py_missing+=(grpcio-tools)
 python3 -c "import pytest" 2>/dev/null || py_missing+=(pytest)
+# The standard services' own clients and servicers, in the tests.
+python3 -c "import grpc_health.v1.health" 2>/dev/null || py_missing+=(grpcio-health-checking)
+python3 -c "import grpc_reflection.v1alpha.reflection" 2>/dev/null || py_missing+=(grpcio-reflection)
 # The Python binding's packaging test builds its wheel without build isolation.
 python3 -c "import setuptools" 2>/dev/null || py_missing+=(setuptools)
 if ((${#py_missing[@]})); then

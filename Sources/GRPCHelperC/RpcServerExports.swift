@@ -79,6 +79,8 @@ final class RpcServiceBox {
     /// gh_rpc_service_set_proxied: the manager registers with a main server.
     var proxied: (names: [String], version: String, currentHost: Bool)?
     var proxyStubs: [String: (serviceName: String, apiVersion: UInt32?)] = [:]
+    /// gh_rpc_service_add_descriptor_set / _file_descriptor: for the server's reflection.
+    var fileDescriptors: [Google_Protobuf_FileDescriptorProto] = []
     init(name: String, serviceName: String, version: String, supported: UInt32, current: UInt32) {
         self.name = name
         self.serviceName = serviceName
@@ -334,11 +336,13 @@ final class RpcServerOptionsBox {
         box.itemBoxes = staticItems + userItems
         let handle = makeHandle(box)
         let descriptors = services.map { sb in
-            RpcServiceDescriptor(name: sb.name, serviceName: sb.serviceName, version: sb.version,
-                                 supportedApiVersion: sb.supported, currentApiVersion: sb.current,
-                                 manager: sb.isProxy ? nil : cManager(sb, box, handle),
-                                 methods: sb.methods.map { cMethod($0.name, $0.cardinality, $0.fn, $0.data) },
-                                 isProxy: sb.isProxy)
+            var d = RpcServiceDescriptor(name: sb.name, serviceName: sb.serviceName, version: sb.version,
+                                         supportedApiVersion: sb.supported, currentApiVersion: sb.current,
+                                         manager: sb.isProxy ? nil : cManager(sb, box, handle),
+                                         methods: sb.methods.map { cMethod($0.name, $0.cardinality, $0.fn, $0.data) },
+                                         isProxy: sb.isProxy)
+            d.fileDescriptors = sb.fileDescriptors
+            return d
         }
         let pairs = Dictionary(cli, uniquingKeysWith: { _, last in last })
         let server: RpcServer

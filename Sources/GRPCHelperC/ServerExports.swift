@@ -2,6 +2,7 @@
 // translations onto GRPCHelperCore's Server and ServerCall.
 import NIOConcurrencyHelpers
 import GRPCHelperCore
+import GRPCHelper
 import CGRPCHelper
 #if canImport(Glibc)
 import Glibc
@@ -15,6 +16,10 @@ import Glibc
 final class ServerBox {
     let server = Server()
     var userData: [(CPointer, gh_free_fn)] = []
+    /// gh_server_enable_health's service (set before start, read from any thread after).
+    var health: HealthService?
+    /// gh_server_enable_reflection's service (set before start, read from any thread after).
+    var reflection: ReflectionService?
 
     /// Calls every free_user_data, once (after the server stopped: no handler runs).
     func freeUserData() {

@@ -4,8 +4,11 @@
 //
 //   interop-server [--port=N]     (0 or none: an ephemeral port)
 //
-// Prints "listening on port N" once serving; stops on SIGINT/SIGTERM.
+// Prints "listening on port N" once serving; stops on SIGINT/SIGTERM. It also serves
+// grpc.health.v1.Health (GRPCHelper's HealthService): "" and grpc.testing.TestService
+// SERVING until the shutdown begins.
 import Foundation
+import GRPCHelper
 import GRPCHelperCore
 import InteropMessages
 import SwiftProtobuf
@@ -202,6 +205,7 @@ try server.register("\(service)/HalfDuplexCall", cardinality: .bidiStreaming, ha
 })
 
 do {
+    try HealthService().add(to: server)
     try server.start()
 } catch {
     printToStderr("interop-server: \(error)\n")

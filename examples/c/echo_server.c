@@ -18,6 +18,8 @@
  * Metadata, on every method: the request's "x-echo" values come back as
  * initial (header) metadata "x-echo", and its "x-echo-trailer" values as
  * trailing metadata "x-echo-trailer".
+ * Health checking: it serves grpc.health.v1.Health (gh_server_enable_health):
+ * "" and grpchelper.examples.Echo are SERVING until the shutdown begins.
  */
 #ifndef _POSIX_C_SOURCE
 #define _POSIX_C_SOURCE 200809L
@@ -233,6 +235,11 @@ int main(int argc, char **argv) {
             gh_server_free(server);
             return code;
         }
+    }
+    if ((rc = gh_server_enable_health(server)) != GH_OK) {
+        int code = fail("gh_server_enable_health", rc);
+        gh_server_free(server);
+        return code;
     }
     if ((rc = gh_server_start(server)) != GH_OK) {
         int code = fail("gh_server_start", rc);

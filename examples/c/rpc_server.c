@@ -13,6 +13,7 @@
 
 #include <grpchelper.h>
 
+#include "my_descriptors.h"
 #include "rpc_sample.h"
 
 /* The manager's state: the items, under a lock. */
@@ -124,6 +125,8 @@ int main(int argc, char **argv) {
     if (gh_rpc_service_new("my", "MyService", "rpc-sample:1.0.0", 1, 1, &my) != GH_OK ||
         gh_rpc_service_add_method(my, "update", GH_UNARY, update, NULL, NULL) != GH_OK ||
         gh_rpc_service_add_method(my, "list", GH_UNARY, list, NULL, NULL) != GH_OK ||
+        /* for reflection (grpcurl, grpchelper call): my.proto's descriptors */
+        gh_rpc_service_add_descriptor_set(my, my_descriptor_set, sizeof my_descriptor_set) != GH_OK ||
         gh_rpc_service_set_manager(my, "MySampleManager", load, NULL, NULL, NULL) != GH_OK ||
         gh_rpc_server_new(gh_cli_port(cli), &my, 1, folders, config, config_count, NULL, 0, NULL,
                           0, GH_RPC_DEBUG_SIGNAL, &server) != GH_OK) {

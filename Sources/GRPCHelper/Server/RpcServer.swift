@@ -34,6 +34,14 @@ public final class RpcServer: @unchecked Sendable {
     public let logger: Logger
     /// The served services, built-in ones first, by name.
     public let descriptors: [RpcServiceDescriptor]
+    /// Its health service (grpc.health.v1.Health): "" and every served service (by gRPC
+    /// name: "RpcServerService", "package.Service") NOT_SERVING while the managers load,
+    /// SERVING once they all loaded, NOT_SERVING from the start of the shutdown; a
+    /// host sets a service's own status with `health.setStatus`.
+    public let health = HealthService(baseStatus: .notServing)
+    /// Its reflection service (grpc.reflection.v1 and v1alpha): the built-in services and
+    /// every descriptor's `fileDescriptors`; more with `reflection.addFileDescriptors`.
+    public let reflection = ReflectionService()
 
     let core: Server
     private let builtin: BuiltinServices
@@ -143,6 +151,9 @@ public final class RpcServer: @unchecked Sendable {
                 }
                 logger.debug("registered service \(d.name) (\(d.serviceName), API \(d.supportedApiVersion)...\(d.currentApiVersion))")
             }
+            try health.add(to: core)
+            for d in all where !d.fileDescriptors.isEmpty { try reflection.addFileDescriptors(d.fileDescriptors) }
+            try reflection.add(to: core)
             try core.start()
         } catch {
             core.shutdown(grace: 0)
@@ -172,6 +183,7 @@ public final class RpcServer: @unchecked Sendable {
                 throw error
             }
         }
+        health.baseStatus = .serving
     }
 
     /// Sends an event to this server's listeners in-process (no network round trip), as

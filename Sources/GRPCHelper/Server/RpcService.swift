@@ -116,6 +116,11 @@ public struct RpcServiceDescriptor: Sendable {
     public let manager: RpcManager?
     public let methods: [RpcMethod]
     public let isProxy: Bool
+    /// The .proto files that declare the service and its messages, with what they import,
+    /// for the server's reflection (SwiftProtobuf generates no descriptors: take them from
+    /// `protoc --descriptor_set_out=F --include_imports`, e.g. with
+    /// `Google_Protobuf_FileDescriptorSet(serializedBytes:)`). Empty: not described.
+    public var fileDescriptors: [Google_Protobuf_FileDescriptorProto] = []
 
     public init(name: String, serviceName: String, version: String, supportedApiVersion: UInt32,
                 currentApiVersion: UInt32, manager: RpcManager?, methods: [RpcMethod], isProxy: Bool = false) {

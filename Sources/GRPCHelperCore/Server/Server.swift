@@ -82,6 +82,17 @@ public final class Server: @unchecked Sendable {
         }
     }
 
+    /// The services ("package.Service") of the methods registered (with `register`), sorted.
+    public var registeredServices: [String] {
+        let paths = state.withLock { Array(registry.keys) }
+        var names = Set<String>()
+        for p in paths {
+            let rest = p.dropFirst()
+            if let slash = rest.lastIndex(of: "/") { names.insert(String(rest[..<slash])) }
+        }
+        return names.sorted()
+    }
+
     /// Registers a handler for every method that has no handler of its own. Its calls
     /// run as bidirectional streams: the handler reads and answers as the method needs
     /// (and finishes with UNIMPLEMENTED for a method it does not know). Before `start()`,
@@ -309,6 +320,9 @@ public final class Server: @unchecked Sendable {
         // The first caller moves serving/idle → draining and does the work.
         // nil: another caller shuts it down; else whether it served.
         let served: Bool? = state.withLock { beginDrainingLocked() }
+        if served != nil {
+            for hook in state.withLock({ shutdownBeginHooks }) { hook() }
+        }
         guard let served else {
             if onShutdownThread {
                 _ = state.wait(until: { self.isStoppedLocked }, then: {})
@@ -348,6 +362,15 @@ public final class Server: @unchecked Sendable {
     }
 
     private var handlersDoneHooks: [@Sendable () -> Void] = []
+    private var shutdownBeginHooks: [@Sendable () -> Void] = []
+
+    /// Runs `body` once, when the shutdown begins (of a server never started too), on the
+    /// thread doing it, before the listeners close (`beginShutdown` returns after it ran):
+    /// where what serves long-lived streams tells them (health `Watch` streams get
+    /// NOT_SERVING and end). Keep it short; it must not wait for the shutdown.
+    public func onShutdownBegin(_ body: @escaping @Sendable () -> Void) {
+        state.withLock { shutdownBeginHooks.append(body) }
+    }
 
     /// Runs `body` during the shutdown, on the thread doing it, once every handler has
     /// returned (every event-loop handler's call ended) and before the event loops stop:

@@ -20,7 +20,7 @@ import importlib
 from . import _ffi
 from ._grpc import (HAVE_GRPCIO, Call, Channel, ChannelConnectivity, Compression, Future,
                     FutureCancelledError, FutureTimeoutError, GenericRpcHandler,
-                    HandlerCallDetails, MetadataError, Metadatum, RpcError, RpcMethodHandler,
+                    HandlerCallDetails, HealthStatus, MetadataError, Metadatum, RpcError, RpcMethodHandler,
                     Server, ServerInterceptor, ServiceRpcHandler, ServicerContext, Status,
                     StatusCode, channel_ready_future, insecure_channel,
                     method_handlers_generic_handler, server, stream_stream_rpc_method_handler,
@@ -28,7 +28,7 @@ from ._grpc import (HAVE_GRPCIO, Call, Channel, ChannelConnectivity, Compression
                     unary_unary_rpc_method_handler)
 
 __title__ = "grpchelper"
-__version__ = "0.6.0"
+__version__ = "0.7.0"
 
 
 def library_version():
@@ -75,7 +75,7 @@ __all__ = [
     "stream_unary_rpc_method_handler", "stream_stream_rpc_method_handler",
     "method_handlers_generic_handler", "Metadatum", "MetadataError", "HAVE_GRPCIO",
     "ServerInterceptor", "Status", "library_version", "ChannelConnectivity",
-    "channel_ready_future",
+    "channel_ready_future", "HealthStatus",
 ]
 # The lazy helper-layer names (_LAZY) are left out of __all__, so that
 # `from grpchelper import *` keeps working without protobuf.

@@ -6,6 +6,7 @@
 import ArgumentParser
 import Foundation
 import GRPCHelper
+import SwiftProtobuf
 
 /// The service's methods as a Swift protocol (one async method per rpc).
 protocol MyServiceProvider: RpcManager {
@@ -14,12 +15,18 @@ protocol MyServiceProvider: RpcManager {
 }
 
 extension MyServiceProvider {
-    /// The descriptor serving this provider as MyService, "my" for clients.
+    /// The descriptor serving this provider as MyService, "my" for clients; described
+    /// for reflection by my.proto's files (Generated/MyDescriptors.swift).
     var descriptor: RpcServiceDescriptor {
-        RpcServiceDescriptor(name: "my", serviceName: "MyService", title: "rpc-sample", moduleVersion: "1.0.0",
-                             apiVersion: MyApiVersion.self, manager: self,
-                             methods: [.unary("update") { try await self.update($0) },
-                                       .unary("list") { try await self.list($0) }])
+        var d = RpcServiceDescriptor(name: "my", serviceName: "MyService", title: "rpc-sample", moduleVersion: "1.0.0",
+                                     apiVersion: MyApiVersion.self, manager: self,
+                                     methods: [.unary("update") { try await self.update($0) },
+                                               .unary("list") { try await self.list($0) }])
+        if let data = Data(base64Encoded: MyDescriptors.fileDescriptorSetBase64, options: .ignoreUnknownCharacters),
+           let set = try? Google_Protobuf_FileDescriptorSet(serializedBytes: data) {
+            d.fileDescriptors = set.file
+        }
+        return d
     }
 }
 

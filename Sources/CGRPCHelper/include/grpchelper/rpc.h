@@ -123,6 +123,19 @@ int gh_rpc_service_set_proxied(gh_rpc_service *service, const char *const *names
 int gh_rpc_service_add_proxy_stub(gh_rpc_service *service, const char *name,
                                   const char *service_name, unsigned api_version);
 
+/* Since 0.7.0. Describes the service for the RPC server's reflection (every RPC
+ * server serves grpc.reflection.v1 and v1alpha, describing its built-in
+ * services; see gh_server_enable_reflection): the files of a serialized
+ * google.protobuf.FileDescriptorSet (`protoc --descriptor_set_out=FILE
+ * --include_imports`), or one serialized google.protobuf.FileDescriptorProto
+ * (add the files it imports too). |data| is copied; GH_ERR_INVALID_ARGUMENT
+ * when it does not parse.
+ * Threads: one thread at a time per service. */
+int gh_rpc_service_add_descriptor_set(gh_rpc_service *service, const uint8_t *data,
+                                      size_t len);
+int gh_rpc_service_add_file_descriptor(gh_rpc_service *service, const uint8_t *data,
+                                       size_t len);
+
 /* Releases the caller's service; servers built with it keep what they need.
  * NULL does nothing.
  * Threads: any thread, once. */
@@ -273,6 +286,20 @@ int gh_rpc_server_begin_shutdown(gh_rpc_server *server);
  * by a signal) has finished: 1, or 0 after |timeout| seconds (< 0: no limit).
  * Threads: any thread. */
 int gh_rpc_server_wait_shutdown(gh_rpc_server *server, double timeout);
+
+/* The RPC server's health service (grpc.health.v1.Health, served by every RPC
+ * server; see gh_server_enable_health for Check and Watch): "" and every served
+ * service are NOT_SERVING while the managers load, SERVING once they all loaded,
+ * NOT_SERVING from the start of the shutdown. These set, clear and read a
+ * service's own status, as gh_server_set_health, gh_server_clear_health and
+ * gh_server_get_health do (service names are the gRPC ones: "RpcServerService",
+ * "package.Service"). Threads: any thread, handlers and hooks included.
+ * Since 0.7.0. */
+int gh_rpc_server_set_health(gh_rpc_server *server, const char *service,
+                             gh_health_status status);
+int gh_rpc_server_clear_health(gh_rpc_server *server, const char *service);
+int gh_rpc_server_get_health(gh_rpc_server *server, const char *service,
+                             gh_health_status *status);
 
 /* srv.info on encoded messages (Filter → MultiServiceInfo; response released
  * with gh_free): the services named (empty: all); an unknown name →

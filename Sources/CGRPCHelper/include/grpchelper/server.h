@@ -141,6 +141,75 @@ void gh_server_free(gh_server *s);
  * library's shutdown thread), once (instead of gh_server_free). */
 void gh_server_release(gh_server *s);
 
+/* --- health checking (grpc.health.v1.Health) ------------------------------ */
+
+/* A service's serving status, as grpc.health.v1.HealthCheckResponse's. */
+typedef enum {
+    GH_HEALTH_UNKNOWN = 0,
+    GH_HEALTH_SERVING = 1,
+    GH_HEALTH_NOT_SERVING = 2,
+    GH_HEALTH_SERVICE_UNKNOWN = 3 /* only in Watch answers: an unknown service */
+} gh_health_status;
+
+/* Serves the standard health service grpc.health.v1.Health (Check and Watch,
+ * doc/health-checking.md of grpc/grpc) on |s|. Statuses: the one set with
+ * gh_server_set_health; else the overall entry "" and every service with a
+ * method registered with gh_server_register are SERVING; any other service is
+ * unknown (Check: NOT_FOUND; Watch: SERVICE_UNKNOWN until it gets a status).
+ * From the start of the shutdown every known service is NOT_SERVING (later sets
+ * are ignored) and Watch streams end, UNAVAILABLE, once they got it. Neither
+ * method takes a worker thread (they run on the I/O threads). Before
+ * gh_server_start, once (GH_ERR_INVALID_STATE after it or the second time).
+ * Threads: one thread at a time per server. Since 0.7.0. */
+int gh_server_enable_health(gh_server *s);
+
+/* Sets the status of |service| ("package.Service", or "" for the server as a
+ * whole; copied) to GH_HEALTH_SERVING, GH_HEALTH_NOT_SERVING or
+ * GH_HEALTH_UNKNOWN (any other value: GH_ERR_INVALID_ARGUMENT); its Watch
+ * streams get it. GH_ERR_INVALID_STATE when health is not enabled. Ignored
+ * (GH_OK) once the shutdown began.
+ * Threads: any thread, handlers included. Since 0.7.0. */
+int gh_server_set_health(gh_server *s, const char *service, gh_health_status status);
+
+/* Forgets the status set for |service|: it is SERVING again if it is "" or has
+ * a registered method, else unknown. GH_ERR_INVALID_STATE when health is not
+ * enabled. Threads: any thread, handlers included. Since 0.7.0. */
+int gh_server_clear_health(gh_server *s, const char *service);
+
+/* Writes the status of |service| to *status: what Check answers, or
+ * GH_HEALTH_SERVICE_UNKNOWN for a service it answers NOT_FOUND.
+ * GH_ERR_INVALID_STATE when health is not enabled.
+ * Threads: any thread, handlers included. Since 0.7.0. */
+int gh_server_get_health(gh_server *s, const char *service, gh_health_status *status);
+
+/* --- server reflection (grpc.reflection.v1 and v1alpha) -------------------- */
+
+/* Serves the standard reflection services grpc.reflection.v1.ServerReflection
+ * and grpc.reflection.v1alpha.ServerReflection (doc/server-reflection.md of
+ * grpc/grpc; what grpcurl, grpc_cli, Postman and grpcio-reflection's client
+ * speak) on |s|: list_services (the served services that are described),
+ * file_by_filename and file_containing_symbol (the file, then the files it
+ * depends on, each dependency once per stream), file_containing_extension,
+ * all_extension_numbers_of_type; what is not described gets an error_response
+ * NOT_FOUND. It describes the library's own services (health, reflection) and
+ * the files given with gh_server_add_descriptor_set /
+ * gh_server_add_file_descriptor. The streams run on the I/O threads (no worker
+ * thread). Before gh_server_start, once (GH_ERR_INVALID_STATE otherwise).
+ * Threads: one thread at a time per server. Since 0.7.0. */
+int gh_server_enable_reflection(gh_server *s);
+
+/* Adds the files of a serialized google.protobuf.FileDescriptorSet — what
+ * `protoc --descriptor_set_out=FILE --include_imports a.proto ...` writes — to
+ * what reflection describes (|data| is copied). A file whose name is known
+ * already is skipped. GH_ERR_INVALID_ARGUMENT (nothing added) when the bytes do
+ * not parse; GH_ERR_INVALID_STATE when reflection is not enabled.
+ * Threads: any thread, before or after start. Since 0.7.0. */
+int gh_server_add_descriptor_set(gh_server *s, const uint8_t *data, size_t len);
+
+/* The same for one serialized google.protobuf.FileDescriptorProto (add the
+ * files it imports too). Since 0.7.0. */
+int gh_server_add_file_descriptor(gh_server *s, const uint8_t *data, size_t len);
+
 /* --- the server side of a call (inside a handler) ------------------------ */
 
 /* The method path, valid until the handler returns.

@@ -6,7 +6,8 @@
 - `server`, `dispatch`, `context`: grpc.Server, serving a call, grpc.ServicerContext;
 - `channel`, `calls`: grpc.Channel and its multi-callables, the call objects;
 - `connectivity`: Channel.subscribe / unsubscribe, grpc.ChannelConnectivity,
-  grpc.channel_ready_future.
+  grpc.channel_ready_future;
+- `health`: HealthStatus and what servers share for the library's health service.
 """
 
 from .compat import (HAVE_GRPCIO, Call, ChannelConnectivity, Compression, Future,
@@ -22,6 +23,7 @@ from .server import Server, server
 from .context import ServicerContext
 from .channel import Channel, insecure_channel
 from .connectivity import channel_ready_future
+from .health import HealthStatus
 
 __all__ = [
     "server", "insecure_channel", "Server", "Channel", "ServicerContext",
@@ -31,5 +33,5 @@ __all__ = [
     "stream_unary_rpc_method_handler", "stream_stream_rpc_method_handler",
     "method_handlers_generic_handler", "Metadatum", "MetadataError", "HAVE_GRPCIO",
     "ServerInterceptor", "Status", "status_code", "compression_value", "serialize",
-    "ChannelConnectivity", "channel_ready_future",
+    "ChannelConnectivity", "channel_ready_future", "HealthStatus",
 ]

@@ -58,6 +58,7 @@ class _ServerState(object):
         self.registered = {}        # path -> method handler (resolved at start)
         self.opaque = []            # generic handlers that cannot be enumerated, in order
         self.interceptors = ()
+        self.reflection = False     # enable_reflection(): describe the services at start
 
     def resolve(self, method, context):
         details = _HandlerCallDetails(method, context.invocation_metadata())

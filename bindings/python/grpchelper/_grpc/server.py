@@ -19,7 +19,7 @@ from ctypes import byref, c_void_p
 
 from .._native import ffi
 from .._native.handle import NativeHandle
-from . import compat
+from . import compat, health, reflection
 from .._native.callbacks import registry
 from .dispatch import _Dispatcher, _ServerState, _cardinality, _handler_thunk, _register
 
@@ -225,6 +225,64 @@ class Server(compat.Server):
     def add_secure_port(self, address, server_credentials):
         raise NotImplementedError("grpchelper serves plaintext HTTP/2 only (no TLS)")
 
+    # -- health checking (grpc.health.v1.Health, served by the library)
+    def enable_health(self):
+        """Serves the standard health service grpc.health.v1.Health (Check and Watch) on
+        this server, in the library (no Python thread per Watch stream). Statuses: the one
+        set with set_health_status; else "" (the server as a whole) and every service of
+        the handlers added before start() (generated add_*_to_server, registered or
+        generic handlers with named methods) are SERVING; any other service is unknown
+        (Check: NOT_FOUND; Watch: SERVICE_UNKNOWN). From stop() on every known service is
+        NOT_SERVING and Watch streams end. Before start(), once. (grpcio-health-checking's
+        own HealthServicer also runs on this server, as any generated servicer does.)"""
+        with self._lock:
+            self._check_not_started("enable health checking on")
+            with self._handle.use() as ptr:
+                ffi.gh_server_enable_health(ptr)
+
+    def set_health_status(self, service, status):
+        """Sets `service`'s status ("": the server as a whole): HealthStatus.SERVING,
+        NOT_SERVING or UNKNOWN (or health_pb2's values); its Watch streams get it. Ignored
+        once stop() began. Any thread."""
+        with self._handle.use() as ptr:
+            ffi.gh_server_set_health(ptr, health.service_name(service), health.settable(status))
+
+    def clear_health_status(self, service):
+        """Forgets the status set for `service` (SERVING again if it is "" or served)."""
+        with self._handle.use() as ptr:
+            ffi.gh_server_clear_health(ptr, health.service_name(service))
+
+    def health_status(self, service):
+        """`service`'s status (a HealthStatus) as Check answers it; None when unknown."""
+        with self._handle.use() as ptr:
+            return health.get(ffi.gh_server_get_health, ptr, service)
+
+    # -- server reflection (grpc.reflection.v1 and v1alpha, served by the library)
+    def enable_reflection(self):
+        """Serves the standard reflection services (grpc.reflection.v1 and v1alpha: what
+        grpcurl, grpc_cli and grpcio-reflection's client use) on this server, in the
+        library. At start() it describes every service of the handlers added (generated
+        add_*_to_server, generic handlers with named methods) whose `_pb2` module was
+        imported (protobuf's default descriptor pool), with the files they import; more
+        with add_reflection_file. Before start(), once. (grpcio-reflection's own
+        `enable_server_reflection` also works on this server.)"""
+        with self._lock:
+            self._check_not_started("enable reflection on")
+            with self._handle.use() as ptr:
+                ffi.gh_server_enable_reflection(ptr)
+            self._state.reflection = True
+
+    def add_reflection_file(self, file_descriptor):
+        """Describes a .proto file for reflection: a protobuf FileDescriptor (a `_pb2`
+        module's DESCRIPTOR), with the files it imports; or serialized
+        FileDescriptorProto bytes (add what it imports too). Any time after
+        enable_reflection()."""
+        files = [bytes(file_descriptor)] if isinstance(file_descriptor, (bytes, bytearray)) \
+            else reflection.file_and_dependencies(file_descriptor)
+        with self._handle.use() as ptr:
+            for data in files:
+                ffi.gh_server_add_file_descriptor(ptr, data, len(data))
+
     def _check_not_started(self, what):
         if self._started or self._stop_event is not None:
             raise RuntimeError("cannot %s a server that has started" % what)
@@ -246,6 +304,15 @@ class Server(compat.Server):
                 else:
                     state.opaque.append(g)
             state.registered = paths
+            if state.reflection:
+                described = set()
+                for path in paths:
+                    name = reflection.service_of_path(path)
+                    if name and name not in described:
+                        described.add(name)
+                        with self._handle.use() as ptr:
+                            for data in reflection.files_of_service(name):
+                                ffi.gh_server_add_file_descriptor(ptr, data, len(data))
             any_shape = bool(state.interceptors)  # an interceptor may swap handlers
             with self._handle.use() as ptr:
                 keys = self._life.keys

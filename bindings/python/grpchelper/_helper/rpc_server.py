@@ -20,6 +20,7 @@ from .._native import ffi
 from .._native.callbacks import registry
 from .._native.convert import message_call, text
 from .._native.handle import NativeHandle
+from .._grpc import health, reflection
 from ..api import (ConfigApiVersion, ConfigServiceStub, EventApiVersion, EventServiceStub,
                    Filter, LoggerApiVersion, LoggerServiceStub, MultiServiceInfo, ResultCode,
                    ResultStatus, RpcServerServiceStub, ServerApiVersion)
@@ -309,6 +310,10 @@ class RpcServer:
         try:
             with service.use() as out:
                 RpcServer._describe(out, d, native, service_name, handlers, implemented)
+                # for the server's reflection: the service's .proto files, from protobuf's
+                # pool (its _pb2 module is imported: register_method's module imports it)
+                for data in reflection.files_of_service(service_name):
+                    ffi.gh_rpc_service_add_file_descriptor(out, data, len(data))
         except BaseException:
             service.close()
             raise
@@ -396,6 +401,28 @@ class RpcServer:
         RpcException ERROR_ITEM_UNKNOWN unless ignore_unknown."""
         with self._native.handle.use() as ptr:
             return message_call(ffi.gh_rpc_server_info, ptr, request, Filter, MultiServiceInfo)
+
+    # -- health checking (grpc.health.v1.Health, served by every RpcServer)
+    def set_health_status(self, service: str, status) -> None:
+        """Sets the status of `service` (its gRPC name: "RpcServerService",
+        "package.Service"; "" for the server as a whole) in the server's health service:
+        HealthStatus.SERVING, NOT_SERVING or UNKNOWN (or health_pb2's values). Without
+        one, "" and every served service are NOT_SERVING while the managers load, SERVING
+        once they all loaded, NOT_SERVING from the start of the shutdown (later sets are
+        then ignored)."""
+        with self._native.handle.use() as ptr:
+            ffi.gh_rpc_server_set_health(ptr, health.service_name(service), health.settable(status))
+
+    def clear_health_status(self, service: str) -> None:
+        """Forgets the status set for `service`: it follows the server's again."""
+        with self._native.handle.use() as ptr:
+            ffi.gh_rpc_server_clear_health(ptr, health.service_name(service))
+
+    def health_status(self, service: str):
+        """The status of `service` as Check answers it (a HealthStatus); None when the
+        server does not know the service."""
+        with self._native.handle.use() as ptr:
+            return health.get(ffi.gh_rpc_server_get_health, ptr, service)
 
     def send_event(self, event) -> None:
         """Sends an api.Event to this server's event listeners in-process (no network

@@ -1,13 +1,13 @@
 """The integer constants of libgrpchelper's C header (grpchelper.h and its parts), for
 ctypes: gh_error, gh_status_code, cardinality, compression, write flags, options,
-gh_connectivity_state, gh_result_code, gh_config_validator, gh_log_level,
+gh_connectivity_state, gh_result_code, gh_config_validator, gh_log_level, gh_health_status,
 gh_rpc_server_new flags.
 
 tests/test_ffi_header.py checks every GH_* value against the header.
 """
 
 # GH_VERSION_NUM, which tests/test_ffi_header.py checks).
-MIN_LIBRARY_VERSION = 0x000600
+MIN_LIBRARY_VERSION = 0x000700
 
 # --- constants (grpchelper.h) -------------------------------------------------------
 
@@ -43,6 +43,9 @@ GH_STATUS_DATA_LOSS = 15
 GH_STATUS_UNAUTHENTICATED = 16
 
 GH_UNARY, GH_CLIENT_STREAMING, GH_SERVER_STREAMING, GH_BIDI_STREAMING = 0, 1, 2, 3
+
+# gh_health_status (grpchelper/server.h)
+GH_HEALTH_UNKNOWN, GH_HEALTH_SERVING, GH_HEALTH_NOT_SERVING, GH_HEALTH_SERVICE_UNKNOWN = 0, 1, 2, 3
 
 GH_COMPRESSION_DEFAULT = -1
 GH_COMPRESSION_NONE = 0

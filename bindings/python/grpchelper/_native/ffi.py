@@ -140,6 +140,20 @@ FUNCTIONS = {
     "gh_server_register_fallback": (c_int, [c_void_p, GH_HANDLER_FN, c_void_p, GH_FREE_FN], CHECK),
     # int gh_server_start(gh_server *s);
     "gh_server_start": (c_int, [c_void_p], CHECK),
+    # int gh_server_enable_health(gh_server *s);
+    "gh_server_enable_health": (c_int, [c_void_p], CHECK),
+    # int gh_server_set_health(gh_server *s, const char *service, gh_health_status status);
+    "gh_server_set_health": (c_int, [c_void_p, c_char_p, c_int], CHECK),
+    # int gh_server_clear_health(gh_server *s, const char *service);
+    "gh_server_clear_health": (c_int, [c_void_p, c_char_p], CHECK),
+    # int gh_server_get_health(gh_server *s, const char *service, gh_health_status *status);
+    "gh_server_get_health": (c_int, [c_void_p, c_char_p, POINTER(c_int)], CHECK),
+    # int gh_server_enable_reflection(gh_server *s);
+    "gh_server_enable_reflection": (c_int, [c_void_p], CHECK),
+    # int gh_server_add_descriptor_set(gh_server *s, const uint8_t *data, size_t len);
+    "gh_server_add_descriptor_set": (c_int, [c_void_p, c_char_p, c_size_t], CHECK),
+    # int gh_server_add_file_descriptor(gh_server *s, const uint8_t *data, size_t len);
+    "gh_server_add_file_descriptor": (c_int, [c_void_p, c_char_p, c_size_t], CHECK),
     # int gh_server_port(const gh_server *s, size_t index, int *port);
     "gh_server_port": (c_int, [c_void_p, c_size_t, POINTER(c_int)], CHECK),
     # int gh_server_shutdown(gh_server *s, double grace_seconds);

@@ -223,6 +223,20 @@ def functions(CHECK):  # noqa: N803 - the name the table's entries use, as in ff
         "gh_rpc_server_logs": (c_void_p, [c_void_p], None),
         # int gh_rpc_server_is_running(const gh_rpc_server *server);
         "gh_rpc_server_is_running": (c_int, [c_void_p], None),
+        # int gh_rpc_service_add_descriptor_set(gh_rpc_service *service, const uint8_t *data,
+        #                                       size_t len);
+        "gh_rpc_service_add_descriptor_set": (c_int, [c_void_p, c_char_p, c_size_t], CHECK),
+        # int gh_rpc_service_add_file_descriptor(gh_rpc_service *service, const uint8_t *data,
+        #                                        size_t len);
+        "gh_rpc_service_add_file_descriptor": (c_int, [c_void_p, c_char_p, c_size_t], CHECK),
+        # int gh_rpc_server_set_health(gh_rpc_server *server, const char *service,
+        #                              gh_health_status status);
+        "gh_rpc_server_set_health": (c_int, [c_void_p, c_char_p, c_int], CHECK),
+        # int gh_rpc_server_clear_health(gh_rpc_server *server, const char *service);
+        "gh_rpc_server_clear_health": (c_int, [c_void_p, c_char_p], CHECK),
+        # int gh_rpc_server_get_health(gh_rpc_server *server, const char *service,
+        #                              gh_health_status *status);
+        "gh_rpc_server_get_health": (c_int, [c_void_p, c_char_p, POINTER(c_int)], CHECK),
         # int gh_rpc_server_shutdown(gh_rpc_server *server);
         "gh_rpc_server_shutdown": (c_int, [c_void_p], CHECK),
         # int gh_rpc_server_begin_shutdown(gh_rpc_server *server);
