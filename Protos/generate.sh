@@ -138,3 +138,11 @@ with open(sys.argv[3], "w") as f:
 PY
 rm -f "$set_file"
 echo "generated examples/c/my_descriptors.h and examples/swift/RpcSample/Generated/MyDescriptors.swift"
+
+# The reflection messages of the grpchelper tool's `list` and `call` (its own client: no
+# grpcio-reflection needed at run time).
+tmp=$(mktemp -d)
+python3 -m grpc_tools.protoc -I Protos --python_out="$tmp" Protos/grpc/reflection/v1/reflection.proto
+cp "$tmp/grpc/reflection/v1/reflection_pb2.py" bindings/python/grpchelper/_tool/reflection_pb2.py
+rm -rf "$tmp"
+echo "generated bindings/python/grpchelper/_tool/reflection_pb2.py"

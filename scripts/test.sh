@@ -6,6 +6,7 @@
 #   the Python binding: the grpcio equivalence matrix and the binding's own tests (pytest)
 #   the helper services against the original grpc-helper 2.3.1 (pytest; pip-installed once
 #   into ~/.cache/libgrpchelper)
+#   the main job (scripts/main.sh), end to end
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -43,3 +44,6 @@ python3 -m pytest -q bindings/python/tests
 
 echo "== pytest (wire interop with the original grpc-helper 2.3.1, both directions)"
 GRPCHELPER_REQUIRE_ORIGINAL=1 python3 -m pytest -q Tests/interop_helper
+
+echo "== the main job (README command 1: everything is built, it only runs)"
+bash scripts/main.sh

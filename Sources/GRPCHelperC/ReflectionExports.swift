@@ -13,15 +13,20 @@ private func enabledReflection(_ s: OpaquePointer?) throws -> ReflectionService 
     return r
 }
 
-/// The files of a serialized FileDescriptorSet.
+/// The files of a serialized FileDescriptorSet, each with a name.
 private func descriptorSet(_ data: UnsafePointer<UInt8>?, _ len: Int) throws -> [Google_Protobuf_FileDescriptorProto] {
+    let files: [Google_Protobuf_FileDescriptorProto]
     do {
-        return try Google_Protobuf_FileDescriptorSet(serializedBytes: try bytes(data, len)).file
+        files = try Google_Protobuf_FileDescriptorSet(serializedBytes: try bytes(data, len)).file
     } catch let e as ExportError {
         throw e
     } catch {
         throw ExportError(GH_ERR_INVALID_ARGUMENT, "not a serialized google.protobuf.FileDescriptorSet: \(error)")
     }
+    guard files.allSatisfy({ !$0.name.isEmpty }) else {
+        throw ExportError(GH_ERR_INVALID_ARGUMENT, "a file descriptor without a name")
+    }
+    return files
 }
 
 /// One serialized FileDescriptorProto, which must have a name.

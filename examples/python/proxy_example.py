@@ -16,8 +16,15 @@ import sample
 from sample.my_pb2 import MyApiVersion, MyConfig, MyStatus
 from sample.my_pb2_grpc import MyServiceServicer, MyServiceStub, add_MyServiceServicer_to_server
 
-from grpchelper import RpcCliParser, RpcException, RpcProxiedManager, RpcServer, RpcServiceDescriptor
+from grpchelper import (Config, RpcCliParser, RpcException, RpcProxiedManager, RpcServer,
+                        RpcServiceDescriptor)
 from grpchelper.api import Empty, ResultCode
+
+
+# A config item of the backend (persisted in its workspace), read at each call: the main
+# server's config service merges it with its own items, so it can be set there too.
+PREFIX = Config(name="my-prefix", description="Prefix of the names list answers", default_value="",
+                can_be_empty=True)
 
 
 class MyBackendManager(MyServiceServicer, RpcProxiedManager):
@@ -44,7 +51,9 @@ class MyBackendManager(MyServiceServicer, RpcProxiedManager):
 
     def list(self, request: Empty) -> MyStatus:
         with self.lock:
-            return MyStatus(items=[MyConfig(name=n, value=v) for n, v in sorted(self.items.items())])
+            prefix = PREFIX.str_val
+            self.logger.debug(f"list: {len(self.items)} items, prefix {prefix!r}")
+            return MyStatus(items=[MyConfig(name=prefix + n, value=v) for n, v in sorted(self.items.items())])
 
 
 def serve(role, argv):
@@ -57,7 +66,8 @@ def serve(role, argv):
     else:
         descriptor = RpcServiceDescriptor(sample, "my", MyApiVersion, MyBackendManager(),
                                           add_MyServiceServicer_to_server, MyServiceStub)
-    srv = RpcServer(args.port, [descriptor], args.folders, args.config)
+    srv = RpcServer(args.port, [descriptor], args.folders, args.config,
+                    user_items=[PREFIX] if role == "backend" else None)
     srv.handle_exit_signals()
     print(f"serving on port {srv.port}", flush=True)
     srv.wait_shutdown()

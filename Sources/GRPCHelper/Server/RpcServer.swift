@@ -152,6 +152,7 @@ public final class RpcServer: @unchecked Sendable {
                 logger.debug("registered service \(d.name) (\(d.serviceName), API \(d.supportedApiVersion)...\(d.currentApiVersion))")
             }
             try health.add(to: core)
+            reflection.describeHelperServices()
             for d in all where !d.fileDescriptors.isEmpty { try reflection.addFileDescriptors(d.fileDescriptors) }
             try reflection.add(to: core)
             try core.start()

@@ -88,33 +88,38 @@ public final class HealthService: @unchecked Sendable {
     }
 
     /// Every known service NOT_SERVING from now on (later sets are ignored); the Watch
-    /// streams get it and end (UNAVAILABLE: the server is shutting down). What the
-    /// server's shutdown does first; a host may call it before.
+    /// streams get it and end (UNAVAILABLE: the server is shutting down) — at once, also
+    /// those whose client is not reading. What the server's shutdown does first; a host
+    /// may call it before.
     public func enterGracefulShutdown() {
         let all: [Watcher] = lock.withLock {
             terminal = true
             return Array(watchers.values)
         }
-        for w in all { w.update(lock.withLock { lookupLocked(w.service) }, thenEnd: true) }
+        for w in all { w.poke(shutdown: true) }
     }
 
     // MARK: internals
 
     private func update(_ change: () -> Void) {
-        let notify: [(Watcher, HealthStatus?)] = lock.withLock {
+        let all: [Watcher] = lock.withLock {
             if terminal { return [] }
             change()
-            return watchers.values.map { ($0, lookupLocked($0.service)) }
+            return Array(watchers.values)
         }
-        for (w, s) in notify { w.update(s, thenEnd: false) }
+        for w in all { w.poke() }
+    }
+
+    /// What a Watch stream of `service` sends now, and whether it then ends.
+    fileprivate func current(_ service: String) -> (HealthStatus, ends: Bool) {
+        lock.withLock { (lookupLocked(service) ?? .serviceUnknown, terminal) }
     }
 
     private func lookupLocked(_ service: String) -> HealthStatus? {
-        if served == nil, let s = server, s.isStarted { served = Set(s.registeredServices) }
         let known: HealthStatus?
         if let s = explicit[service] {
             known = s
-        } else if service.isEmpty || served?.contains(service) == true {
+        } else if service.isEmpty || servedLocked.contains(service) {
             known = base
         } else {
             known = nil
@@ -123,12 +128,18 @@ public final class HealthService: @unchecked Sendable {
         return terminal ? .notServing : k
     }
 
-    private static func gone(_ call: ServerCall) {
-        try? call.finish(Status(.unavailable, "the health service is gone"))
+    /// The server's services: read again until it started (registration ends there),
+    /// then kept.
+    private var servedLocked: Set<String> {
+        if let s = served { return s }
+        guard let server else { return [] }
+        let names = Set(server.registeredServices)
+        if server.isStarted { served = names }
+        return names
     }
 
     /// Takes the one request of a Check or Watch call (it has arrived: single-request
-    /// methods start with it); nil after finishing the call when it does not parse.
+    /// methods start with it); finishes the call INVALID_ARGUMENT when it does not parse.
     private static func request(_ call: ServerCall, _ body: @escaping (String) -> Void) {
         var got = false
         call.receiveInline(onMessage: { bytes in
@@ -154,8 +165,7 @@ public final class HealthService: @unchecked Sendable {
     }
 
     private func check(_ call: ServerCall) {
-        Self.request(call) { [weak self] service in
-            guard let self else { return Self.gone(call) }
+        Self.request(call) { service in
             guard let s = self.status(for: service) else {
                 try? call.finish(Status(.notFound, "unknown service \"\(service)\""))
                 return
@@ -166,49 +176,65 @@ public final class HealthService: @unchecked Sendable {
     }
 
     private func watch(_ call: ServerCall) {
-        Self.request(call) { [weak self] service in
-            guard let self else { return Self.gone(call) }
-            let w = Watcher(call: call, service: service)
+        Self.request(call) { service in
+            let w = Watcher(call: call, service: service, health: self)
             let id = ObjectIdentifier(w)
-            let (first, ended): (HealthStatus?, Bool) = self.lock.withLock {
-                if !self.terminal { self.watchers[id] = w }
-                return (self.lookupLocked(service), self.terminal)
-            }
+            self.lock.withLock { if !self.terminal { self.watchers[id] = w } }
             call.whenEnded { [weak self] in
                 guard let self else { return }
                 _ = self.lock.withLock { self.watchers.removeValue(forKey: id) }
             }
-            w.update(first, thenEnd: ended)
+            w.poke()
         }
     }
 
-    /// One Watch stream: sends the latest status whenever it differs from the last one
-    /// sent; a slow reader gets the latest when its stream has room (intermediate ones are
-    /// dropped, as the specification allows).
-    // @unchecked Sendable: mutable state guarded by `lock`.
+    /// One Watch stream. A change only marks it (`poke`); the one thread draining it reads
+    /// the status then (`current`), so what it sends last is always the service's status
+    /// now, whatever the order of concurrent changes. It sends a status when it differs
+    /// from the last one sent; a slow reader gets the latest once its stream has room
+    /// (intermediate ones are dropped, as the specification allows); at the shutdown the
+    /// stream ends at once, after its last status (queued even without room).
+    // @unchecked Sendable: mutable state guarded by `lock`; `lastSent` and `finished`
+    // only by the draining thread (one at a time: `busy`).
     private final class Watcher: @unchecked Sendable {
         let call: ServerCall
         let service: String
+        private unowned let health: HealthService
         private let lock = NIOLock()
-        private var latest: HealthStatus = .serviceUnknown
+        private var dirty = true
+        private var busy = false        // a thread is draining, or waiting for room
+        private var waitingRoom = false // busy, waiting for onSendReady
         private var lastSent: HealthStatus?
-        private var busy = false        // a thread is sending, or waiting for room
-        private var endAfter = false
         private var finished = false
 
-        init(call: ServerCall, service: String) {
+        init(call: ServerCall, service: String, health: HealthService) {
             self.call = call
             self.service = service
+            self.health = health
         }
 
-        /// nil: the service is unknown (SERVICE_UNKNOWN). `thenEnd`: finish the stream
-        /// once the latest status is out.
-        func update(_ status: HealthStatus?, thenEnd: Bool) {
+        /// The status may have changed: send it unless a drain is under way (which will).
+        /// At the shutdown a drain waiting for room is taken over: the last status is
+        /// queued anyway and the stream ends now, not once the client reads.
+        func poke(shutdown: Bool = false) {
             let go: Bool = lock.withLock {
-                latest = status ?? .serviceUnknown
-                if thenEnd { endAfter = true }
-                if busy { return false }
+                dirty = true
+                if busy {
+                    guard shutdown && waitingRoom else { return false }
+                    waitingRoom = false
+                    return true
+                }
                 busy = true
+                return true
+            }
+            if go { drain() }
+        }
+
+        /// onSendReady after a drain stopped for room: it goes on, unless taken over.
+        private func roomAgain() {
+            let go: Bool = lock.withLock {
+                guard waitingRoom else { return false }
+                waitingRoom = false
                 return true
             }
             if go { drain() }
@@ -216,29 +242,38 @@ public final class HealthService: @unchecked Sendable {
 
         private func drain() {
             while true {
-                let (next, end): (HealthStatus?, Bool) = lock.withLock {
-                    if latest != lastSent {
-                        lastSent = latest
-                        return (latest, false)
+                let more: Bool = lock.withLock {
+                    if !dirty {
+                        busy = false
+                        return false
                     }
-                    busy = false
-                    let end = endAfter && !finished
-                    if end { finished = true }
-                    return (nil, end)
+                    dirty = false
+                    return true
                 }
-                guard let next else {
-                    if end { try? call.finish(Status(.unavailable, "the server is shutting down")) }
+                guard more, !finished else { return }
+                let (status, ends) = health.current(service)
+                var room = true
+                if status != lastSent {
+                    lastSent = status
+                    do {
+                        room = try call.sendNonBlocking(HealthService.response(status))
+                    } catch {
+                        finished = true  // the call is over (busy stays set: nothing more to do)
+                        return
+                    }
+                }
+                if ends {
+                    finished = true
+                    try? call.finish(Status(.unavailable, "the server is shutting down"))
                     return
                 }
-                let room: Bool
-                do {
-                    room = try call.sendNonBlocking(HealthService.response(next))
-                } catch {
-                    return  // the call is over (busy stays set: nothing more to send)
-                }
                 if !room {
-                    // More once the stream has room (at once, here, if it has already).
-                    call.onSendReady { [self] in drain() }
+                    // The rest once the stream has room (at once, here, if it has already).
+                    lock.withLock {
+                        dirty = true
+                        waitingRoom = true
+                    }
+                    call.onSendReady { [self] in roomAgain() }
                     return
                 }
             }

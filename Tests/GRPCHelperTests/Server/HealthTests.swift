@@ -137,6 +137,28 @@ private final class HealthServer {
         #expect(later.call.waitStatus().code == .cancelled)
     }
 
+    @Test func aWatcherEndsOnTheLatestStatusWhateverTheOrderOfConcurrentSets() throws {
+        let t = try HealthServer()
+        let ch = try t.channel()
+        defer { ch.close() }
+        let w = try Watching(ch, "pkg.Echo")
+        #expect(try w.next() == .serving)
+        // Threads setting statuses at once (each set applied under the lock, delivered after).
+        let health = t.health
+        DispatchQueue.concurrentPerform(iterations: 8) { i in
+            for n in 0..<300 { health.setStatus((n + i) % 2 == 0 ? .serving : .notServing, for: "pkg.Echo") }
+        }
+        let final = HealthStatus.unknown
+        health.setStatus(final, for: "pkg.Echo")
+        // The stream reaches the final status, and nothing older comes after it: the next
+        // message is the next change.
+        var got = try w.next()
+        while got != final { got = try w.next() }
+        health.setStatus(.notServing, for: "pkg.Echo")
+        #expect(try w.next() == .notServing)
+        w.call.cancel()
+    }
+
     @Test func watchStreamsHoldNoWorker() throws {
         let t = try HealthServer(maxWorkers: 1)
         let ch = try t.channel()

@@ -12,13 +12,13 @@ private typealias Request = Grpc_Reflection_V1_ServerReflectionRequest
 private typealias Response = Grpc_Reflection_V1_ServerReflectionResponse
 
 /// demo.proto: package demo, message Req (field text, nested enum Kind {A, B}), service
-/// Echo (Say), importing grpchelper/api/common.proto (Result is used by Req.r).
+/// Echo (Say), importing grpc/health/v1/health.proto (Req.r is a HealthCheckRequest).
 private func demoFile() -> Google_Protobuf_FileDescriptorProto {
     var f = Google_Protobuf_FileDescriptorProto()
     f.name = "demo/demo.proto"
     f.package = "demo"
     f.syntax = "proto3"
-    f.dependency = ["grpchelper/api/common.proto"]
+    f.dependency = ["grpc/health/v1/health.proto"]
     var req = Google_Protobuf_DescriptorProto()
     req.name = "Req"
     var text = Google_Protobuf_FieldDescriptorProto()
@@ -29,7 +29,7 @@ private func demoFile() -> Google_Protobuf_FileDescriptorProto {
     r.name = "r"
     r.number = 2
     r.type = .message
-    r.typeName = ".Result"
+    r.typeName = ".grpc.health.v1.HealthCheckRequest"
     req.field = [text, r]
     var kind = Google_Protobuf_EnumDescriptorProto()
     kind.name = "Kind"
@@ -140,27 +140,53 @@ private final class ReflectionServer {
         let s = ReflectionStream(ch, version: version)
         let list = try s.ask { $0.listServices = "" }
         #expect(list.validHost == "localhost" && list.originalRequest.listServices == "")
-        // Described and served: demo.Echo and the reflection services (health is not served
-        // here, the helper services neither, though described).
+        // Described and served: demo.Echo and the reflection services (health is described
+        // but not served here; the helper services are not described on a core server).
         #expect(list.listServicesResponse.service.map(\.name)
                 == ["demo.Echo", "grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection"])
         // The file, then its dependency; on the same stream the dependency goes once.
         #expect(try fileNames(s.ask { $0.fileContainingSymbol = "demo.Echo" })
-                == ["demo/demo.proto", "grpchelper/api/common.proto"])
+                == ["demo/demo.proto", "grpc/health/v1/health.proto"])
         #expect(try fileNames(s.ask { $0.fileContainingSymbol = "demo.Echo.Say" }) == ["demo/demo.proto"])
         for symbol in ["demo.Req", "demo.Req.text", "demo.Req.Kind", "demo.Req.A", ".demo.Req"] {
             #expect(try fileNames(s.ask { $0.fileContainingSymbol = symbol }) == ["demo/demo.proto"], "\(symbol)")
         }
-        #expect(try fileNames(s.ask { $0.fileByFilename = "grpchelper/api/common.proto" }) == ["grpchelper/api/common.proto"])
+        #expect(try fileNames(s.ask { $0.fileByFilename = "grpc/health/v1/health.proto" }) == ["grpc/health/v1/health.proto"])
+        // The helper services are not described on a core server.
+        #expect(try s.ask { $0.fileContainingSymbol = "RpcServerService" }.errorResponse.errorCode == 5)
         // A new stream sends the dependencies again.
         let s2 = ReflectionStream(ch, version: version)
         #expect(try fileNames(s2.ask { $0.fileByFilename = "demo/demo.proto" })
-                == ["demo/demo.proto", "grpchelper/api/common.proto"])
+                == ["demo/demo.proto", "grpc/health/v1/health.proto"])
         // The files come back as they were given.
         let demo = try Google_Protobuf_FileDescriptorProto(
             serializedBytes: try s2.ask { $0.fileContainingSymbol = "demo.Echo" }.fileDescriptorResponse.fileDescriptorProto[0])
         #expect(demo == demoFile())
         #expect(s.end().code == .ok && s2.end().code == .ok)
+    }
+
+    @Test func aClientThatDoesNotReadGetsEveryAnswerInOrderOnceItReads() throws {
+        let t = try ReflectionServer()
+        let ch = try GRPCChannel(target: "127.0.0.1:\(t.port)")
+        defer { ch.close() }
+        let s = ReflectionStream(ch)
+        // Requests sent without reading: the answers (~3 MB) fill the stream's window and
+        // the server's send buffer, which then leaves the later requests waiting.
+        let files = ["demo/demo.proto", "grpc/health/v1/health.proto", "demo/ext.proto"]
+        let n = 6000
+        for i in 0..<n {
+            var r = Request()
+            r.fileByFilename = files[i % files.count]
+            try s.call.send(r.serializedBytes())
+        }
+        s.call.closeSend()
+        for i in 0..<n {
+            guard let raw = try s.call.receive() else { Issue.record("the stream ended after \(i) answers"); return }
+            let names = try fileNames(try Response(serializedBytes: raw))
+            #expect(names.first == files[i % files.count], "answer \(i)")
+        }
+        #expect(try s.call.receive() == nil)
+        #expect(s.call.waitStatus().code == .ok)
     }
 
     @Test func extensionsAndErrors() throws {

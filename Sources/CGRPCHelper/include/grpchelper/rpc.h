@@ -129,7 +129,8 @@ int gh_rpc_service_add_proxy_stub(gh_rpc_service *service, const char *name,
  * google.protobuf.FileDescriptorSet (`protoc --descriptor_set_out=FILE
  * --include_imports`), or one serialized google.protobuf.FileDescriptorProto
  * (add the files it imports too). |data| is copied; GH_ERR_INVALID_ARGUMENT
- * when it does not parse.
+ * when it does not parse or a file has no name. Servers made from the service
+ * before the call do not get them.
  * Threads: one thread at a time per service. */
 int gh_rpc_service_add_descriptor_set(gh_rpc_service *service, const uint8_t *data,
                                       size_t len);

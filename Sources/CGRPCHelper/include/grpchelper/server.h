@@ -160,7 +160,8 @@ typedef enum {
  * are ignored) and Watch streams end, UNAVAILABLE, once they got it. Neither
  * method takes a worker thread (they run on the I/O threads). Before
  * gh_server_start, once (GH_ERR_INVALID_STATE after it or the second time).
- * Threads: one thread at a time per server. Since 0.7.0. */
+ * Threads: one thread at a time per server, before any thread calls the other
+ * health functions. Since 0.7.0. */
 int gh_server_enable_health(gh_server *s);
 
 /* Sets the status of |service| ("package.Service", or "" for the server as a
@@ -191,11 +192,14 @@ int gh_server_get_health(gh_server *s, const char *service, gh_health_status *st
  * file_by_filename and file_containing_symbol (the file, then the files it
  * depends on, each dependency once per stream), file_containing_extension,
  * all_extension_numbers_of_type; what is not described gets an error_response
- * NOT_FOUND. It describes the library's own services (health, reflection) and
- * the files given with gh_server_add_descriptor_set /
- * gh_server_add_file_descriptor. The streams run on the I/O threads (no worker
+ * NOT_FOUND. It describes the standard services (health, reflection) and the
+ * files given with gh_server_add_descriptor_set / gh_server_add_file_descriptor
+ * (a file name or a symbol given twice: the first stays). A client that stops
+ * reading stops being answered: later requests wait, within the stream's flow
+ * control window. The streams run on the I/O threads (no worker
  * thread). Before gh_server_start, once (GH_ERR_INVALID_STATE otherwise).
- * Threads: one thread at a time per server. Since 0.7.0. */
+ * Threads: one thread at a time per server, before any thread adds
+ * descriptors. Since 0.7.0. */
 int gh_server_enable_reflection(gh_server *s);
 
 /* Adds the files of a serialized google.protobuf.FileDescriptorSet — what
