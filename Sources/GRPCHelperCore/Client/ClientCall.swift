@@ -518,6 +518,11 @@ public final class ClientCall: @unchecked Sendable, H2StreamDelegate {
         stream.onDrained = nil
         defer { connection = nil }
         guard !isOverOnWire else { return }
+        if stream.headersNotSent {
+            fail(Status(.internalError, "the request's header block could not be sent: over HTTP/2's limit "
+                        + "(64 KiB) for a header block (its metadata is too large)"))
+            return
+        }
         let deadlinePassed = deadlineNanos.map { monotonicNanos() >= $0 } ?? false
         fail(ClientResponse.status(forReset: errorCode, deadlinePassed: deadlinePassed,
                                    connectionLost: connection?.lostConnection == true))

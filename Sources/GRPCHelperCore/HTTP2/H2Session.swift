@@ -52,6 +52,9 @@ final class H2Stream {
     var closed = false
     /// Reset the stream with NO_ERROR once our END_STREAM is sent, if the peer is still sending.
     var resetAfterLocalEnd = false
+    /// nghttp2 could not send one of our header blocks (over its 64 KiB limit for a block
+    /// it sends): the peer never got it.
+    var headersNotSent = false
 
     /// Drops the references a closed stream holds (its delegate holds the stream back).
     func release() {
@@ -164,6 +167,7 @@ final class H2Session {
         nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, onDataChunk)
         nghttp2_session_callbacks_set_on_stream_close_callback(cbs, onStreamClose)
         nghttp2_session_callbacks_set_on_frame_send_callback(cbs, onFrameSend)
+        nghttp2_session_callbacks_set_on_frame_not_send_callback(cbs, onFrameNotSend)
         var opt: OpaquePointer?
         nghttp2_option_new(&opt)
         defer { nghttp2_option_del(opt) }
@@ -388,6 +392,20 @@ final class H2Session {
         return 0
     }
 
+    /// A frame nghttp2 gave up sending. For a header block (e.g. over nghttp2's 64 KiB limit
+    /// on blocks it sends) the stream cannot go on: nghttp2 closes a request's stream
+    /// itself; a server's response headers or trailers would leave the peer waiting for
+    /// good, so the stream is reset (INTERNAL_ERROR) — the client's call ends at once.
+    fileprivate func frameNotSent(_ frame: UnsafePointer<nghttp2_frame>, _ code: Int32) -> Int32 {
+        let hd = frame.pointee.hd
+        guard hd.type == UInt8(NGHTTP2_HEADERS.rawValue), let s = streams[hd.stream_id], !s.closed else { return 0 }
+        s.headersNotSent = true
+        if isServer {
+            nghttp2_submit_rst_stream(raw, UInt8(NGHTTP2_FLAG_NONE.rawValue), s.id, UInt32(NGHTTP2_INTERNAL_ERROR.rawValue))
+        }
+        return 0
+    }
+
     fileprivate func dataChunk(_ id: Int32, _ data: UnsafeRawBufferPointer) -> Int32 {
         guard let s = streams[id], !s.closed else {
             nghttp2_session_consume_connection(raw, data.count)
@@ -432,6 +450,10 @@ private let onFrameRecv: nghttp2_on_frame_recv_callback = { _, frame, ud in
 
 private let onFrameSend: nghttp2_on_frame_send_callback = { _, frame, ud in
     H2Session.from(ud).frameSent(frame!)
+}
+
+private let onFrameNotSend: nghttp2_on_frame_not_send_callback = { _, frame, code, ud in
+    H2Session.from(ud).frameNotSent(frame!, code)
 }
 
 private let onDataChunk: nghttp2_on_data_chunk_recv_callback = { _, _, id, data, len, ud in

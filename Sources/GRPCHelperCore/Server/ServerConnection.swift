@@ -68,9 +68,17 @@ final class ServerConnection: H2StreamDelegate, @unchecked Sendable {
         return f
     }
 
+    /// The most of a status message sent (its UTF-8 bytes; the rest is cut, and said so):
+    /// percent-encoded, at most 3× that, which keeps the trailers within what gRPC
+    /// clients accept by default (8 KiB of metadata in grpcio) and far below the 64 KiB an
+    /// HTTP/2 header block may take.
+    static let maxStatusMessageBytes = 2048
+
     static func statusFields(_ status: Status, _ trailers: Metadata) -> [HeaderField] {
         var f: [HeaderField] = [("grpc-status", String(status.code.rawValue))]
-        if !status.message.isEmpty { f.append(("grpc-message", GRPCMessageCoding.encode(status.message))) }
+        if !status.message.isEmpty {
+            f.append(("grpc-message", GRPCMessageCoding.encode(capped(status.message, maxStatusMessageBytes))))
+        }
         if let d = status.details { f.append(("grpc-status-details-bin", Base64.encode(d))) }
         f.append(contentsOf: trailers.headerFields())
         return f
@@ -141,7 +149,7 @@ final class ServerConnection: H2StreamDelegate, @unchecked Sendable {
             return
         }
         guard let registered = server.registry[path] ?? server.fallback else {
-            reject(stream, Status(.unimplemented, "Method not found: \(path)"))
+            reject(stream, Status(.unimplemented, "Method not found: \(capped(path, 256))"))
             return
         }
         var deadline: UInt64?
@@ -315,4 +323,20 @@ final class ServerConnection: H2StreamDelegate, @unchecked Sendable {
         handler.flush()
     }
 
+}
+
+/// `text` cut to at most `maxBytes` UTF-8 bytes at a Unicode scalar boundary, with how
+/// much was cut said at its end; `text` itself when it is short enough.
+func capped(_ text: String, _ maxBytes: Int) -> String {
+    let total = text.utf8.count
+    guard total > maxBytes else { return text }
+    var kept = String.UnicodeScalarView()
+    var bytes = 0
+    for u in text.unicodeScalars {
+        let n = UTF8.width(u)
+        if bytes + n > maxBytes { break }
+        kept.append(u)
+        bytes += n
+    }
+    return String(kept) + "... (\(total - bytes) more bytes cut)"
 }

@@ -339,3 +339,19 @@ def test_subprocess(target):
                         '{"text": "abort"}'], env=env, capture_output=True, text=True, timeout=60)
     assert r.returncode == EXIT_ERROR
     assert r.stderr.strip().splitlines()[-1] == "FAILED_PRECONDITION: not now"
+
+
+def test_no_request_at_a_terminal_is_an_empty_one(target):
+    """Without JSON and with a terminal as stdin, `call` sends an empty request (as grpcurl)
+    instead of waiting for input nobody is typing."""
+    import pty
+    master, slave = pty.openpty()
+    try:
+        env = dict(os.environ, PYTHONPATH=BINDINGS_PYTHON)
+        r = subprocess.run([sys.executable, "-m", "grpchelper", "call", target, "/matrix.Matrix/Unary"],
+                           stdin=slave, env=env, capture_output=True, text=True, timeout=60)
+    finally:
+        os.close(slave)
+        os.close(master)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout) == {"count": 1}

@@ -63,7 +63,8 @@ def add_commands(sub):
     p.add_argument("method", type=method_name, metavar="METHOD",
                    help="/pkg.Service/Method (also pkg.Service/Method, pkg.Service.Method)")
     p.add_argument("request", nargs="?", metavar="JSON",
-                   help="the request(s) as JSON; none or '-': read from stdin (empty input: "
+                   help="the request(s) as JSON; '-', or none with input piped in: read from "
+                        "stdin; none at a terminal: an empty request (empty input: "
                         "an empty request)")
     p.add_argument("--json-lines", action="store_true",
                    help="print a unary response on one line too")
@@ -315,6 +316,13 @@ def list_command(args):
 
 # ---- call ---------------------------------------------------------------------------------
 
+def _is_terminal(stream):
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError, OSError):
+        return False
+
+
 def call_command(args):
     from google.protobuf import message_factory
     with Session(args) as s:
@@ -322,7 +330,11 @@ def call_command(args):
             md = s.reflection.method(*args.method)
         s.reflection.close()
         pool = s.reflection.pool
-        text = sys.stdin.read() if args.request in (None, "-") else args.request
+        if args.request == "-" or (args.request is None and not _is_terminal(sys.stdin)):
+            text = sys.stdin.read()
+        else:
+            # no JSON and no input piped in (a terminal): an empty request, as grpcurl
+            text = args.request or ""
         request_class = message_factory.GetMessageClass(md.input_type)
         response_class = message_factory.GetMessageClass(md.output_type)
         requests = parse_requests(text, md, request_class, pool)
