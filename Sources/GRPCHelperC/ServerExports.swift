@@ -56,6 +56,10 @@ public func gh_server_set_int(_ s: OpaquePointer?, _ option: gh_opt, _ value: In
             case GH_OPT_MAX_SEND_MESSAGE_SIZE: o.maxSendMessageSize = try nonNegative(value, "max send message size")
             case GH_OPT_PER_MESSAGE_DECOMPRESSION: o.decompressMessages = try flag(value, "per-message decompression")
             case GH_OPT_SO_REUSEPORT: o.reusePort = try flag(value, "SO_REUSEPORT")
+            case GH_OPT_MAX_PARTIAL_BYTES_PER_CONNECTION:
+                o.maxPartialMessageBytesPerConnection = try positive(value, "max partial message bytes per connection")
+            case GH_OPT_MAX_PARTIAL_BYTES:
+                o.maxPartialMessageBytes = try positive(value, "max partial message bytes")
             default: throw ExportError(GH_ERR_INVALID_ARGUMENT, "option \(option.rawValue) is not an integer server option")
             }
         }

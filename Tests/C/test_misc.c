@@ -76,6 +76,8 @@ _Static_assert(GH_OPT_USER_AGENT_PREFIX == 10001, "GH_OPT_USER_AGENT_PREFIX");
 _Static_assert(GH_OPT_MAX_SEND_MESSAGE_SIZE == 10, "GH_OPT_MAX_SEND_MESSAGE_SIZE");
 _Static_assert(GH_OPT_PER_MESSAGE_DECOMPRESSION == 11, "GH_OPT_PER_MESSAGE_DECOMPRESSION");
 _Static_assert(GH_OPT_SO_REUSEPORT == 12, "GH_OPT_SO_REUSEPORT");
+_Static_assert(GH_OPT_MAX_PARTIAL_BYTES_PER_CONNECTION == 13, "GH_OPT_MAX_PARTIAL_BYTES_PER_CONNECTION");
+_Static_assert(GH_OPT_MAX_PARTIAL_BYTES == 14, "GH_OPT_MAX_PARTIAL_BYTES");
 _Static_assert(GH_OPT_USER_AGENT_SUFFIX == 10002, "GH_OPT_USER_AGENT_SUFFIX");
 
 _Static_assert(sizeof(gh_error) == sizeof(int), "enums are int-sized");
@@ -285,6 +287,10 @@ static void test_grpcio_options(void) {
     CHECK_OK(gh_server_set_int(s, GH_OPT_SO_REUSEPORT, 1));
     CHECK_RC(gh_server_set_int(s, GH_OPT_PER_MESSAGE_DECOMPRESSION, 2), GH_ERR_INVALID_ARGUMENT);
     CHECK_RC(gh_server_set_int(s, GH_OPT_SO_REUSEPORT, -1), GH_ERR_INVALID_ARGUMENT);
+    CHECK_OK(gh_server_set_int(s, GH_OPT_MAX_PARTIAL_BYTES_PER_CONNECTION, 1 << 20));
+    CHECK_OK(gh_server_set_int(s, GH_OPT_MAX_PARTIAL_BYTES, 1 << 24));
+    CHECK_RC(gh_server_set_int(s, GH_OPT_MAX_PARTIAL_BYTES, 0), GH_ERR_INVALID_ARGUMENT);
+    CHECK_RC(gh_server_set_int(s, GH_OPT_MAX_PARTIAL_BYTES_PER_CONNECTION, -5), GH_ERR_INVALID_ARGUMENT);
     CHECK_RC(gh_server_set_int(s, GH_OPT_MAX_SEND_MESSAGE_SIZE, -1), GH_ERR_INVALID_ARGUMENT);
     int port = 0;
     CHECK_OK(gh_server_bind(s, "127.0.0.1:0", &port));

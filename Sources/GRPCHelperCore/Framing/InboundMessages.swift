@@ -21,6 +21,14 @@ struct MessageReader {
     /// Bytes of a message not yet complete (non-zero at end of stream: truncated).
     var hasPartialMessage: Bool { deframer.bufferedByteCount > 0 }
 
+    /// The bytes held for a message not yet complete.
+    var partialBytes: Int { deframer.bufferedByteCount }
+
+    /// Drops the bytes held (the call is over): their memory goes now.
+    mutating func discardPartial() {
+        deframer = MessageDeframer(maxMessageSize: limit)
+    }
+
     /// Feeds DATA bytes and passes each complete message (and whether it arrived
     /// compressed) to `deliver`. Returns the status that ends the call on a bad message.
     mutating func read(_ bytes: UnsafeRawBufferPointer, _ deliver: ([UInt8], Bool) -> Void) -> Status? {

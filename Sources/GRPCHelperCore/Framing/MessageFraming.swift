@@ -95,13 +95,8 @@ struct MessageDeframer {
             throw DeframeError.messageTooLarge(size: length, limit: maxMessageSize)
         }
         guard available - MessageFramer.prefixLength >= length else {
-            // Make room for the rest of the payload in one step instead of
-            // letting the buffer grow repeatedly as DATA frames arrive.
-            compactIfWorthwhile()
-            let needed = readIndex + MessageFramer.prefixLength + length
-            if buffer.capacity < needed {
-                buffer.reserveCapacity(needed)
-            }
+            // The buffer grows with the bytes that arrive, never with what a prefix
+            // declares: a peer announcing 4 MiB and sending 3 bytes costs 3 bytes.
             return nil
         }
 
@@ -121,6 +116,9 @@ struct MessageDeframer {
     var bufferedByteCount: Int {
         buffer.count - readIndex
     }
+
+    /// The buffer's capacity (what it holds in memory), for tests.
+    var bufferCapacity: Int { buffer.capacity }
 
     /// Drops consumed bytes once they exceed half of the buffer.
     private mutating func compactIfWorthwhile() {

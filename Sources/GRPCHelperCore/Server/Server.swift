@@ -1,4 +1,5 @@
 import NIOCore
+import NIOConcurrencyHelpers
 import NIOPosix
 #if canImport(Glibc)
 import Glibc
@@ -42,6 +43,9 @@ public final class Server: @unchecked Sendable {
     private final class ThreadCount { var value = 0 }
     private let shutdownThreads = ThreadCount()
     private var connections: [ObjectIdentifier: ServerConnection] = [:]
+    /// Bytes of incomplete request messages all connections hold (see
+    /// `ServerOptions.maxPartialMessageBytes`).
+    let partialMessageBytes = ByteCounter()
     private var runningHandlers = 0
     private var acceptedConnections = 0
     /// Connections accepted since start (for tests and diagnostics).
@@ -227,7 +231,8 @@ public final class Server: @unchecked Sendable {
             connections[id] = conn
             acceptedConnections += 1
         }
-        conn.handler.onInactive = { [weak self] in
+        conn.handler.onInactive = { [weak self, weak conn] in
+            conn?.releaseAllPartial()
             self?.state.mutateAndNotify { _ = self?.connections.removeValue(forKey: id) }
         }
         return channel.pipeline.addHandler(conn.handler)
@@ -529,4 +534,14 @@ func unixSocketIsLive(_ path: String) -> Bool {
         }
     }
     return rc == 0
+}
+
+/// A byte count shared by event loops.
+// @unchecked Sendable: `value` guarded by `lock`.
+final class ByteCounter: @unchecked Sendable {
+    private let lock = NIOLock()
+    private var value = 0
+    /// Adds `delta`; returns the new total.
+    func add(_ delta: Int) -> Int { lock.withLock { value += delta; return value } }
+    var total: Int { lock.withLock { value } }
 }

@@ -51,6 +51,8 @@ public final class ServerCall: @unchecked Sendable {
 
     // Event-loop-only state.
     var reader: MessageReader
+    /// The reader's partial-message bytes counted in the connection's and server's budgets.
+    var countedPartialBytes = 0
     /// Largest response message sent (ServerOptions.maxSendMessageSize).
     let maxSendMessageSize: Int
     var deadlineTask: Scheduled<Void>?

@@ -12,6 +12,9 @@ final class ServerConnection: H2StreamDelegate, @unchecked Sendable {
     let eventLoop: EventLoop
     let peer: String
     private var calls: [ObjectIdentifier: ServerCall] = [:]
+    /// Bytes of request messages not yet complete that this connection's calls hold
+    /// (event loop; also counted in the server's `partialMessageBytes`).
+    private var partialBytes = 0
 
     // Cross-thread scheduling of call operations.
     private let scheduleLock = Monitor()
@@ -217,8 +220,48 @@ final class ServerConnection: H2StreamDelegate, @unchecked Sendable {
     func h2ReceivedData(_ stream: H2Stream, _ bytes: UnsafeRawBufferPointer) {
         guard let call = call(for: stream), !call.isOverOnWire else { return }
         if let failure = call.reader.read(bytes, { call.deliver($0, compressed: $1) }) {
+            releasePartial(call)
             fail(call, failure)
+            return
         }
+        // The bytes held for an incomplete message count against the connection's and the
+        // server's budgets (most messages arrive whole: nothing to count).
+        let held = call.reader.partialBytes
+        let delta = held - call.countedPartialBytes
+        guard delta != 0 else { return }
+        call.countedPartialBytes = held
+        partialBytes += delta
+        let serverTotal = server.partialMessageBytes.add(delta)
+        guard delta > 0 else { return }
+        let o = server.options
+        let over: String?
+        if partialBytes > o.maxPartialMessageBytesPerConnection {
+            over = "\(partialBytes) bytes of incomplete request messages held on this connection "
+                + "(limit \(o.maxPartialMessageBytesPerConnection))"
+        } else if serverTotal > o.maxPartialMessageBytes {
+            over = "\(serverTotal) bytes of incomplete request messages held by the server "
+                + "(limit \(o.maxPartialMessageBytes))"
+        } else {
+            over = nil
+        }
+        if let over {
+            releasePartial(call)
+            fail(call, Status(.resourceExhausted, over))
+        }
+    }
+
+    /// Takes a call's partial-message bytes out of the budgets and drops them.
+    private func releasePartial(_ call: ServerCall) {
+        call.reader.discardPartial()
+        guard call.countedPartialBytes != 0 else { return }
+        partialBytes -= call.countedPartialBytes
+        _ = server.partialMessageBytes.add(-call.countedPartialBytes)
+        call.countedPartialBytes = 0
+    }
+
+    /// The connection is gone (event loop): what its calls held leaves the server's budget.
+    func releaseAllPartial() {
+        for (_, call) in calls { releasePartial(call) }
     }
 
     func h2ReceivedEndStream(_ stream: H2Stream) {
@@ -228,6 +271,7 @@ final class ServerConnection: H2StreamDelegate, @unchecked Sendable {
     func h2StreamClosed(_ stream: H2Stream, errorCode: UInt32) {
         pendingDispatch.removeValue(forKey: ObjectIdentifier(stream))
         guard let call = calls.removeValue(forKey: ObjectIdentifier(stream)) else { return }
+        releasePartial(call)
         call.deadlineTask?.cancel()
         // A call over on the wire (the usual end) is not cancelled: no status to make.
         if !call.isOverOnWire { call.markCancelled(cancellationStatus(call, errorCode: errorCode)) }

@@ -74,6 +74,12 @@ public struct ServerOptions: Sendable {
     public var maxConcurrentStreams = 100
     /// Largest request header list accepted (also advertised).
     public var maxHeaderListSize = 16 * 1024
+    /// The most bytes of request messages not yet complete that one connection's calls
+    /// may hold together (a message is held until its last byte arrives); past it the
+    /// call whose bytes went over ends RESOURCE_EXHAUSTED.
+    public var maxPartialMessageBytesPerConnection = 64 << 20
+    /// The same for all the server's connections together.
+    public var maxPartialMessageBytes = 256 << 20
     /// Response compression when the request names none the server supports.
     public var defaultCompression = CompressionAlgorithm.identity
     /// I/O threads.

@@ -37,6 +37,21 @@ private struct Message: Equatable, CustomStringConvertible {
         return result
     }
 
+    /// A prefix declaring a large message costs only the bytes that arrived (issue 15,
+    /// defect 2: the deframer used to reserve the declared length at once).
+    @Test func aDeclaredLengthReservesNothing() throws {
+        var d = MessageDeframer(maxMessageSize: 4 << 20)
+        d.append([0, 0x00, 0x40, 0x00, 0x00, 1, 2, 3])   // 4 MiB declared, 3 bytes sent
+        #expect(try d.next() == nil)
+        #expect(d.bufferedByteCount == 8)
+        #expect(d.bufferCapacity < 4096, "capacity \(d.bufferCapacity)")
+        // It grows with what arrives, and the message completes.
+        let rest = [UInt8](repeating: 7, count: (4 << 20) - 3)
+        d.append(rest)
+        let m = try d.next()
+        #expect(m?.payload.count == 4 << 20)
+    }
+
     @Test func frameLayout() {
         #expect(MessageFramer.frame([], compressed: false) == [0, 0, 0, 0, 0])
         #expect(MessageFramer.frame([0xAB], compressed: true) == [1, 0, 0, 0, 1, 0xAB])

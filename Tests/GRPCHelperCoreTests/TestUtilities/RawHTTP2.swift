@@ -90,6 +90,28 @@ final class RawHTTP2Client: @unchecked Sendable {
         }.wait()
     }
 
+    /// Opens a stream with request headers and `body`, without ending it; the future
+    /// completes when the stream closes (the server answered or reset it).
+    func open(_ fields: [HeaderField], body: [UInt8]) -> EventLoopFuture<RawResponse> {
+        let loop = channel.eventLoop
+        return loop.flatSubmit { () -> EventLoopFuture<RawResponse> in
+            let promise = loop.makePromise(of: RawResponse.self)
+            let collector = Collector(promise)
+            self.collectors.append(collector)
+            let stream = H2Stream(session: self.handler.session)
+            stream.delegate = collector
+            let all: [HeaderField] = fields + [(":scheme", "http"), (":authority", "localhost")]
+            let ordered = all.filter { $0.name.hasPrefix(":") } + all.filter { !$0.name.hasPrefix(":") }
+            guard self.handler.session.submitRequest(stream, ordered) else {
+                promise.fail(RuntimeError(.invalidState, "submit failed"))
+                return promise.futureResult
+            }
+            stream.enqueue(body)
+            self.handler.flush()
+            return promise.futureResult
+        }
+    }
+
     /// A well-formed gRPC request's headers with `overrides` replacing/adding fields.
     static func grpcHeaders(path: String, _ overrides: [HeaderField] = [], drop: Set<String> = []) -> [HeaderField] {
         var f: [HeaderField] = [(":method", "POST"), (":path", path), ("content-type", "application/grpc"),
@@ -105,7 +127,12 @@ final class RawHTTP2Client: @unchecked Sendable {
         }.wait()
     }
 
+    private var closed = false
+
+    /// Closes the connection and stops the client's event loop; once (later calls do nothing).
     func close() {
+        guard !closed else { return }
+        closed = true
         try? channel.close().wait()
         try? group.syncShutdownGracefully()
     }

@@ -98,6 +98,13 @@ typedef enum {
      * sockets with it may bind the same port (default 0), as gRPC's
      * grpc.so_reuseport */
     GH_OPT_SO_REUSEPORT = GH_OPTTYPE_INT + 12,
+    /* server: the most bytes of request messages not yet complete that one
+     * connection's calls may hold together; past it the call whose bytes went
+     * over ends RESOURCE_EXHAUSTED (default 64 MiB). Since 0.7.0. */
+    GH_OPT_MAX_PARTIAL_BYTES_PER_CONNECTION = GH_OPTTYPE_INT + 13,
+    /* server: the same for all its connections together (default 256 MiB).
+     * Since 0.7.0. */
+    GH_OPT_MAX_PARTIAL_BYTES = GH_OPTTYPE_INT + 14,
     /* channel: text put before the library's own user-agent */
     GH_OPT_USER_AGENT_PREFIX = GH_OPTTYPE_STR + 1,
     /* channel: text put after the library's own user-agent */

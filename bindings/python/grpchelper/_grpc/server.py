@@ -30,6 +30,9 @@ _SERVER_OPTIONS = {
     "grpc.max_concurrent_streams": ffi.GH_OPT_MAX_CONCURRENT_STREAMS,
     "grpc.max_metadata_size": ffi.GH_OPT_MAX_HEADER_LIST_SIZE,
     "grpc.http2.initial_window_size": ffi.GH_OPT_INITIAL_WINDOW_SIZE,
+    # the library's own (no grpcio equivalent): bytes of incomplete request messages held
+    "grpchelper.max_partial_message_bytes_per_connection": ffi.GH_OPT_MAX_PARTIAL_BYTES_PER_CONNECTION,
+    "grpchelper.max_partial_message_bytes": ffi.GH_OPT_MAX_PARTIAL_BYTES,
 }
 
 _UNLIMITED = 2 ** 31 - 1
