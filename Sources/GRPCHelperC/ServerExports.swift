@@ -60,6 +60,10 @@ public func gh_server_set_int(_ s: OpaquePointer?, _ option: gh_opt, _ value: In
                 o.maxPartialMessageBytesPerConnection = try positive(value, "max partial message bytes per connection")
             case GH_OPT_MAX_PARTIAL_BYTES:
                 o.maxPartialMessageBytes = try positive(value, "max partial message bytes")
+            case GH_OPT_HANDSHAKE_TIMEOUT_MS:
+                o.handshakeTimeout = value == 0 ? nil : Double(try positive(value, "handshake timeout")) / 1000
+            case GH_OPT_MAX_CONNECTIONS:
+                o.maxConnections = value == 0 ? nil : try positive(value, "max connections")
             default: throw ExportError(GH_ERR_INVALID_ARGUMENT, "option \(option.rawValue) is not an integer server option")
             }
         }

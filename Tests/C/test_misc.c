@@ -78,6 +78,8 @@ _Static_assert(GH_OPT_PER_MESSAGE_DECOMPRESSION == 11, "GH_OPT_PER_MESSAGE_DECOM
 _Static_assert(GH_OPT_SO_REUSEPORT == 12, "GH_OPT_SO_REUSEPORT");
 _Static_assert(GH_OPT_MAX_PARTIAL_BYTES_PER_CONNECTION == 13, "GH_OPT_MAX_PARTIAL_BYTES_PER_CONNECTION");
 _Static_assert(GH_OPT_MAX_PARTIAL_BYTES == 14, "GH_OPT_MAX_PARTIAL_BYTES");
+_Static_assert(GH_OPT_HANDSHAKE_TIMEOUT_MS == 15, "GH_OPT_HANDSHAKE_TIMEOUT_MS");
+_Static_assert(GH_OPT_MAX_CONNECTIONS == 16, "GH_OPT_MAX_CONNECTIONS");
 _Static_assert(GH_OPT_USER_AGENT_SUFFIX == 10002, "GH_OPT_USER_AGENT_SUFFIX");
 
 _Static_assert(sizeof(gh_error) == sizeof(int), "enums are int-sized");
@@ -291,6 +293,11 @@ static void test_grpcio_options(void) {
     CHECK_OK(gh_server_set_int(s, GH_OPT_MAX_PARTIAL_BYTES, 1 << 24));
     CHECK_RC(gh_server_set_int(s, GH_OPT_MAX_PARTIAL_BYTES, 0), GH_ERR_INVALID_ARGUMENT);
     CHECK_RC(gh_server_set_int(s, GH_OPT_MAX_PARTIAL_BYTES_PER_CONNECTION, -5), GH_ERR_INVALID_ARGUMENT);
+    CHECK_OK(gh_server_set_int(s, GH_OPT_HANDSHAKE_TIMEOUT_MS, 0));
+    CHECK_OK(gh_server_set_int(s, GH_OPT_HANDSHAKE_TIMEOUT_MS, 30000));
+    CHECK_OK(gh_server_set_int(s, GH_OPT_MAX_CONNECTIONS, 0));
+    CHECK_OK(gh_server_set_int(s, GH_OPT_MAX_CONNECTIONS, 1000));
+    CHECK_RC(gh_server_set_int(s, GH_OPT_MAX_CONNECTIONS, -1), GH_ERR_INVALID_ARGUMENT);
     CHECK_RC(gh_server_set_int(s, GH_OPT_MAX_SEND_MESSAGE_SIZE, -1), GH_ERR_INVALID_ARGUMENT);
     int port = 0;
     CHECK_OK(gh_server_bind(s, "127.0.0.1:0", &port));

@@ -352,7 +352,12 @@ final class H2Session {
         return 0
     }
 
+    /// Whether a frame came from the peer (a client's first is its SETTINGS, after the
+    /// connection preface): the HTTP/2 handshake is done.
+    private(set) var receivedAFrame = false
+
     fileprivate func frameReceived(_ frame: UnsafePointer<nghttp2_frame>) -> Int32 {
+        receivedAFrame = true
         let hd = frame.pointee.hd
         let endStream = (hd.flags & UInt8(NGHTTP2_FLAG_END_STREAM.rawValue)) != 0
         switch UInt32(hd.type) {

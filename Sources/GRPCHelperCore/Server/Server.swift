@@ -48,8 +48,13 @@ public final class Server: @unchecked Sendable {
     let partialMessageBytes = ByteCounter()
     private var runningHandlers = 0
     private var acceptedConnections = 0
+    private var refusedConnections = 0
     /// Connections accepted since start (for tests and diagnostics).
     var acceptedConnectionCount: Int { state.withLock { acceptedConnections } }
+    /// Connections refused since start (maxConnections).
+    var refusedConnectionCount: Int { state.withLock { refusedConnections } }
+    /// Connections open now.
+    var openConnectionCount: Int { state.withLock { connections.count } }
 
     public init(options: ServerOptions = ServerOptions()) {
         self.options = options
@@ -159,6 +164,13 @@ public final class Server: @unchecked Sendable {
         }
         return b
             .serverChannelOption(NIOCore.ChannelOptions.autoRead, value: autoRead)
+            // Out of file descriptors (EMFILE, ENFILE), accepting again at once would spin
+            // the loop: wait a second first (NIO's accept backoff).
+            .serverChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(AcceptBackoffHandler())
+                }
+            }
             .childChannelOption(NIOCore.ChannelOptions.socketOption(.tcp_nodelay), value: 1)
             .childChannelInitializer { [weak self] channel in
                 guard let self = self else { return channel.close() }
@@ -223,13 +235,30 @@ public final class Server: @unchecked Sendable {
     var acceptsCalls: Bool { state.withLock { lifecycle == .serving } }
 
     private func accept(_ channel: Channel) -> EventLoopFuture<Void> {
-        let allowed: Bool = state.withLock { lifecycle == .serving }
+        let allowed: Bool = state.withLock {
+            guard lifecycle == .serving else { return false }
+            // Beyond the limit a connection is refused at once (it never gets a stream).
+            if let m = options.maxConnections, connections.count >= m {
+                refusedConnections += 1
+                return false
+            }
+            return true
+        }
         guard allowed else { return channel.close() }
         let conn = ServerConnection(server: self, channel: channel)
         let id = ObjectIdentifier(conn)
         state.withLock {
             connections[id] = conn
             acceptedConnections += 1
+        }
+        if let t = options.handshakeTimeout {
+            // A peer that never completes the HTTP/2 handshake is closed.
+            let task = channel.eventLoop.scheduleTask(in: .nanoseconds(Int64(max(0, min(t, 1e9)) * 1e9))) {
+                [weak conn, weak channel] in
+                guard let conn, !conn.session.receivedAFrame else { return }
+                channel?.close(promise: nil)
+            }
+            channel.closeFuture.whenComplete { _ in task.cancel() }
         }
         conn.handler.onInactive = { [weak self, weak conn] in
             conn?.releaseAllPartial()

@@ -80,6 +80,13 @@ public struct ServerOptions: Sendable {
     public var maxPartialMessageBytesPerConnection = 64 << 20
     /// The same for all the server's connections together.
     public var maxPartialMessageBytes = 256 << 20
+    /// Seconds a new connection has to send the HTTP/2 connection preface and its first
+    /// SETTINGS; then it is closed (gRPC's grpc.server_handshake_timeout_ms: 120 s). nil:
+    /// no limit.
+    public var handshakeTimeout: Double? = 120
+    /// The most connections open at once; a connection beyond it is closed as soon as it
+    /// is accepted (gRPC's grpc.max_allowed_incoming_connections). nil: no limit.
+    public var maxConnections: Int?
     /// Response compression when the request names none the server supports.
     public var defaultCompression = CompressionAlgorithm.identity
     /// I/O threads.

@@ -42,7 +42,8 @@ int gh_server_new(gh_server **out);
  * GH_OPT_INITIAL_WINDOW_SIZE, GH_OPT_MAX_CONCURRENT_RPCS,
  * GH_OPT_MAX_SEND_MESSAGE_SIZE, GH_OPT_PER_MESSAGE_DECOMPRESSION,
  * GH_OPT_SO_REUSEPORT, GH_OPT_MAX_PARTIAL_BYTES_PER_CONNECTION,
- * GH_OPT_MAX_PARTIAL_BYTES); any other option is refused with
+ * GH_OPT_MAX_PARTIAL_BYTES, GH_OPT_HANDSHAKE_TIMEOUT_MS,
+ * GH_OPT_MAX_CONNECTIONS); any other option is refused with
  * GH_ERR_INVALID_ARGUMENT. Before gh_server_start only.
  * Threads: one thread at a time per server. */
 int gh_server_set_int(gh_server *s, gh_opt option, int64_t value);

@@ -105,6 +105,14 @@ typedef enum {
     /* server: the same for all its connections together (default 256 MiB).
      * Since 0.7.0. */
     GH_OPT_MAX_PARTIAL_BYTES = GH_OPTTYPE_INT + 14,
+    /* server: milliseconds a new connection has to send the HTTP/2 preface and
+     * its first SETTINGS before it is closed (default 120000, gRPC's
+     * grpc.server_handshake_timeout_ms; 0: no limit). Since 0.7.0. */
+    GH_OPT_HANDSHAKE_TIMEOUT_MS = GH_OPTTYPE_INT + 15,
+    /* server: the most connections open at once; one beyond it is closed as soon
+     * as it is accepted (default 0: no limit; gRPC's
+     * grpc.max_allowed_incoming_connections). Since 0.7.0. */
+    GH_OPT_MAX_CONNECTIONS = GH_OPTTYPE_INT + 16,
     /* channel: text put before the library's own user-agent */
     GH_OPT_USER_AGENT_PREFIX = GH_OPTTYPE_STR + 1,
     /* channel: text put after the library's own user-agent */

@@ -30,6 +30,8 @@ _SERVER_OPTIONS = {
     "grpc.max_concurrent_streams": ffi.GH_OPT_MAX_CONCURRENT_STREAMS,
     "grpc.max_metadata_size": ffi.GH_OPT_MAX_HEADER_LIST_SIZE,
     "grpc.http2.initial_window_size": ffi.GH_OPT_INITIAL_WINDOW_SIZE,
+    "grpc.server_handshake_timeout_ms": ffi.GH_OPT_HANDSHAKE_TIMEOUT_MS,
+    "grpc.max_allowed_incoming_connections": ffi.GH_OPT_MAX_CONNECTIONS,
     # the library's own (no grpcio equivalent): bytes of incomplete request messages held
     "grpchelper.max_partial_message_bytes_per_connection": ffi.GH_OPT_MAX_PARTIAL_BYTES_PER_CONNECTION,
     "grpchelper.max_partial_message_bytes": ffi.GH_OPT_MAX_PARTIAL_BYTES,
