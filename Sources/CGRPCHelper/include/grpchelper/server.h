@@ -213,7 +213,8 @@ int gh_server_enable_reflection(gh_server *s);
 int gh_server_add_descriptor_set(gh_server *s, const uint8_t *data, size_t len);
 
 /* The same for one serialized google.protobuf.FileDescriptorProto (add the
- * files it imports too). Since 0.7.0. */
+ * files it imports too; a file without a name: GH_ERR_INVALID_ARGUMENT).
+ * |data| is copied. Threads: any thread, before or after start. Since 0.7.0. */
 int gh_server_add_file_descriptor(gh_server *s, const uint8_t *data, size_t len);
 
 /* --- the server side of a call (inside a handler) ------------------------ */

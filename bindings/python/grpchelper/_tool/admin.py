@@ -136,16 +136,17 @@ def _print_config(args, r):
     return 0
 
 
-def config_get(args):
-    api = _api()
-    return _run(args, lambda c: _print_config(args, _call(c.config.get, api.Filter(names=args.names),
-                                                            args.timeout)))
+def _by_names(service, method, show):
+    """A command calling service.method(Filter(names)) and printing the answer with show."""
+    def command(args):
+        api = _api()
+        return _run(args, lambda c: show(args, _call(getattr(getattr(c, service), method),
+                                                     api.Filter(names=args.names), args.timeout)))
+    return command
 
 
-def config_reset(args):
-    api = _api()
-    return _run(args, lambda c: _print_config(args, _call(c.config.reset, api.Filter(names=args.names),
-                                                            args.timeout)))
+config_get = _by_names("config", "get", _print_config)
+config_reset = _by_names("config", "reset", _print_config)
 
 
 def config_set(args):
@@ -169,16 +170,8 @@ def _print_loggers(args, r):
     return 0
 
 
-def log_get(args):
-    api = _api()
-    return _run(args, lambda c: _print_loggers(args, _call(c.log.get, api.Filter(names=args.names),
-                                                             args.timeout)))
-
-
-def log_reset(args):
-    api = _api()
-    return _run(args, lambda c: _print_loggers(args, _call(c.log.reset, api.Filter(names=args.names),
-                                                             args.timeout)))
+log_get = _by_names("log", "get", _print_loggers)
+log_reset = _by_names("log", "reset", _print_loggers)
 
 
 def log_set(args):
@@ -266,19 +259,23 @@ def events_listen(args):
         ch.close()
 
 
+def _result_command(args, method, request, text):
+    """Calls method(request) (a ResultStatus answer); prints `text` (--json: the answer)."""
+    def go(c):
+        r = _call(method(c), request, args.timeout)
+        if args.json:
+            print_json(_to_dict(r))
+        else:
+            print(text)
+        return 0
+    return _run(args, go)
+
+
 def events_send(args):
     api = _api()
     event = api.Event(name=args.name, properties=[api.EventProperty(name=n, value=v)
                                                   for n, v in _pairs(args.properties, "a property")])
-
-    def go(c):
-        r = _call(c.events.send, event, args.timeout)
-        if args.json:
-            print_json(_to_dict(r))
-        else:
-            print("sent %s" % _event_text(event))
-        return 0
-    return _run(args, go)
+    return _result_command(args, lambda c: c.events.send, event, "sent %s" % _event_text(event))
 
 
 def proxy_list(args):
@@ -301,42 +298,20 @@ def proxy_register(args):
     api = _api()
     request = api.ProxyRegisterRequest(names=args.names, version=args.version, host=args.backend_host,
                                        port=args.backend_port)
-
-    def go(c):
-        r = _call(c.srv.proxy_register, request, args.timeout)
-        if args.json:
-            print_json(_to_dict(r))
-        else:
-            print("registered %s at %s:%d" % (", ".join(args.names), args.backend_host or "(caller's host)",
-                                              args.backend_port))
-        return 0
-    return _run(args, go)
+    return _result_command(args, lambda c: c.srv.proxy_register, request, "registered %s at %s:%d" % (
+        ", ".join(args.names), args.backend_host or "(caller's host)", args.backend_port))
 
 
 def proxy_forget(args):
     api = _api()
-
-    def go(c):
-        r = _call(c.srv.proxy_forget, api.Filter(names=args.names), args.timeout)
-        if args.json:
-            print_json(_to_dict(r))
-        else:
-            print("forgot %s" % ", ".join(args.names))
-        return 0
-    return _run(args, go)
+    return _result_command(args, lambda c: c.srv.proxy_forget, api.Filter(names=args.names),
+                           "forgot %s" % ", ".join(args.names))
 
 
 def shutdown(args):
     api = _api()
-
-    def go(c):
-        r = _call(c.srv.shutdown, api.ShutdownRequest(timeout=args.shutdown_timeout), args.timeout)
-        if args.json:
-            print_json(_to_dict(r))
-        else:
-            print("%s:%d is shutting down" % (args.host, args.port))
-        return 0
-    return _run(args, go)
+    return _result_command(args, lambda c: c.srv.shutdown, api.ShutdownRequest(timeout=args.shutdown_timeout),
+                           "%s:%d is shutting down" % (args.host, args.port))
 
 
 # --------------------------------------------------------------------------- parsers
