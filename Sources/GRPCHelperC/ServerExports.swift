@@ -64,6 +64,15 @@ public func gh_server_set_int(_ s: OpaquePointer?, _ option: gh_opt, _ value: In
                 o.handshakeTimeout = value == 0 ? nil : Double(try positive(value, "handshake timeout")) / 1000
             case GH_OPT_MAX_CONNECTIONS:
                 o.maxConnections = value == 0 ? nil : try positive(value, "max connections")
+            case GH_OPT_MAX_WORKERS_PER_CONNECTION:
+                o.maxWorkersPerConnection = value == 0 ? nil : try positive(value, "max workers per connection")
+            case GH_OPT_WORKER_WAIT_TIMEOUT_MS:
+                o.workerWaitTimeout = value == 0 ? nil : Double(try positive(value, "worker wait timeout")) / 1000
+            case GH_OPT_RESERVED_WORKERS:
+                guard value >= 0, value <= 10_000 else {
+                    throw ExportError(GH_ERR_INVALID_ARGUMENT, "reserved workers must be in 0...10000, got \(value)")
+                }
+                o.reservedWorkers = Int(value)
             default: throw ExportError(GH_ERR_INVALID_ARGUMENT, "option \(option.rawValue) is not an integer server option")
             }
         }

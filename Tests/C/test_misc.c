@@ -80,6 +80,9 @@ _Static_assert(GH_OPT_MAX_PARTIAL_BYTES_PER_CONNECTION == 13, "GH_OPT_MAX_PARTIA
 _Static_assert(GH_OPT_MAX_PARTIAL_BYTES == 14, "GH_OPT_MAX_PARTIAL_BYTES");
 _Static_assert(GH_OPT_HANDSHAKE_TIMEOUT_MS == 15, "GH_OPT_HANDSHAKE_TIMEOUT_MS");
 _Static_assert(GH_OPT_MAX_CONNECTIONS == 16, "GH_OPT_MAX_CONNECTIONS");
+_Static_assert(GH_OPT_MAX_WORKERS_PER_CONNECTION == 17, "GH_OPT_MAX_WORKERS_PER_CONNECTION");
+_Static_assert(GH_OPT_WORKER_WAIT_TIMEOUT_MS == 18, "GH_OPT_WORKER_WAIT_TIMEOUT_MS");
+_Static_assert(GH_OPT_RESERVED_WORKERS == 19, "GH_OPT_RESERVED_WORKERS");
 _Static_assert(GH_OPT_USER_AGENT_SUFFIX == 10002, "GH_OPT_USER_AGENT_SUFFIX");
 
 _Static_assert(sizeof(gh_error) == sizeof(int), "enums are int-sized");
@@ -297,6 +300,15 @@ static void test_grpcio_options(void) {
     CHECK_OK(gh_server_set_int(s, GH_OPT_HANDSHAKE_TIMEOUT_MS, 30000));
     CHECK_OK(gh_server_set_int(s, GH_OPT_MAX_CONNECTIONS, 0));
     CHECK_OK(gh_server_set_int(s, GH_OPT_MAX_CONNECTIONS, 1000));
+    CHECK_OK(gh_server_set_int(s, GH_OPT_MAX_WORKERS_PER_CONNECTION, 0));
+    CHECK_OK(gh_server_set_int(s, GH_OPT_MAX_WORKERS_PER_CONNECTION, 8));
+    CHECK_RC(gh_server_set_int(s, GH_OPT_MAX_WORKERS_PER_CONNECTION, -1), GH_ERR_INVALID_ARGUMENT);
+    CHECK_OK(gh_server_set_int(s, GH_OPT_WORKER_WAIT_TIMEOUT_MS, 0));
+    CHECK_OK(gh_server_set_int(s, GH_OPT_WORKER_WAIT_TIMEOUT_MS, 5000));
+    CHECK_RC(gh_server_set_int(s, GH_OPT_WORKER_WAIT_TIMEOUT_MS, -1), GH_ERR_INVALID_ARGUMENT);
+    CHECK_OK(gh_server_set_int(s, GH_OPT_RESERVED_WORKERS, 0));
+    CHECK_OK(gh_server_set_int(s, GH_OPT_RESERVED_WORKERS, 4));
+    CHECK_RC(gh_server_set_int(s, GH_OPT_RESERVED_WORKERS, -1), GH_ERR_INVALID_ARGUMENT);
     CHECK_RC(gh_server_set_int(s, GH_OPT_MAX_CONNECTIONS, -1), GH_ERR_INVALID_ARGUMENT);
     CHECK_RC(gh_server_set_int(s, GH_OPT_MAX_SEND_MESSAGE_SIZE, -1), GH_ERR_INVALID_ARGUMENT);
     int port = 0;

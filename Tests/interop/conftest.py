@@ -23,9 +23,10 @@ def binary(name):
     return path
 
 
-def start_listening(cmd):
-    """Starts `cmd`, waits for its "listening on port N" line, returns (process, port)."""
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stdin=subprocess.PIPE, text=True)
+def start_listening(cmd, **popen):
+    """Starts `cmd` (`popen`: more subprocess.Popen arguments), waits for its "listening on
+    port N" line, returns (process, port)."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stdin=subprocess.PIPE, text=True, **popen)
     line = proc.stdout.readline()
     m = re.search(r"listening on port (\d+)", line)
     if not m:

@@ -85,7 +85,18 @@ final class H2ConnectionHandler: ChannelInboundHandler, RemovableChannelHandler,
         }
     }
 
-    /// Writes everything nghttp2 has to send. Call after submitting frames.
+    /// The most bytes taken from nghttp2 per write; between two writes the socket's state
+    /// is looked at again.
+    static let writeChunkBytes = 128 * 1024
+
+    /// Writes what nghttp2 has to send, while the socket keeps up. Call after submitting
+    /// frames.
+    ///
+    /// HTTP/2 flow control is the peer's to give away (a peer may open 2^31-1 byte windows
+    /// and then never read); what bounds the bytes held for a connection is the socket: once
+    /// NIO's outbound buffer is over its high-water mark (the channel is not writable), frames
+    /// stay inside nghttp2 — the streams' send buffers fill, and handlers' sends wait, as
+    /// they do for a closed window — until `channelWritabilityChanged` says it drained.
     func flush() {
         // Inside nghttp2's receive (a callback submitted frames): mem_send must not re-enter;
         // channelReadComplete flushes. Inside this flush's own send (a data source drained:
@@ -99,8 +110,13 @@ final class H2ConnectionHandler: ChannelInboundHandler, RemovableChannelHandler,
         repeat {
             flushPending = false
             guard let context = context, context.channel.isActive else { return }
+            guard context.channel.isWritable else {
+                // Resumed by channelWritabilityChanged.
+                waitingForWritable = true
+                return
+            }
             var out = context.channel.allocator.buffer(capacity: 0)
-            let ok = session.drainOutput(into: &out)
+            let (ok, more) = session.drainOutput(into: &out, limit: H2ConnectionHandler.writeChunkBytes)
             if out.readableBytes > 0 {
                 context.writeAndFlush(NIOAny(out), promise: nil)
             }
@@ -108,11 +124,26 @@ final class H2ConnectionHandler: ChannelInboundHandler, RemovableChannelHandler,
                 context.close(promise: nil)
                 return
             }
+            if more {
+                flushPending = true
+                continue
+            }
             if !session.wantsRead && !session.wantsWrite {
                 context.close(promise: nil)
                 return
             }
         } while flushPending
+    }
+
+    /// The last flush stopped at an unwritable socket (event loop only).
+    private var waitingForWritable = false
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable && waitingForWritable {
+            waitingForWritable = false
+            flush()
+        }
+        context.fireChannelWritabilityChanged()
     }
 
     /// In `flush`'s send (event loop only).

@@ -193,7 +193,7 @@ final class H2Session {
         nghttp2_submit_settings(raw, UInt8(NGHTTP2_FLAG_NONE.rawValue), settings, settings.count)
         // A large connection window: per-stream windows do the real flow control.
         nghttp2_session_set_local_window_size(raw, UInt8(NGHTTP2_FLAG_NONE.rawValue), 0,
-                                              Int32(max(initialWindowSize * 16, 1 << 24)))
+                                              Int32(min(max(initialWindowSize * 16, 1 << 24), Int(Int32.max))))
     }
 
     deinit {
@@ -212,14 +212,16 @@ final class H2Session {
         return rv >= 0
     }
 
-    /// Collects every pending output byte into `buffer`.
-    func drainOutput(into buffer: inout ByteBuffer) -> Bool {
+    /// Collects pending output bytes into `buffer` until it holds `limit` bytes or more.
+    /// `ok` false: a fatal error (close the connection); `more`: output remains.
+    func drainOutput(into buffer: inout ByteBuffer, limit: Int = Int.max) -> (ok: Bool, more: Bool) {
         while true {
             var ptr: UnsafePointer<UInt8>?
             let n = nghttp2_session_mem_send(raw, &ptr)
-            if n < 0 { return false }
-            if n == 0 { return true }
+            if n < 0 { return (false, false) }
+            if n == 0 { return (true, false) }
             buffer.writeBytes(UnsafeRawBufferPointer(start: ptr, count: n))
+            if buffer.readableBytes >= limit { return (true, true) }
         }
     }
 

@@ -43,6 +43,8 @@ public final class Server: @unchecked Sendable {
     private final class ThreadCount { var value = 0 }
     private let shutdownThreads = ThreadCount()
     private var connections: [ObjectIdentifier: ServerConnection] = [:]
+    /// The descriptor kept for backing off at the descriptor limit.
+    let descriptorReserve = DescriptorReserve()
     /// Bytes of incomplete request messages all connections hold (see
     /// `ServerOptions.maxPartialMessageBytes`).
     let partialMessageBytes = ByteCounter()
@@ -165,10 +167,11 @@ public final class Server: @unchecked Sendable {
         return b
             .serverChannelOption(NIOCore.ChannelOptions.autoRead, value: autoRead)
             // Out of file descriptors (EMFILE, ENFILE), accepting again at once would spin
-            // the loop: wait a second first (NIO's accept backoff).
-            .serverChannelInitializer { channel in
+            // the loop: the listener backs off (see `DescriptorLimitHandler`).
+            .serverChannelInitializer { [weak self] channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(AcceptBackoffHandler())
+                    guard let self else { return }
+                    try channel.pipeline.syncOperations.addHandler(DescriptorLimitHandler(self.descriptorReserve))
                 }
             }
             .childChannelOption(NIOCore.ChannelOptions.socketOption(.tcp_nodelay), value: 1)
@@ -208,7 +211,7 @@ public final class Server: @unchecked Sendable {
             optionsFixed = true
         }
         let group = ensureGroup()
-        let pool = WorkerPool(threads: options.maxWorkers)
+        let pool = WorkerPool(threads: options.maxWorkers + options.reserveWorkerCount)
         self.pool = pool
         var bound: [Channel] = []
         do {
@@ -221,6 +224,14 @@ public final class Server: @unchecked Sendable {
             throw error
         }
         listeners = bound
+        if let wait = options.workerWaitTimeout {
+            // Checked four times per wait (at most once a second): a call ends between the
+            // wait and 1.25 times it (or a second more).
+            let every = TimeAmount.nanoseconds(Int64(max(0.005, min(wait / 4, 1)) * 1e9))
+            expiryTask = group.next().scheduleRepeatedTask(initialDelay: every, delay: every) { [weak self] _ in
+                self?.expireWaitingCalls()
+            }
+        }
         for (_, l) in earlyListeners {
             _ = l.setOption(NIOCore.ChannelOptions.autoRead, value: true)
         }
@@ -245,6 +256,8 @@ public final class Server: @unchecked Sendable {
             return true
         }
         guard allowed else { return channel.close() }
+        // The connection accepted with the reserve descriptor is closed at once.
+        if descriptorReserve.takeShed() { return channel.close() }
         let conn = ServerConnection(server: self, channel: channel)
         let id = ObjectIdentifier(conn)
         state.withLock {
@@ -280,14 +293,7 @@ public final class Server: @unchecked Sendable {
         }
         switch handler {
         case .blocking(let body):
-            let accepted = pool?.submit { [self] in
-                self.invoke(call) { try body(call) }
-                self.handlerDone()
-            } ?? false
-            if !accepted {
-                complete(call, thrown: RPCError(.unavailable, "server shutting down"))
-                handlerDone()
-            }
+            admitBlocking(call, body)
         case .async(let body):
             Task {
                 do {
@@ -303,6 +309,146 @@ public final class Server: @unchecked Sendable {
             do { try body(call) } catch { complete(call, thrown: error) }
         }
     }
+
+    // MARK: workers for blocking handlers
+    //
+    // The pool has `maxWorkers` regular workers and `reserveWorkerCount` in reserve. A call
+    // takes a regular worker while its connection holds fewer than `workersPerConnection`,
+    // a reserve one only when its connection holds none (so that a peer holding every
+    // regular worker does not starve the others); else it waits in `waitingCalls`, in
+    // arrival order, until a worker it may take is freed, or `workerWaitTimeout` ends it.
+
+    private enum WorkerSlot { case regular, reserve }
+    private struct WaitingCall {
+        let call: ServerCall
+        let body: @Sendable (ServerCall) throws -> Void
+        let connection: ServerConnection
+        let since: UInt64
+    }
+    private let workerLock = NIOLock()
+    private var regularWorkersHeld = 0
+    private var reserveWorkersHeld = 0
+    private var waitingCalls: [WaitingCall] = []
+
+    /// Blocking calls waiting for a worker now.
+    var callsWaitingForWorker: Int { workerLock.withLock { waitingCalls.count } }
+
+    private func freeSlotLocked(for connection: ServerConnection) -> WorkerSlot? {
+        if connection.workersHeld < options.workersPerConnection && regularWorkersHeld < options.maxWorkers {
+            return .regular
+        }
+        if connection.workersHeld == 0 && reserveWorkersHeld < options.reserveWorkerCount { return .reserve }
+        return nil
+    }
+
+    private func takeLocked(_ slot: WorkerSlot, _ connection: ServerConnection) {
+        connection.workersHeld += 1
+        switch slot {
+        case .regular: regularWorkersHeld += 1
+        case .reserve: reserveWorkersHeld += 1
+        }
+    }
+
+    /// Runs a blocking call's handler on a worker it may take, or queues it (event loop).
+    private func admitBlocking(_ call: ServerCall, _ body: @escaping @Sendable (ServerCall) throws -> Void) {
+        let connection = call.connection
+        let slot: WorkerSlot? = workerLock.withLock {
+            if let slot = freeSlotLocked(for: connection) {
+                takeLocked(slot, connection)
+                return slot
+            }
+            waitingCalls.append(WaitingCall(call: call, body: body, connection: connection, since: monotonicNanos()))
+            return nil
+        }
+        if let slot { submitBlocking(call, body, connection, slot) }
+    }
+
+    private func submitBlocking(_ call: ServerCall, _ body: @escaping @Sendable (ServerCall) throws -> Void,
+                                _ connection: ServerConnection, _ slot: WorkerSlot) {
+        let accepted = pool?.submit { [self] in
+            self.invoke(call) { try body(call) }
+            self.releaseWorker(slot, connection)
+            self.handlerDone()
+        } ?? false
+        if !accepted {
+            endUnrun(call, Status(.unavailable, "server shutting down"))
+            releaseWorker(slot, connection)
+        }
+    }
+
+    /// A worker is free again (any thread): the waiting calls that may take one now start,
+    /// oldest first; waiting calls that ended meanwhile are dropped.
+    private func releaseWorker(_ slot: WorkerSlot, _ connection: ServerConnection) {
+        var starting: [(WaitingCall, WorkerSlot)] = []
+        var dropped: [ServerCall] = []
+        workerLock.withLock {
+            connection.workersHeld -= 1
+            switch slot {
+            case .regular: regularWorkersHeld -= 1
+            case .reserve: reserveWorkersHeld -= 1
+            }
+            var i = 0
+            while i < waitingCalls.count {
+                if regularWorkersHeld >= options.maxWorkers && reserveWorkersHeld >= options.reserveWorkerCount { break }
+                let w = waitingCalls[i]
+                if w.call.isCancelled {
+                    dropped.append(w.call)
+                    waitingCalls.remove(at: i)
+                } else if let s = freeSlotLocked(for: w.connection) {
+                    takeLocked(s, w.connection)
+                    starting.append((w, s))
+                    waitingCalls.remove(at: i)
+                } else {
+                    i += 1
+                }
+            }
+        }
+        for c in dropped { endUnrun(c, nil) }
+        for (w, s) in starting { submitBlocking(w.call, w.body, w.connection, s) }
+    }
+
+    /// Ends a call whose handler never ran (`status` nil: it had ended already), and
+    /// counts it out of the running handlers.
+    private func endUnrun(_ call: ServerCall, _ status: Status?) {
+        if let status { complete(call, thrown: RPCError(status)) }
+        handlerDone()
+    }
+
+    /// What a call that found no worker within `workerWaitTimeout` is told.
+    private func noWorkerStatus() -> Status {
+        let o = options
+        let wait = o.workerWaitTimeout ?? 0
+        let seconds = wait == wait.rounded() ? String(Int(wait)) : String(wait)
+        return Status(.resourceExhausted,
+                      "server busy: no worker free for this call within \(seconds) s (\(o.maxWorkers) workers + "
+                      + "\(o.reserveWorkerCount) in reserve, at most \(o.workersPerConnection) for one connection); "
+                      + "it was not run")
+    }
+
+    /// Ends the blocking calls that waited longer than `workerWaitTimeout` for a worker, and
+    /// drops the waiting calls that ended (run periodically on an event loop).
+    private func expireWaitingCalls() {
+        guard let wait = options.workerWaitTimeout else { return }
+        let now = monotonicNanos()
+        let span = UInt64(max(0, min(wait, 1e9)) * 1e9)
+        let cutoff = now > span ? now - span : 0
+        var expired: [ServerCall] = []
+        var dropped: [ServerCall] = []
+        workerLock.withLock {
+            guard !waitingCalls.isEmpty else { return }
+            waitingCalls.removeAll { w in
+                if w.since < cutoff { expired.append(w.call); return true }
+                if w.call.isCancelled { dropped.append(w.call); return true }
+                return false
+            }
+        }
+        guard !expired.isEmpty || !dropped.isEmpty else { return }
+        let status = noWorkerStatus()
+        for c in expired { endUnrun(c, status) }
+        for c in dropped { endUnrun(c, nil) }
+    }
+
+    private var expiryTask: RepeatedTask?
 
     private func invoke(_ call: ServerCall, _ body: () throws -> Void) {
         do {
@@ -390,6 +536,7 @@ public final class Server: @unchecked Sendable {
         for c in remaining {
             try? c.eventLoop.submit { c.handler.context?.close(promise: nil) }.wait()
         }
+        expiryTask?.cancel()
         pool?.shutdown()
         try? group.syncShutdownGracefully()
         state.mutateAndNotify { lifecycle = .stopped(served: served) }
@@ -573,4 +720,91 @@ final class ByteCounter: @unchecked Sendable {
     /// Adds `delta`; returns the new total.
     func add(_ delta: Int) -> Int { lock.withLock { value += delta; return value } }
     var total: Int { lock.withLock { value } }
+}
+
+/// One open file descriptor (/dev/null) kept in reserve, for the moment the process has no
+/// other: a listener that cannot accept (EMFILE) keeps trying, in SwiftNIO, for as long as
+/// connections wait in its backlog (its read stays pending until an accept succeeds; NIO's
+/// `AcceptBackoffHandler` only delays the next read), which burns a core. Giving the
+/// reserve up lets one accept succeed — that connection is closed at once (`takeShed`) —
+/// and ends the pending read, while the listener stops reading for a second.
+// @unchecked Sendable: state guarded by `lock`.
+final class DescriptorReserve: @unchecked Sendable {
+    private let lock = NIOLock()
+    private var fd: Int32 = -1
+    private var shedNext = false
+
+    init() { fd = DescriptorReserve.openOne() }
+
+    deinit { if fd >= 0 { close(fd) } }
+
+    private static func openOne() -> Int32 { open("/dev/null", O_RDONLY | O_CLOEXEC) }
+
+    /// Gives the reserve descriptor up, so that the next accept succeeds; that connection
+    /// is to be closed. False when there was none to give (then the accept keeps failing).
+    func release() -> Bool {
+        lock.withLock {
+            if fd < 0 { fd = DescriptorReserve.openOne() }   // a descriptor freed meanwhile
+            guard fd >= 0 else { return false }
+            close(fd)
+            fd = -1
+            shedNext = true
+            return true
+        }
+    }
+
+    /// Whether the connection just accepted is the one the reserve made room for.
+    func takeShed() -> Bool {
+        lock.withLock {
+            guard shedNext else { return false }
+            shedNext = false
+            return true
+        }
+    }
+
+    /// Takes a descriptor into reserve again (when the listener resumes).
+    func restore() {
+        lock.withLock {
+            shedNext = false
+            if fd < 0 { fd = DescriptorReserve.openOne() }
+        }
+    }
+}
+
+/// On a listener: an accept that failed for lack of descriptors (EMFILE, ENFILE) stops the
+/// listener's reading for `pause`, with the reserve descriptor given up to end the pending
+/// read; then it reads again (and backs off again while descriptors still lack).
+final class DescriptorLimitHandler: ChannelInboundHandler, @unchecked Sendable {
+    typealias InboundIn = Channel
+    private let reserve: DescriptorReserve
+    private let pause: TimeAmount
+    private var resume: Scheduled<Void>?
+
+    init(_ reserve: DescriptorReserve, pause: TimeAmount = .seconds(1)) {
+        self.reserve = reserve
+        self.pause = pause
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        guard let e = error as? IOError, e.errnoCode == EMFILE || e.errnoCode == ENFILE else {
+            context.fireErrorCaught(error)
+            return
+        }
+        guard resume == nil else { return }
+        let channel = context.channel
+        _ = channel.setOption(NIOCore.ChannelOptions.autoRead, value: false)
+        _ = reserve.release()
+        let reserve = self.reserve
+        resume = context.eventLoop.scheduleTask(in: pause) { [weak self] in
+            self?.resume = nil
+            reserve.restore()
+            _ = channel.setOption(NIOCore.ChannelOptions.autoRead, value: true)
+        }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        resume?.cancel()
+        resume = nil
+        context.fireChannelInactive()
+    }
 }

@@ -16,6 +16,9 @@ final class ServerConnection: H2StreamDelegate, @unchecked Sendable {
     /// (event loop; also counted in the server's `partialMessageBytes`).
     private var partialBytes = 0
 
+    /// Workers this connection's blocking calls hold (guarded by the server's `workerLock`).
+    var workersHeld = 0
+
     // Cross-thread scheduling of call operations.
     private let scheduleLock = Monitor()
     private var scheduledCalls: [ServerCall] = []

@@ -59,6 +59,18 @@ public enum ServerHandler: Sendable {
 public struct ServerOptions: Sendable {
     /// Worker threads running blocking handlers.
     public var maxWorkers = 30
+    /// The most workers the blocking calls of one connection hold at once; its further
+    /// calls wait, in order, until one of its own ends. nil: `maxWorkers` (one client may
+    /// run as many handlers at once as with grpcio's thread pool of that size).
+    public var maxWorkersPerConnection: Int?
+    /// Workers beyond `maxWorkers`, kept for calls of connections that hold no worker: when
+    /// one peer holds all `maxWorkers`, the others are still served. nil: a quarter of
+    /// `maxWorkers`, at least 1; 0: none.
+    public var reservedWorkers: Int?
+    /// Seconds a blocking call may wait for a worker (behind its connection's share, or for
+    /// a free one); then it ends RESOURCE_EXHAUSTED without its handler having run. nil:
+    /// it waits for as long as it takes (as grpcio's thread pool).
+    public var workerWaitTimeout: Double? = 30
     /// Largest request message accepted (after decompression, when it is on).
     public var maxReceiveMessageSize = 4 * 1024 * 1024
     /// Largest response message sent (before compression); a larger one ends the call
@@ -97,6 +109,11 @@ public struct ServerOptions: Sendable {
     /// beyond it is answered RESOURCE_EXHAUSTED at once. nil: no limit.
     public var maxConcurrentRPCs: Int?
     public init() {}
+
+    /// `maxWorkersPerConnection`, or its default.
+    public var workersPerConnection: Int { max(1, min(maxWorkers, maxWorkersPerConnection ?? maxWorkers)) }
+    /// `reservedWorkers`, or its default.
+    public var reserveWorkerCount: Int { max(0, reservedWorkers ?? max(1, maxWorkers / 4)) }
 }
 
 /// Where a server listens or a channel connects.

@@ -51,20 +51,32 @@ final class RawHTTP2Client: @unchecked Sendable {
                         deadlineNanos: monotonicNanos() + UInt64(timeout * 1e9), then: { true }) ?? false
     }
 
-    init(port: Int) throws {
+    /// `initialWindowSize`: the stream windows it gives the server (the connection's is at
+    /// least 16× that, up to 2^31-1). `reading` false: it reads nothing from its socket until
+    /// `startReading()`; `receiveBuffer`: its socket's SO_RCVBUF.
+    init(port: Int, initialWindowSize: Int = 1 << 20, reading: Bool = true, receiveBuffer: Int? = nil) throws {
         let session = H2Session(isServer: false, maxHeaderListSize: 1 << 16, maxConcurrentStreams: nil,
-                                initialWindowSize: 1 << 20)
+                                initialWindowSize: initialWindowSize)
         let lock = goAwayLock
         session.onGoAway = { [weak self] last, _ in
             lock.mutateAndNotify { self?.goAwaysSeen.append(last) }
         }
         let handler = H2ConnectionHandler(session: session)
         self.handler = handler
-        channel = try ClientBootstrap(group: group)
+        var bootstrap = ClientBootstrap(group: group).channelOption(ChannelOptions.autoRead, value: reading)
+        if let size = receiveBuffer {
+            bootstrap = bootstrap.channelOption(ChannelOptions.socketOption(.so_rcvbuf), value: SocketOptionValue(size))
+        }
+        channel = try bootstrap
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(handler) }
             }
             .connect(host: "127.0.0.1", port: port).wait()
+    }
+
+    /// Starts reading the socket (a client made with `reading: false`).
+    func startReading() throws {
+        try channel.setOption(ChannelOptions.autoRead, value: true).wait()
     }
 
     /// Sends one request (`:scheme`/`:authority` added) and waits for the stream to close.
@@ -90,9 +102,9 @@ final class RawHTTP2Client: @unchecked Sendable {
         }.wait()
     }
 
-    /// Opens a stream with request headers and `body`, without ending it; the future
+    /// Opens a stream with request headers and `body`, ending it only with `endStream`; the future
     /// completes when the stream closes (the server answered or reset it).
-    func open(_ fields: [HeaderField], body: [UInt8]) -> EventLoopFuture<RawResponse> {
+    func open(_ fields: [HeaderField], body: [UInt8], endStream: Bool = false) -> EventLoopFuture<RawResponse> {
         let loop = channel.eventLoop
         return loop.flatSubmit { () -> EventLoopFuture<RawResponse> in
             let promise = loop.makePromise(of: RawResponse.self)
@@ -107,6 +119,7 @@ final class RawHTTP2Client: @unchecked Sendable {
                 return promise.futureResult
             }
             stream.enqueue(body)
+            if endStream { stream.endOutbound(trailers: nil) }
             self.handler.flush()
             return promise.futureResult
         }

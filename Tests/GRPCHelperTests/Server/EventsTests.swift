@@ -10,10 +10,10 @@ import Testing
 private final class EventsServer {
     let folders: TempFolders
     let server: RpcServer
-    init(folders: TempFolders = TempFolders(), cli: [String: String] = [:],
+    init(folders: TempFolders = TempFolders(), cli: [String: String] = [:], descriptors: [RpcServiceDescriptor] = [],
          clock: @escaping @Sendable () -> TimeInterval = { Date().timeIntervalSince1970 }) throws {
         self.folders = folders
-        server = try RpcServer(port: 0, descriptors: [], folders: folders.folders,
+        server = try RpcServer(port: 0, descriptors: descriptors, folders: folders.folders,
                                cliConfig: ["rpc-shutdown-grace": "1"].merging(cli) { _, b in b },
                                staticItems: [], userItems: [], withEvents: true, withDebugSignal: false,
                                levelSource: nil, eventsClock: clock)
@@ -134,6 +134,29 @@ private func nextEvent(_ s: RpcTypedResponses<RpcEventStatus>) throws -> RpcEven
             #expect(e?.code == .errorParamMissing && e?.message == "RPC returned error: Empty name in filter request")
             e = rpcError { _ = try events.stream("listen", filter(["x y"]), as: RpcEventStatus.self).next() }
             #expect(e?.code == .errorParamInvalid && e?.message == "RPC returned error: Invalid name in filter request: x y")
+        }
+    }
+
+    @Test func listenersHoldNoWorker() async throws {
+        try await onOwnThread {
+            // One worker, and a service whose method blocks on it.
+            let echo = RpcServiceDescriptor(
+                name: "echo", serviceName: "EchoService", title: "echo", moduleVersion: "1",
+                apiVersion: RpcConfigApiVersion.self, manager: RpcManager(),
+                methods: [RpcMethod(name: "say", cardinality: .unary, body: .blocking { call in
+                    _ = try call.receiveMessage()
+                    try call.sendMessage(try RpcResultStatus().serializedBytes())
+                })])
+            let t = try EventsServer(cli: ["rpc-max-workers": "1"], descriptors: [echo])
+            let c = try RpcClient(host: "127.0.0.1", port: t.server.port, timeout: 5, name: "events-tester",
+                                  stubs: ["events": ("EventService", 2), "echo": ("EchoService", 1)])
+            let events = c["events"]!
+            let listeners = try (0..<6).map { _ in try events.stream("listen", filter(), as: RpcEventStatus.self) }
+            for (i, l) in listeners.enumerated() { #expect(try l.next()?.clientID == UInt32(i + 1)) }
+            // Six streams open, and the one worker still serves the blocking method.
+            #expect(try c["echo"]!.call("say", RpcFilter(), as: RpcResultStatus.self).r.code == .ok)
+            _ = try events.call("send", event("x"), as: RpcResultStatus.self)
+            for l in listeners { #expect(try nextEvent(l)?.event.name == "x") }
         }
     }
 

@@ -28,7 +28,7 @@ from ._grpc import (HAVE_GRPCIO, Call, Channel, ChannelConnectivity, Compression
                     unary_unary_rpc_method_handler)
 
 __title__ = "grpchelper"
-__version__ = "0.7.0"
+__version__ = "0.8.0"
 
 
 def library_version():

@@ -523,4 +523,4 @@ def test_pip_builds_a_pure_python_wheel(tmp_path):
                    env=dict(NO_SYSTEM, PYTHONPATH=str(target), GRPCHELPER_LIBRARY=LIB),
                    cwd=str(tmp_path))
     assert r.returncode == 0, r.stderr
-    assert r.stdout.strip() == "0.7.0"
+    assert r.stdout.strip() == "0.8.0"

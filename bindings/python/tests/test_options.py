@@ -200,3 +200,43 @@ def test_max_concurrent_streams(module, start):
     assert not inside.acquire(timeout=0.5)
     release.set()
     assert first.result() == b"\x01" and second.result() == b"\x01"
+
+
+def test_worker_share_and_wait_are_the_librarys_own_options():
+    """grpchelper.max_workers_per_connection / grpchelper.worker_wait_timeout_ms (no grpcio
+    equivalent): a connection's calls beyond its share wait, and past the wait end
+    RESOURCE_EXHAUSTED without their handler having run; another connection is served."""
+    release = threading.Event()
+    holding = threading.Event()
+    ran = []
+
+    def hold(request, context):
+        ran.append(request)
+        holding.set()
+        release.wait(10)
+        return request
+
+    servers = Servers()
+    target = servers(grpchelper, {"Hold": unary(hold), "Echo": unary(echo)},
+                     options=[("grpchelper.max_workers_per_connection", 1),
+                              ("grpchelper.worker_wait_timeout_ms", 300)])
+    ch = grpchelper.insecure_channel(target)
+    other = grpchelper.insecure_channel(target)
+    try:
+        held = ch.unary_unary("/t.O/Hold").future(b"first", timeout=10)
+        assert holding.wait(10)
+        # The connection's one worker is held: its next call waits, then is refused.
+        code, details = failure(ch, "/t.O/Hold", b"second")
+        assert code == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert "no worker free for this call within 0.3 s" in details
+        assert ran == [b"first"]
+        # Another connection has a worker of its own.
+        assert other.unary_unary("/t.O/Echo")(b"x", timeout=10) == b"x"
+        release.set()
+        assert held.result() == b"first"
+    finally:
+        release.set()
+        ch.close()
+        other.close()
+        for s in servers.started:
+            s.stop(None)

@@ -113,6 +113,19 @@ typedef enum {
      * as it is accepted (default 0: no limit; gRPC's
      * grpc.max_allowed_incoming_connections). Since 0.7.0. */
     GH_OPT_MAX_CONNECTIONS = GH_OPTTYPE_INT + 16,
+    /* server: the most workers the blocking calls of one connection hold at
+     * once; its further calls wait, in order, until one of its own ends
+     * (default 0: GH_OPT_MAX_WORKERS). Since 0.8.0. */
+    GH_OPT_MAX_WORKERS_PER_CONNECTION = GH_OPTTYPE_INT + 17,
+    /* server: milliseconds a blocking call may wait for a worker; then it ends
+     * RESOURCE_EXHAUSTED without its handler having run (default 30000; 0: it
+     * waits as long as it takes). Since 0.8.0. */
+    GH_OPT_WORKER_WAIT_TIMEOUT_MS = GH_OPTTYPE_INT + 18,
+    /* server: worker threads beyond GH_OPT_MAX_WORKERS, taken only by calls of
+     * connections that hold no worker, so that a peer holding every regular
+     * worker does not starve the others (default: a quarter of
+     * GH_OPT_MAX_WORKERS, at least 1; 0: none). Since 0.8.0. */
+    GH_OPT_RESERVED_WORKERS = GH_OPTTYPE_INT + 19,
     /* channel: text put before the library's own user-agent */
     GH_OPT_USER_AGENT_PREFIX = GH_OPTTYPE_STR + 1,
     /* channel: text put after the library's own user-agent */

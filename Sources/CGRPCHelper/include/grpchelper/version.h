@@ -22,7 +22,7 @@ extern "C" {
  * the Swift constant (GRPCHelperVersion) and the Python binding's check all
  * read these three numbers. */
 #define GH_VERSION_MAJOR 0
-#define GH_VERSION_MINOR 7
+#define GH_VERSION_MINOR 8
 #define GH_VERSION_PATCH 0
 
 #define GH_VERSION_STRINGIFY_(x) #x

@@ -35,6 +35,11 @@ _SERVER_OPTIONS = {
     # the library's own (no grpcio equivalent): bytes of incomplete request messages held
     "grpchelper.max_partial_message_bytes_per_connection": ffi.GH_OPT_MAX_PARTIAL_BYTES_PER_CONNECTION,
     "grpchelper.max_partial_message_bytes": ffi.GH_OPT_MAX_PARTIAL_BYTES,
+    # workers for blocking handlers: one connection's share, the wait for a worker, the
+    # workers in reserve for connections holding none
+    "grpchelper.max_workers_per_connection": ffi.GH_OPT_MAX_WORKERS_PER_CONNECTION,
+    "grpchelper.worker_wait_timeout_ms": ffi.GH_OPT_WORKER_WAIT_TIMEOUT_MS,
+    "grpchelper.reserved_workers": ffi.GH_OPT_RESERVED_WORKERS,
 }
 
 _UNLIMITED = 2 ** 31 - 1

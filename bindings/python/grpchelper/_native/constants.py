@@ -7,7 +7,7 @@ tests/test_ffi_header.py checks every GH_* value against the header.
 """
 
 # GH_VERSION_NUM, which tests/test_ffi_header.py checks).
-MIN_LIBRARY_VERSION = 0x000700
+MIN_LIBRARY_VERSION = 0x000800
 
 # --- constants (grpchelper.h) -------------------------------------------------------
 
@@ -70,6 +70,9 @@ GH_OPT_MAX_PARTIAL_BYTES_PER_CONNECTION = 13
 GH_OPT_MAX_PARTIAL_BYTES = 14
 GH_OPT_HANDSHAKE_TIMEOUT_MS = 15
 GH_OPT_MAX_CONNECTIONS = 16
+GH_OPT_MAX_WORKERS_PER_CONNECTION = 17
+GH_OPT_WORKER_WAIT_TIMEOUT_MS = 18
+GH_OPT_RESERVED_WORKERS = 19
 GH_OPT_USER_AGENT_PREFIX = 10001
 GH_OPT_USER_AGENT_SUFFIX = 10002
 
