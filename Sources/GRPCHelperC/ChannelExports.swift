@@ -35,6 +35,10 @@ public func gh_channel_set_int(_ ch: OpaquePointer?, _ option: gh_opt, _ value: 
                 options.maxSendMessageSize = try nonNegative(value, "max send message size")
             case GH_OPT_PER_MESSAGE_DECOMPRESSION:
                 options.decompressMessages = try flag(value, "per-message decompression")
+            case GH_OPT_INITIAL_RECONNECT_BACKOFF_MS:
+                options.initialReconnectBackoff = Double(try positive(value, "initial reconnect backoff")) / 1000
+            case GH_OPT_MAX_RECONNECT_BACKOFF_MS:
+                options.maxReconnectBackoff = Double(try positive(value, "max reconnect backoff")) / 1000
             default: throw ExportError(GH_ERR_INVALID_ARGUMENT, "option \(option.rawValue) is not an integer channel option")
             }
         }

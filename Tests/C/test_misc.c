@@ -83,6 +83,8 @@ _Static_assert(GH_OPT_MAX_CONNECTIONS == 16, "GH_OPT_MAX_CONNECTIONS");
 _Static_assert(GH_OPT_MAX_WORKERS_PER_CONNECTION == 17, "GH_OPT_MAX_WORKERS_PER_CONNECTION");
 _Static_assert(GH_OPT_WORKER_WAIT_TIMEOUT_MS == 18, "GH_OPT_WORKER_WAIT_TIMEOUT_MS");
 _Static_assert(GH_OPT_RESERVED_WORKERS == 19, "GH_OPT_RESERVED_WORKERS");
+_Static_assert(GH_OPT_INITIAL_RECONNECT_BACKOFF_MS == 20, "GH_OPT_INITIAL_RECONNECT_BACKOFF_MS");
+_Static_assert(GH_OPT_MAX_RECONNECT_BACKOFF_MS == 21, "GH_OPT_MAX_RECONNECT_BACKOFF_MS");
 _Static_assert(GH_OPT_USER_AGENT_SUFFIX == 10002, "GH_OPT_USER_AGENT_SUFFIX");
 
 _Static_assert(sizeof(gh_error) == sizeof(int), "enums are int-sized");
@@ -221,6 +223,9 @@ static void test_options_and_listeners(void) {
     CHECK_OK(gh_channel_set_int(ch, GH_OPT_DEFAULT_COMPRESSION, GH_COMPRESSION_NONE));
     CHECK_OK(gh_channel_set_int(ch, GH_OPT_INITIAL_WINDOW_SIZE, 256 * 1024));
     CHECK_OK(gh_channel_set_int(ch, GH_OPT_CALLBACK_THREADS, 2));
+    CHECK_OK(gh_channel_set_int(ch, GH_OPT_INITIAL_RECONNECT_BACKOFF_MS, 100));
+    CHECK_OK(gh_channel_set_int(ch, GH_OPT_MAX_RECONNECT_BACKOFF_MS, 5000));
+    CHECK_RC(gh_channel_set_int(ch, GH_OPT_MAX_RECONNECT_BACKOFF_MS, 0), GH_ERR_INVALID_ARGUMENT);
     CHECK_OK(gh_channel_set_str(ch, GH_OPT_USER_AGENT_PREFIX, "grpchelper-ctest/1.0"));
     /* Server-only, unknown and wrongly typed options. */
     CHECK_RC(gh_channel_set_int(ch, GH_OPT_MAX_WORKERS, 3), GH_ERR_INVALID_ARGUMENT);

@@ -32,6 +32,11 @@ public struct ChannelOptions: Sendable {
     public var userAgentSuffix: String?
     /// Connect timeout in seconds.
     public var connectTimeout: Double = 20
+    /// Seconds from a failed connection attempt's start to the next (gRPC's
+    /// grpc.initial_reconnect_backoff_ms); each next wait is 1.6 times longer, ±20 %.
+    public var initialReconnectBackoff: Double = 1
+    /// The longest wait between attempts before its ±20 % (grpc.max_reconnect_backoff_ms).
+    public var maxReconnectBackoff: Double = 120
     public init() {}
 }
 
@@ -101,7 +106,9 @@ public final class GRPCChannel: @unchecked Sendable {
     }
     private var state = State.idle { didSet { stateChanged() } }
     private var waiting: [ClientCall] = []
-    private var backoffSeconds = 1.0
+    private var backoff: ReconnectBackoff
+    /// When the current connection attempt began (event loop).
+    private var attemptStartNanos: UInt64 = 0
     private var retryTask: Scheduled<Void>?
     private var closed = false { didSet { stateChanged() } }
     private let closeState = Monitor()
@@ -126,6 +133,7 @@ public final class GRPCChannel: @unchecked Sendable {
         }
         self.target = target
         self.options = options
+        self.backoff = ReconnectBackoff(initial: options.initialReconnectBackoff, maximum: options.maxReconnectBackoff)
         switch endpoint {
         case .host: authority = endpoint.description
         case .unix: authority = "localhost"
@@ -268,6 +276,7 @@ public final class GRPCChannel: @unchecked Sendable {
 
     private func connect() {
         state = .connecting
+        attemptStartNanos = monotonicNanos()
         let conn = ClientConnection(options: options)
         let bootstrap = ClientBootstrap(group: eventLoop)
             .connectTimeout(.nanoseconds(Int64(options.connectTimeout * 1e9)))
@@ -333,7 +342,7 @@ public final class GRPCChannel: @unchecked Sendable {
         guard case .handshaking(let c) = state, c === conn, !closed else { return }
         conn.handshakeTimeout?.cancel()
         state = .ready(conn)
-        backoffSeconds = 1.0
+        backoff.reset()
         let w = waiting
         waiting.removeAll()
         for call in w where call.status == nil {
@@ -345,11 +354,10 @@ public final class GRPCChannel: @unchecked Sendable {
     }
 
     private func connectFailed(_ error: String) {
-        let until = monotonicNanos() + UInt64(backoffSeconds * 1e9)
+        // gRPC's connection backoff: the next attempt starts a backoff delay after this one
+        // started (at once if this one took longer).
+        let until = backoff.nextAttempt(after: attemptStartNanos, random: Double.random(in: 0..<1))
         state = .backoff(untilNanos: until, error: error)
-        // Exponential backoff with jitter (gRPC connection-backoff: x1.6, max 120 s).
-        let jitter = Double.random(in: 0.8...1.2)
-        backoffSeconds = min(backoffSeconds * 1.6 * jitter, 120)
         let w = waiting
         waiting.removeAll()
         for call in w where call.status == nil {

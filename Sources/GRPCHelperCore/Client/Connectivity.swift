@@ -101,3 +101,45 @@ final class ConnectivityWatcher: @unchecked Sendable {
         done?()
     }
 }
+
+/// gRPC's connection backoff (doc/connection-backoff.md): the first retry comes `initial`
+/// seconds after the failed attempt began; each later wait is `multiplier` times the last
+/// (at most `maximum`), spread by ±`jitter` of itself, and also counted from the start of
+/// the attempt it follows (an attempt that took longer is followed at once).
+public struct ReconnectBackoff: Sendable {
+    public let initial: Double
+    public let maximum: Double
+    public let multiplier = 1.6
+    public let jitter = 0.2
+    /// The wait before jitter, for the attempt after the next failure.
+    private var current: Double
+    private var failures = 0
+
+    public init(initial: Double = 1, maximum: Double = 120) {
+        self.initial = max(0, initial)
+        self.maximum = max(self.initial, maximum)
+        current = self.initial
+    }
+
+    /// The seconds to wait after an attempt that failed; `random` in [0, 1) places the
+    /// jitter (0: -20 %, 0.5: none). The first wait has no jitter.
+    public mutating func nextDelay(random: Double) -> Double {
+        failures += 1
+        if failures == 1 { return current }
+        current = min(current * multiplier, maximum)
+        return current * (1 - jitter + 2 * jitter * min(max(random, 0), 1))
+    }
+
+    /// When (monotonic nanoseconds) the attempt after one that began at `start` and failed
+    /// may begin.
+    public mutating func nextAttempt(after start: UInt64, random: Double) -> UInt64 {
+        let delay = UInt64(min(nextDelay(random: random), 1e9) * 1e9)
+        return start > UInt64.max - delay ? UInt64.max : start + delay
+    }
+
+    /// A connection succeeded: the next failure starts over from `initial`.
+    public mutating func reset() {
+        current = initial
+        failures = 0
+    }
+}

@@ -209,7 +209,20 @@ final class H2Session {
         defer { inRecv = false }
         guard let base = bytes.baseAddress else { return true }
         let rv = nghttp2_session_mem_recv(raw, base.assumingMemoryBound(to: UInt8.self), bytes.count)
-        return rv >= 0
+        guard rv < 0 else { return true }
+        // nghttp2 queues a GOAWAY itself for the protocol errors it finds in frames; for
+        // those it returns instead (a flood of frames to acknowledge, too many CONTINUATION
+        // frames, a connection that is not HTTP/2) the peer is told here, before the close
+        // (a GOAWAY already queued stays the one sent).
+        let code: nghttp2_error_code
+        switch Int32(rv) {
+        case NGHTTP2_ERR_FLOODED.rawValue, NGHTTP2_ERR_TOO_MANY_CONTINUATIONS.rawValue:
+            code = NGHTTP2_ENHANCE_YOUR_CALM
+        default:
+            code = NGHTTP2_PROTOCOL_ERROR
+        }
+        nghttp2_session_terminate_session(raw, code.rawValue)
+        return false
     }
 
     /// Collects pending output bytes into `buffer` until it holds `limit` bytes or more.

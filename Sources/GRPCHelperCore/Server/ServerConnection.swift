@@ -176,7 +176,11 @@ final class ServerConnection: H2StreamDelegate, @unchecked Sendable {
             requestEncoding = alg
         }
         guard server.acceptsCalls else {
-            reject(stream, Status(.unavailable, "server is shutting down"))
+            // A stream that arrives once the shutdown began (the client had not seen the
+            // GOAWAY notice yet) is refused unprocessed: a gRPC client may retry it
+            // elsewhere transparently (grpcio does; this library's channel ends the call
+            // UNAVAILABLE "stream refused by the server").
+            session.resetStream(stream, errorCode: UInt32(NGHTTP2_REFUSED_STREAM.rawValue))
             return
         }
         let call = ServerCall(
@@ -336,8 +340,10 @@ final class ServerConnection: H2StreamDelegate, @unchecked Sendable {
 
     /// Graceful shutdown, step 1 (event loop): a GOAWAY notice (last stream 2^31-1) and a
     /// PING; when the PING comes back, every stream the client opened before it saw the
-    /// notice has arrived, and the final GOAWAY names the last one (streams in flight are
-    /// served, not refused). Without an answer within a second, the final GOAWAY goes anyway.
+    /// notice has arrived, and the final GOAWAY names the last one. The server takes no new
+    /// calls from the shutdown's start: streams that arrive meanwhile are reset
+    /// REFUSED_STREAM (not processed: safe to retry). Without an answer within a second, the
+    /// final GOAWAY goes anyway.
     func goAway() {
         guard !goAwayStarted else { return }
         goAwayStarted = true

@@ -126,6 +126,13 @@ typedef enum {
      * worker does not starve the others (default: a quarter of
      * GH_OPT_MAX_WORKERS, at least 1; 0: none). Since 0.8.0. */
     GH_OPT_RESERVED_WORKERS = GH_OPTTYPE_INT + 19,
+    /* channel: milliseconds from the start of a failed connection attempt to the
+     * next (default 1000; each later wait 1.6 times the last, +-20 %), as gRPC's
+     * grpc.initial_reconnect_backoff_ms. Since 0.8.0. */
+    GH_OPT_INITIAL_RECONNECT_BACKOFF_MS = GH_OPTTYPE_INT + 20,
+    /* channel: the longest of those waits before its +-20 % (default 120000), as
+     * gRPC's grpc.max_reconnect_backoff_ms. Since 0.8.0. */
+    GH_OPT_MAX_RECONNECT_BACKOFF_MS = GH_OPTTYPE_INT + 21,
     /* channel: text put before the library's own user-agent */
     GH_OPT_USER_AGENT_PREFIX = GH_OPTTYPE_STR + 1,
     /* channel: text put after the library's own user-agent */

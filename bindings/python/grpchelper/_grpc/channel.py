@@ -98,6 +98,8 @@ _CHANNEL_INT_OPTIONS = {
     "grpc.max_metadata_size": ffi.GH_OPT_MAX_HEADER_LIST_SIZE,
     "grpc.default_compression_algorithm": ffi.GH_OPT_DEFAULT_COMPRESSION,
     "grpc.http2.initial_window_size": ffi.GH_OPT_INITIAL_WINDOW_SIZE,
+    "grpc.initial_reconnect_backoff_ms": ffi.GH_OPT_INITIAL_RECONNECT_BACKOFF_MS,
+    "grpc.max_reconnect_backoff_ms": ffi.GH_OPT_MAX_RECONNECT_BACKOFF_MS,
 }
 _UNLIMITED = 2 ** 31 - 1
 
