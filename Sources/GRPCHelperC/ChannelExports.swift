@@ -39,7 +39,12 @@ public func gh_channel_set_int(_ ch: OpaquePointer?, _ option: gh_opt, _ value: 
                 options.initialReconnectBackoff = Double(try positive(value, "initial reconnect backoff")) / 1000
             case GH_OPT_MAX_RECONNECT_BACKOFF_MS:
                 options.maxReconnectBackoff = Double(try positive(value, "max reconnect backoff")) / 1000
-            default: throw ExportError(GH_ERR_INVALID_ARGUMENT, "option \(option.rawValue) is not an integer channel option")
+            default:
+                guard try applyKeepaliveOption(option, value, time: &options.keepaliveTime,
+                                               timeout: &options.keepaliveTimeout,
+                                               permitWithoutCalls: &options.keepalivePermitWithoutCalls) else {
+                    throw ExportError(GH_ERR_INVALID_ARGUMENT, "option \(option.rawValue) is not an integer channel option")
+                }
             }
         }
         return GH_OK

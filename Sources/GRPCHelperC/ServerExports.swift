@@ -68,12 +68,26 @@ public func gh_server_set_int(_ s: OpaquePointer?, _ option: gh_opt, _ value: In
                 o.maxWorkersPerConnection = value == 0 ? nil : try positive(value, "max workers per connection")
             case GH_OPT_WORKER_WAIT_TIMEOUT_MS:
                 o.workerWaitTimeout = value == 0 ? nil : Double(try positive(value, "worker wait timeout")) / 1000
+            case GH_OPT_MIN_PING_INTERVAL_WITHOUT_DATA_MS:
+                o.minPingIntervalWithoutData = Double(try nonNegative(value, "min ping interval without data")) / 1000
+            case GH_OPT_MAX_PING_STRIKES:
+                o.maxPingStrikes = try nonNegative(value, "max ping strikes")
+            case GH_OPT_MAX_CONNECTION_IDLE_MS:
+                o.maxConnectionIdle = value == 0 ? nil : Double(try positive(value, "max connection idle")) / 1000
+            case GH_OPT_MAX_CONNECTION_AGE_MS:
+                o.maxConnectionAge = value == 0 ? nil : Double(try positive(value, "max connection age")) / 1000
+            case GH_OPT_MAX_CONNECTION_AGE_GRACE_MS:
+                o.maxConnectionAgeGrace = value == 0 ? nil : Double(try positive(value, "max connection age grace")) / 1000
             case GH_OPT_RESERVED_WORKERS:
                 guard value >= 0, value <= 10_000 else {
                     throw ExportError(GH_ERR_INVALID_ARGUMENT, "reserved workers must be in 0...10000, got \(value)")
                 }
                 o.reservedWorkers = Int(value)
-            default: throw ExportError(GH_ERR_INVALID_ARGUMENT, "option \(option.rawValue) is not an integer server option")
+            default:
+                guard try applyKeepaliveOption(option, value, time: &o.keepaliveTime, timeout: &o.keepaliveTimeout,
+                                               permitWithoutCalls: &o.keepalivePermitWithoutCalls) else {
+                    throw ExportError(GH_ERR_INVALID_ARGUMENT, "option \(option.rawValue) is not an integer server option")
+                }
             }
         }
         return GH_OK

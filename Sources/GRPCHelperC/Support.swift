@@ -203,3 +203,17 @@ func flag(_ v: Int64, _ name: String) throws -> Bool {
 
 /// A C string argument that may be NULL.
 func optionalString(_ p: UnsafePointer<CChar>?) -> String? { p.map { String(cString: $0) } }
+
+/// The keepalive options servers and channels share (GH_OPT_KEEPALIVE_TIME_MS, _TIMEOUT_MS,
+/// _PERMIT_WITHOUT_CALLS): sets the matching setting from `value`. False when `option`
+/// is none of them.
+func applyKeepaliveOption(_ option: gh_opt, _ value: Int64, time: inout Double?, timeout: inout Double,
+                          permitWithoutCalls: inout Bool) throws -> Bool {
+    switch option {
+    case GH_OPT_KEEPALIVE_TIME_MS: time = value == 0 ? nil : Double(try positive(value, "keepalive time")) / 1000
+    case GH_OPT_KEEPALIVE_TIMEOUT_MS: timeout = Double(try positive(value, "keepalive timeout")) / 1000
+    case GH_OPT_KEEPALIVE_PERMIT_WITHOUT_CALLS: permitWithoutCalls = try flag(value, "keepalive permit without calls")
+    default: return false
+    }
+    return true
+}

@@ -85,6 +85,14 @@ _Static_assert(GH_OPT_WORKER_WAIT_TIMEOUT_MS == 18, "GH_OPT_WORKER_WAIT_TIMEOUT_
 _Static_assert(GH_OPT_RESERVED_WORKERS == 19, "GH_OPT_RESERVED_WORKERS");
 _Static_assert(GH_OPT_INITIAL_RECONNECT_BACKOFF_MS == 20, "GH_OPT_INITIAL_RECONNECT_BACKOFF_MS");
 _Static_assert(GH_OPT_MAX_RECONNECT_BACKOFF_MS == 21, "GH_OPT_MAX_RECONNECT_BACKOFF_MS");
+_Static_assert(GH_OPT_KEEPALIVE_TIME_MS == 22, "GH_OPT_KEEPALIVE_TIME_MS");
+_Static_assert(GH_OPT_KEEPALIVE_TIMEOUT_MS == 23, "GH_OPT_KEEPALIVE_TIMEOUT_MS");
+_Static_assert(GH_OPT_KEEPALIVE_PERMIT_WITHOUT_CALLS == 24, "GH_OPT_KEEPALIVE_PERMIT_WITHOUT_CALLS");
+_Static_assert(GH_OPT_MIN_PING_INTERVAL_WITHOUT_DATA_MS == 25, "GH_OPT_MIN_PING_INTERVAL_WITHOUT_DATA_MS");
+_Static_assert(GH_OPT_MAX_PING_STRIKES == 26, "GH_OPT_MAX_PING_STRIKES");
+_Static_assert(GH_OPT_MAX_CONNECTION_IDLE_MS == 27, "GH_OPT_MAX_CONNECTION_IDLE_MS");
+_Static_assert(GH_OPT_MAX_CONNECTION_AGE_MS == 28, "GH_OPT_MAX_CONNECTION_AGE_MS");
+_Static_assert(GH_OPT_MAX_CONNECTION_AGE_GRACE_MS == 29, "GH_OPT_MAX_CONNECTION_AGE_GRACE_MS");
 _Static_assert(GH_OPT_USER_AGENT_SUFFIX == 10002, "GH_OPT_USER_AGENT_SUFFIX");
 
 _Static_assert(sizeof(gh_error) == sizeof(int), "enums are int-sized");
@@ -226,6 +234,10 @@ static void test_options_and_listeners(void) {
     CHECK_OK(gh_channel_set_int(ch, GH_OPT_INITIAL_RECONNECT_BACKOFF_MS, 100));
     CHECK_OK(gh_channel_set_int(ch, GH_OPT_MAX_RECONNECT_BACKOFF_MS, 5000));
     CHECK_RC(gh_channel_set_int(ch, GH_OPT_MAX_RECONNECT_BACKOFF_MS, 0), GH_ERR_INVALID_ARGUMENT);
+    CHECK_OK(gh_channel_set_int(ch, GH_OPT_KEEPALIVE_TIME_MS, 30000));
+    CHECK_OK(gh_channel_set_int(ch, GH_OPT_KEEPALIVE_TIMEOUT_MS, 5000));
+    CHECK_OK(gh_channel_set_int(ch, GH_OPT_KEEPALIVE_PERMIT_WITHOUT_CALLS, 0));
+    CHECK_RC(gh_channel_set_int(ch, GH_OPT_MAX_PING_STRIKES, 1), GH_ERR_INVALID_ARGUMENT);
     CHECK_OK(gh_channel_set_str(ch, GH_OPT_USER_AGENT_PREFIX, "grpchelper-ctest/1.0"));
     /* Server-only, unknown and wrongly typed options. */
     CHECK_RC(gh_channel_set_int(ch, GH_OPT_MAX_WORKERS, 3), GH_ERR_INVALID_ARGUMENT);
@@ -314,6 +326,17 @@ static void test_grpcio_options(void) {
     CHECK_OK(gh_server_set_int(s, GH_OPT_RESERVED_WORKERS, 0));
     CHECK_OK(gh_server_set_int(s, GH_OPT_RESERVED_WORKERS, 4));
     CHECK_RC(gh_server_set_int(s, GH_OPT_RESERVED_WORKERS, -1), GH_ERR_INVALID_ARGUMENT);
+    CHECK_OK(gh_server_set_int(s, GH_OPT_KEEPALIVE_TIME_MS, 60000));
+    CHECK_OK(gh_server_set_int(s, GH_OPT_KEEPALIVE_TIMEOUT_MS, 5000));
+    CHECK_OK(gh_server_set_int(s, GH_OPT_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1));
+    CHECK_OK(gh_server_set_int(s, GH_OPT_MIN_PING_INTERVAL_WITHOUT_DATA_MS, 10000));
+    CHECK_OK(gh_server_set_int(s, GH_OPT_MAX_PING_STRIKES, 0));
+    CHECK_OK(gh_server_set_int(s, GH_OPT_MAX_CONNECTION_IDLE_MS, 600000));
+    CHECK_OK(gh_server_set_int(s, GH_OPT_MAX_CONNECTION_AGE_MS, 600000));
+    CHECK_OK(gh_server_set_int(s, GH_OPT_MAX_CONNECTION_AGE_GRACE_MS, 10000));
+    CHECK_RC(gh_server_set_int(s, GH_OPT_KEEPALIVE_TIMEOUT_MS, 0), GH_ERR_INVALID_ARGUMENT);
+    CHECK_RC(gh_server_set_int(s, GH_OPT_KEEPALIVE_PERMIT_WITHOUT_CALLS, 2), GH_ERR_INVALID_ARGUMENT);
+    CHECK_RC(gh_server_set_int(s, GH_OPT_MAX_CONNECTION_AGE_MS, -1), GH_ERR_INVALID_ARGUMENT);
     CHECK_RC(gh_server_set_int(s, GH_OPT_MAX_CONNECTIONS, -1), GH_ERR_INVALID_ARGUMENT);
     CHECK_RC(gh_server_set_int(s, GH_OPT_MAX_SEND_MESSAGE_SIZE, -1), GH_ERR_INVALID_ARGUMENT);
     int port = 0;

@@ -36,6 +36,20 @@ def start_listening(cmd, **popen):
     return proc, int(m.group(1))
 
 
+BINDING = os.path.join(ROOT, "bindings", "python")
+
+
+@pytest.fixture
+def grpchelper_module():
+    """The grpchelper Python package (bindings/python), importable for the test."""
+    sys.path.insert(0, BINDING)
+    try:
+        import grpchelper
+        yield grpchelper
+    finally:
+        sys.path.remove(BINDING)
+
+
 @pytest.fixture
 def swift_echo_server():
     proc, port = start_listening([binary("echo-server"), "0"])

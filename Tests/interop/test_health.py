@@ -11,7 +11,6 @@ the server's grace, and the server exits cleanly. On the Python server statuses 
 host reach Check and Watch."""
 import os
 import queue
-import sys
 import threading
 from concurrent import futures
 
@@ -26,7 +25,6 @@ NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 SERVICE_UNKNOWN = health_pb2.HealthCheckResponse.SERVICE_UNKNOWN
 WAIT = 20  # bound of every wait, seconds
 
-BINDING = os.path.join(ROOT, "bindings", "python")
 
 
 def c_echo_server():
@@ -105,16 +103,6 @@ def test_check_and_watch_until_the_shutdown(kind):
         assert stop_process(proc) == 0
     finally:
         stop_process(proc)
-
-
-@pytest.fixture
-def grpchelper_module():
-    sys.path.insert(0, BINDING)
-    try:
-        import grpchelper
-        yield grpchelper
-    finally:
-        sys.path.remove(BINDING)
 
 
 def test_python_server_statuses_set_by_the_host(grpchelper_module):

@@ -72,18 +72,55 @@ func readStringMap(_ path: String) throws -> [String: String]? {
     return out
 }
 
-/// Writes `object` as JSON (sorted keys) atomically: a temporary file beside it, then
-/// rename, so a crash never leaves a torn file.
+/// Writes `object` as JSON (sorted keys) atomically: a temporary file beside it
+/// ("<name>.tmp-<pid>-<random>", written and fsynced), then rename, so a crash never leaves
+/// a torn file. Temporary files that writers which died mid-write left beside it (their
+/// process is gone) are removed first.
 func writeJSONObject(_ object: [String: Any], to path: String) throws {
     let data = try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])
+        + Data("\n".utf8)
+    removeStaleTemporaries(of: path)
     let tmp = path + ".tmp-\(getpid())-\(UInt64.random(in: 0...UInt64.max))"
-    guard FileManager.default.createFile(atPath: tmp, contents: data + Data("\n".utf8)) else {
-        throw RpcException("cannot write \(tmp)", code: .error)
+    let fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+    guard fd >= 0 else {
+        throw RpcException("cannot write \(tmp): \(String(cString: strerror(errno)))", code: .error)
     }
+    let written: Bool = data.withUnsafeBytes { raw in
+        var offset = 0
+        while offset < raw.count {
+            let n = write(fd, raw.baseAddress! + offset, raw.count - offset)
+            if n < 0 {
+                if errno == EINTR { continue }
+                return false
+            }
+            offset += n
+        }
+        return true
+    }
+    let err = errno
+    guard written, fsync(fd) == 0 else {
+        close(fd)
+        unlink(tmp)
+        throw RpcException("cannot write \(tmp): \(String(cString: strerror(written ? errno : err)))", code: .error)
+    }
+    close(fd)
     guard rename(tmp, path) == 0 else {
         let err = String(cString: strerror(errno))
         unlink(tmp)
         throw RpcException("cannot replace \(path): \(err)", code: .error)
+    }
+}
+
+/// Removes "<path>.tmp-<pid>-*" files whose writing process no longer exists.
+private func removeStaleTemporaries(of path: String) {
+    let dir = (path as NSString).deletingLastPathComponent
+    let prefix = (path as NSString).lastPathComponent + ".tmp-"
+    guard let names = try? FileManager.default.contentsOfDirectory(atPath: dir.isEmpty ? "." : dir) else { return }
+    for name in names where name.hasPrefix(prefix) {
+        guard let pid = Int32(name.dropFirst(prefix.count).prefix { $0 != "-" }), pid > 0 else { continue }
+        if pid != getpid() && kill(pid, 0) != 0 && errno == ESRCH {
+            unlink((dir as NSString).appendingPathComponent(name))
+        }
     }
 }
 

@@ -102,9 +102,16 @@ final class ProxyRegistry: @unchecked Sendable {
         }
     }
 
+    /// Orders the writes of proxy.json: each takes the registry as it is when its turn
+    /// comes, so the last write is of the last state (two changes at once could otherwise
+    /// write their copies in the wrong order).
+    private let persistLock = NSLock()
+
     /// proxy.json: every registered service (grpc-helper's model), written atomically.
     private func persist() {
         guard let path = file else { return }
+        persistLock.lock()
+        defer { persistLock.unlock() }
         let model: [String: Any] = lock.withLock {
             var out: [String: Any] = [:]
             for (n, t) in targets where t.port > 0 {

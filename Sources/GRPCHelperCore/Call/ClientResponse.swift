@@ -58,7 +58,8 @@ enum ClientResponse {
 
     /// The status of a call whose stream closed (RST_STREAM, connection loss) before a
     /// status arrived.
-    static func status(forReset errorCode: UInt32, deadlinePassed: Bool, connectionLost: Bool) -> Status {
+    static func status(forReset errorCode: UInt32, deadlinePassed: Bool, connectionLost: Bool,
+                       lostBecause: String? = nil) -> Status {
         switch errorCode {
         case NGHTTP2_REFUSED_STREAM.rawValue: return Status(.unavailable, "stream refused by the server")
         case NGHTTP2_CANCEL.rawValue:
@@ -70,7 +71,7 @@ enum ClientResponse {
         case NGHTTP2_INADEQUATE_SECURITY.rawValue: return Status(.permissionDenied, "INADEQUATE_SECURITY")
         case NGHTTP2_NO_ERROR.rawValue: return Status(.internalError, "stream closed without a status")
         default:
-            return connectionLost ? Status(.unavailable, "connection lost")
+            return connectionLost ? Status(.unavailable, "connection lost" + (lostBecause.map { ": " + $0 } ?? ""))
                 : Status(.internalError, "stream reset with HTTP/2 error \(errorCode)")
         }
     }

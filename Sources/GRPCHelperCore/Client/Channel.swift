@@ -37,6 +37,15 @@ public struct ChannelOptions: Sendable {
     public var initialReconnectBackoff: Double = 1
     /// The longest wait between attempts before its ±20 % (grpc.max_reconnect_backoff_ms).
     public var maxReconnectBackoff: Double = 120
+    /// Keepalive: seconds without anything read from the server before a PING is sent
+    /// while a call is open (grpc.keepalive_time_ms); nil: never (gRPC's client default).
+    /// A server that answers GOAWAY "too_many_pings" makes the channel ping half as often.
+    public var keepaliveTime: Double?
+    /// Seconds the PING's acknowledgement may take; then the connection is closed and its
+    /// calls end UNAVAILABLE (grpc.keepalive_timeout_ms: 20 s).
+    public var keepaliveTimeout: Double = 20
+    /// Ping also while no call is open (grpc.keepalive_permit_without_calls).
+    public var keepalivePermitWithoutCalls = false
     public init() {}
 }
 
@@ -48,6 +57,10 @@ final class ClientConnection: @unchecked Sendable {
     var channel: Channel?
     var draining = false
     var lostConnection = false
+    /// Why the connection was lost, when known (the calls' UNAVAILABLE message says it).
+    var lostReason: String?
+    /// `lostReason`, or why this side closed the connection.
+    var lostBecause: String? { lostReason ?? handler.closeReason }
     /// The server's first SETTINGS frame has arrived (possibly before `connected`).
     var settingsReceived = false
     /// Called (inside nghttp2's receive) when the first SETTINGS frame arrives.
@@ -107,6 +120,9 @@ public final class GRPCChannel: @unchecked Sendable {
     private var state = State.idle { didSet { stateChanged() } }
     private var waiting: [ClientCall] = []
     private var backoff: ReconnectBackoff
+    /// The keepalive interval for new connections (event loop): `options.keepaliveTime`,
+    /// doubled each time a server answers "too_many_pings".
+    private var keepaliveTime: Double?
     /// When the current connection attempt began (event loop).
     private var attemptStartNanos: UInt64 = 0
     private var retryTask: Scheduled<Void>?
@@ -134,6 +150,7 @@ public final class GRPCChannel: @unchecked Sendable {
         self.target = target
         self.options = options
         self.backoff = ReconnectBackoff(initial: options.initialReconnectBackoff, maximum: options.maxReconnectBackoff)
+        self.keepaliveTime = options.keepaliveTime
         switch endpoint {
         case .host: authority = endpoint.description
         case .unix: authority = "localhost"
@@ -307,9 +324,14 @@ public final class GRPCChannel: @unchecked Sendable {
             guard let self, let conn else { return }
             self.eventLoop.execute { self.settingsReceived(conn) }
         }
-        conn.session.onGoAway = { [weak self, weak conn] _, _ in
+        conn.session.onGoAway = { [weak self, weak conn] _, code in
             guard let self = self, let conn = conn else { return }
             conn.draining = true
+            if code == NGHTTP2_ENHANCE_YOUR_CALM.rawValue && conn.session.lastGoAwayDebug == "too_many_pings" {
+                // As gRPC's clients: the server wants fewer pings; ping half as often.
+                if let t = self.keepaliveTime { self.keepaliveTime = min(t * 2, 1e9) }
+                conn.lostReason = "the server sent GOAWAY ENHANCE_YOUR_CALM (too_many_pings)"
+            }
             switch self.state {
             case .ready(let c) where c === conn: self.state = .idle
             case .handshaking(let c) where c === conn: conn.channel?.close(promise: nil)
@@ -332,6 +354,10 @@ public final class GRPCChannel: @unchecked Sendable {
             guard let self = self, let conn = conn,
                   case .handshaking(let c) = self.state, c === conn else { return }
             conn.channel?.close(promise: nil)
+        }
+        if let t = keepaliveTime {
+            conn.handler.startKeepalive(.init(time: t, timeout: options.keepaliveTimeout,
+                                              permitWithoutCalls: options.keepalivePermitWithoutCalls))
         }
         conn.handler.flush()
         if conn.settingsReceived { settingsReceived(conn) }

@@ -525,6 +525,7 @@ public final class ClientCall: @unchecked Sendable, H2StreamDelegate {
         }
         let deadlinePassed = deadlineNanos.map { monotonicNanos() >= $0 } ?? false
         fail(ClientResponse.status(forReset: errorCode, deadlinePassed: deadlinePassed,
-                                   connectionLost: connection?.lostConnection == true))
+                                   connectionLost: connection?.lostConnection == true,
+                                   lostBecause: connection?.lostBecause))
     }
 }

@@ -44,6 +44,7 @@ final class H2ConnectionHandler: ChannelInboundHandler, RemovableChannelHandler,
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let buffer = unwrapInboundIn(data)
+        if keepalive != nil { lastReadNanos = monotonicNanos() }
         let ok = buffer.withUnsafeReadableBytes { session.receive($0) }
         if !ok {
             // Fatal protocol error: nghttp2 queued a GOAWAY; send it and close.
@@ -60,6 +61,7 @@ final class H2ConnectionHandler: ChannelInboundHandler, RemovableChannelHandler,
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        stopKeepalive()
         shutdownStreams()
         context.fireChannelInactive()
     }
@@ -148,4 +150,97 @@ final class H2ConnectionHandler: ChannelInboundHandler, RemovableChannelHandler,
 
     /// In `flush`'s send (event loop only).
     private var flushing = false
+
+    // MARK: keepalive (event loop only)
+
+    struct Keepalive {
+        /// Seconds without anything read from the peer before a PING is sent.
+        var time: Double
+        /// Seconds the PING's acknowledgement may take; then the connection is closed.
+        var timeout: Double
+        /// Ping also while no stream is open.
+        var permitWithoutCalls: Bool
+    }
+
+    private var keepalive: Keepalive?
+    private var keepaliveTimer: Scheduled<Void>?
+    private var keepaliveAckTimer: Scheduled<Void>?
+    private var lastReadNanos: UInt64 = 0
+    /// Why this side closed the connection (a keepalive PING not answered), for the calls
+    /// it ends.
+    private(set) var closeReason: String?
+
+    /// Sends a PING after `time` seconds in which nothing was read from the peer (while a
+    /// stream is open, or always with `permitWithoutCalls`), and closes the connection
+    /// when its acknowledgement does not come within `timeout`: a peer that vanished
+    /// (stopped, unplugged, its packets dropped) is noticed. Call once the channel is active.
+    func startKeepalive(_ k: Keepalive) {
+        guard keepalive == nil, k.time > 0 else { return }
+        keepalive = k
+        lastReadNanos = monotonicNanos()
+        session.onKeepaliveAck = { [weak self] in self?.keepaliveAcknowledged() }
+        scheduleKeepalive(after: k.time)
+    }
+
+    /// A later keepalive interval (the peer asked for fewer pings).
+    func slowKeepalive(to time: Double) {
+        guard var k = keepalive, time > k.time else { return }
+        k.time = time
+        keepalive = k
+    }
+
+    private func scheduleKeepalive(after seconds: Double) {
+        guard let context = context else { return }
+        keepaliveTimer?.cancel()
+        keepaliveTimer = context.eventLoop.scheduleTask(in: .nanoseconds(Int64(min(max(seconds, 0), 1e9) * 1e9))) {
+            [weak self] in self?.keepaliveDue()
+        }
+    }
+
+    private func keepaliveDue() {
+        keepaliveTimer = nil
+        guard let k = keepalive, let context = context, context.channel.isActive, keepaliveAckTimer == nil else { return }
+        let quiet = Double(monotonicNanos() &- lastReadNanos) / 1e9
+        if quiet < k.time {
+            // The peer spoke meanwhile: it is there.
+            scheduleKeepalive(after: k.time - quiet)
+            return
+        }
+        if !k.permitWithoutCalls && session.streams.isEmpty {
+            scheduleKeepalive(after: k.time)
+            return
+        }
+        session.submitKeepalivePing()
+        flush()
+        keepaliveAckTimer = context.eventLoop.scheduleTask(in: .nanoseconds(Int64(min(k.timeout, 1e9) * 1e9))) {
+            [weak self] in
+            guard let self, let context = self.context else { return }
+            self.keepaliveAckTimer = nil
+            self.close(because: "keepalive ping not answered within \(formatSeconds(k.timeout)) s")
+        }
+    }
+
+    /// Closes the connection (event loop), saying why to the calls it ends.
+    func close(because reason: String) {
+        if closeReason == nil { closeReason = reason }
+        context?.close(promise: nil)
+    }
+
+    private func keepaliveAcknowledged() {
+        keepaliveAckTimer?.cancel()
+        keepaliveAckTimer = nil
+        if let k = keepalive { scheduleKeepalive(after: k.time) }
+    }
+
+    private func stopKeepalive() {
+        keepaliveTimer?.cancel()
+        keepaliveTimer = nil
+        keepaliveAckTimer?.cancel()
+        keepaliveAckTimer = nil
+    }
+}
+
+/// Seconds as people write them: "20", "0.5".
+func formatSeconds(_ s: Double) -> String {
+    s == s.rounded() && abs(s) < 1e15 ? String(Int(s)) : String(s)
 }

@@ -145,8 +145,17 @@ final class H2Session {
     /// Called for a new stream opened by the peer (server side), to set its delegate.
     var onNewStream: ((H2Stream) -> Void)?
     var onGoAway: ((_ lastStreamID: Int32, _ errorCode: UInt32) -> Void)?
-    /// Called when the peer acknowledges a PING we sent.
+    /// Called when the peer acknowledges a PING we sent (not a keepalive ping).
     var onPingAck: (() -> Void)?
+    /// Called when the peer acknowledges a keepalive PING (`submitKeepalivePing`).
+    var onKeepaliveAck: (() -> Void)?
+    /// Called for each PING the peer sends (nghttp2 acknowledges it itself). Runs inside
+    /// `receive`: submit frames only.
+    var onPingReceived: (() -> Void)?
+    /// Called when a HEADERS or DATA frame of ours went out (set only when needed).
+    var onHeadersOrDataSent: (() -> Void)?
+    /// The debug data of the last GOAWAY received (read in `onGoAway`).
+    private(set) var lastGoAwayDebug = ""
     /// Called for each SETTINGS frame from the peer (not for ACKs), after nghttp2 applied it.
     /// Runs inside `receive`: submit frames only, never flush.
     var onSettings: (() -> Void)?
@@ -323,9 +332,17 @@ final class H2Session {
 
     func submitPing() { nghttp2_submit_ping(raw, UInt8(NGHTTP2_FLAG_NONE.rawValue), nil) }
 
-    func submitGoAway(errorCode: UInt32 = 0) {
+    /// The opaque data of keepalive PINGs ("keepaliv"), told apart from other PINGs' acks.
+    static let keepalivePingData: [UInt8] = Array("keepaliv".utf8)
+
+    func submitKeepalivePing() {
+        nghttp2_submit_ping(raw, UInt8(NGHTTP2_FLAG_NONE.rawValue), H2Session.keepalivePingData)
+    }
+
+    func submitGoAway(errorCode: UInt32 = 0, debug: String = "") {
         let last = nghttp2_session_get_last_proc_stream_id(raw)
-        nghttp2_submit_goaway(raw, UInt8(NGHTTP2_FLAG_NONE.rawValue), last, errorCode, nil, 0)
+        let bytes = Array(debug.utf8)
+        nghttp2_submit_goaway(raw, UInt8(NGHTTP2_FLAG_NONE.rawValue), last, errorCode, bytes, bytes.count)
     }
 
     // MARK: callback entry points
@@ -391,9 +408,20 @@ final class H2Session {
         case NGHTTP2_DATA.rawValue:
             if endStream, let s = streams[hd.stream_id] { s.delegate?.h2ReceivedEndStream(s) }
         case NGHTTP2_GOAWAY.rawValue:
-            onGoAway?(frame.pointee.goaway.last_stream_id, frame.pointee.goaway.error_code)
+            let g = frame.pointee.goaway
+            lastGoAwayDebug = g.opaque_data_len > 0 && g.opaque_data != nil
+                ? String(decoding: UnsafeBufferPointer(start: g.opaque_data, count: g.opaque_data_len), as: UTF8.self)
+                : ""
+            onGoAway?(g.last_stream_id, g.error_code)
         case NGHTTP2_PING.rawValue:
-            if (hd.flags & UInt8(NGHTTP2_FLAG_ACK.rawValue)) != 0 { onPingAck?() }
+            if (hd.flags & UInt8(NGHTTP2_FLAG_ACK.rawValue)) != 0 {
+                let isKeepalive = withUnsafeBytes(of: frame.pointee.ping.opaque_data) {
+                    $0.elementsEqual(H2Session.keepalivePingData)
+                }
+                if isKeepalive { onKeepaliveAck?() } else { onPingAck?() }
+            } else {
+                onPingReceived?()
+            }
         case NGHTTP2_SETTINGS.rawValue:
             if (hd.flags & UInt8(NGHTTP2_FLAG_ACK.rawValue)) == 0 { onSettings?() }
         default:
@@ -404,6 +432,10 @@ final class H2Session {
 
     fileprivate func frameSent(_ frame: UnsafePointer<nghttp2_frame>) -> Int32 {
         let hd = frame.pointee.hd
+        if let sent = onHeadersOrDataSent,
+           hd.type == UInt8(NGHTTP2_HEADERS.rawValue) || hd.type == UInt8(NGHTTP2_DATA.rawValue) {
+            sent()
+        }
         guard (hd.flags & UInt8(NGHTTP2_FLAG_END_STREAM.rawValue)) != 0,
               let s = streams[hd.stream_id], s.resetAfterLocalEnd, !s.closed,
               nghttp2_session_get_stream_remote_close(raw, s.id) == 0 else { return 0 }

@@ -274,10 +274,11 @@ public final class Server: @unchecked Sendable {
             channel.closeFuture.whenComplete { _ in task.cancel() }
         }
         conn.handler.onInactive = { [weak self, weak conn] in
+            conn?.stopped()
             conn?.releaseAllPartial()
             self?.state.mutateAndNotify { _ = self?.connections.removeValue(forKey: id) }
         }
-        return channel.pipeline.addHandler(conn.handler)
+        return channel.pipeline.addHandler(conn.handler).map { conn.started() }
     }
 
     /// Runs a handler for a call (called on the event loop).

@@ -39,6 +39,91 @@ final class ServerConnection: H2StreamDelegate, @unchecked Sendable {
 
     deinit { LiveObjects.destroyed(.serverConnection) }
 
+    // MARK: keepalive, ping policy, idle and age (event loop)
+
+    private var lastPingReceivedNanos: UInt64 = 0
+    private var pingStrikes = 0
+    private var idleTimer: Scheduled<Void>?
+    private var ageTimers: [Scheduled<Void>] = []
+
+    /// Once the connection's handler is in its pipeline (event loop).
+    func started() {
+        let o = server.options
+        if let t = o.keepaliveTime {
+            handler.startKeepalive(.init(time: t, timeout: o.keepaliveTimeout,
+                                         permitWithoutCalls: o.keepalivePermitWithoutCalls))
+        }
+        if o.maxPingStrikes > 0 {
+            session.onPingReceived = { [unowned self] in self.pingReceived() }
+            session.onHeadersOrDataSent = { [unowned self] in self.pingStrikes = 0 }
+        }
+        if o.maxConnectionIdle != nil { callsChanged() }
+        if let age = o.maxConnectionAge {
+            // ±10 %, so that connections made together do not all go at once (as gRPC).
+            let jittered = age * Double.random(in: 0.9...1.1)
+            ageTimers.append(eventLoop.scheduleTask(in: seconds(jittered)) { [weak self] in
+                guard let self else { return }
+                self.goAway()
+                if let grace = o.maxConnectionAgeGrace {
+                    self.ageTimers.append(self.eventLoop.scheduleTask(in: seconds(grace)) { [weak self] in
+                        // As gRPC's: the connection is closed; its calls end UNAVAILABLE.
+                        self?.handler.close(because: "the connection reached its maximum age")
+                    })
+                }
+            })
+        }
+    }
+
+    /// The connection is gone (event loop): its timers stop.
+    func stopped() {
+        idleTimer?.cancel()
+        idleTimer = nil
+        for t in ageTimers { t.cancel() }
+        ageTimers.removeAll()
+    }
+
+    /// A PING from the client (inside nghttp2's receive): gRPC's ping policy. PINGs closer
+    /// together than allowed (`minPingIntervalWithoutData`; 2 hours while no call is open
+    /// unless `keepalivePermitWithoutCalls`) are strikes, cleared when the server sends
+    /// HEADERS or DATA; past `maxPingStrikes` the connection ends with GOAWAY
+    /// ENHANCE_YOUR_CALM "too_many_pings".
+    private func pingReceived() {
+        let o = server.options
+        let now = monotonicNanos()
+        defer { lastPingReceivedNanos = now }
+        guard lastPingReceivedNanos != 0 else { return }
+        let allowed = calls.isEmpty && !o.keepalivePermitWithoutCalls ? 7200 : o.minPingIntervalWithoutData
+        guard Double(now &- lastPingReceivedNanos) / 1e9 < allowed else { return }
+        pingStrikes += 1
+        guard pingStrikes > o.maxPingStrikes, !tooManyPings else { return }
+        tooManyPings = true
+        session.submitGoAway(errorCode: NGHTTP2_ENHANCE_YOUR_CALM.rawValue, debug: "too_many_pings")
+        // Closed once the GOAWAY is out (after this read).
+        eventLoop.execute { [weak self] in
+            // As gRPC's: the connection is closed; its calls end UNAVAILABLE.
+            self?.handler.close(because: "the client sent too many pings")
+        }
+    }
+
+    private var tooManyPings = false
+
+    /// After a call opened or closed: with `maxConnectionIdle`, a connection without calls
+    /// gets a GOAWAY once it has been idle that long.
+    private func callsChanged() {
+        guard let idle = server.options.maxConnectionIdle else { return }
+        if calls.isEmpty {
+            guard idleTimer == nil else { return }
+            idleTimer = eventLoop.scheduleTask(in: seconds(idle)) { [weak self] in
+                guard let self else { return }
+                self.idleTimer = nil
+                if self.calls.isEmpty { self.goAway() }
+            }
+        } else {
+            idleTimer?.cancel()
+            idleTimer = nil
+        }
+    }
+
     // MARK: scheduling from handler threads
 
     func schedule(_ call: ServerCall) {
@@ -194,6 +279,7 @@ final class ServerConnection: H2StreamDelegate, @unchecked Sendable {
             decompresses: server.options.decompressMessages)
         call.userAgent = userAgent
         calls[ObjectIdentifier(stream)] = call
+        if idleTimer != nil { callsChanged() }
         stream.onDrained = { [unowned call] n in call.drained(n) }
         if let d = deadline {
             let now = monotonicNanos()
@@ -278,6 +364,7 @@ final class ServerConnection: H2StreamDelegate, @unchecked Sendable {
     func h2StreamClosed(_ stream: H2Stream, errorCode: UInt32) {
         pendingDispatch.removeValue(forKey: ObjectIdentifier(stream))
         guard let call = calls.removeValue(forKey: ObjectIdentifier(stream)) else { return }
+        if calls.isEmpty && server.options.maxConnectionIdle != nil { callsChanged() }
         releasePartial(call)
         call.deadlineTask?.cancel()
         // A call over on the wire (the usual end) is not cancelled: no status to make.
@@ -294,6 +381,7 @@ final class ServerConnection: H2StreamDelegate, @unchecked Sendable {
     /// the stream with CANCEL, usually just before our own timer fires, so CANCEL at (or
     /// within the skew of) the deadline means DEADLINE_EXCEEDED, as in gRPC core.
     private func cancellationStatus(_ call: ServerCall, errorCode: UInt32) -> Status {
+        if let reason = handler.closeReason { return Status(.unavailable, "connection closed: \(reason)") }
         guard errorCode == NGHTTP2_CANCEL.rawValue else {
             return Status(.cancelled, "stream closed (HTTP/2 error \(errorCode))")
         }
@@ -393,3 +481,6 @@ func capped(_ text: String, _ maxBytes: Int) -> String {
     }
     return String(kept) + "... (\(total - bytes) more bytes cut)"
 }
+
+/// `s` seconds as a NIO time amount (bounded).
+func seconds(_ s: Double) -> TimeAmount { .nanoseconds(Int64(min(max(s, 0), 1e9) * 1e9)) }

@@ -105,6 +105,31 @@ public struct ServerOptions: Sendable {
     public var eventLoopThreads = System.coreCount
     /// HTTP/2 initial stream window.
     public var initialWindowSize = 1 << 20
+    /// Keepalive: seconds without anything read from a client before the server PINGs it
+    /// (gRPC's grpc.keepalive_time_ms: 2 hours); nil: never.
+    public var keepaliveTime: Double? = 7200
+    /// Seconds the PING's acknowledgement may take; then the connection is closed and its
+    /// calls cancelled (grpc.keepalive_timeout_ms: 20 s).
+    public var keepaliveTimeout: Double = 20
+    /// Clients may PING while no call is open, as often as `minPingIntervalWithoutData`
+    /// (grpc.keepalive_permit_without_calls); otherwise once in 2 hours then.
+    public var keepalivePermitWithoutCalls = false
+    /// The shortest interval between a client's PINGs while the server sends it no data
+    /// (grpc.http2.min_recv_ping_interval_without_data_ms: 5 minutes); each PING sooner is
+    /// a strike (HEADERS or DATA sent clear them).
+    public var minPingIntervalWithoutData: Double = 300
+    /// Strikes allowed; one more ends the connection with GOAWAY ENHANCE_YOUR_CALM
+    /// "too_many_pings" (grpc.http2.max_ping_strikes: 2; 0: no limit).
+    public var maxPingStrikes = 2
+    /// Seconds a connection may stay without calls; then the server sends GOAWAY and the
+    /// client reconnects when it next needs to (grpc.max_connection_idle_ms). nil: no limit.
+    public var maxConnectionIdle: Double?
+    /// Seconds a connection may live (±10 %); then the server sends GOAWAY, and its calls
+    /// have `maxConnectionAgeGrace` to end (grpc.max_connection_age_ms). nil: no limit.
+    public var maxConnectionAge: Double?
+    /// Seconds calls may go on after the age's GOAWAY; then they are cancelled and the
+    /// connection closed (grpc.max_connection_age_grace_ms). nil: no limit.
+    public var maxConnectionAgeGrace: Double?
     /// Calls allowed to run or wait for a worker at once, over all connections; a call
     /// beyond it is answered RESOURCE_EXHAUSTED at once. nil: no limit.
     public var maxConcurrentRPCs: Int?

@@ -133,6 +133,42 @@ typedef enum {
     /* channel: the longest of those waits before its +-20 % (default 120000), as
      * gRPC's grpc.max_reconnect_backoff_ms. Since 0.8.0. */
     GH_OPT_MAX_RECONNECT_BACKOFF_MS = GH_OPTTYPE_INT + 21,
+    /* server and channel: milliseconds without anything read from the peer
+     * before a keepalive PING is sent; without its acknowledgement within
+     * GH_OPT_KEEPALIVE_TIMEOUT_MS the connection is closed and its calls end
+     * UNAVAILABLE (gRPC's grpc.keepalive_time_ms; default: 2 hours for a server,
+     * never for a channel; 0: never). A channel whose server answers GOAWAY
+     * "too_many_pings" pings half as often. Since 0.8.0. */
+    GH_OPT_KEEPALIVE_TIME_MS = GH_OPTTYPE_INT + 22,
+    /* server and channel: see GH_OPT_KEEPALIVE_TIME_MS (default 20000). Since
+     * 0.8.0. */
+    GH_OPT_KEEPALIVE_TIMEOUT_MS = GH_OPTTYPE_INT + 23,
+    /* server and channel: 1 sends keepalive PINGs also while no call is open;
+     * for a server, also lets clients PING then as often as
+     * GH_OPT_MIN_PING_INTERVAL_WITHOUT_DATA_MS (default 0: once in 2 hours),
+     * as gRPC's grpc.keepalive_permit_without_calls. Since 0.8.0. */
+    GH_OPT_KEEPALIVE_PERMIT_WITHOUT_CALLS = GH_OPTTYPE_INT + 24,
+    /* server: the shortest interval between a client's PINGs while the server
+     * sends it no data (default 300000); each PING sooner is a strike, cleared
+     * when the server sends HEADERS or DATA (gRPC's
+     * grpc.http2.min_recv_ping_interval_without_data_ms). Since 0.8.0. */
+    GH_OPT_MIN_PING_INTERVAL_WITHOUT_DATA_MS = GH_OPTTYPE_INT + 25,
+    /* server: strikes allowed; one more ends the connection with GOAWAY
+     * ENHANCE_YOUR_CALM "too_many_pings" (default 2; 0: no limit), as gRPC's
+     * grpc.http2.max_ping_strikes. Since 0.8.0. */
+    GH_OPT_MAX_PING_STRIKES = GH_OPTTYPE_INT + 26,
+    /* server: milliseconds a connection may stay without calls before the
+     * server sends GOAWAY (default 0: no limit), as gRPC's
+     * grpc.max_connection_idle_ms. Since 0.8.0. */
+    GH_OPT_MAX_CONNECTION_IDLE_MS = GH_OPTTYPE_INT + 27,
+    /* server: milliseconds a connection may live (+-10 %) before the server
+     * sends GOAWAY (default 0: no limit), as gRPC's grpc.max_connection_age_ms.
+     * Since 0.8.0. */
+    GH_OPT_MAX_CONNECTION_AGE_MS = GH_OPTTYPE_INT + 28,
+    /* server: milliseconds calls may go on after that GOAWAY before they are
+     * cancelled and the connection closed (default 0: no limit), as gRPC's
+     * grpc.max_connection_age_grace_ms. Since 0.8.0. */
+    GH_OPT_MAX_CONNECTION_AGE_GRACE_MS = GH_OPTTYPE_INT + 29,
     /* channel: text put before the library's own user-agent */
     GH_OPT_USER_AGENT_PREFIX = GH_OPTTYPE_STR + 1,
     /* channel: text put after the library's own user-agent */

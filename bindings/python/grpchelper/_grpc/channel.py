@@ -100,6 +100,8 @@ _CHANNEL_INT_OPTIONS = {
     "grpc.http2.initial_window_size": ffi.GH_OPT_INITIAL_WINDOW_SIZE,
     "grpc.initial_reconnect_backoff_ms": ffi.GH_OPT_INITIAL_RECONNECT_BACKOFF_MS,
     "grpc.max_reconnect_backoff_ms": ffi.GH_OPT_MAX_RECONNECT_BACKOFF_MS,
+    "grpc.keepalive_time_ms": ffi.GH_OPT_KEEPALIVE_TIME_MS,
+    "grpc.keepalive_timeout_ms": ffi.GH_OPT_KEEPALIVE_TIMEOUT_MS,
 }
 _UNLIMITED = 2 ** 31 - 1
 
@@ -150,6 +152,8 @@ class Channel(compat.Channel):
                 ffi.gh_channel_set_int(ptr, _CHANNEL_INT_OPTIONS[key], _UNLIMITED if v < 0 else v)
             elif key == "grpc.per_message_decompression":
                 ffi.gh_channel_set_int(ptr, ffi.GH_OPT_PER_MESSAGE_DECOMPRESSION, 1 if int(value) else 0)
+            elif key == "grpc.keepalive_permit_without_calls":
+                ffi.gh_channel_set_int(ptr, ffi.GH_OPT_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1 if int(value) else 0)
             elif key == "grpc.primary_user_agent":
                 ffi.gh_channel_set_str(ptr, ffi.GH_OPT_USER_AGENT_PREFIX, str(value).encode())
             elif key == "grpc.secondary_user_agent":

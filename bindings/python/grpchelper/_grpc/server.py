@@ -40,6 +40,13 @@ _SERVER_OPTIONS = {
     "grpchelper.max_workers_per_connection": ffi.GH_OPT_MAX_WORKERS_PER_CONNECTION,
     "grpchelper.worker_wait_timeout_ms": ffi.GH_OPT_WORKER_WAIT_TIMEOUT_MS,
     "grpchelper.reserved_workers": ffi.GH_OPT_RESERVED_WORKERS,
+    "grpc.keepalive_time_ms": ffi.GH_OPT_KEEPALIVE_TIME_MS,
+    "grpc.keepalive_timeout_ms": ffi.GH_OPT_KEEPALIVE_TIMEOUT_MS,
+    "grpc.http2.min_recv_ping_interval_without_data_ms": ffi.GH_OPT_MIN_PING_INTERVAL_WITHOUT_DATA_MS,
+    "grpc.http2.max_ping_strikes": ffi.GH_OPT_MAX_PING_STRIKES,
+    "grpc.max_connection_idle_ms": ffi.GH_OPT_MAX_CONNECTION_IDLE_MS,
+    "grpc.max_connection_age_ms": ffi.GH_OPT_MAX_CONNECTION_AGE_MS,
+    "grpc.max_connection_age_grace_ms": ffi.GH_OPT_MAX_CONNECTION_AGE_GRACE_MS,
 }
 
 _UNLIMITED = 2 ** 31 - 1
@@ -195,6 +202,8 @@ class Server(compat.Server):
                 ffi.gh_server_set_int(ptr, _SERVER_OPTIONS[key], _UNLIMITED if v < 0 else v)
             elif key == "grpc.per_message_decompression":
                 ffi.gh_server_set_int(ptr, ffi.GH_OPT_PER_MESSAGE_DECOMPRESSION, 1 if int(value) else 0)
+            elif key == "grpc.keepalive_permit_without_calls":
+                ffi.gh_server_set_int(ptr, ffi.GH_OPT_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1 if int(value) else 0)
             elif key == "grpc.so_reuseport":
                 reuse_port = 1 if int(value) else 0
             elif key == "grpc.default_compression_algorithm":
