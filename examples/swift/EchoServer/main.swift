@@ -32,8 +32,10 @@ try server.register("\(service)/ServerStream", cardinality: .serverStreaming, ha
     try echoMetadata(call)
     guard let request = try await call.receive() else { throw RPCError(.invalidArgument, "no request") }
     let text = String(decoding: request, as: UTF8.self)
-    let parts = text.split(separator: ":", maxSplits: 1)
-    guard parts.count == 2, let n = Int(parts[0]) else { throw RPCError(.invalidArgument, "expected N:text") }
+    let parts = text.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false)
+    guard parts.count == 2, let n = Int(parts[0]), (0...1000).contains(n) else {
+        throw RPCError(.invalidArgument, "expected N:text with N in 0...1000")
+    }
     for i in 0..<n { try await call.send(Array("\(parts[1]) \(i)".utf8)) }
 })
 // Client streaming: the response joins every request with ",".
