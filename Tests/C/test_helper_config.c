@@ -723,6 +723,7 @@ static const struct {
     {"rpc-event-retain-timeout", "300"},
     {"rpc-event-keepalive-timeout", "60"},
     {"rpc-event-queue-max", "10000"},
+    {"rpc-admin-peers", "any"},
 };
 #define N_STATIC (sizeof k_static / sizeof k_static[0])
 

@@ -88,11 +88,16 @@ typedef struct {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     int left;
+    int started; /* the "ready" line is out */
 } printer;
 
-/* Runs on the listener's thread, once per event (never for keep-alives). */
+/* Runs on the listener's thread, once per event (never for keep-alives); waits until
+ * the "ready" line is out (an event may come before it is printed). */
 static void print_event(const gh_event *event, void *user_data) {
     printer *p = user_data;
+    pthread_mutex_lock(&p->mu);
+    while (!p->started) pthread_cond_wait(&p->cv, &p->mu);
+    pthread_mutex_unlock(&p->mu);
     printf("%s", gh_event_name(event));
     for (size_t i = 0; i < gh_event_property_count(event); i++) {
         const char *name, *value;
@@ -125,6 +130,10 @@ static int listen_events(int port, char *names, int count) {
     if (gh_events_listener_wait_ready(listener, 30) != 1) goto out;
     printf("ready %u\n", gh_events_listener_client_id(listener));
     fflush(stdout);
+    pthread_mutex_lock(&p.mu);
+    p.started = 1;
+    pthread_cond_broadcast(&p.cv);
+    pthread_mutex_unlock(&p.mu);
     struct timespec deadline;
     clock_gettime(CLOCK_REALTIME, &deadline);
     deadline.tv_sec += 30;
@@ -134,6 +143,11 @@ static int listen_events(int port, char *names, int count) {
     pthread_mutex_unlock(&p.mu);
     gh_events_listener_interrupt(listener, 30);
 out:
+    /* A callback still waiting for the "ready" line must not hold the listener's end. */
+    pthread_mutex_lock(&p.mu);
+    p.started = 1;
+    pthread_cond_broadcast(&p.cv);
+    pthread_mutex_unlock(&p.mu);
     gh_events_listener_free(listener);   /* before its client */
     gh_rpc_client_free(c);
     pthread_cond_destroy(&p.cv);

@@ -55,9 +55,11 @@ class Printer(EventsListener):
     def __init__(self, client, names, count):
         self.left = count
         self.done = threading.Event()
+        self.started = threading.Event()   # "ready" printed: events may be printed
         super().__init__(client, names)
 
     def on_event(self, event):
+        self.started.wait(30)
         props = "".join(f" {p.name}={p.value}" for p in event.properties)
         print(f"{event.name}{props}", flush=True)
         self.left -= 1
@@ -75,6 +77,7 @@ def listen(argv):
     if not listener.ready.wait(30):
         raise SystemExit("not ready")
     print(f"ready {listener.client_id}", flush=True)
+    listener.started.set()
     ok = listener.done.wait(30)
     listener.interrupt()
     raise SystemExit(0 if ok else 1)

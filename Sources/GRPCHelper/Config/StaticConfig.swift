@@ -48,6 +48,16 @@ public enum RpcStaticConfig {
             // queue keeps; past it its oldest events are dropped, with a logged warning.
             item("rpc-event-queue-max", "Maximum undelivered events kept per event queue (oldest dropped beyond)",
                  .configValidPosInt, "10000"),
+            // Not grpc-helper's (anyone who reaches its port may administer it): who may.
+            item("rpc-admin-peers",
+                 "Peers allowed to shut the server down, set or reset config items and logger levels, register or "
+                 + "forget proxies: 'any' (anyone), 'local' (loopback and unix-socket peers only)",
+                 .configValidCustom, "any", custom: { name, value in
+                     guard value == "any" || value == "local" else {
+                         throw RpcException("Invalid value for \(name): \(value) (expected 'any' or 'local')",
+                                            code: .errorParamInvalid)
+                     }
+                 }),
         ]
     }
 }

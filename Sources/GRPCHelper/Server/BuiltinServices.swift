@@ -33,15 +33,15 @@ final class BuiltinServices: @unchecked Sendable {
                 .unary("info") { (r: RpcFilter) -> RpcMultiServiceInfo in
                     try holder.get().info(r)
                 },
-                .unary("shutdown") { (r: RpcShutdownRequest) -> RpcResultStatus in
-                    try holder.get().shutdown(byRPC: r)
+                .unaryCall("shutdown") { (r: RpcShutdownRequest, call) -> RpcResultStatus in
+                    try holder.admin(call, "srv.shutdown").shutdown(byRPC: r)
                     return RpcResultStatus()
                 },
-                .unary("proxy_register") { (r: RpcProxyRegisterRequest) -> RpcResultStatus in
-                    try holder.get().proxyRegister(r)
+                .unaryCall("proxy_register") { (r: RpcProxyRegisterRequest, call) -> RpcResultStatus in
+                    try holder.admin(call, "srv.proxy_register").proxyRegister(r)
                 },
-                .unary("proxy_forget") { (r: RpcFilter) -> RpcResultStatus in
-                    try holder.get().proxyForget(r)
+                .unaryCall("proxy_forget") { (r: RpcFilter, call) -> RpcResultStatus in
+                    try holder.admin(call, "srv.proxy_forget").proxyForget(r)
                 },
             ]))
         list.append(RpcServiceDescriptor(
@@ -50,16 +50,22 @@ final class BuiltinServices: @unchecked Sendable {
             methods: [
                 // With registered proxied servers, merged with theirs (see ProxyForwarding).
                 .unary("get") { (r: RpcFilter) in try holder.get().configGet(r) },
-                .unary("reset") { (r: RpcFilter) in try holder.get().configReset(r) },
-                .unary("set") { (r: RpcConfigUpdate) in try holder.get().configSet(r) },
+                .unaryCall("reset") { (r: RpcFilter, call) in try holder.admin(call, "config.reset").configReset(r) },
+                .unaryCall("set") { (r: RpcConfigUpdate, call) in try holder.admin(call, "config.set").configSet(r) },
             ]))
         list.append(RpcServiceDescriptor(
             name: "log", serviceName: "LoggerService", title: "grpchelper", moduleVersion: GRPCHelperVersion.string,
             apiVersion: RpcLoggerApiVersion.self, manager: LogsManager(),
             methods: [
                 .unary("get") { (r: RpcFilter) in try logs.get(r) },
-                .unary("reset") { (r: RpcFilter) in try logs.reset(r) },
-                .unary("set") { (r: RpcLoggerUpdate) in try logs.set(r) },
+                .unaryCall("reset") { (r: RpcFilter, call) in
+                    _ = try holder.admin(call, "log.reset")
+                    return try logs.reset(r)
+                },
+                .unaryCall("set") { (r: RpcLoggerUpdate, call) in
+                    _ = try holder.admin(call, "log.set")
+                    return try logs.set(r)
+                },
             ]))
         descriptors = list
         holder.services = self
@@ -75,5 +81,26 @@ final class BuiltinServices: @unchecked Sendable {
             }
             return s
         }
+        /// The server, once `call` may administer it (see `RpcServer.checkAdmin`).
+        func admin(_ call: ServerCall, _ operation: String) throws -> RpcServer {
+            let s = try get()
+            try s.checkAdmin(call, operation)
+            return s
+        }
     }
+}
+
+/// Whether a peer ("ipv4:A:P", "ipv6:[A]:P", "unix:PATH", as `ServerCall.peer` names it)
+/// is on this machine by construction: a unix socket, or a loopback address (127.0.0.0/8,
+/// ::1, or 127.x mapped into IPv6).
+func isLocalPeer(_ peer: String) -> Bool {
+    if peer.hasPrefix("unix:") { return true }
+    if peer.hasPrefix("ipv4:") { return peer.dropFirst(5).hasPrefix("127.") }
+    if peer.hasPrefix("ipv6:[") {
+        let rest = peer.dropFirst(6)
+        guard let close = rest.firstIndex(of: "]") else { return false }
+        let address = rest[..<close].lowercased()
+        return address == "::1" || address.hasPrefix("::ffff:127.")
+    }
+    return false
 }

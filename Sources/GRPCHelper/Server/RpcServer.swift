@@ -45,6 +45,19 @@ public final class RpcServer: @unchecked Sendable {
 
     let core: Server
     private let builtin: BuiltinServices
+    /// rpc-admin-peers is "local": the administering methods answer only local peers.
+    let adminLocalOnly: Bool
+
+    /// Throws PERMISSION_DENIED when `call`'s peer may not administer this server: with
+    /// rpc-admin-peers "local", only loopback and unix-socket peers may (shut it down,
+    /// set or reset config items and logger levels, register or forget proxies).
+    func checkAdmin(_ call: ServerCall, _ operation: String) throws {
+        guard adminLocalOnly, !isLocalPeer(call.peer) else { return }
+        logger.warning("\(operation) refused to \(call.peer): rpc-admin-peers is 'local'")
+        throw RPCError(.permissionDenied,
+                       "\(operation) is refused to \(call.peer): this server accepts it only from loopback or "
+                       + "unix-socket peers (rpc-admin-peers is 'local')")
+    }
     /// The events service's manager (withEvents), for in-process sends.
     private let events: EventsManager?
     /// The backends registered for the proxied services (srv.proxy_register).
@@ -109,6 +122,7 @@ public final class RpcServer: @unchecked Sendable {
         logger = logs.logger("RpcServer")
         for w in config.warnings { logger.warning("\(w)") }
 
+        adminLocalOnly = config["rpc-admin-peers"]?.stringValue == "local"
         var options = ServerOptions()
         options.maxWorkers = config["rpc-max-workers"]?.intValue ?? 30
         core = Server(options: options)

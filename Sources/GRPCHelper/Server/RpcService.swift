@@ -74,6 +74,15 @@ extension RpcMethod {
         })
     }
 
+    /// `unary` whose body also gets the call (its peer, metadata, ...).
+    public static func unaryCall<Request: SwiftProtobuf.Message, Response: SwiftProtobuf.Message>(
+        _ name: String, _ body: @escaping @Sendable (Request, ServerCall) async throws -> Response) -> RpcMethod {
+        RpcMethod(name: name, cardinality: .unary, body: .async { call in
+            let response = try await body(try await singleRequest(Request.self, call), call)
+            try await call.send(try response.serializedBytes())
+        })
+    }
+
     public static func serverStreaming<Request: SwiftProtobuf.Message, Response: SwiftProtobuf.Message>(
         _ name: String,
         _ body: @escaping @Sendable (Request, RpcResponseStream<Response>) async throws -> Void) -> RpcMethod {

@@ -19,6 +19,7 @@ import Testing
             ("rpc-event-retain-timeout", "300", .configValidPosInt),
             ("rpc-event-keepalive-timeout", "60", .configValidPosInt),
             ("rpc-event-queue-max", "10000", .configValidPosInt),
+            ("rpc-admin-peers", "any", .configValidCustom),
         ]
         #expect(items.map(\.name) == table.map(\.0))
         for (c, row) in zip(items, table) {

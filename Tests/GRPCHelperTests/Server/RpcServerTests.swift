@@ -772,3 +772,25 @@ extension RpcServerTests {
         #expect(portIsFree(port, st.folders))
     }
 }
+
+/// rpc-admin-peers "local": which peers are local (loopback, unix sockets).
+@Suite struct AdminPeersTests {
+    @Test func localPeers() {
+        for p in ["ipv4:127.0.0.1:5000", "ipv4:127.1.2.3:1", "ipv6:[::1]:80", "ipv6:[::FFFF:127.0.0.1]:9",
+                  "unix:/tmp/x.sock", "unix:"] {
+            #expect(isLocalPeer(p), "\(p)")
+        }
+        for p in ["ipv4:192.0.2.2:5000", "ipv4:10.127.0.1:1", "ipv6:[fd00::2]:80", "ipv6:[::ffff:10.0.0.1]:1",
+                  "ipv6:[::1", "unknown", "ipv4:1127.0.0.1:1"] {
+            #expect(!isLocalPeer(p), "\(p)")
+        }
+    }
+
+    @Test func theOptionIsValidated() throws {
+        let folders = TempFolders()
+        #expect(throws: RpcException.self) {
+            _ = try RpcServer(port: 0, descriptors: [], folders: folders.folders,
+                              cliConfig: ["rpc-admin-peers": "anyone"], withDebugSignal: false)
+        }
+    }
+}

@@ -259,6 +259,7 @@ STATIC_NAMES = {
     "EVENT_RETAIN_TIMEOUT": ("rpc-event-retain-timeout", "300", V.CONFIG_VALID_POS_INT),
     "EVENT_KEEPALIVE_TIMEOUT": ("rpc-event-keepalive-timeout", "60", V.CONFIG_VALID_POS_INT),
     "EVENT_QUEUE_MAX": ("rpc-event-queue-max", "10000", V.CONFIG_VALID_POS_INT),
+    "ADMIN_PEERS": ("rpc-admin-peers", "any", V.CONFIG_VALID_CUSTOM),
 }
 
 

@@ -58,15 +58,15 @@ struct EventsExample: ParsableCommand {
             let c = try client(port)
             let done = DispatchSemaphore(value: 0)
             let left = Counter(count)
+            let out = Output()
             let listener = EventsListener(client: c, names: names.split(separator: ",").map(String.init)) { event in
                 let props = event.properties.map { " \($0.name)=\($0.value)" }.joined()
-                print("\(event.name)\(props)")
-                fflush(nil)
+                out.line("\(event.name)\(props)")
                 if left.decrement() == 0 { done.signal() }
             }
             guard listener.waitReady(timeout: 30) else { throw ExitCode(1) }
-            print("ready \(listener.clientID ?? 0)")
-            fflush(nil)
+            // Events may come before this line is printed: they are held until it is.
+            out.first("ready \(listener.clientID ?? 0)")
             let ok = done.wait(timeout: .now() + 30) == .success
             _ = try? listener.interrupt()
             if !ok { throw ExitCode(1) }
@@ -106,6 +106,28 @@ struct EventsExample: ParsableCommand {
 }
 
 /// A count shared with the listener's thread.
+/// Prints lines in order, the `first` one before any other (lines given earlier wait).
+final class Output: @unchecked Sendable {
+    private let lock = NSLock()
+    private var started = false
+    private var held: [String] = []
+    func line(_ text: String) {
+        lock.lock(); defer { lock.unlock() }
+        if started { emit(text) } else { held.append(text) }
+    }
+    func first(_ text: String) {
+        lock.lock(); defer { lock.unlock() }
+        emit(text)
+        for h in held { emit(h) }
+        held.removeAll()
+        started = true
+    }
+    private func emit(_ text: String) {
+        print(text)
+        fflush(nil)
+    }
+}
+
 final class Counter: @unchecked Sendable {
     private let lock = NSLock()
     private var value: Int

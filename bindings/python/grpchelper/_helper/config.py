@@ -243,6 +243,7 @@ _STATIC_ATTRIBUTES = {
     "rpc-event-retain-timeout": "EVENT_RETAIN_TIMEOUT",
     "rpc-event-keepalive-timeout": "EVENT_KEEPALIVE_TIMEOUT",
     "rpc-event-queue-max": "EVENT_QUEUE_MAX",
+    "rpc-admin-peers": "ADMIN_PEERS",
 }
 
 
@@ -294,6 +295,7 @@ class RpcStaticConfig(ConfigHolder):
     EVENT_RETAIN_TIMEOUT = _STATIC["EVENT_RETAIN_TIMEOUT"]                # rpc-event-retain-timeout
     EVENT_KEEPALIVE_TIMEOUT = _STATIC["EVENT_KEEPALIVE_TIMEOUT"]          # rpc-event-keepalive-...
     EVENT_QUEUE_MAX = _STATIC["EVENT_QUEUE_MAX"]                          # rpc-event-queue-max (ours)
+    ADMIN_PEERS = _STATIC["ADMIN_PEERS"]                                  # rpc-admin-peers (ours)
 
 
 del _STATIC
