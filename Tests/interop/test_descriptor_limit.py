@@ -1,7 +1,8 @@
 """A server out of file descriptors (issue 15, defect 5): with more connections than its
 descriptor limit allows, accepting failed with EMFILE again and again and the accept loop
-burnt a core. Now the listener backs off (NIO's AcceptBackoffHandler: a second between
-tries), and once descriptors are free again new clients are served."""
+burnt a core (NIO's AcceptBackoffHandler, installed, did not stop it). Now the listener's
+reading is off for a second after each such failure, and once descriptors are free again
+new clients are served."""
 import os
 import resource
 import socket
@@ -37,7 +38,6 @@ def test_accept_backs_off_at_the_descriptor_limit_and_recovers():
         for _ in range(LIMIT + 40):
             idle.append(socket.create_connection(("127.0.0.1", port)))
         deadline = time.monotonic() + 10
-        # (Within a few: the descriptor the server keeps in reserve comes and goes.)
         while open_descriptors(proc.pid) < LIMIT - 2 and time.monotonic() < deadline:
             time.sleep(0.01)
         assert open_descriptors(proc.pid) >= LIMIT - 2, "the server never ran out of descriptors"

@@ -43,8 +43,6 @@ public final class Server: @unchecked Sendable {
     private final class ThreadCount { var value = 0 }
     private let shutdownThreads = ThreadCount()
     private var connections: [ObjectIdentifier: ServerConnection] = [:]
-    /// The descriptor kept for backing off at the descriptor limit.
-    let descriptorReserve = DescriptorReserve()
     /// Bytes of incomplete request messages all connections hold (see
     /// `ServerOptions.maxPartialMessageBytes`).
     let partialMessageBytes = ByteCounter()
@@ -168,10 +166,9 @@ public final class Server: @unchecked Sendable {
             .serverChannelOption(NIOCore.ChannelOptions.autoRead, value: autoRead)
             // Out of file descriptors (EMFILE, ENFILE), accepting again at once would spin
             // the loop: the listener backs off (see `DescriptorLimitHandler`).
-            .serverChannelInitializer { [weak self] channel in
+            .serverChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    guard let self else { return }
-                    try channel.pipeline.syncOperations.addHandler(DescriptorLimitHandler(self.descriptorReserve))
+                    try channel.pipeline.syncOperations.addHandler(DescriptorLimitHandler())
                 }
             }
             .childChannelOption(NIOCore.ChannelOptions.socketOption(.tcp_nodelay), value: 1)
@@ -225,13 +222,12 @@ public final class Server: @unchecked Sendable {
             throw error
         }
         listeners = bound
-        if let wait = options.workerWaitTimeout {
-            // Checked four times per wait (at most once a second): a call ends between the
-            // wait and 1.25 times it (or a second more).
-            let every = TimeAmount.nanoseconds(Int64(max(0.005, min(wait / 4, 1)) * 1e9))
-            expiryTask = group.next().scheduleRepeatedTask(initialDelay: every, delay: every) { [weak self] _ in
-                self?.expireWaitingCalls()
-            }
+        // Waiting calls that ended are dropped, and with `workerWaitTimeout` those that waited
+        // too long end: checked four times per wait, at most a second apart (a call ends
+        // between the wait and 1.25 times it, or a second more).
+        let every = TimeAmount.nanoseconds(Int64(max(0.005, min((options.workerWaitTimeout ?? 4) / 4, 1)) * 1e9))
+        expiryTask = group.next().scheduleRepeatedTask(initialDelay: every, delay: every) { [weak self] _ in
+            self?.expireWaitingCalls()
         }
         for (_, l) in earlyListeners {
             _ = l.setOption(NIOCore.ChannelOptions.autoRead, value: true)
@@ -257,8 +253,6 @@ public final class Server: @unchecked Sendable {
             return true
         }
         guard allowed else { return channel.close() }
-        // The connection accepted with the reserve descriptor is closed at once.
-        if descriptorReserve.takeShed() { return channel.close() }
         let conn = ServerConnection(server: self, channel: channel)
         let id = ObjectIdentifier(conn)
         state.withLock {
@@ -419,8 +413,7 @@ public final class Server: @unchecked Sendable {
     /// What a call that found no worker within `workerWaitTimeout` is told.
     private func noWorkerStatus() -> Status {
         let o = options
-        let wait = o.workerWaitTimeout ?? 0
-        let seconds = wait == wait.rounded() ? String(Int(wait)) : String(wait)
+        let seconds = formatSeconds(o.workerWaitTimeout ?? 0)
         return Status(.resourceExhausted,
                       "server busy: no worker free for this call within \(seconds) s (\(o.maxWorkers) workers + "
                       + "\(o.reserveWorkerCount) in reserve, at most \(o.workersPerConnection) for one connection); "
@@ -430,23 +423,24 @@ public final class Server: @unchecked Sendable {
     /// Ends the blocking calls that waited longer than `workerWaitTimeout` for a worker, and
     /// drops the waiting calls that ended (run periodically on an event loop).
     private func expireWaitingCalls() {
-        guard let wait = options.workerWaitTimeout else { return }
+        let wait = options.workerWaitTimeout
         let now = monotonicNanos()
-        let span = UInt64(max(0, min(wait, 1e9)) * 1e9)
-        let cutoff = now > span ? now - span : 0
+        let span = wait.map { UInt64(max(0, min($0, 1e9)) * 1e9) }
+        let cutoff: UInt64? = span.map { now > $0 ? now - $0 : 0 }
         var expired: [ServerCall] = []
         var dropped: [ServerCall] = []
         workerLock.withLock {
             guard !waitingCalls.isEmpty else { return }
             waitingCalls.removeAll { w in
-                if w.since < cutoff { expired.append(w.call); return true }
+                if let cutoff, w.since < cutoff { expired.append(w.call); return true }
                 if w.call.isCancelled { dropped.append(w.call); return true }
                 return false
             }
         }
-        guard !expired.isEmpty || !dropped.isEmpty else { return }
-        let status = noWorkerStatus()
-        for c in expired { endUnrun(c, status) }
+        if !expired.isEmpty {
+            let status = noWorkerStatus()
+            for c in expired { endUnrun(c, status) }
+        }
         for c in dropped { endUnrun(c, nil) }
     }
 
@@ -724,66 +718,18 @@ final class ByteCounter: @unchecked Sendable {
     var total: Int { lock.withLock { value } }
 }
 
-/// One open file descriptor (/dev/null) kept in reserve, for the moment the process has no
-/// other: a listener that cannot accept (EMFILE) keeps trying, in SwiftNIO, for as long as
-/// connections wait in its backlog (its read stays pending until an accept succeeds; NIO's
-/// `AcceptBackoffHandler` only delays the next read), which burns a core. Giving the
-/// reserve up lets one accept succeed — that connection is closed at once (`takeShed`) —
-/// and ends the pending read, while the listener stops reading for a second.
-// @unchecked Sendable: state guarded by `lock`.
-final class DescriptorReserve: @unchecked Sendable {
-    private let lock = NIOLock()
-    private var fd: Int32 = -1
-    private var shedNext = false
-
-    init() { fd = DescriptorReserve.openOne() }
-
-    deinit { if fd >= 0 { close(fd) } }
-
-    private static func openOne() -> Int32 { open("/dev/null", O_RDONLY | O_CLOEXEC) }
-
-    /// Gives the reserve descriptor up, so that the next accept succeeds; that connection
-    /// is to be closed. False when there was none to give (then the accept keeps failing).
-    func release() -> Bool {
-        lock.withLock {
-            if fd < 0 { fd = DescriptorReserve.openOne() }   // a descriptor freed meanwhile
-            guard fd >= 0 else { return false }
-            close(fd)
-            fd = -1
-            shedNext = true
-            return true
-        }
-    }
-
-    /// Whether the connection just accepted is the one the reserve made room for.
-    func takeShed() -> Bool {
-        lock.withLock {
-            guard shedNext else { return false }
-            shedNext = false
-            return true
-        }
-    }
-
-    /// Takes a descriptor into reserve again (when the listener resumes).
-    func restore() {
-        lock.withLock {
-            shedNext = false
-            if fd < 0 { fd = DescriptorReserve.openOne() }
-        }
-    }
-}
-
-/// On a listener: an accept that failed for lack of descriptors (EMFILE, ENFILE) stops the
-/// listener's reading for `pause`, with the reserve descriptor given up to end the pending
-/// read; then it reads again (and backs off again while descriptors still lack).
+/// On a listener: an accept that failed for lack of descriptors (EMFILE, ENFILE) turns
+/// the listener's reading off for `pause`, then on again (and off again while descriptors
+/// still lack). In SwiftNIO such a listener keeps its read pending and retries at once for
+/// as long as connections wait in its backlog (NIO's `AcceptBackoffHandler` only delays the
+/// *next* read, so it does not stop that); turning autoRead off unregisters the read
+/// interest, which does.
 final class DescriptorLimitHandler: ChannelInboundHandler, @unchecked Sendable {
     typealias InboundIn = Channel
-    private let reserve: DescriptorReserve
     private let pause: TimeAmount
     private var resume: Scheduled<Void>?
 
-    init(_ reserve: DescriptorReserve, pause: TimeAmount = .seconds(1)) {
-        self.reserve = reserve
+    init(pause: TimeAmount = .seconds(1)) {
         self.pause = pause
     }
 
@@ -795,11 +741,8 @@ final class DescriptorLimitHandler: ChannelInboundHandler, @unchecked Sendable {
         guard resume == nil else { return }
         let channel = context.channel
         _ = channel.setOption(NIOCore.ChannelOptions.autoRead, value: false)
-        _ = reserve.release()
-        let reserve = self.reserve
         resume = context.eventLoop.scheduleTask(in: pause) { [weak self] in
             self?.resume = nil
-            reserve.restore()
             _ = channel.setOption(NIOCore.ChannelOptions.autoRead, value: true)
         }
     }

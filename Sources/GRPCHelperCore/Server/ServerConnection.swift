@@ -55,7 +55,11 @@ final class ServerConnection: H2StreamDelegate, @unchecked Sendable {
         }
         if o.maxPingStrikes > 0 {
             session.onPingReceived = { [unowned self] in self.pingReceived() }
-            session.onHeadersOrDataSent = { [unowned self] in self.pingStrikes = 0 }
+            // As gRPC's: sending data clears the strikes and the last PING's time.
+            session.onHeadersOrDataSent = { [unowned self] in
+                self.pingStrikes = 0
+                self.lastPingReceivedNanos = 0
+            }
         }
         if o.maxConnectionIdle != nil { callsChanged() }
         if let age = o.maxConnectionAge {
@@ -76,6 +80,7 @@ final class ServerConnection: H2StreamDelegate, @unchecked Sendable {
 
     /// The connection is gone (event loop): its timers stop.
     func stopped() {
+        isStopped = true
         idleTimer?.cancel()
         idleTimer = nil
         for t in ageTimers { t.cancel() }
@@ -109,8 +114,10 @@ final class ServerConnection: H2StreamDelegate, @unchecked Sendable {
 
     /// After a call opened or closed: with `maxConnectionIdle`, a connection without calls
     /// gets a GOAWAY once it has been idle that long.
+    private var isStopped = false
+
     private func callsChanged() {
-        guard let idle = server.options.maxConnectionIdle else { return }
+        guard let idle = server.options.maxConnectionIdle, !isStopped else { return }
         if calls.isEmpty {
             guard idleTimer == nil else { return }
             idleTimer = eventLoop.scheduleTask(in: seconds(idle)) { [weak self] in
